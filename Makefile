@@ -1,0 +1,48 @@
+# mamba-build: set-up and test entry points. Everything a fresh machine needs is installed here.
+#   make demo   - build both Mamba extensions with the default plan (--arch 9.0 when no GPU is visible)
+#   make test   - the whole test suite, real toolchain included (what .ci/run calls)
+#   make test-fast - unit tests only
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH_SPEC ?= torch==2.14.1
+STAMP  := $(VENV)/.mamba-build-installed
+
+.PHONY: venv demo test test-fast doctor apt-deps clean bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH_SPEC)" ninja packaging setuptools wheel pybind11 requests rich pytest numpy
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the real-toolchain tests use: gcc-11 (CUDA 11.8 accepts gcc <= 11).
+apt-deps:
+	@if ! command -v g++-11 >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-11 g++-11 >/dev/null) || echo "apt-deps: could not install gcc-11"; \
+	  else echo "apt-deps: g++-11 missing and not root; the CUDA 11.8 tests will be skipped"; fi; \
+	fi
+
+doctor: venv
+	$(VENV)/bin/mamba-build doctor
+
+demo: venv
+	$(VENV)/bin/mamba-build compile $$(command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || echo --arch 9.0)
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow" tests
+
+test: venv apt-deps
+	$(PY) -m pytest -v --durations=25 tests
+
+bench: venv
+	$(PY) benchmarks/doctor_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

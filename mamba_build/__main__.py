@@ -1,0 +1,3 @@
+from mamba_build.cli import main
+
+raise SystemExit(main())

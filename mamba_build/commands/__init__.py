@@ -1,0 +1,8 @@
+"""Subcommands. Each module defines ``NAME``, ``HELP``, ``register(parser)`` and ``run(args) -> int``.
+
+``COMMANDS`` lists the modules in the order ``mamba-build --help`` shows them.
+"""
+
+COMMANDS = (
+    "doctor",
+)

@@ -1,0 +1,226 @@
+"""The one place that runs subprocesses.
+
+Every command line is logged (``logging`` at DEBUG, and appended with its full output to the
+session log under ``~/.cache/mamba-build/logs``). Every call has a timeout. Long builds go
+through :func:`stream`, which writes output to its own log file as it arrives, hands each line
+to a callback (the progress display), and kills the whole process group on timeout or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from mamba_build import paths
+
+log = logging.getLogger("mamba_build.runner")
+
+_session_log: Path | None = None
+_session_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int | None  # None: could not start, or timed out
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    missing: bool = False  # the executable does not exist / is not executable
+    log_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        return self.stdout + ("\n" + self.stderr if self.stderr else "")
+
+    @property
+    def cmdline(self) -> str:
+        return shlex.join(self.argv)
+
+
+def session_log() -> Path | None:
+    """Path of this process's command log (created lazily; None when it cannot be written)."""
+    global _session_log
+    with _session_lock:
+        if _session_log is None:
+            try:
+                stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+                _session_log = paths.logs_dir() / f"commands-{stamp}-{os.getpid()}.log"
+            except OSError:
+                return None
+        return _session_log
+
+
+def _append_session_log(result: CommandResult) -> None:
+    target = session_log()
+    if target is None:
+        return
+    try:
+        with _session_lock, open(target, "a", encoding="utf-8", errors="replace") as fh:
+            fh.write(f"$ {result.cmdline}\n# rc={result.returncode} timed_out={result.timed_out} "
+                     f"{result.duration:.2f}s\n")
+            if result.stdout:
+                fh.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
+            if result.stderr:
+                fh.write("# stderr\n" + result.stderr + ("" if result.stderr.endswith("\n") else "\n"))
+    except OSError:
+        pass
+
+
+def _merged_env(env: Mapping[str, str] | None, extra_env: Mapping[str, str] | None) -> dict[str, str] | None:
+    if env is None and extra_env is None:
+        return None
+    merged = dict(os.environ if env is None else env)
+    if extra_env:
+        merged.update(extra_env)
+    return merged
+
+
+def run(
+    argv: Sequence[str | os.PathLike],
+    *,
+    timeout: float = 60.0,
+    cwd: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    max_output: int = 4_000_000,
+) -> CommandResult:
+    """Run a short command and capture its output. Never raises for a failing or missing program."""
+    args = tuple(str(a) for a in argv)
+    log.debug("run: %s (cwd=%s, timeout=%ss)", shlex.join(args), cwd, timeout)
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=_merged_env(env, extra_env),
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except (FileNotFoundError, PermissionError, NotADirectoryError, OSError) as exc:
+        result = CommandResult(args, None, "", str(exc), time.monotonic() - start, missing=True)
+        _append_session_log(result)
+        return result
+    timed_out = False
+    try:
+        out_b, err_b = proc.communicate(input=input.encode() if input is not None else None, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc)
+        out_b, err_b = proc.communicate()
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    result = CommandResult(
+        args,
+        None if timed_out else proc.returncode,
+        out_b[:max_output].decode("utf-8", "replace"),
+        err_b[:max_output].decode("utf-8", "replace"),
+        time.monotonic() - start,
+        timed_out=timed_out,
+    )
+    _append_session_log(result)
+    return result
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+@dataclass
+class StreamState:
+    """What :func:`stream` has seen so far; read by progress displays."""
+
+    lines: int = 0
+    tail: list[str] = field(default_factory=list)
+
+
+def stream(
+    argv: Sequence[str | os.PathLike],
+    *,
+    log_path: Path,
+    timeout: float,
+    cwd: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    tail_lines: int = 400,
+) -> CommandResult:
+    """Run a long command, stdout and stderr merged, every line written to ``log_path``.
+
+    Ctrl-C (KeyboardInterrupt) kills the process group and re-raises, so callers can roll back.
+    The returned ``stdout`` holds the last ``tail_lines`` lines; the full text is in the log.
+    """
+    args = tuple(str(a) for a in argv)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log.debug("stream: %s > %s", shlex.join(args), log_path)
+    start = time.monotonic()
+    tail: list[str] = []
+    with open(log_path, "w", encoding="utf-8", errors="replace") as fh:
+        fh.write(f"$ {shlex.join(args)}\n# cwd={cwd}\n")
+        fh.flush()
+        try:
+            proc = subprocess.Popen(
+                args, cwd=cwd, env=_merged_env(env, extra_env), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except OSError as exc:
+            fh.write(f"# could not start: {exc}\n")
+            return CommandResult(args, None, "", str(exc), 0.0, missing=True, log_path=log_path)
+        timer = threading.Timer(timeout, _kill_group, args=(proc,))
+        timer.daemon = True
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for raw in iter(proc.stdout.readline, b""):
+                line = raw.decode("utf-8", "replace")
+                fh.write(line)
+                tail.append(line.rstrip("\n"))
+                if len(tail) > tail_lines:
+                    del tail[: len(tail) - tail_lines]
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
+            proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            fh.write("\n# interrupted: process group killed\n")
+            raise
+        finally:
+            timer.cancel()
+        duration = time.monotonic() - start
+        timed_out = duration >= timeout and proc.returncode != 0
+        fh.write(f"\n# rc={proc.returncode} {duration:.1f}s{' TIMED OUT' if timed_out else ''}\n")
+    result = CommandResult(args, None if timed_out else proc.returncode, "\n".join(tail), "", duration,
+                           timed_out=timed_out, log_path=log_path)
+    _append_session_log(CommandResult(args, result.returncode, f"(full output in {log_path})", "",
+                                      duration, timed_out=timed_out))
+    return result

@@ -1,0 +1,81 @@
+"""Typed access to the data files in ``mamba_build/data`` (sources are cited in each file)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from packaging.version import Version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@functools.lru_cache(maxsize=None)
+def load(name: str) -> dict[str, Any]:
+    """Parse ``mamba_build/data/<name>.toml`` once."""
+    text = resources.files("mamba_build").joinpath("data", f"{name}.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+@dataclass(frozen=True)
+class CudaRelease:
+    version: str
+    min_driver: str
+    archs: tuple[int, ...]
+    gcc_max: int
+    clang_max: int
+
+
+def cuda_releases() -> dict[str, CudaRelease]:
+    data = load("cuda")["release"]
+    return {
+        v: CudaRelease(v, d["min_driver"], tuple(d["archs"]), d["gcc_max"], d["clang_max"])
+        for v, d in data.items()
+    }
+
+
+def cuda_release(version: str) -> CudaRelease | None:
+    """Facts for ``X.Y``; None for a release we have no data on."""
+    return cuda_releases().get(major_minor(version))
+
+
+def known_cuda_versions() -> list[str]:
+    return sorted(cuda_releases(), key=Version)
+
+
+def minor_compat_driver(cuda_major: int) -> str | None:
+    return load("cuda")["minor_compat_driver"].get(str(cuda_major))
+
+
+def torch_pypi_cuda(torch_version: str) -> str | None:
+    """CUDA version of the default PyPI wheel of a torch release (None if unknown)."""
+    return load("torch")["pypi_default_cuda"].get(major_minor(torch_version))
+
+
+def major_minor(version: str) -> str:
+    v = Version(version.split("+")[0])
+    return f"{v.major}.{v.minor}"
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """'580.65.06' -> (580, 65, 6); non-numeric parts end the tuple."""
+    out: list[int] = []
+    for part in text.strip().split("."):
+        digits = ""
+        for ch in part:
+            if ch.isdigit():
+                digits += ch
+            else:
+                break
+        if not digits:
+            break
+        out.append(int(digits))
+        if len(digits) != len(part):
+            break
+    return tuple(out)
