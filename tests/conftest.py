@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 
-def test_cache_root() -> Path:
+def tests_cache_root() -> Path:
     """Persistent cache for test downloads (PyPI sdists, NVIDIA wheels): reused across runs."""
     root = Path(os.environ.get("MAMBA_BUILD_TEST_CACHE", Path.home() / ".cache" / "mamba-build-tests"))
     root.mkdir(parents=True, exist_ok=True)
@@ -27,7 +27,7 @@ def test_cache_root() -> Path:
 
 @pytest.fixture(scope="session")
 def test_cache() -> Path:
-    return test_cache_root()
+    return tests_cache_root()
 
 
 @pytest.fixture
