@@ -1,0 +1,135 @@
+"""Host compilers judged against the target toolkit's host_config.h and torch's CUDA_GCC_VERSIONS."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from mamba_build import tables
+from mamba_build.checks.base import Check, Target, fail, ok, skip, warn
+from mamba_build.environment import Environment
+from mamba_build.probes.compilers import Compiler
+
+
+def toolkit_limit(target: Target, kind: str) -> int | None:
+    tk = target.toolkit
+    if tk is None:
+        return None
+    own = tk.gcc_max if kind == "gcc" else tk.clang_max
+    if own is not None:
+        return own
+    rel = tables.cuda_release(tk.version) if tk.version else None
+    return (rel.gcc_max if kind == "gcc" else rel.clang_max) if rel else None
+
+
+def torch_bounds(env: Environment, target: Target, kind: str):
+    tk = target.toolkit
+    if tk is None or not tk.version:
+        return None
+    table = env.python.torch.gcc_bounds if kind == "gcc" else env.python.torch.clang_bounds
+    return table.get(tk.version)
+
+
+def judge(comp: Compiler, env: Environment, target: Target) -> tuple[bool, bool | None, str]:
+    """(accepted by the toolkit, accepted by torch's map (None: no entry), explanation)."""
+    limit = toolkit_limit(target, comp.kind)
+    by_toolkit = comp.major is not None and (limit is None or comp.major <= limit)
+    bounds = torch_bounds(env, target, comp.kind)
+    by_torch = None
+    if bounds is not None:
+        lo, hi = bounds
+        by_torch = comp.version >= tuple(lo) and comp.version < tuple(hi)
+    why = f"{comp.kind} {comp.version_str}: toolkit allows <= {limit if limit is not None else '?'}"
+    if bounds is not None:
+        why += f"; torch's map allows >= {'.'.join(map(str, bounds[0]))}, < {'.'.join(map(str, bounds[1]))}"
+    else:
+        why += "; torch's map has no entry for this CUDA version"
+    return by_toolkit, by_torch, why
+
+
+def default_compiler(env: Environment) -> Compiler | None:
+    """What a plain build uses: $CXX (else c++) for torch's check; nvcc's host compiler follows it."""
+    name = os.environ.get("CXX", "c++").split()[0]
+    path = shutil.which(name)
+    if not path:
+        return None
+    real = os.path.realpath(path)
+    for comp in env.compilers:
+        if comp.cxx and os.path.realpath(comp.cxx) == real:
+            return comp
+    return None
+
+
+def _install_hint(env: Environment, major: int) -> str:
+    distro = (env.platform.distro_id or "", *env.platform.distro_like)
+    if any(d in ("debian", "ubuntu") for d in distro):
+        apt = f"apt-get install gcc-{major} g++-{major}"
+    elif any(d in ("rhel", "fedora", "centos") for d in distro):
+        apt = f"dnf install gcc-toolset-{major}"
+    else:
+        apt = f"install gcc {major} with your package manager"
+    return f"{apt}  (without root: conda install -c conda-forge gxx_linux-64={major})"
+
+
+def check_host_compiler(env: Environment, target: Target) -> Check:
+    tk = target.toolkit
+    if tk is None:
+        return skip("host-compiler", "no target toolkit")
+    gccs = [c for c in env.compilers if c.kind == "gcc" and c.cxx]
+    if not gccs:
+        limit = toolkit_limit(target, "gcc") or 11
+        return fail("host-compiler", "no gcc/g++ found", _install_hint(env, limit))
+    verdicts = {c.cc: judge(c, env, target) for c in gccs}
+    good = [c for c in gccs if verdicts[c.cc][0] and verdicts[c.cc][1] is not False]
+    good.sort(key=lambda c: c.version, reverse=True)
+    default = default_compiler(env)
+    listing = "; ".join(verdicts[c.cc][2] + f" ({c.cc})" for c in gccs)
+    limit = toolkit_limit(target, "gcc")
+    if default is not None and default.kind == "gcc":
+        by_tk, by_torch, why = verdicts.get(default.cc) or judge(default, env, target)
+        name = f"the default compiler ({os.path.basename(default.cxx or default.cc)} {default.version_str})"
+        if by_tk and by_torch:
+            return ok("host-compiler", f"{name} is accepted by CUDA {tk.version} and torch", listing)
+        if by_tk and by_torch is None:
+            return warn("host-compiler", f"{name} fits CUDA {tk.version}'s host_config.h, but torch's "
+                        f"CUDA_GCC_VERSIONS has no entry for {tk.version} (torch only warns)",
+                        "nothing to do; mamba-build compile adds the entry inside the build process", listing)
+        if by_tk and by_torch is False:
+            alt = good[0] if good else None
+            fix = (f"CC={os.path.basename(alt.cc)} CXX={os.path.basename(alt.cxx)}" if alt else
+                   "mamba-build compile patches torch's compiler map inside the build process "
+                   "(--patch-torch inplace edits the file with a backup)")
+            return fail("host-compiler", f"{name} is accepted by CUDA {tk.version} but outside torch's "
+                        f"CUDA_GCC_VERSIONS bounds: cpp_extension refuses it", fix, listing)
+        alt = good[0] if good else None
+        fix = (f"CC={os.path.basename(alt.cc)} CXX={os.path.basename(alt.cxx)}  (mamba-build compile picks it "
+               "for you)" if alt else _install_hint(env, limit or 11))
+        return fail("host-compiler", f"{name} is too new for CUDA {tk.version} (its host_config.h accepts gcc <= "
+                    f"{limit}): nvcc stops with `unsupported GNU version`", fix, listing)
+    if good:
+        return ok("host-compiler", f"gcc {good[0].version_str} ({good[0].cc}) is accepted by CUDA {tk.version}",
+                  listing)
+    return fail("host-compiler", f"no gcc accepted by CUDA {tk.version} (gcc <= {limit})",
+                _install_hint(env, limit or 11), listing)
+
+
+def choose_for_build(env: Environment, target: Target, *, allow_unsupported: bool = False):
+    """The host compiler a build should use: newest gcc accepted by the toolkit and torch's map.
+
+    Delegates the rules to :func:`mamba_build.hostcc.choose_host_compiler`; returns its
+    ``HostCompilerChoice`` or None when no compiler fits (and no override was asked for).
+    """
+    from mamba_build.errors import CompilerError
+    from mamba_build.hostcc import Candidate, choose_host_compiler
+
+    tk = target.toolkit
+    if tk is None:
+        return None
+    cands = [Candidate(cc=c.cc, cxx=c.cxx, kind=c.kind, version=c.version) for c in env.compilers if c.cxx]
+    try:
+        return choose_host_compiler(
+            cands, gcc_max=toolkit_limit(target, "gcc"), clang_max=toolkit_limit(target, "clang"),
+            torch_bounds=torch_bounds(env, target, "gcc"), allow_unsupported=allow_unsupported,
+        )
+    except CompilerError:
+        return None

@@ -1,0 +1,227 @@
+"""torch, driver, GPUs, toolkits, torch's CUDA_HOME guess, torch CUDA vs nvcc, GPU archs."""
+
+from __future__ import annotations
+
+import os
+
+from mamba_build import tables
+from mamba_build.checks.base import Check, Target, fail, ok, skip, warn
+from mamba_build.environment import Environment
+from mamba_build.probes.toolkits import Toolkit
+from mamba_build.tables import version_tuple
+
+
+def cuda_tag(version: str) -> str:
+    major, minor = version.split(".")[:2]
+    return f"cu{major}{minor}"
+
+
+def torch_install_fix(env: Environment, cuda: str | None = None) -> str:
+    """The command that installs a CUDA build of torch matching a toolkit on this machine."""
+    py = env.python.executable
+    usable = sorted((t for t in env.toolkits if t.usable), key=lambda t: version_tuple(t.version))
+    cuda = cuda or (usable[-1].version if usable else "12.8")
+    return (f"{py} -m pip install --force-reinstall torch --index-url "
+            f"https://download.pytorch.org/whl/{cuda_tag(cuda)}  (a CUDA {cuda} build; the default PyPI "
+            f"wheel of torch {tables.major_minor(env.python.torch.version) if env.python.torch.version else 'X.Y'} "
+            f"is CUDA {tables.torch_pypi_cuda(env.python.torch.version or '0.0') or 'see pytorch.org'})")
+
+
+def check_torch(env: Environment) -> Check:
+    t = env.python.torch
+    py = env.python.executable
+    if not t.version and not t.importable:
+        return fail("torch", "torch is not installed in this environment",
+                    f"{py} -m pip install torch  (mamba-build never installs torch for you)")
+    if not t.importable:
+        return fail("torch", f"torch {t.version or ''} does not import: {t.error}",
+                    f"{py} -m pip install --force-reinstall torch=={(t.version or '').split('+')[0]}",
+                    details=t.error or "")
+    abi = "on" if t.cxx11_abi else "off"
+    if t.hip:
+        return fail("torch", f"torch {t.version} is a ROCm build (HIP {t.hip}): unsupported by mamba-build",
+                    "use a CUDA build of torch; ROCm builds of mamba-ssm are not handled by this tool")
+    if not t.cuda:
+        return fail("torch", f"torch {t.version} is a CPU-only build (torch.version.cuda is None)",
+                    torch_install_fix(env))
+    return ok("torch", f"torch {t.version}, CUDA {t.cuda}, C++11 ABI {abi}", f"at {t.file}")
+
+
+def check_driver(env: Environment, target: Target) -> list[Check]:
+    g = env.gpus
+    if not g.nvidia_smi:
+        return [warn("driver", "no NVIDIA driver found (nvidia-smi missing): nothing can run on a GPU here",
+                     "builds still work with an explicit arch list, e.g. mamba-build compile --arch 8.0,9.0; "
+                     "install the NVIDIA driver to run them")]
+    if g.error or not g.driver_version:
+        return [warn("driver", f"nvidia-smi failed: {g.error or 'no driver version'}",
+                     "check the driver with `nvidia-smi`; in containers pass --gpus all")]
+    checks = [ok("driver", f"NVIDIA driver {g.driver_version} (supports CUDA up to {g.driver_cuda or '?'})")]
+    needs = []
+    if target.toolkit and target.toolkit.version:
+        needs.append(("toolkit", target.toolkit.version))
+    if env.python.torch.cuda:
+        needs.append(("torch", env.python.torch.cuda))
+    for who, cuda in needs:
+        checks.append(_driver_vs(g.driver_version, cuda, who))
+    return checks
+
+
+def _driver_vs(driver: str, cuda: str, who: str) -> Check:
+    cid = f"driver-vs-{who}"
+    rel = tables.cuda_release(cuda)
+    major = int(cuda.split(".")[0])
+    compat = tables.minor_compat_driver(major)
+    if rel and version_tuple(driver) >= version_tuple(rel.min_driver):
+        return ok(cid, f"driver {driver} >= {rel.min_driver} needed by CUDA {cuda} ({who})")
+    if compat and version_tuple(driver) >= version_tuple(compat):
+        return warn(cid, f"driver {driver} runs CUDA {cuda} ({who}) only through minor-version compatibility "
+                    f"(full support from {rel.min_driver if rel else '?'})",
+                    f"upgrade the NVIDIA driver to >= {rel.min_driver if rel else compat} to use PTX JIT and "
+                    "every feature", details="CUDA minor version compatibility: binaries built with any "
+                    f"{major}.x toolkit run on drivers >= {compat}, but PTX of a newer minor cannot be JIT-compiled")
+    need = rel.min_driver if rel else compat or "?"
+    return fail(cid, f"driver {driver} is too old for CUDA {cuda} ({who}), which needs >= {need}",
+                f"upgrade the NVIDIA driver to >= {need}, or use a toolkit/torch of an older CUDA")
+
+
+def check_gpus(env: Environment) -> Check:
+    g = env.gpus
+    if not g.gpus:
+        return warn("gpus", "no GPU visible: the arch list must be given (--arch 8.0,9.0), and the smoke test "
+                    "can only import", "mamba-build compile --arch X.Y (your GPUs' compute capability)")
+    desc = ", ".join(f"#{x.index} {x.name} (sm_{(x.compute_capability or '?').replace('.', '')})" for x in g.gpus)
+    return ok("gpus", desc)
+
+
+def check_toolkits(env: Environment, target: Target) -> list[Check]:
+    checks: list[Check] = []
+    if not env.toolkits:
+        want = target.cuda or env.python.torch.cuda or "12.8"
+        checks.append(fail("toolkits", "no CUDA toolkit found (no nvcc anywhere)",
+                           f"mamba-build toolchain install --cuda {want}  (no root needed), or install the "
+                           f"CUDA {want} toolkit and export CUDA_HOME=/usr/local/cuda-{want}"))
+        return checks
+    for tk in env.toolkits:
+        cid = f"toolkit:{tk.home}"
+        how = ", ".join(tk.sources)
+        if not tk.nvcc:
+            checks.append(fail(cid, f"{tk.home} ({how}) has no bin/nvcc: not a CUDA toolkit",
+                               "unset that variable or point it at a real toolkit (a directory with bin/nvcc and "
+                               "include/cuda_runtime_api.h)"))
+            continue
+        if not tk.version:
+            checks.append(warn(cid, f"{tk.home}: `nvcc --version` gave no readable version",
+                               f"run {tk.nvcc} --version by hand; reinstall the toolkit if it fails",
+                               details=tk.nvcc_error or ""))
+            continue
+        limits = f"gcc <= {tk.gcc_max}" if tk.gcc_max else "gcc limit unknown"
+        if tk.clang_max:
+            limits += f", clang <= {tk.clang_max}"
+        archs = ",".join(f"sm_{a}" for a in tk.archs) or "?"
+        summary = f"CUDA {tk.version_full or tk.version} at {tk.home} ({how}); {limits}"
+        details = (f"nvcc {tk.nvcc}; archs ({tk.archs_source}): {archs}; host_config {tk.host_config}; "
+                   f"cuda_runtime_api.h {'yes' if tk.has_runtime_headers else 'MISSING'}; cub "
+                   f"{'yes' if tk.has_cub else 'MISSING'}")
+        chosen = target.toolkit is not None and target.toolkit.home == tk.home
+        if not tk.has_runtime_headers:
+            checks.append((fail if chosen else warn)(cid, summary + ": cuda_runtime_api.h missing",
+                          "install the toolkit's headers (cuda-cudart-dev / nvidia-cuda-runtime) or use "
+                          f"mamba-build toolchain install --cuda {tk.version}", details))
+        elif not tk.has_cub:
+            checks.append((fail if chosen else warn)(cid, summary + ": CCCL/cub headers missing (the Mamba "
+                          "kernels include <cub/...>)", f"mamba-build toolchain install --cuda {tk.version}",
+                          details))
+        else:
+            checks.append(ok(cid, summary + (" [chosen]" if chosen else ""), details))
+    return checks
+
+
+def check_nvcc_on_path(env: Environment) -> Check | None:
+    p = env.nvcc_on_path
+    if p is None:
+        return None
+    if p.via_wrapper or len(p.chain) > 1:
+        kind = "a wrapper script" if p.via_wrapper else "a symlink"
+        return ok("nvcc-on-path", f"`nvcc` on PATH is {p.path}, {kind} around {p.resolved or '?'}",
+                  " -> ".join(p.chain))
+    return ok("nvcc-on-path", f"`nvcc` on PATH is {p.path}")
+
+
+def check_cuda_home(env: Environment, target: Target) -> Check:
+    guess, how = env.torch_cuda_home, env.torch_cuda_home_how
+    best = target.toolkit
+    best_txt = best.home if best else None
+    if guess is None:
+        return fail("cuda-home", f"torch's cpp_extension finds no CUDA toolkit ({how})",
+                    f"export CUDA_HOME={best_txt}" if best_txt else
+                    "mamba-build toolchain install --cuda X.Y, then export CUDA_HOME to what it prints")
+    tk = env.toolkit_at(guess)
+    real_tk = tk is not None and tk.usable
+    if not real_tk:
+        missing = "bin/nvcc" if not os.path.exists(os.path.join(guess, "bin", "nvcc")) else "include/cuda_runtime_api.h"
+        fix = (f"export CUDA_HOME={best_txt}  (mamba-build compile sets it for you)" if best_txt else
+               "mamba-build toolchain install --cuda X.Y, then export CUDA_HOME to it")
+        return fail("cuda-home", f"torch would use CUDA_HOME={guess} ({how}), which is not a CUDA toolkit "
+                    f"(no {missing}): builds die with `cuda_runtime_api.h: No such file or directory`", fix,
+                    details="torch.utils.cpp_extension._find_cuda_home takes $CUDA_HOME, $CUDA_PATH, then "
+                    "dirname(dirname(which nvcc)) without resolving links or wrapper scripts")
+    if best and os.path.realpath(best.home) != os.path.realpath(guess):
+        return warn("cuda-home", f"torch would use CUDA_HOME={guess} (CUDA {tk.version}, {how}) but the target is "
+                    f"{best.home} (CUDA {best.version})", f"export CUDA_HOME={best.home}  (mamba-build compile "
+                    "sets it for you)")
+    return ok("cuda-home", f"torch would use CUDA_HOME={guess} (CUDA {tk.version}, {how})")
+
+
+def check_target(env: Environment, target: Target) -> Check:
+    if target.toolkit:
+        return ok("target", f"target toolkit: CUDA {target.toolkit.version} at {target.toolkit.home}", target.reason)
+    want = target.cuda or env.python.torch.cuda
+    others = ", ".join(sorted({t.version for t in env.toolkits if t.version})) or "none"
+    fix = (f"mamba-build toolchain install --cuda {want}  (no root needed)" if want else
+           "install a CUDA build of torch first")
+    return fail("target", f"no usable toolkit for CUDA {want or '?'} ({target.reason}); toolkits found: {others}",
+                fix)
+
+
+def check_torch_vs_nvcc(env: Environment, target: Target) -> Check:
+    t = env.python.torch
+    tk = target.toolkit
+    if not (t.importable and t.cuda) or not (tk and tk.version):
+        return skip("torch-vs-nvcc", "needs a CUDA torch and a toolkit")
+    tmaj, tmin = t.cuda.split(".")[:2]
+    nmaj, nmin = tk.version.split(".")[:2]
+    if tmaj != nmaj:
+        return fail("torch-vs-nvcc", f"nvcc {tk.version} ({tk.home}) and torch's CUDA {t.cuda} differ in major "
+                    "version: cpp_extension refuses to build (CUDA_MISMATCH_MESSAGE)",
+                    f"use a CUDA {tmaj}.x toolkit (mamba-build toolchain install --cuda {t.cuda}) or install a "
+                    f"torch built for CUDA {nmaj}.x: {torch_install_fix(env, tk.version)}")
+    if tmin != nmin:
+        return warn("torch-vs-nvcc", f"nvcc {tk.version} vs torch's CUDA {t.cuda}: minor mismatch (cpp_extension "
+                    "only warns; supported by CUDA minor-version compatibility)",
+                    f"for an exact match: mamba-build toolchain install --cuda {t.cuda}")
+    return ok("torch-vs-nvcc", f"nvcc {tk.version} matches torch's CUDA {t.cuda}")
+
+
+def check_gpu_archs(env: Environment, target: Target) -> Check:
+    tk = target.toolkit
+    if not env.gpus.gpus:
+        return skip("gpu-arch", "no GPU visible")
+    if not (tk and tk.archs):
+        return skip("gpu-arch", "no toolkit arch list")
+    bad = []
+    for g in env.gpus.gpus:
+        if not g.compute_capability:
+            continue
+        sm = int(g.compute_capability.replace(".", ""))
+        if sm not in tk.archs:
+            bad.append((g, sm))
+    if bad:
+        g, sm = bad[0]
+        newer = [v for v, rel in tables.cuda_releases().items() if sm in rel.archs]
+        hint = f"CUDA {', '.join(newer)}" if newer else "a toolkit that lists it in `nvcc --list-gpu-arch`"
+        return fail("gpu-arch", f"{g.name} is sm_{sm}, which CUDA {tk.version} cannot target "
+                    f"(it accepts {tk.archs[0]}..{tk.archs[-1]})",
+                    f"use {hint}: mamba-build toolchain install --cuda {newer[-1] if newer else 'X.Y'}")
+    sms = ", ".join(f"sm_{g.compute_capability.replace('.', '')}" for g in env.gpus.gpus if g.compute_capability)
+    return ok("gpu-arch", f"CUDA {tk.version} can target {sms}")

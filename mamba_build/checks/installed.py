@@ -1,0 +1,101 @@
+"""What is already installed: package versions, do the extension modules import, which archs they hold."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mamba_build.checks.base import Check, fail, ok, skip, warn
+from mamba_build.environment import Environment
+from mamba_build.probes.python_env import ExtensionInfo
+from mamba_build.probes.system import required_glibc
+from mamba_build.tables import version_tuple
+
+
+def rebuild_cmd(package: str) -> str:
+    return f"mamba-build compile --package {package} --no-cache"
+
+
+def check_extension(env: Environment, ext: ExtensionInfo) -> list[Check]:
+    pkg_version = env.python.packages.get(ext.package)
+    cid = f"installed:{ext.package}"
+    if not pkg_version and not ext.present:
+        return [skip(cid, f"{ext.package} is not installed (mamba-build compile builds it)")]
+    checks: list[Check] = []
+    if pkg_version and not ext.present:
+        checks.append(fail(cid, f"{ext.package} {pkg_version} is installed but its CUDA module {ext.module} is not "
+                           "(built with SKIP_CUDA_BUILD or from an sdist without csrc/)", rebuild_cmd(ext.package)))
+        return checks
+    checks.append(ok(cid, f"{ext.package} {pkg_version or '?'} with {ext.module} at {ext.origin}"))
+    icid = f"import:{ext.module}"
+    if ext.imports is None:
+        checks.append(skip(icid, ext.error or "not tried"))
+    elif ext.imports:
+        checks.append(ok(icid, f"{ext.module} imports"))
+    else:
+        err = ext.error or ""
+        if "undefined symbol" in err:
+            sym = re.search(r"undefined symbol:\s*(\S+)", err)
+            checks.append(fail(icid, f"{ext.module} was built against another torch (or C++ ABI): undefined symbol "
+                               f"{sym.group(1) if sym else ''}".rstrip(), rebuild_cmd(ext.package), err))
+        elif "GLIBCXX" in err or "GLIBC_" in err:
+            checks.append(fail(icid, f"{ext.module} needs a newer C/C++ runtime than this system has",
+                               rebuild_cmd(ext.package) + "  (building here links against the local runtime)", err))
+        else:
+            checks.append(fail(icid, f"{ext.module} does not import: {err[:200]}", rebuild_cmd(ext.package), err))
+    if ext.origin and Path(ext.origin).exists():
+        checks.extend(_binary_checks(env, ext))
+    return checks
+
+
+def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
+    from mamba_build.binary import list_archs
+
+    checks: list[Check] = []
+    so = Path(ext.origin)
+    glibc, _glibcxx = required_glibc(so)
+    have = env.platform.glibc
+    if glibc and have and version_tuple(glibc) > version_tuple(have):
+        checks.append(fail(f"glibc:{ext.module}", f"{ext.module} needs glibc {glibc}, this system has {have}",
+                           rebuild_cmd(ext.package)))
+    acid = f"archs:{ext.module}"
+    cuobjdump = None
+    for tk in env.toolkits:
+        candidate = Path(tk.home) / "bin" / "cuobjdump"
+        if candidate.exists():
+            cuobjdump = str(candidate)
+            break
+    try:
+        archs = list_archs(so, cuobjdump=cuobjdump)
+    except Exception as exc:  # a corrupt .so or missing cuobjdump must not stop the doctor
+        checks.append(skip(acid, f"could not read the archs inside {so.name}: {exc}"))
+        return checks
+    inside = ", ".join([f"sm_{a}" for a in archs.sass] + [f"compute_{a} (PTX)" for a in archs.ptx]) or "none"
+    gpus = [g for g in env.gpus.gpus if g.compute_capability]
+    if not gpus:
+        checks.append(ok(acid, f"{so.name} holds {inside}"))
+        return checks
+    missing = []
+    for g in gpus:
+        sm = int(g.compute_capability.replace(".", ""))
+        # SASS runs on the same major with minor >= built minor; PTX JITs onto any newer GPU.
+        runs = any(a // 10 == sm // 10 and a <= sm for a in archs.sass) or any(p <= sm for p in archs.ptx)
+        if not runs:
+            missing.append((g, sm))
+    if missing:
+        g, sm = missing[0]
+        checks.append(fail(acid, f"{so.name} holds {inside}, nothing for {g.name} (sm_{sm}): the first call "
+                           "fails with `no kernel image is available for execution on the device`",
+                           f"mamba-build compile --package {ext.package} --arch {g.compute_capability}"))
+    else:
+        checks.append(ok(acid, f"{so.name} holds {inside}; runs on every visible GPU"))
+    return checks
+
+
+def check_installed(env: Environment) -> list[Check]:
+    if not env.python.extensions:
+        return [warn("installed", "could not inspect installed packages", None, env.python.child_error or "")]
+    out: list[Check] = []
+    for ext in env.python.extensions:
+        out.extend(check_extension(env, ext))
+    return out

@@ -1,0 +1,102 @@
+"""`mamba-build doctor`: see every build trap before the build."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from mamba_build import __version__
+from mamba_build.archs import parse_arch_list
+from mamba_build.checks import Status, resolve_target, run_checks
+from mamba_build.checks.base import Check, fail, ok, skip, warn
+from mamba_build.environment import gather, to_jsonable
+from mamba_build.errors import ExitCode
+from mamba_build.render import dumps, print_checks
+from mamba_build.select import validate_cuda_version
+
+NAME = "doctor"
+HELP = "inspect the machine and report every build trap with its fix"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cuda", metavar="X.Y", help="judge the machine for this CUDA version (default: torch's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--probe", action="store_true",
+                   help="also compile, import and (with a GPU) run our small CUDA probe extension")
+    p.add_argument("--arch", metavar="X.Y", default=None,
+                   help="arch for --probe when no GPU is visible (default 8.0; with a GPU: the GPU's)")
+    p.add_argument("--python", metavar="PATH", help="the Python environment to inspect (default: this one)")
+    p.add_argument("--verbose", "-v", action="store_true", help="show the details of every check")
+
+
+def run(args: argparse.Namespace) -> int:
+    cuda = validate_cuda_version(args.cuda) if args.cuda else None
+    probe_arch = parse_arch_list(args.arch)[0] if args.arch else None
+    env = gather(args.python)
+    target = resolve_target(env, cuda)
+    checks = run_checks(env, target)
+    probe_data = None
+    if args.probe:
+        probe_check, probe_data = run_probe_check(env, target, probe_arch)
+        checks.append(probe_check)
+    failed = any(c.status == Status.FAIL for c in checks)
+    if args.json:
+        doc = {
+            "version": __version__,
+            "environment": {**to_jsonable(env), "target": {"cuda": target.cuda, "reason": target.reason,
+                                                           "toolkit": target.toolkit.home if target.toolkit else None}},
+            "checks": [c.to_dict() for c in checks],
+        }
+        if probe_data is not None:
+            doc["probe"] = probe_data
+        sys.stdout.write(dumps(doc) + "\n")
+    else:
+        title = f"mamba-build {__version__} doctor" + (f" (target CUDA {cuda})" if cuda else "")
+        print_checks(checks, verbose=args.verbose, title=title)
+    return ExitCode.CHECK_FAILED if failed else ExitCode.OK
+
+
+def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
+    """Compile, import and (with a GPU) run the probe extension with the target toolkit."""
+    from mamba_build.checks.compilers import choose_for_build
+    from mamba_build.probe import build_probe, run_probe
+
+    tk = target.toolkit
+    if tk is None:
+        return skip("probe", "no usable toolkit to compile the probe with"), {"ok": False, "reason": "no toolkit"}
+    if not (env.python.torch.importable and env.python.torch.cuda):
+        return skip("probe", "needs a CUDA build of torch"), {"ok": False, "reason": "no CUDA torch"}
+    choice = choose_for_build(env, target)
+    if choice is None:
+        return fail("probe", f"no host compiler accepted by CUDA {tk.version}", "see the host-compiler check"), \
+            {"ok": False, "reason": "no compiler"}
+    gpus = [g for g in env.gpus.gpus if g.compute_capability]
+    use_arch = arch or (gpus[0].compute_capability if gpus else "8.0")
+    workdir = Path(tempfile.mkdtemp(prefix="mamba-build-probe-"))
+    result = build_probe(cuda_home=Path(tk.home), cc=choice.cc, cxx=choice.cxx, arch=use_arch,
+                         python=env.python.executable, workdir=workdir,
+                         extra_nvcc_flags=("-allow-unsupported-compiler",) if choice.unsupported_override else ())
+    data = {"ok": result.ok, "arch": use_arch, "toolkit": tk.home, "cuda": tk.version, "cc": choice.cc,
+            "cxx": choice.cxx, "compile_seconds": round(result.compile_seconds, 1),
+            "log": str(result.log_path) if result.log_path else None}
+    if not result.ok:
+        data["error"] = result.error_excerpt
+        return fail("probe", f"the probe extension did not compile with CUDA {tk.version} and "
+                    f"{Path(choice.cxx).name} for sm_{use_arch.replace('.', '')}",
+                    f"read the log: {result.log_path}; then `mamba-build explain {result.log_path}`",
+                    result.error_excerpt or ""), data
+    run_result = run_probe(result.so_path, python=env.python.executable)
+    data["run"] = to_jsonable(run_result)
+    what = (f"compiled in {result.compile_seconds:.0f}s with CUDA {tk.version}, {Path(choice.cxx).name}, "
+            f"sm_{use_arch.replace('.', '')}")
+    if not run_result.imported:
+        return fail("probe", what + ", but it does not import", "see details", run_result.error or ""), data
+    if run_result.ran_on_gpu:
+        if run_result.matches:
+            return ok("probe", what + "; ran on the GPU and matches torch.cumsum"), data
+        return fail("probe", what + "; ran on the GPU but does NOT match torch",
+                    "the toolchain miscompiles: try another host compiler or toolkit", str(run_result)), data
+    return warn("probe", what + "; imported (no GPU here: import only, not a run)",
+                "run `mamba-build doctor --probe` on the GPU machine to run the kernel"), data

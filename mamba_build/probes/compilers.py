@@ -1,0 +1,83 @@
+"""Host C/C++ compilers on PATH: gcc/g++, gcc-N/g++-N, clang/clang++. Returns data only."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from mamba_build import runner
+
+VERSIONED = range(7, 16)
+
+
+@dataclass(frozen=True)
+class Compiler:
+    kind: str  # "gcc" or "clang"
+    cc: str  # path of the C compiler
+    cxx: str | None  # path of the matching C++ compiler (None: C++ part missing)
+    version: tuple[int, ...]  # (12, 2, 0); () when unreadable
+    real: str  # realpath of cc, for de-duplication
+
+    @property
+    def major(self) -> int | None:
+        return self.version[0] if self.version else None
+
+    @property
+    def version_str(self) -> str:
+        return ".".join(map(str, self.version)) or "?"
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    m = re.search(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", text.strip().splitlines()[0] if text.strip() else "")
+    if not m:
+        return ()
+    return tuple(int(g) for g in m.groups() if g is not None)
+
+
+def _version(path: str, kind: str) -> tuple[int, ...]:
+    if kind == "gcc":
+        res = runner.run([path, "-dumpfullversion", "-dumpversion"], timeout=10)
+        return parse_version(res.stdout) if res.ok else ()
+    res = runner.run([path, "--version"], timeout=10)
+    m = re.search(r"clang version (\d+(?:\.\d+)*)", res.stdout)
+    return tuple(int(p) for p in m.group(1).split(".")) if (res.ok and m) else ()
+
+
+def candidate_names() -> list[tuple[str, str, str]]:
+    names = [("gcc", "gcc", "g++"), ("clang", "clang", "clang++")]
+    names += [("gcc", f"gcc-{n}", f"g++-{n}") for n in VERSIONED]
+    names += [("clang", f"clang-{n}", f"clang++-{n}") for n in range(10, 22)]
+    return names
+
+
+def probe_compilers(path: str | None = None) -> tuple[Compiler, ...]:
+    search = path if path is not None else os.environ.get("PATH", "")
+    found: list[tuple[str, str, str | None]] = []
+    for kind, cc_name, cxx_name in candidate_names():
+        cc = shutil.which(cc_name, path=search)
+        if cc:
+            found.append((kind, cc, shutil.which(cxx_name, path=search)))
+    for var, kind in (("CC", None), ("CXX", None)):
+        value = os.environ.get(var)
+        if value and shutil.which(value.split()[0], path=search) and var == "CC":
+            exe = shutil.which(value.split()[0], path=search)
+            guess = "clang" if "clang" in os.path.basename(exe) else "gcc"
+            cxx_env = os.environ.get("CXX")
+            found.append((guess, exe, shutil.which(cxx_env.split()[0], path=search) if cxx_env else None))
+
+    def describe(item: tuple[str, str, str | None]) -> Compiler:
+        kind, cc, cxx = item
+        return Compiler(kind, cc, cxx, _version(cc, kind), os.path.realpath(cc))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        compilers = list(pool.map(describe, found))
+    unique: dict[str, Compiler] = {}
+    for comp in compilers:
+        # keep the most specific name per real binary (gcc-12 over gcc), but keep both if versions differ
+        key = comp.real
+        if key not in unique or (os.path.basename(comp.cc) != comp.kind and comp.cxx):
+            unique[key] = comp
+    return tuple(sorted(unique.values(), key=lambda c: (c.kind, c.version), reverse=True))

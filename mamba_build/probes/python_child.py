@@ -1,0 +1,122 @@
+"""Runs INSIDE the target Python (stdlib + whatever is installed there); never imported by mamba-build.
+
+Prints one JSON object per line, flushing after each, so that a crash while importing torch or an
+extension module still leaves the facts gathered before it:
+
+  {"kind": "python", ...}      interpreter, package versions (from metadata, no imports)
+  {"kind": "torch", ...}       what `import torch` says (or the error)
+  {"kind": "extension", ...}   one line per extension module import attempt
+"""
+
+import json
+import os
+import platform
+import sys
+import traceback
+
+EXTENSIONS = {
+    "causal_conv1d_cuda": "causal-conv1d",
+    "selective_scan_cuda": "mamba-ssm",
+}
+PACKAGES = ["pip", "setuptools", "wheel", "packaging", "ninja", "torch", "mamba-ssm", "causal-conv1d",
+            "triton", "einops", "transformers", "pybind11", "numpy"]
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def dist_version(name):
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        return metadata.version(name)
+    except Exception:
+        return None
+
+
+def wheel_tags(name):
+    try:
+        from importlib import metadata
+        dist = metadata.distribution(name)
+        text = dist.read_text("WHEEL") or ""
+        return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Tag:")]
+    except Exception:
+        return []
+
+
+def find_spec_origin(module):
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec(module)
+        return spec.origin if spec else None
+    except Exception:
+        return None
+
+
+def main():
+    want_torch = "--no-torch" not in sys.argv
+    want_ext = "--extensions" in sys.argv
+    emit({
+        "kind": "python",
+        "version": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "packages": {name: dist_version(name) for name in PACKAGES},
+        "torch_wheel_tags": wheel_tags("torch"),
+        "torch_origin": find_spec_origin("torch"),
+        "extension_origins": {mod: find_spec_origin(mod) for mod in EXTENSIONS},
+    })
+    if not want_torch:
+        return
+    info = {"kind": "torch", "ok": False}
+    try:
+        import torch
+        info.update(
+            ok=True,
+            version=torch.__version__,
+            cuda=getattr(torch.version, "cuda", None),
+            hip=getattr(torch.version, "hip", None),
+            cxx11_abi=bool(torch._C._GLIBCXX_USE_CXX11_ABI),
+            file=torch.__file__,
+            arch_list=[],
+            cuda_available=False,
+            devices=[],
+        )
+        try:
+            info["cuda_available"] = bool(torch.cuda.is_available())
+            if info["cuda_available"]:
+                info["arch_list"] = list(torch.cuda.get_arch_list())
+                for i in range(torch.cuda.device_count()):
+                    cap = torch.cuda.get_device_capability(i)
+                    info["devices"].append({"index": i, "name": torch.cuda.get_device_name(i),
+                                            "capability": f"{cap[0]}.{cap[1]}"})
+        except Exception as exc:  # driver problems must not hide the rest
+            info["cuda_error"] = f"{type(exc).__name__}: {exc}"
+    except BaseException as exc:
+        info["error"] = f"{type(exc).__name__}: {exc}"
+        info["traceback"] = traceback.format_exc()[-4000:]
+    emit(info)
+    if not (want_ext and info.get("ok")):
+        return
+    for module, package in EXTENSIONS.items():
+        entry = {"kind": "extension", "module": module, "package": package,
+                 "origin": find_spec_origin(module)}
+        if entry["origin"] is None:
+            entry.update(ok=False, present=False)
+        else:
+            try:
+                __import__(module)
+                entry.update(ok=True, present=True)
+            except BaseException as exc:
+                entry.update(ok=False, present=True, error=f"{type(exc).__name__}: {exc}")
+        emit(entry)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()

@@ -1,0 +1,111 @@
+"""The real doctor on this machine: real nvcc 13.0 (behind the /usr/local/bin wrapper), real torch 2.14.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mamba_build import tables
+from tests.conftest import run_cli
+
+REAL_CUDA = Path("/usr/local/cuda-13.0")
+pytestmark = pytest.mark.skipif(not (REAL_CUDA / "bin" / "nvcc").exists(), reason="needs CUDA 13.0 in /usr/local")
+
+
+def plain_env() -> dict:
+    """The environment a user of this machine has: no CUDA_HOME, the wrapper nvcc first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_HOME", "CUDA_PATH", "CC", "CXX")}
+    path = env.get("PATH", "")
+    if "/usr/local/bin" not in path.split(os.pathsep):
+        env["PATH"] = "/usr/local/bin" + os.pathsep + path
+    return env
+
+
+@pytest.fixture(scope="module")
+def doctor_json():
+    env = plain_env()
+    proc = run_cli("doctor", "--json", env=env, timeout=120)
+    doc = json.loads(proc.stdout)
+    return proc, doc
+
+
+def by_id(doc):
+    return {c["id"]: c for c in doc["checks"]}
+
+
+def test_schema_and_exit_code(doctor_json):
+    proc, doc = doctor_json
+    assert set(doc) >= {"version", "environment", "checks"}
+    for c in doc["checks"]:
+        assert set(c) >= {"id", "status", "summary", "fix"} and c["status"] in ("ok", "warn", "fail", "skip")
+    failed = [c for c in doc["checks"] if c["status"] == "fail"]
+    assert proc.returncode == (1 if failed else 0)
+
+
+def test_wrapper_trap_flagged_on_this_machine(doctor_json):
+    _, doc = doctor_json
+    if shutil.which("nvcc", path=plain_env()["PATH"]) != "/usr/local/bin/nvcc":
+        pytest.skip("nvcc on PATH is not the /usr/local/bin wrapper here")
+    checks = by_id(doc)
+    home = checks["cuda-home"]
+    assert home["status"] == "fail"
+    assert "CUDA_HOME=/usr/local " in home["summary"]
+    assert home["fix"].startswith("export CUDA_HOME=/usr/local/cuda-13.0")
+    assert "wrapper script" in checks["nvcc-on-path"]["summary"]
+    assert "/usr/local/cuda-13.0/bin/nvcc" in checks["nvcc-on-path"]["summary"]
+
+
+def test_real_toolkit_described_from_the_toolkit_itself(doctor_json):
+    _, doc = doctor_json
+    tk = next(t for t in doc["environment"]["toolkits"] if t["home"] == str(REAL_CUDA))
+    assert tk["version"] == "13.0" and tk["version_full"].startswith("13.0.")
+    assert tk["has_runtime_headers"] and tk["has_cub"]
+    assert tk["archs_source"] == "nvcc --list-gpu-arch"
+    assert 90 in tk["archs"] and 70 not in tk["archs"]  # CUDA 13 dropped sm_70
+    assert tk["gcc_max"] == 15  # read from include/crt/host_config.h
+    # The data table agrees with the toolkit in hand.
+    rel = tables.cuda_release("13.0")
+    assert tuple(tk["archs"]) == rel.archs and tk["gcc_max"] == rel.gcc_max and tk["clang_max"] == rel.clang_max
+
+
+def test_torch_facts(doctor_json):
+    _, doc = doctor_json
+    torch = doc["environment"]["python"]["torch"]
+    assert torch["version"].startswith("2.14.1") and torch["cuda"] == "13.0" and torch["cxx11_abi"] is True
+    assert torch["gcc_bounds"]["13.0"] == [[6, 0, 0], [16, 0]]
+    checks = by_id(doc)
+    assert checks["torch"]["status"] == "ok"
+    assert checks["torch-vs-nvcc"]["status"] == "ok"
+    assert checks["host-compiler"]["status"] == "ok"  # gcc 12 <= 15 and < 16
+
+
+def test_no_gpu_here_is_a_warning(doctor_json):
+    _, doc = doctor_json
+    checks = by_id(doc)
+    if doc["environment"]["gpus"]["gpus"]:
+        pytest.skip("a GPU is visible")
+    assert checks["gpus"]["status"] == "warn"
+
+
+def test_with_cuda_home_set_the_trap_is_gone():
+    env = plain_env()
+    env["CUDA_HOME"] = str(REAL_CUDA)
+    proc = run_cli("doctor", "--json", env=env, timeout=120)
+    checks = by_id(json.loads(proc.stdout))
+    assert checks["cuda-home"]["status"] == "ok"
+
+
+def test_unknown_cuda_is_usage_error():
+    proc = run_cli("doctor", "--cuda", "10.0", timeout=60)
+    assert proc.returncode == 2
+    assert "unknown CUDA version '10.0'" in proc.stderr and "--cuda" in proc.stderr
+
+
+def test_human_table_renders(tmp_path):
+    proc = run_cli("doctor", env={**plain_env(), "COLUMNS": "160"}, timeout=120)
+    assert "cuda-home" in proc.stdout and "fix:" in proc.stdout
+    assert proc.returncode in (0, 1)
