@@ -113,23 +113,26 @@ def check_host_compiler(env: Environment, target: Target) -> Check:
                 _install_hint(env, limit or 11), listing)
 
 
-def choose_for_build(env: Environment, target: Target, *, allow_unsupported: bool = False):
-    """The host compiler a build should use: newest gcc accepted by the toolkit and torch's map.
-
-    Delegates the rules to :func:`mamba_build.hostcc.choose_host_compiler`; returns its
-    ``HostCompilerChoice`` or None when no compiler fits (and no override was asked for).
-    """
-    from mamba_build.errors import CompilerError
-    from mamba_build.hostcc import Candidate, choose_host_compiler
+def host_compiler_choice(env: Environment, target: Target, *, allow_unsupported: bool = False):
+    """The host compiler a build should use (rules in :mod:`mamba_build.hostcc`); CompilerError if none fits."""
+    from mamba_build.hostcc import CompilerCandidate, HostLimits, choose_host_compiler
 
     tk = target.toolkit
-    if tk is None:
+    limits = HostLimits(gcc_max=toolkit_limit(target, "gcc"), clang_max=toolkit_limit(target, "clang"),
+                        clang_min=None)
+    cands = [CompilerCandidate(cc=c.cc, cxx=c.cxx, kind=c.kind, version=c.version)
+             for c in env.compilers if c.cxx and c.version]
+    return choose_host_compiler(cands, limits, torch_bounds(env, target, "gcc"),
+                                cuda=tk.version if tk else "", allow_unsupported=allow_unsupported)
+
+
+def choose_for_build(env: Environment, target: Target, *, allow_unsupported: bool = False):
+    """Like :func:`host_compiler_choice`, but None instead of an error (for the doctor's probe)."""
+    from mamba_build.errors import CompilerError
+
+    if target.toolkit is None:
         return None
-    cands = [Candidate(cc=c.cc, cxx=c.cxx, kind=c.kind, version=c.version) for c in env.compilers if c.cxx]
     try:
-        return choose_host_compiler(
-            cands, gcc_max=toolkit_limit(target, "gcc"), clang_max=toolkit_limit(target, "clang"),
-            torch_bounds=torch_bounds(env, target, "gcc"), allow_unsupported=allow_unsupported,
-        )
+        return host_compiler_choice(env, target, allow_unsupported=allow_unsupported)
     except CompilerError:
         return None

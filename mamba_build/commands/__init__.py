@@ -5,4 +5,12 @@
 
 COMMANDS = (
     "doctor",
+    "compile",
+    "fetch",
+    "patch",
+    "restore-torch",
+    "toolchain",
+    "verify",
+    "index",
+    "matrix",
 )

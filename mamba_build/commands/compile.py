@@ -1,0 +1,160 @@
+"""`mamba-build compile`: resolve a plan, then fetch, patch, build, smoke-test and install."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mamba_build.errors import ExitCode, UsageError
+from mamba_build.plan import ALL_PACKAGES, BuildPlan, CompileOptions
+
+NAME = "compile"
+HELP = "build mamba-ssm / causal-conv1d CUDA extensions for this machine, verify and install them"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cuda", metavar="X.Y", help="CUDA toolkit version to build with (default: matches torch)")
+    p.add_argument("--package", action="append", metavar="NAME",
+                   help="mamba-ssm and/or causal-conv1d (repeatable or comma-separated; default: both)")
+    p.add_argument("--version", dest="versions", action="append", default=[], metavar="PKG==VER",
+                   help="pin a version, e.g. --version mamba-ssm==2.2.6.post3")
+    p.add_argument("--source", action="append", default=[], metavar="[PKG=]SPEC",
+                   help="pypi (default), git+URL@REF, a local tree, or a .tar.gz/.zip; PKG= when building both")
+    p.add_argument("--index-url", help="package index for sources (default: pip's configuration / PyPI)")
+    p.add_argument("--find-links", action="append", default=[], metavar="DIR|URL", help="extra sdist locations")
+    p.add_argument("--arch", default="native",
+                   help="native (the visible GPUs, default), all (what the toolkit accepts), or a list: 8.0,9.0+PTX")
+    p.add_argument("--jobs", type=int, help="parallel compile jobs (default: from free memory and CPUs)")
+    p.add_argument("--nvcc-threads", type=int, help="nvcc --threads (default: number of archs, at most 4)")
+    p.add_argument("--split-compile", type=int, metavar="N", help="nvcc --split-compile N (0: nvcc decides)")
+    p.add_argument("--no-split-compile", action="store_true", help="never use --split-compile")
+    p.add_argument("--no-ninja", action="store_true", help="build without ninja (slow; for broken ninja setups)")
+    p.add_argument("--wheel-dir", help="where the built wheels go (default: ./wheelhouse)")
+    p.add_argument("--no-install", action="store_true", help="build and smoke-test only")
+    p.add_argument("--patch-torch", choices=["process", "inplace"], default="process",
+                   help="how torch's compiler map is patched: in the build process only (default) or in the file, "
+                        "with a backup restored afterwards")
+    p.add_argument("--allow-unsupported-compiler", action="store_true",
+                   help="use the newest gcc even if the toolkit rejects it (nvcc -allow-unsupported-compiler); "
+                        "may miscompile")
+    p.add_argument("--provision", action="store_true",
+                   help="if the requested CUDA toolkit is missing, assemble it with `toolchain install`")
+    p.add_argument("--python", metavar="PATH", help="the Python environment to build for (default: this one)")
+    p.add_argument("--build-dir", help="temporary build directory (default: ~/.cache/mamba-build/builds)")
+    p.add_argument("--keep-build", action="store_true", help="keep the source trees and intermediate files")
+    p.add_argument("--no-cache", action="store_true", help="rebuild even if an identical wheel is cached")
+    p.add_argument("--timeout", type=float, default=3 * 3600.0, help="seconds allowed per package build")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON; else a JSON report")
+
+
+def options_from_args(args: argparse.Namespace) -> CompileOptions:
+    from mamba_build.packages import package_info, parse_requirement
+
+    names: list[str] = []
+    for item in args.package or []:
+        names += [package_info(n.strip()).name for n in item.split(",") if n.strip()]
+    packages = tuple(n for n in ALL_PACKAGES if n in names) if names else ALL_PACKAGES
+    versions: dict[str, str] = {}
+    for pin in args.versions:
+        name, version = parse_requirement(pin)
+        if version is None:
+            raise UsageError(f"--version {pin!r} has no version", "write --version NAME==VERSION")
+        versions[name] = version
+    sources: dict[str, str] = {}
+    for spec in args.source:
+        head, sep, rest = spec.partition("=")
+        if sep and head.replace("_", "-").lower() in ALL_PACKAGES:
+            sources[package_info(head).name] = rest
+        elif len(packages) == 1:
+            sources[packages[0]] = spec
+        else:
+            raise UsageError(f"--source {spec!r} is ambiguous with two packages",
+                             "write --source causal-conv1d=SPEC / --source mamba-ssm=SPEC, or add --package NAME")
+    for n, v in [(k, v) for k, v in versions.items() if k not in packages]:
+        raise UsageError(f"--version {n}=={v} names a package that is not being built", f"add --package {n}")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}", "use --jobs 1 or more")
+    split = -1 if args.no_split_compile else args.split_compile
+    return CompileOptions(
+        cuda=args.cuda, packages=packages, versions=versions, sources=sources, index_url=args.index_url,
+        find_links=tuple(args.find_links), arch=args.arch, jobs=args.jobs, nvcc_threads=args.nvcc_threads,
+        split_compile=split, use_ninja=not args.no_ninja, wheel_dir=args.wheel_dir, install=not args.no_install,
+        patch_torch=args.patch_torch, allow_unsupported_compiler=args.allow_unsupported_compiler,
+        provision=args.provision, python=args.python, build_dir=args.build_dir, keep_build=args.keep_build,
+        use_cache=not args.no_cache, timeout=args.timeout,
+    )
+
+
+def describe_plan(plan: BuildPlan) -> str:
+    c = plan.compiler
+    lines = [
+        "mamba-build plan",
+        f"  python      {plan.python}",
+        f"  torch       {plan.torch_version} (CUDA {plan.torch_cuda}, C++11 ABI {'on' if plan.cxx11_abi else 'off'})",
+        f"  toolkit     CUDA {plan.cuda_version} at {plan.cuda_home}  [{plan.toolkit_reason}]",
+        f"  compiler    {c.cxx} (gcc {c.version})  [{c.reason}]"
+        + ("  ** -allow-unsupported-compiler: may miscompile **" if c.unsupported_override else ""),
+        f"  archs       {', '.join(plan.archs)}  [{plan.archs_reason}]",
+        f"  jobs        MAX_JOBS={plan.jobs}  [{plan.jobs_reason}]",
+        f"  nvcc        --threads {plan.nvcc_threads}; split-compile "
+        + (f"{plan.split_compile}" if plan.split_compile is not None else "off") + f"  [{plan.split_reason}]",
+        f"  ninja       {'on' if plan.use_ninja else 'off'}",
+        f"  torch map   {plan.patch_torch}: " + ", ".join(f"CUDA {k}: gcc >= {'.'.join(map(str, v[0]))}, < "
+                                                         f"{'.'.join(map(str, v[1]))}" for k, v in plan.compiler_bounds.items()),
+        f"  wheels      {plan.wheel_dir} (local version +{plan.local_version})",
+        f"  install     {'yes, after the smoke test passes' if plan.install else 'no'}",
+        "  packages",
+    ]
+    for pkg in plan.packages:
+        lines.append(f"    {pkg.name} {pkg.version or '(from source tree)'} from {pkg.source}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mamba_build.environment import gather
+    from mamba_build.pipeline import execute
+    from mamba_build.plan import resolve_plan
+    from mamba_build.render import dumps
+
+    opts = options_from_args(args)
+    env = gather(opts.python, extensions=False)
+    if opts.provision and opts.cuda:
+        from mamba_build.select import validate_cuda_version
+        from mamba_build.toolchain import find, install
+
+        cuda = validate_cuda_version(opts.cuda)
+        if not any(t.usable and t.version == cuda for t in env.toolkits) and find(cuda) is None:
+            print(f"provisioning CUDA {cuda} with `mamba-build toolchain install --cuda {cuda}`", file=sys.stderr)
+            install(cuda)
+            env = gather(opts.python, extensions=False)
+    plan = resolve_plan(opts, env)
+    if args.dry_run:
+        print(dumps(plan.to_dict()) if args.json else describe_plan(plan))
+        return ExitCode.OK
+    print(describe_plan(plan), file=sys.stderr)
+    report = execute(plan, log=lambda msg: print(msg, file=sys.stderr), show_progress=not args.json)
+    smoke = report.smoke
+    if args.json:
+        from mamba_build.environment import to_jsonable
+
+        print(dumps({"plan": plan.to_dict(), "wheels": to_jsonable(report.wheels), "smoke": to_jsonable(smoke),
+                     "installed": report.installed}))
+    else:
+        print(render_smoke(smoke))
+        for w in report.wheels:
+            print(f"wheel: {w.wheel}")
+        print("installed" if report.installed else "not installed (--no-install)")
+    return ExitCode.OK
+
+
+def render_smoke(smoke) -> str:
+    if smoke is None:
+        return "smoke test: not run"
+    lines = [f"smoke test: {'passed on the GPU' if smoke.gpu and smoke.passed else 'IMPORT ONLY (no GPU): not a pass' if smoke.passed else 'FAILED'}"]
+    for c in smoke.checks:
+        num = ""
+        if getattr(c, "max_abs_err", None) is not None:
+            num = f"  max|err|={c.max_abs_err:.3g} (tol {c.tol:.3g})" if c.tol is not None else f"  max|err|={c.max_abs_err:.3g}"
+        lines.append(f"  {c.status:11s} {c.name}{num}  {c.detail or ''}".rstrip())
+    return "\n".join(lines)

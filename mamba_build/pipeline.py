@@ -1,0 +1,205 @@
+"""Execute a BuildPlan: fetch, verify, patch, build, check archs, smoke-test in staging, install.
+
+Nothing here decides anything: every choice is in the plan. Loses nothing on failure or Ctrl-C:
+torch's files are restored, partial wheels never reach the wheel directory, and nothing is
+installed unless the smoke test passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mamba_build import archs as archs_mod
+from mamba_build import runner
+from mamba_build.errors import BuildError, DiskFullError, SmokeTestError
+from mamba_build.plan import BuildPlan, PackagePlan
+from mamba_build.progress import ProgressDisplay
+
+
+@dataclass
+class BuiltWheel:
+    package: str
+    version: str
+    wheel: Path
+    log: Path
+    seconds: float
+    source_origin: str
+    source_sha256: str | None
+    sass: tuple[int, ...] = ()
+    ptx: tuple[int, ...] = ()
+    from_cache: bool = False
+
+
+@dataclass
+class CompileReport:
+    wheels: list[BuiltWheel] = field(default_factory=list)
+    smoke: object | None = None
+    installed: bool = False
+    log_dir: Path | None = None
+
+
+def patch_options(plan: BuildPlan):
+    from mamba_build.patching import PatchOptions
+
+    return PatchOptions(archs=plan.archs, nvcc_threads=plan.nvcc_threads, split_compile=plan.split_compile,
+                        use_ninja=plan.use_ninja, cxx11_abi=plan.cxx11_abi,
+                        compiler_bounds=plan.compiler_bounds if plan.patch_torch == "process" else None,
+                        allow_unsupported_compiler=plan.compiler.unsupported_override)
+
+
+def explain_failure(log_text: str, plan: BuildPlan | None = None) -> tuple[str, str | None, str]:
+    """(cause, fix, evidence) from the shared catalog of `mamba-build explain`."""
+    from mamba_build.explain import explain_text
+
+    context = {}
+    if plan is not None:
+        context = {"cuda_home": plan.cuda_home, "toolkits": plan.cuda_home, "torch_cuda": plan.torch_cuda,
+                   "cuda_version": plan.cuda_version, "cc": plan.compiler.cc, "cxx": plan.compiler.cxx}
+    expl = explain_text(log_text, context)
+    if expl.findings:
+        first = expl.findings[0]
+        evidence = "\n".join(f"  {n}: {t}" for n, t in first.evidence[:6])
+        extra = [f"also: [{f.id}] {f.cause}" for f in expl.findings[1:3]]
+        return f"[{first.id}] {first.cause}", first.fix, "\n".join([evidence, *extra]).rstrip()
+    lines = "\n".join(f"  {n}: {t}" for n, t in expl.suspicious_lines[:10])
+    return "no known cause recognised in the log", None, lines
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def build_wheel(plan: BuildPlan, pkg: PackagePlan, tree: Path, out_dir: Path, log_path: Path,
+                show_progress: bool = True) -> Path:
+    """`pip wheel --no-build-isolation --no-deps` in the patched tree; returns the wheel path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = [plan.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-cache-dir", "-v",
+            "-w", str(out_dir), str(tree)]
+    with ProgressDisplay(f"{pkg.name}", enabled=show_progress) as display:
+        result = runner.stream(argv, log_path=log_path, timeout=plan.timeout, cwd=tree,
+                               extra_env=plan.env_for(pkg), on_line=display.on_line)
+    if result.ok:
+        wheels = sorted(out_dir.glob("*.whl"))
+        if len(wheels) == 1:
+            return wheels[0]
+        raise BuildError(f"pip wheel succeeded but produced {len(wheels)} wheels in {out_dir}",
+                         f"inspect the log {log_path}")
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    cause, fix, evidence = explain_failure(text, plan)
+    if "No space left on device" in text:
+        raise DiskFullError(f"building {pkg.name} ran out of disk space ({cause})",
+                            f"free space in {plan.build_dir} and {plan.wheel_dir} or use --build-dir on a larger "
+                            f"disk; full log: {log_path}", details=evidence)
+    what = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
+    raise BuildError(f"building {pkg.name} {pkg.version or ''} {what}: {cause}".replace("  ", " "),
+                     (fix + f"; full log: {log_path}") if fix else f"read the full log: {log_path}",
+                     details=evidence)
+
+
+def check_wheel_archs(plan: BuildPlan, wheel: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The archs really inside the wheel's extension must be exactly the plan's."""
+    from mamba_build.binary import archs_in_wheel
+
+    found = archs_in_wheel(wheel, cuobjdump=Path(plan.cuda_home) / "bin" / "cuobjdump")
+    want_sass = tuple(sorted({archs_mod.sm_number(a) for a in plan.archs}))
+    want_ptx = tuple(sorted({archs_mod.sm_number(a) for a in plan.archs if a.endswith("+PTX")}))
+    if tuple(found.sass) != want_sass or tuple(found.ptx) != want_ptx:
+        raise BuildError(
+            f"{wheel.name} holds SASS {list(found.sass)} / PTX {list(found.ptx)}, but the plan asked for SASS "
+            f"{list(want_sass)} / PTX {list(want_ptx)}: the arch patch did not take effect",
+            "report this with `mamba-build patch DIR --dry-run` output; the wheel was not installed")
+    return tuple(found.sass), tuple(found.ptx)
+
+
+@contextlib.contextmanager
+def torch_map_patch(plan: BuildPlan):
+    """--patch-torch inplace: edit torch's cpp_extension.py for the build, restore afterwards (always)."""
+    if plan.patch_torch != "inplace" or not plan.compiler_bounds:
+        yield
+        return
+    from mamba_build.torch_patch import locate_cpp_extension, patched_torch_compiler_map
+
+    target = locate_cpp_extension(plan.python)
+    with patched_torch_compiler_map(plan.compiler_bounds, target=target):
+        yield
+
+
+def install_wheels(plan: BuildPlan, wheels: list[Path]) -> None:
+    res = runner.run([plan.python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index",
+                      *map(str, wheels)], timeout=1800)
+    if not res.ok:
+        raise BuildError("pip could not install the built wheels (pip rolled back what it had started)",
+                         f"install them by hand: {plan.python} -m pip install --no-deps {' '.join(map(str, wheels))}",
+                         details=res.output[-3000:])
+
+
+def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> CompileReport:
+    from mamba_build.patching import apply_patches, raise_for_missing
+    from mamba_build.smoke.stage import smoke_test_wheels
+    from mamba_build.sources import fetch
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(plan.build_dir) / f"run-{stamp}"
+    log_dir = run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    report = CompileReport(log_dir=log_dir)
+    wheel_dir = Path(plan.wheel_dir)
+    success = False
+    try:
+        with torch_map_patch(plan):
+            for pkg in plan.packages:
+                fetched = fetch(pkg.name, pkg.version, pkg.source, run_dir / "src", plan.index_url,
+                                list(plan.find_links) or None)
+                log(f"source  {pkg.name} {fetched.version}: {fetched.origin}"
+                    + (f" (sha256 {fetched.sha256[:16]}...)" if fetched.sha256 else ""))
+                results = apply_patches(fetched.tree, pkg.name, fetched.version, patch_options(plan))
+                raise_for_missing(results, fetched.tree, pkg.name, fetched.version)
+                log("patch   " + ", ".join(f"{r.recipe_id}: {r.status.value}" for r in results))
+                start = time.monotonic()
+                log_path = log_dir / f"build-{pkg.name}.log"
+                log(f"build   {pkg.name} {fetched.version} for {', '.join(plan.archs)} (log: {log_path})")
+                wheel = build_wheel(plan, pkg, fetched.tree, run_dir / "wheels" / pkg.name, log_path, show_progress)
+                seconds = time.monotonic() - start
+                sass, ptx = check_wheel_archs(plan, wheel)
+                log(f"built   {wheel.name} in {seconds:.0f}s; inside: "
+                    + ", ".join([f"sm_{a}" for a in sass] + [f"compute_{a}" for a in ptx]))
+                report.wheels.append(BuiltWheel(pkg.name, fetched.version, wheel, log_path, seconds,
+                                                fetched.origin, fetched.sha256, sass, ptx))
+            smoke = smoke_test_wheels([w.wheel for w in report.wheels], python=plan.python,
+                                      workdir=run_dir / "staging", timeout=1800)
+            report.smoke = smoke
+            if not smoke.passed:
+                failed = [c for c in smoke.checks if c.status == "fail"]
+                detail = "\n".join(f"  {c.name}: {c.detail}" for c in failed) or str(smoke)
+                cause, fix, _ = explain_failure(detail, plan)
+                raise SmokeTestError(f"the built wheels failed their smoke test ({cause}); nothing was installed",
+                                     fix or f"see {log_dir}", details=detail)
+        wheel_dir.mkdir(parents=True, exist_ok=True)
+        for built in report.wheels:
+            final = wheel_dir / built.wheel.name
+            shutil.copy2(built.wheel, final.with_suffix(".whl.part"))
+            final.with_suffix(".whl.part").replace(final)
+            built.wheel = final
+        if plan.install:
+            install_wheels(plan, [w.wheel for w in report.wheels])
+            report.installed = True
+        success = True
+        return report
+    except OSError as exc:
+        if _is_disk_full(exc):
+            raise DiskFullError(f"no space left on device while building ({exc.filename or ''})",
+                                f"free space or point --build-dir / --wheel-dir at a larger disk; logs: {log_dir}") from exc
+        raise
+    finally:
+        if not plan.keep_build:
+            for sub in ("src", "wheels", "staging"):
+                shutil.rmtree(run_dir / sub, ignore_errors=True)
+        if not success:
+            print(f"mamba-build: logs kept in {log_dir}", file=sys.stderr)

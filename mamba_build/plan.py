@@ -1,0 +1,269 @@
+"""The build plan: one frozen object resolved from options + the environment before anything runs.
+
+`compile --dry-run` prints it; the pipeline only executes it. Every choice carries its reason.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mamba_build import archs as archs_mod
+from mamba_build import jobs as jobs_mod
+from mamba_build import paths, tables
+from mamba_build.checks import resolve_target
+from mamba_build.checks.compilers import torch_bounds, toolkit_limit
+from mamba_build.environment import Environment, to_jsonable
+from mamba_build.errors import EnvironmentProblem, ToolkitError, UsageError
+from mamba_build.select import validate_cuda_version
+
+ALL_PACKAGES = ("causal-conv1d", "mamba-ssm")
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What the user asked for (CLI flags), before resolution."""
+
+    cuda: str | None = None
+    packages: tuple[str, ...] = ALL_PACKAGES
+    versions: dict[str, str] = field(default_factory=dict)  # {"mamba-ssm": "2.2.6.post3"}
+    sources: dict[str, str] = field(default_factory=dict)  # {"causal-conv1d": "/path/or/git+url@ref"}
+    index_url: str | None = None
+    find_links: tuple[str, ...] = ()
+    arch: str = "native"
+    jobs: int | None = None
+    nvcc_threads: int | None = None
+    split_compile: int | None = None  # None: decide; 0: nvcc decides; -1: off
+    use_ninja: bool = True
+    wheel_dir: str | None = None
+    install: bool = True
+    patch_torch: str = "process"  # or "inplace"
+    allow_unsupported_compiler: bool = False
+    provision: bool = False
+    python: str | None = None
+    build_dir: str | None = None
+    keep_build: bool = False
+    use_cache: bool = True
+    timeout: float = 3 * 3600.0
+
+
+@dataclass(frozen=True)
+class PackagePlan:
+    name: str  # "causal-conv1d"
+    version: str | None  # None: whatever the source tree holds
+    source: str  # "pypi", git URL@ref, directory, archive
+    extension_module: str
+    env_prefix: str
+
+
+@dataclass(frozen=True)
+class CompilerPlan:
+    cc: str
+    cxx: str
+    version: str
+    reason: str
+    unsupported_override: bool
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    packages: tuple[PackagePlan, ...]
+    python: str
+    torch_version: str
+    torch_cuda: str
+    cxx11_abi: bool
+    cuda_home: str
+    cuda_version: str
+    toolkit_reason: str
+    compiler: CompilerPlan
+    archs: tuple[str, ...]
+    archs_reason: str
+    jobs: int
+    jobs_reason: str
+    nvcc_threads: int
+    split_compile: int | None  # None: off
+    split_reason: str
+    use_ninja: bool
+    wheel_dir: str
+    build_dir: str
+    install: bool
+    patch_torch: str
+    compiler_bounds: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
+    local_version: str
+    index_url: str | None
+    find_links: tuple[str, ...]
+    keep_build: bool
+    use_cache: bool
+    gpu_present: bool
+    timeout: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    def env_for(self, pkg: PackagePlan) -> dict[str, str]:
+        """Environment variables of the build process of one package."""
+        toolkit_bin = str(Path(self.cuda_home) / "bin")
+        env = {
+            "CUDA_HOME": self.cuda_home,
+            "CUDA_PATH": self.cuda_home,
+            "PATH": toolkit_bin + os.pathsep + os.environ.get("PATH", ""),
+            "CC": self.compiler.cc,
+            "CXX": self.compiler.cxx,
+            "NVCC_CCBIN": self.compiler.cxx,
+            "MAX_JOBS": str(self.jobs),
+            "TORCH_CUDA_ARCH_LIST": archs_mod.torch_arch_list(self.archs),
+            f"{pkg.env_prefix}FORCE_BUILD": "TRUE",
+            f"{pkg.env_prefix}SKIP_CUDA_BUILD": "FALSE",
+            f"{pkg.env_prefix}FORCE_CXX11_ABI": "TRUE" if self.cxx11_abi else "FALSE",
+            f"{pkg.env_prefix}LOCAL_VERSION": self.local_version,
+            "PIP_NO_BUILD_ISOLATION": "0",  # pip's inverted spelling: "0" disables isolation
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
+        if self.compiler.unsupported_override:
+            env["NVCC_APPEND_FLAGS"] = "-allow-unsupported-compiler"
+        return env
+
+
+def _resolve_archs(opts: CompileOptions, env: Environment, toolkit_archs: tuple[int, ...]) -> tuple[tuple[str, ...], str]:
+    spec = archs_mod.parse_arch_list(opts.arch, allow_keywords=True)
+    gpus = [g for g in env.gpus.gpus if g.compute_capability]
+    if spec == ("native",):
+        if not gpus:
+            raise UsageError(
+                "no GPU is visible, so `--arch native` has nothing to build for",
+                "name the target archs explicitly, e.g. --arch 8.0,9.0 (8.0 = A100, 8.6 = RTX 30xx, 8.9 = L4/RTX 40xx, "
+                "9.0 = H100, 10.0 = B200, 12.0 = RTX 50xx)")
+        archs = tuple(dict.fromkeys(g.compute_capability for g in gpus))
+        reason = "the visible GPUs: " + ", ".join(f"{g.name} ({g.compute_capability})" for g in gpus)
+    elif spec == ("all",):
+        archs = tuple(f"{a // 10}.{a % 10}" for a in toolkit_archs)
+        reason = "every arch the toolkit accepts (nvcc --list-gpu-arch)"
+    else:
+        archs, reason = spec, "--arch"
+    bad = [a for a in archs if toolkit_archs and archs_mod.sm_number(a) not in toolkit_archs]
+    if bad:
+        accepted = ", ".join(f"{a // 10}.{a % 10}" for a in toolkit_archs)
+        raise UsageError(f"the toolkit cannot target {', '.join(bad)} (it accepts {accepted})",
+                         "pick archs from that list, or another toolkit with --cuda X.Y")
+    return archs, reason
+
+
+def _resolve_compiler(env: Environment, target, opts: CompileOptions) -> CompilerPlan:
+    from mamba_build.checks.compilers import host_compiler_choice
+
+    choice = host_compiler_choice(env, target, allow_unsupported=opts.allow_unsupported_compiler)
+    return CompilerPlan(cc=choice.cc, cxx=choice.cxx, version=".".join(map(str, choice.version)),
+                        reason=choice.reason, unsupported_override=choice.unsupported_override)
+
+
+def _split_compile(opts: CompileOptions, env: Environment, jobs: int) -> tuple[int | None, str]:
+    if opts.split_compile is not None:
+        if opts.split_compile < 0:
+            return None, "--no-split-compile"
+        return opts.split_compile, f"--split-compile {opts.split_compile}"
+    cpus = env.resources.cpus
+    mem = env.resources.mem_available_gb
+    if cpus < 4:
+        return None, f"off: {cpus} CPUs leave nothing to split across"
+    if mem is not None and jobs * jobs_mod.PER_JOB_SPLIT_GB + jobs_mod.HEADROOM_GB > mem:
+        return None, f"off: {jobs} jobs x {jobs_mod.PER_JOB_SPLIT_GB} GB with split-compile exceeds {mem:.0f} GiB free"
+    threads = max(1, cpus // max(1, jobs))
+    return threads, (f"{threads} threads per nvcc job ({cpus} CPUs / {jobs} jobs); measured on H100: causal-conv1d "
+                     "sm_90 8:40 -> 2:29 with split-compile")
+
+
+def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
+    from mamba_build.packages import package_info
+
+    t = env.python.torch
+    if not t.importable or not t.cuda:
+        why = "is not importable" if not t.importable else "is a CPU-only build"
+        raise EnvironmentProblem(f"torch in {env.python.executable} {why}", "run `mamba-build doctor` for the fix "
+                                 "(a CUDA build of torch is needed to build CUDA extensions)")
+    cuda = validate_cuda_version(opts.cuda) if opts.cuda else None
+    target = resolve_target(env, cuda)
+    tk = target.toolkit
+    if tk is None:
+        want = cuda or t.cuda
+        found = ", ".join(sorted({f"{x.version} ({x.home})" for x in env.toolkits if x.usable})) or "none"
+        raise ToolkitError(f"no usable CUDA {want} toolkit found (found: {found})",
+                           f"run `mamba-build toolchain install --cuda {want}` (no root needed), pass --provision to "
+                           f"do it now, or install CUDA {want} and set CUDA_HOME")
+    if tk.version.split(".")[0] != t.cuda.split(".")[0]:
+        raise ToolkitError(f"nvcc {tk.version} ({tk.home}) and torch's CUDA {t.cuda} differ in major version",
+                           f"use a CUDA {t.cuda.split('.')[0]}.x toolkit (`mamba-build toolchain install --cuda {t.cuda}`) "
+                           "or a torch built for that CUDA major")
+    if not tk.has_cub:
+        raise ToolkitError(f"{tk.home} lacks the CCCL/cub headers the Mamba kernels include",
+                           f"mamba-build toolchain install --cuda {tk.version}")
+    archs, archs_reason = _resolve_archs(opts, env, tk.archs)
+    compiler = _resolve_compiler(env, target, opts)
+    rec = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb)
+    njobs = opts.jobs if opts.jobs else rec.jobs
+    jobs_reason = "--jobs" if opts.jobs else rec.reason
+    split, split_reason = _split_compile(opts, env, njobs)
+    if split is not None and not opts.jobs:  # keep memory in bounds with split-compile's larger jobs
+        rec2 = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
+        if rec2.jobs < njobs:
+            njobs, jobs_reason = rec2.jobs, rec2.reason
+    nvcc_threads = opts.nvcc_threads or max(1, min(len(archs), 4))
+    bounds = {}
+    gcc_b = torch_bounds(env, target, "gcc")
+    limit = toolkit_limit(target, "gcc")
+    if limit is not None:
+        lo = tuple(gcc_b[0]) if gcc_b else (6, 0, 0)
+        bounds[tk.version] = (lo, (limit + 1, 0))
+    tv = tables.version_tuple(t.version)
+    local_version = f"cu{tk.version.split('.')[0]}torch{tv[0]}.{tv[1]}cxx11abi{'TRUE' if t.cxx11_abi else 'FALSE'}"
+    versions = resolve_versions(opts, tk.version)
+    pkgs = []
+    for name in opts.packages:
+        info = package_info(name)
+        pkgs.append(PackagePlan(info.name, versions.get(info.name), opts.sources.get(info.name, "pypi"),
+                                info.extension_module, info.env_prefix))
+    if opts.patch_torch not in ("process", "inplace"):
+        raise UsageError(f"--patch-torch {opts.patch_torch!r}", "use --patch-torch process (default) or inplace")
+    return BuildPlan(
+        packages=tuple(pkgs), python=env.python.executable, torch_version=t.version, torch_cuda=t.cuda,
+        cxx11_abi=bool(t.cxx11_abi), cuda_home=tk.home, cuda_version=tk.version, toolkit_reason=target.reason,
+        compiler=compiler, archs=archs, archs_reason=archs_reason, jobs=njobs, jobs_reason=jobs_reason,
+        nvcc_threads=nvcc_threads, split_compile=split, split_reason=split_reason, use_ninja=opts.use_ninja,
+        wheel_dir=str(Path(opts.wheel_dir or "wheelhouse").resolve()),
+        build_dir=str(Path(opts.build_dir).resolve()) if opts.build_dir else str(paths.builds_dir()),
+        install=opts.install, patch_torch=opts.patch_torch, compiler_bounds=bounds, local_version=local_version,
+        index_url=opts.index_url, find_links=opts.find_links, keep_build=opts.keep_build, use_cache=opts.use_cache,
+        gpu_present=bool(env.gpus.gpus), timeout=opts.timeout,
+    )
+
+
+def resolve_versions(opts: CompileOptions, cuda_version: str) -> dict[str, str]:
+    """Pinned versions as given; PyPI-sourced packages without a pin get the newest buildable release.
+
+    Known-incompatible pairs are refused (UsageError) whether pinned or defaulted.
+    """
+    from mamba_build import packages, sources
+
+    versions = {k: v for k, v in opts.versions.items() if v}
+    for name, version in versions.items():
+        if opts.sources.get(name, "pypi") == "pypi":
+            ok, why = packages.version_supported(name, version, cuda_version)
+            if not ok:
+                info = packages.package_info(name)
+                from mamba_build.errors import SourceError
+                raise SourceError(f"{name}=={version}: {why}",
+                                  f"pin >= {info.first_complete_sdist}, or build that version from git or a tarball: "
+                                  f"--source {name}={info.git_source_hint(version)}")
+    missing = [n for n in opts.packages if n not in versions and opts.sources.get(n, "pypi") == "pypi"]
+    if missing:
+        available = {n: sources.available_versions(n, opts.index_url, opts.find_links or None)
+                     for n in ALL_PACKAGES if n in missing}
+        if set(missing) == set(ALL_PACKAGES):
+            versions.update(packages.default_versions(None, available, cuda_version))
+        else:
+            for n in missing:
+                versions[n] = packages.default_version(n, available[n], None, cuda_version)
+    if "mamba-ssm" in versions and "causal-conv1d" in versions:
+        packages.check_pair(versions["mamba-ssm"], versions["causal-conv1d"])
+    return versions
