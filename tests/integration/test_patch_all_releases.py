@@ -1,0 +1,139 @@
+"""Every recipe on the setup.py of EVERY release of mamba-ssm and causal-conv1d on PyPI.
+
+The sdists are downloaded at run time (PyPI JSON API, sha256-checked) and cached in the test cache
+(~/.cache/mamba-build-tests/pypi-sdists); nothing of upstream is committed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mamba_build import patching
+from mamba_build.patching import PatchOptions, Status
+from tests.setup_recorder import gencode_of, record
+
+pytestmark = pytest.mark.network
+
+PACKAGES = ("mamba-ssm", "causal-conv1d")
+# What PyPI held when the recipes were written; the test fails if a release disappears, and any
+# newer release is tested too (and must patch cleanly, or the recipes need a version-scoped variant).
+MIN_RELEASES = {"mamba-ssm": 26, "causal-conv1d": 22}
+
+ALL_ON = PatchOptions(archs=("9.0",), nvcc_threads=3, split_compile=2, use_ninja=False, cxx11_abi=True,
+                      compiler_bounds={"13.0": ((6, 0, 0), (17, 0))}, allow_unsupported_compiler=True)
+DEFAULTS = PatchOptions(archs=("9.0",))
+
+
+def _sdists(package: str) -> list[dict]:
+    import requests
+    resp = requests.get(f"https://pypi.org/pypi/{package}/json", timeout=30)
+    resp.raise_for_status()
+    out = []
+    for version, files in resp.json()["releases"].items():
+        for f in files:
+            if f["packagetype"] == "sdist" and not f.get("yanked"):
+                out.append({"package": package, "version": version, "filename": f["filename"], "url": f["url"],
+                            "sha256": f["digests"]["sha256"]})
+    return out
+
+
+def _download(item: dict, cache: Path) -> Path:
+    import requests
+    path = cache / item["filename"]
+    if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == item["sha256"]:
+        return path
+    resp = requests.get(item["url"], timeout=60)
+    resp.raise_for_status()
+    assert hashlib.sha256(resp.content).hexdigest() == item["sha256"], item["filename"]
+    tmp = path.with_suffix(".part")
+    tmp.write_bytes(resp.content)
+    tmp.replace(path)
+    return path
+
+
+def _extract(archive: Path, into: Path) -> Path:
+    """Trusted PyPI file; returns the tree (top-level directory)."""
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(into)
+    else:
+        with tarfile.open(archive) as tf:
+            tf.extractall(into, filter="data")
+    (top,) = [p for p in into.iterdir() if p.is_dir()]
+    return top
+
+
+@pytest.fixture(scope="session")
+def releases(test_cache, tmp_path_factory) -> list[dict]:
+    cache = test_cache / "pypi-sdists"
+    cache.mkdir(parents=True, exist_ok=True)
+    items = [i for p in PACKAGES for i in _sdists(p)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        archives = list(pool.map(lambda i: _download(i, cache), items))
+    root = tmp_path_factory.mktemp("releases")
+    for item, archive in zip(items, archives):
+        item["tree"] = _extract(archive, root / f"{item['package']}-{item['version']}")
+    for p in PACKAGES:
+        assert sum(i["package"] == p for i in items) >= MIN_RELEASES[p], p
+    return items
+
+
+def _expected_status(recipe: patching.Recipe, version: str, options: PatchOptions) -> Status:
+    if not recipe.applies_to(version):
+        return Status.SKIPPED_VERSION
+    if not recipe.enabled_by(options):
+        return Status.SKIPPED_OPTION
+    return Status.APPLIED
+
+
+def test_every_release_takes_every_recipe_idempotently(releases, tmp_path):
+    patched = []
+    for item in releases:
+        package, version = item["package"], item["version"]
+        tree = tmp_path / f"{package}-{version}"
+        tree.mkdir()
+        (tree / "setup.py").write_bytes((item["tree"] / "setup.py").read_bytes())
+        recipes = patching.load_recipes(package)
+        for options in (DEFAULTS, ALL_ON):
+            patching.unpatch(tree)  # each option set from the pristine file: every recipe reports "applied"
+            results = patching.apply_patches(tree, package, version, options)
+            got = {r.recipe: r.status for r in results}
+            want = {r.id: _expected_status(r, version, options) for r in recipes}
+            assert got == want, f"{package} {version}"
+        first = (tree / "setup.py").read_bytes()
+        again = patching.apply_patches(tree, package, version, ALL_ON)
+        assert (tree / "setup.py").read_bytes() == first, f"{package} {version} not byte-identical"
+        assert {r.status for r in again} <= {Status.ALREADY_APPLIED, Status.SKIPPED_VERSION}, f"{package} {version}"
+        text = first.decode()
+        compile(text, f"{package}-{version}/setup.py", "exec")
+        assert (tree / "setup.py.mamba-build-orig").read_bytes() == (item["tree"] / "setup.py").read_bytes()
+        patched.append((item, text))
+    assert len(patched) == len(releases)
+
+
+def test_patched_setup_py_of_every_release_builds_exactly_the_plan(releases, tmp_path):
+    files = []
+    for item in releases:
+        tree = item["tree"]
+        patching.apply_patches(tree, item["package"], item["version"], ALL_ON)
+        files.append(tree / "setup.py")
+    rec = record(files, tmp_path, timeout=300)
+    for item, f in zip(releases, files):
+        r = rec[str(f)]
+        label = f"{item['package']} {item['version']}"
+        assert r["ok"], (label, r)
+        assert len(r["extensions"]) == 1, label
+        assert gencode_of(r["nvcc"]) == ["arch=compute_90,code=sm_90"], label
+        assert r["nvcc"].count("-gencode") == 1, label
+        assert r["nvcc"][-4:] == ["--threads", "3", "--split-compile", "2"], label
+        assert "-allow-unsupported-compiler" in r["nvcc"], label
+        assert r["use_ninja"] is False, label
+        assert r["cxx11_abi"] is True, label
+        assert r["gcc_bounds"]["13.0"] == [[6, 0, 0], [17, 0]], label
+        assert r["wheel_urlretrieve_calls"] == 0 and r["wheel_outcome"] == ["source build"], label
