@@ -1,58 +1,67 @@
-"""GPU architecture lists: parsing what users type, and turning them into nvcc flags."""
+"""GPU architecture lists: the one parser of what users type, and the nvcc flags they become.
+
+Grammar: compute capabilities ``MAJOR.MINOR`` with an optional ``a``/``f`` suffix (arch-specific /
+family features) and ``+PTX`` (also embed PTX so newer GPUs can JIT), separated by commas, semicolons
+or spaces: ``8.0,9.0+PTX``, ``9.0a``. The compile command also takes the words ``native``/``all``.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Iterable, Sequence
 
 from mamba_build.errors import UsageError
 
-_ITEM = re.compile(r"^(?:sm_|compute_)?(\d{1,2})\.?(\d)([af]?)(\+ptx)?$", re.I)
+ARCH_RE = re.compile(r"^(?P<major>\d{1,2})\.(?P<minor>\d)(?P<suffix>[af]?)(?P<ptx>\+PTX)?$")
 KEYWORDS = ("native", "all")
 
 
-def parse_arch_list(text: str, *, allow_keywords: bool = False) -> tuple[str, ...]:
-    """'8.0,9.0+PTX' / 'sm_80 sm_90' / '90' -> ('8.0', '9.0+PTX'); malformed -> UsageError (exit 2)."""
-    if text is None or not str(text).strip():
-        raise UsageError("empty arch list", "give compute capabilities like --arch 8.0,9.0 (or native / all)")
-    raw = [t for t in re.split(r"[,;\s]+", str(text).strip()) if t]
-    if allow_keywords and len(raw) == 1 and raw[0].lower() in KEYWORDS:
-        return (raw[0].lower(),)
-    out: list[str] = []
-    for item in raw:
-        m = _ITEM.match(item)
-        if not m:
-            raise UsageError(
-                f"malformed arch {item!r} in {text!r}",
-                "use compute capabilities X.Y separated by commas, e.g. --arch 8.0,9.0 (append +PTX to "
-                "also embed PTX: 9.0+PTX)" + ("; or the words native / all" if allow_keywords else ""),
-            )
-        major, minor, suffix, ptx = m.groups()
-        norm = f"{int(major)}.{minor}{suffix.lower()}" + ("+PTX" if ptx else "")
-        if norm not in out:
-            out.append(norm)
-    return tuple(out)
+def parse_arch(arch: str) -> re.Match:
+    m = ARCH_RE.match(arch.strip())
+    if not m:
+        raise UsageError(f"malformed CUDA architecture {arch!r}",
+                         "write compute capabilities as MAJOR.MINOR, optionally with a/f and +PTX: "
+                         "--arch 8.0,9.0 or --arch 9.0+PTX")
+    return m
+
+
+def parse_arch_list(text: str | Iterable[str], *, allow_keywords: bool = False) -> tuple[str, ...]:
+    """'9.0,8.0' / '8.0 9.0+PTX' / ['9.0'] -> ('9.0', '8.0'); malformed -> UsageError (exit 2)."""
+    if text is None:
+        text = ""
+    items = re.split(r"[,;\s]+", text.strip()) if isinstance(text, str) else [str(t).strip() for t in text]
+    items = [i for i in items if i]
+    if not items:
+        raise UsageError("empty CUDA architecture list",
+                         "pass e.g. --arch 9.0" + (" (or native / all)" if allow_keywords else ""))
+    if allow_keywords and len(items) == 1 and items[0].lower() in KEYWORDS:
+        return (items[0].lower(),)
+    seen: list[str] = []
+    for item in items:
+        parse_arch(item)
+        if item not in seen:
+            seen.append(item)
+    return tuple(seen)
 
 
 def sm_number(arch: str) -> int:
     """'9.0' / '9.0+PTX' / '9.0a' -> 90."""
-    base = arch.split("+")[0].rstrip("af")
-    major, minor = base.split(".")
-    return int(major) * 10 + int(minor)
+    m = parse_arch(arch)
+    return int(m["major"]) * 10 + int(m["minor"])
 
 
-def gencode_flags(archs: tuple[str, ...]) -> list[str]:
-    """Exactly the requested archs: SASS for each, plus PTX where '+PTX' is given."""
+def gencode_flags(archs: Sequence[str]) -> list[str]:
+    """nvcc flags for exactly these archs: '9.0+PTX' -> sm_90 SASS and compute_90 PTX."""
     flags: list[str] = []
     for arch in archs:
-        base = arch.split("+")[0]
-        suffix = base[-1] if base[-1] in "af" else ""
-        num = f"{sm_number(arch)}{suffix}"
-        codes = [f"sm_{num}"] + ([f"compute_{num}"] if arch.endswith("+PTX") else [])
-        code = codes[0] if len(codes) == 1 else "[" + ",".join(codes) + "]"
-        flags += ["-gencode", f"arch=compute_{num},code={code}"]
+        m = parse_arch(arch)
+        num = f"{m['major']}{m['minor']}{m['suffix']}"
+        flags += ["-gencode", f"arch=compute_{num},code=sm_{num}"]
+        if m["ptx"]:
+            flags += ["-gencode", f"arch=compute_{num},code=compute_{num}"]
     return flags
 
 
-def torch_arch_list(archs: tuple[str, ...]) -> str:
+def torch_arch_list(archs: Sequence[str]) -> str:
     """Value for TORCH_CUDA_ARCH_LIST ('8.0;9.0+PTX')."""
     return ";".join(archs)

@@ -43,6 +43,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from mamba_build import paths
+from mamba_build.archs import gencode_flags, parse_arch_list  # noqa: F401 (re-exported)
 from mamba_build.errors import PatchError, UsageError
 
 if sys.version_info >= (3, 11):
@@ -54,7 +55,6 @@ PRISTINE_SUFFIX = ".mamba-build-orig"
 MARKER = "mamba-build:"
 KINDS = ("regex_replace", "insert_before", "insert_after", "append")
 
-_ARCH_RE = re.compile(r"^(?P<major>\d{1,2})\.(?P<minor>\d)(?P<suffix>[af]?)(?P<ptx>\+PTX)?$")
 _PLACEHOLDER_RE = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 VersionBounds = Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]]
@@ -80,14 +80,9 @@ class PatchOptions:
     allow_unsupported_compiler: bool = False    # adds nvcc -allow-unsupported-compiler
 
     def __post_init__(self) -> None:
-        if isinstance(self.archs, str):
-            object.__setattr__(self, "archs", parse_arch_list(self.archs))
-        else:
-            object.__setattr__(self, "archs", tuple(self.archs))
         if not self.archs:
             raise UsageError("no CUDA architecture given", "pass at least one, e.g. --arch 9.0")
-        for arch in self.archs:
-            _parse_arch(arch)
+        object.__setattr__(self, "archs", parse_arch_list(self.archs))
         if int(self.nvcc_threads) < 1:
             raise UsageError(f"nvcc threads must be >= 1, not {self.nvcc_threads}", "use --threads 1 or more")
         if self.split_compile is not None and int(self.split_compile) < 0:
@@ -126,41 +121,6 @@ def _normalise_bounds(bounds: Mapping, name: str) -> dict[str, tuple[tuple[int, 
             raise UsageError(f"{name}[{cuda}]: empty range {lo_t} .. {hi_t}", "min must be below max")
         out[str(cuda)] = (lo_t, hi_t)
     return out
-
-
-def _parse_arch(arch: str) -> re.Match:
-    m = _ARCH_RE.match(arch.strip())
-    if not m:
-        raise UsageError(f"malformed CUDA architecture {arch!r}",
-                         "write compute capabilities as MAJOR.MINOR, optionally with a/f and +PTX: "
-                         "--arch 8.0,9.0 or --arch 9.0+PTX")
-    return m
-
-
-def parse_arch_list(text: str | Iterable[str]) -> tuple[str, ...]:
-    """'9.0,8.0' / '8.0 9.0+PTX' / ['9.0'] -> ('9.0', '8.0'). Malformed -> UsageError (exit 2)."""
-    items = re.split(r"[,;\s]+", text.strip()) if isinstance(text, str) else [str(t).strip() for t in text]
-    items = [i for i in items if i]
-    if not items:
-        raise UsageError("empty CUDA architecture list", "pass e.g. --arch 9.0")
-    seen: list[str] = []
-    for item in items:
-        _parse_arch(item)
-        if item not in seen:
-            seen.append(item)
-    return tuple(seen)
-
-
-def gencode_flags(archs: Sequence[str]) -> list[str]:
-    """nvcc flags for exactly these archs: '9.0+PTX' -> sm_90 SASS and compute_90 PTX."""
-    flags: list[str] = []
-    for arch in archs:
-        m = _parse_arch(arch)
-        num = f"{m['major']}{m['minor']}{m['suffix']}"
-        flags += ["-gencode", f"arch=compute_{num},code=sm_{num}"]
-        if m["ptx"]:
-            flags += ["-gencode", f"arch=compute_{num},code=compute_{num}"]
-    return flags
 
 
 def option_placeholders(options: PatchOptions) -> dict[str, str]:

@@ -54,7 +54,9 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
     names: list[str] = []
     for item in args.package or []:
         names += [package_info(n.strip()).name for n in item.split(",") if n.strip()]
-    packages = tuple(n for n in ALL_PACKAGES if n in names) if names else ALL_PACKAGES
+    # causal-conv1d first (mamba-ssm uses it); other packages (the test fixture) in the order given
+    packages = (tuple(n for n in ALL_PACKAGES if n in names) + tuple(dict.fromkeys(n for n in names if n not in ALL_PACKAGES))
+                if names else ALL_PACKAGES)
     versions: dict[str, str] = {}
     for pin in args.versions:
         name, version = parse_requirement(pin)
@@ -64,7 +66,7 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
     sources: dict[str, str] = {}
     for spec in args.source:
         head, sep, rest = spec.partition("=")
-        if sep and head.replace("_", "-").lower() in ALL_PACKAGES:
+        if sep and head.replace("_", "-").lower() in (*ALL_PACKAGES, *packages):
             sources[package_info(head).name] = rest
         elif len(packages) == 1:
             sources[packages[0]] = spec
