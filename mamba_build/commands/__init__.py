@@ -5,6 +5,7 @@
 
 COMMANDS = (
     "doctor",
+    "explain",
     "compile",
     "fetch",
     "patch",
