@@ -1,0 +1,81 @@
+"""`mamba-build toolchain install|list|remove`: CUDA toolkits assembled from NVIDIA's PyPI wheels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mamba_build import toolchain
+from mamba_build.errors import ExitCode
+
+NAME = "toolchain"
+HELP = "install, list or remove CUDA toolkits assembled from NVIDIA's PyPI wheels (no root needed)"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    inst = sub.add_parser("install", help="download the pinned wheels and assemble a CUDA_HOME under the cache",
+                          description="Download the pinned NVIDIA wheels for CUDA X.Y (sha256-checked) and "
+                                      "assemble a toolkit usable as CUDA_HOME under the mamba-build cache.")
+    inst.add_argument("--cuda", required=True, metavar="X.Y", help="CUDA release, e.g. 13.0")
+    inst.add_argument("--index-url", metavar="URL", help="package index to download from (default: pip's)")
+    inst.add_argument("--find-links", metavar="DIR", type=Path,
+                      help="folder of wheels downloaded elsewhere (offline install; no index is used "
+                           "unless --index-url is also given)")
+    inst.add_argument("--math-headers-from", metavar="DIR", type=Path,
+                      help="include folder (or site-packages) with cublas_v2.h, cusparse.h, cusolverDn.h; "
+                           "default: the nvidia-* packages next to this Python's torch")
+    inst.add_argument("--force", action="store_true", help="reinstall even if already installed")
+    inst.add_argument("--json", action="store_true", help="print the installed toolkit as JSON")
+    lst = sub.add_parser("list", help="show installed toolkits with their nvcc version and GPU archs")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    rm = sub.add_parser("remove", help="delete an installed toolkit")
+    rm.add_argument("--cuda", required=True, metavar="X.Y")
+
+
+def _describe(info: toolchain.ToolchainInfo) -> str:
+    archs = " ".join(f"sm_{a}" for a in info.archs) or "unknown"
+    headers = "yes" if info.has_math_headers else "no (torch extensions need them: see --math-headers-from)"
+    return (f"CUDA {info.cuda}  nvcc {info.nvcc_version or '?'}  {info.path}\n"
+            f"    archs: {archs}\n    cuBLAS/cuSPARSE/cuSOLVER headers: {headers}\n"
+            f"    use: export CUDA_HOME={info.path}")
+
+
+def _as_json(info: toolchain.ToolchainInfo) -> dict:
+    data = info.to_json()
+    data["path"] = str(info.path)
+    data["nvcc"] = str(info.nvcc)
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    action = getattr(args, "action", None)
+    if action == "install":
+        info = toolchain.install(args.cuda, index_url=args.index_url, find_links=args.find_links,
+                                 math_headers_from=args.math_headers_from, force=args.force)
+        if args.json:
+            print(json.dumps(_as_json(info), indent=2))
+        else:
+            print(_describe(info))
+            if not info.has_math_headers:
+                print("note: no cuBLAS/cuSPARSE/cuSOLVER headers were found to copy; torch's "
+                      "ATen/cuda headers include them. Rerun with --force --math-headers-from DIR.")
+        return ExitCode.OK
+    if action == "list":
+        installed = toolchain.list_installed()
+        if args.json:
+            print(json.dumps([_as_json(i) for i in installed], indent=2))
+        elif not installed:
+            print("no toolkits installed; installable: "
+                  + ", ".join(toolchain.installable_releases()) + " (mamba-build toolchain install --cuda X.Y)")
+        else:
+            for info in installed:
+                print(_describe(info))
+        return ExitCode.OK
+    if action == "remove":
+        path = toolchain.remove(args.cuda)
+        print(f"removed {path}")
+        return ExitCode.OK
+    print("usage: mamba-build toolchain {install,list,remove} ... (see --help)")
+    return ExitCode.USAGE

@@ -1,0 +1,580 @@
+"""CUDA toolkits assembled from NVIDIA's PyPI wheels, kept under ``paths.toolchains_dir()``.
+
+``install("13.0")`` downloads the pinned wheels (``data/toolchains.toml``) with pip, checks each
+file's sha256 against the pins, unzips them into a staging folder next to the target and lays
+them out as a normal CUDA_HOME::
+
+    cuda-13.0/bin/nvcc (+ nvcc.profile, cudafe++, fatbinary, nvlink, ptxas)
+    cuda-13.0/nvvm/bin/cicc, nvvm/libdevice
+    cuda-13.0/include/ (runtime, crt/, cccl/, + cuBLAS/cuSPARSE/cuSOLVER headers when found)
+    cuda-13.0/lib64/libcudart.so -> libcudart.so.13   (lib -> lib64)
+    cuda-13.0/mamba-build-toolchain.json
+
+``bin/nvcc --version`` is run in the staging folder; only then is it renamed into place, so a
+failure or Ctrl-C leaves nothing half-made. Releases whose PyPI wheels lack the compiler driver
+(every 11.x and 12.x: their nvcc wheels hold only ptxas, libnvvm and headers) are pinned but
+refused with an explanation; see the comments in ``data/toolchains.toml``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import sys
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from mamba_build import paths, runner, tables
+from mamba_build.errors import (DiskFullError, NetworkError, SourceError, ToolkitError,
+                                UsageError)
+
+METADATA_NAME = "mamba-build-toolchain.json"
+_NETWORK_MARKERS = (
+    "NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
+    "Name or service not known", "Network is unreachable", "ConnectTimeoutError", "ReadTimeoutError",
+    "ProxyError", "Connection refused", "No route to host", "SSLError", "ConnectionError",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# pin table
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    filename: str
+    sha256: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class WheelPin:
+    name: str
+    version: str
+    root: str
+    files: tuple[WheelFile, ...]
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    def matching_file(self, filename: str) -> WheelFile | None:
+        for f in self.files:
+            if f.filename == filename:
+                return f
+        return None
+
+
+@dataclass(frozen=True)
+class ReleasePins:
+    cuda: str
+    wheels: tuple[WheelPin, ...]
+    complete: bool = True
+    missing: tuple[str, ...] = ()
+
+    @property
+    def download_bytes(self) -> int:
+        return sum(max((f.size or 0) for f in w.files) for w in self.wheels)
+
+
+def _load_table() -> dict[str, Any]:
+    """The raw ``toolchains.toml`` (tests monkeypatch this to use a fake wheel set)."""
+    return tables.load("toolchains")
+
+
+def _parse_release(cuda: str, data: dict[str, Any]) -> ReleasePins:
+    wheels = tuple(
+        WheelPin(w["name"], str(w["version"]), w["root"].strip("/"),
+                 tuple(WheelFile(f["filename"], f["sha256"].lower(), f.get("size")) for f in w["files"]))
+        for w in data.get("wheel", [])
+    )
+    return ReleasePins(cuda, wheels, bool(data.get("complete", True)), tuple(data.get("missing", ())))
+
+
+def pinned_releases() -> dict[str, ReleasePins]:
+    """Every CUDA release in the pin table, complete or not, keyed ``"X.Y"``."""
+    return {v: _parse_release(v, d) for v, d in _load_table().get("release", {}).items()}
+
+
+def installable_releases() -> list[str]:
+    """Releases ``install`` can assemble from PyPI alone, oldest first."""
+    return _sorted([v for v, p in pinned_releases().items() if p.complete])
+
+
+def _sorted(versions: Iterable[str]) -> list[str]:
+    return sorted(versions, key=lambda v: tables.version_tuple(v))
+
+
+def _normalize_cuda(cuda: str) -> str:
+    text = str(cuda).strip()
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)*", text):
+        raise UsageError(f"{cuda!r} is not a CUDA version",
+                         f"pass --cuda X.Y, one of {', '.join(installable_releases()) or 'none'}")
+    major, minor = text.split(".")[:2]
+    return f"{int(major)}.{int(minor)}"
+
+
+def release_pins(cuda: str) -> ReleasePins:
+    """Pins for ``cuda`` (``"12.4"`` or ``"12.4.1"``); UsageError (exit 2) for a release not pinned."""
+    version = _normalize_cuda(cuda)
+    releases = pinned_releases()
+    if version not in releases:
+        ok = installable_releases()
+        raise UsageError(
+            f"CUDA {cuda} is not a release mamba-build can install (installable from PyPI: "
+            f"{', '.join(ok) or 'none'}; pinned but incomplete on PyPI: "
+            f"{', '.join(_sorted(v for v, p in releases.items() if not p.complete)) or 'none'})",
+            f"use --cuda {ok[-1] if ok else 'X.Y'}, or install the CUDA {version} toolkit yourself "
+            "(NVIDIA's runfile installs without root: sh cuda_<ver>_linux.run --silent --toolkit "
+            "--toolkitpath=$HOME/cuda-<ver>) and point CUDA_HOME at it")
+    return releases[version]
+
+
+# --------------------------------------------------------------------------------------------
+# installed toolkits
+
+
+@dataclass
+class ToolchainInfo:
+    cuda: str
+    path: Path
+    nvcc_version: str = ""  # "13.0.88"
+    nvcc_version_text: str = ""  # full `nvcc --version` output
+    archs: list[int] = field(default_factory=list)  # from `nvcc --list-gpu-arch`
+    wheels: list[dict[str, Any]] = field(default_factory=list)
+    created: str = ""
+    layout: dict[str, str] = field(default_factory=dict)
+    math_headers: dict[str, Any] | None = None  # {"source": dir, "files": [...]}, or None
+
+    @property
+    def cuda_home(self) -> Path:
+        return self.path
+
+    @property
+    def nvcc(self) -> Path:
+        return self.path / "bin" / "nvcc"
+
+    @property
+    def host_config(self) -> Path:
+        return self.path / "include" / "crt" / "host_config.h"
+
+    @property
+    def has_math_headers(self) -> bool:
+        return bool(self.math_headers) and (self.path / "include" / "cublas_v2.h").is_file()
+
+    def env(self) -> dict[str, str]:
+        """Environment additions that make nvcc and torch's cpp_extension use this toolkit."""
+        return {"CUDA_HOME": str(self.path), "CUDA_PATH": str(self.path),
+                "PATH": f"{self.path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": 1, "cuda": self.cuda, "nvcc_version": self.nvcc_version,
+            "nvcc_version_text": self.nvcc_version_text, "archs": self.archs, "wheels": self.wheels,
+            "created": self.created, "layout": self.layout, "math_headers": self.math_headers,
+        }
+
+    @classmethod
+    def from_dir(cls, path: Path) -> "ToolchainInfo | None":
+        try:
+            data = json.loads((path / METADATA_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or "cuda" not in data:
+            return None
+        return cls(cuda=str(data["cuda"]), path=path, nvcc_version=data.get("nvcc_version", ""),
+                   nvcc_version_text=data.get("nvcc_version_text", ""), archs=list(data.get("archs", [])),
+                   wheels=list(data.get("wheels", [])), created=data.get("created", ""),
+                   layout=dict(data.get("layout", {})), math_headers=data.get("math_headers"))
+
+
+def toolkit_dir(cuda: str) -> Path:
+    return paths.toolchains_dir() / f"cuda-{_normalize_cuda(cuda)}"
+
+
+def list_installed() -> list[ToolchainInfo]:
+    """Toolkits installed by ``install`` (staging leftovers and foreign folders are ignored)."""
+    root = paths.toolchains_dir()
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        if child.is_dir() and re.fullmatch(r"cuda-\d+\.\d+", child.name):
+            info = ToolchainInfo.from_dir(child)
+            if info is not None:
+                found.append(info)
+    return sorted(found, key=lambda i: tables.version_tuple(i.cuda))
+
+
+def find(cuda: str) -> ToolchainInfo | None:
+    """The installed toolkit for ``X.Y`` (a patch level is ignored), or None."""
+    try:
+        version = _normalize_cuda(cuda)
+    except UsageError:
+        return None
+    info = ToolchainInfo.from_dir(paths.toolchains_dir() / f"cuda-{version}")
+    if info is None or not info.nvcc.exists():
+        return None
+    return info
+
+
+def remove(cuda: str) -> Path:
+    """Delete the installed toolkit for ``X.Y``; returns the path removed."""
+    version = _normalize_cuda(cuda)
+    target = paths.toolchains_dir() / f"cuda-{version}"
+    if not target.exists():
+        installed = ", ".join(i.cuda for i in list_installed()) or "none"
+        raise UsageError(f"no toolkit for CUDA {version} is installed (installed: {installed})",
+                         "run `mamba-build toolchain list` to see what is installed")
+    doomed = target.with_name(f"{target.name}.rm-{os.getpid()}")
+    os.rename(target, doomed)  # atomic: a half-deleted toolkit is never visible under its name
+    shutil.rmtree(doomed, ignore_errors=True)
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# install
+
+
+def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None = None,
+            find_links: Path | str | None = None, math_headers_from: Path | None = None,
+            force: bool = False, timeout: float = 1800.0) -> ToolchainInfo:
+    """Assemble the toolkit for CUDA ``cuda`` from pinned PyPI wheels; see the module docstring.
+
+    ``wheels_dir``: where downloaded wheels are kept (default: the cache's ``wheels/nvidia``);
+    files already there with the pinned sha256 are not downloaded again. ``find_links``: a folder
+    of wheels downloaded elsewhere (offline installs); used first, and pip is then run with
+    ``--no-index`` unless ``index_url`` is also given. ``math_headers_from``: an include folder (or
+    a site-packages) holding cublas_v2.h / cusparse.h / cusolverDn.h; default: the site-packages
+    of this Python. An existing toolkit is returned as is unless ``force``.
+    """
+    pins = release_pins(cuda)
+    if not pins.complete:
+        raise ToolkitError(
+            f"NVIDIA's PyPI wheels for CUDA {pins.cuda} do not contain a compiler: "
+            f"{pins.wheels[0].requirement if pins.wheels else 'the nvcc wheel'} holds only ptxas, "
+            f"libnvvm and headers ({', '.join(pins.missing)} are missing), so no CUDA {pins.cuda} "
+            "toolkit can be assembled from PyPI",
+            f"install the CUDA {pins.cuda} toolkit without root with NVIDIA's runfile "
+            f"(sh cuda_{pins.cuda}.*_linux.run --silent --toolkit --toolkitpath=$HOME/cuda-{pins.cuda}) "
+            f"or with conda (conda install -c nvidia/label/cuda-{pins.cuda}.0 cuda-nvcc cuda-cudart-dev "
+            f"libcublas-dev libcusparse-dev libcusolver-dev) and set CUDA_HOME to it; or build with "
+            f"a release that PyPI does provide: {', '.join(installable_releases())}")
+    target = paths.toolchains_dir(create=True) / f"cuda-{pins.cuda}"
+    if target.exists() and not force:
+        existing = ToolchainInfo.from_dir(target)
+        if existing is not None and existing.nvcc.exists():
+            return existing
+
+    wheel_store = Path(wheels_dir) if wheels_dir else paths.wheel_cache_dir() / "nvidia"
+    files = fetch_wheels(pins, wheel_store, index_url=index_url, find_links=find_links, timeout=timeout)
+
+    staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    _rmtree(staging)
+    try:
+        layout = assemble(pins, files, staging)
+        headers = _add_math_headers(staging, pins.cuda, math_headers_from)
+        info = _validate(staging, pins, files, layout, headers)
+        _commit(staging, target)
+        info.path = target
+        return info
+    except OSError as exc:
+        _rmtree(staging)
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(f"no space left while assembling {staging}",
+                                f"free at least {2 * pins.download_bytes // 2**20 + 200} MB under "
+                                f"{paths.cache_home()} (or set MAMBA_BUILD_CACHE to a larger disk) and rerun") from exc
+        raise
+    except BaseException:
+        _rmtree(staging)
+        raise
+
+
+def _commit(staging: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.with_name(f"{target.name}.old-{os.getpid()}")
+        os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    if old is not None:
+        _rmtree(old)
+
+
+def _rmtree(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _pinned_file_in(pin: WheelPin, folders: Sequence[Path]) -> Path | None:
+    for folder in folders:
+        for f in pin.files:
+            candidate = folder / f.filename
+            if candidate.is_file() and sha256_file(candidate) == f.sha256:
+                return candidate
+    return None
+
+
+def fetch_wheels(pins: ReleasePins, store: Path, *, index_url: str | None = None,
+                 find_links: Path | str | None = None, timeout: float = 1800.0) -> dict[str, Path]:
+    """Pinned wheel files of ``pins`` (name -> path), verified; downloads only what is missing."""
+    store.mkdir(parents=True, exist_ok=True)
+    local_dirs = [store] + ([Path(find_links)] if find_links and Path(find_links).is_dir() else [])
+    found: dict[str, Path] = {}
+    todo: list[WheelPin] = []
+    for pin in pins.wheels:
+        hit = _pinned_file_in(pin, local_dirs)
+        if hit is not None:
+            found[pin.name] = hit
+        else:
+            todo.append(pin)
+    if todo:
+        _pip_download(todo, store, index_url=index_url, find_links=find_links, timeout=timeout)
+        for pin in todo:
+            found[pin.name] = _verify_downloaded(pin, store)
+    return found
+
+
+def _pip_download(pins: Sequence[WheelPin], dest: Path, *, index_url: str | None,
+                  find_links: Path | str | None, timeout: float) -> None:
+    argv: list[str] = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                       "--disable-pip-version-check", "--progress-bar", "off", "-d", str(dest)]
+    if index_url:
+        argv += ["--index-url", index_url]
+    if find_links:
+        argv += ["--find-links", str(find_links)]
+        if not index_url:
+            argv.append("--no-index")
+    argv += [p.requirement for p in pins]
+    result = runner.run(argv, timeout=timeout)
+    if result.ok:
+        return
+    out = result.output
+    tail = "\n".join(out.strip().splitlines()[-15:])
+    if result.timed_out or any(m in out for m in _NETWORK_MARKERS):
+        raise NetworkError(
+            "pip could not reach the package index to download " + ", ".join(p.requirement for p in pins),
+            "download the wheels on a machine with internet (pip download --no-deps -d wheels "
+            + " ".join(p.requirement for p in pins) + "), copy the folder here and rerun with "
+            "--find-links <that folder>; or pass --index-url for a reachable mirror",
+            details=tail)
+    if result.missing:
+        raise ToolkitError(f"could not run pip with {sys.executable}",
+                           f"install pip into this Python ({sys.executable} -m ensurepip) and rerun",
+                           details=result.stderr)
+    raise SourceError(
+        "pip download failed for " + ", ".join(p.requirement for p in pins),
+        "check that the index (or --find-links folder) has these exact versions for this platform; "
+        "the full pip output is in the command log under " + str(paths.logs_dir()),
+        details=tail)
+
+
+def _verify_downloaded(pin: WheelPin, store: Path) -> Path:
+    stem = pin.name.replace("-", "_") + "-" + pin.version + "-"
+    candidates = sorted(p for p in store.glob("*.whl") if p.name.lower().startswith(stem.lower()))
+    if not candidates:
+        raise SourceError(f"pip reported success but no {pin.requirement} wheel is in {store}",
+                          "rerun; if it persists, pass --find-links with the pinned wheel files")
+    for path in candidates:
+        expected = pin.matching_file(path.name)
+        if expected is None:
+            continue
+        actual = sha256_file(path)
+        if actual == expected.sha256:
+            return path
+        bad = path.with_name(path.name + ".bad-sha256")
+        os.replace(path, bad)
+        raise SourceError(
+            f"sha256 of {path.name} is {actual}, the pin says {expected.sha256}",
+            f"the file was moved to {bad.name}; rerun to download it again. If it differs again, "
+            "your index or mirror serves a different file: use --index-url https://pypi.org/simple "
+            "or --find-links with the wheel downloaded from PyPI")
+    names = ", ".join(p.name for p in candidates)
+    raise SourceError(
+        f"pip downloaded {names} for {pin.requirement}, a file that is not pinned "
+        f"(pinned: {', '.join(f.filename for f in pin.files)})",
+        "pinned toolkits exist for manylinux x86_64 only; on another platform install the CUDA "
+        "toolkit yourself and set CUDA_HOME")
+
+
+# --------------------------------------------------------------------------------------------
+# assembly
+
+
+def _extract(zip_path: Path, root: str, dest: Path) -> list[str]:
+    """Extract the members under ``root/`` of a wheel into ``dest`` (``root/`` stripped).
+
+    Executable bits are restored from the zip's external attributes (zipfile drops them).
+    ``__init__.py`` files and the ``.metadata`` folder (NVIDIA's build scans) are skipped.
+    """
+    written: list[str] = []
+    prefix = root.strip("/") + "/"
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"{zip_path.name} is not a valid wheel (zip): {exc}",
+                          f"delete {zip_path} and rerun to download it again") from exc
+    with zf:
+        for info in zf.infolist():
+            name = info.filename
+            if not name.startswith(prefix) or name.endswith("/"):
+                continue
+            rel = name[len(prefix):]
+            parts = rel.split("/")
+            if any(p in ("", ".", "..") for p in parts) or rel.startswith("/"):
+                raise SourceError(f"{zip_path.name} has an unsafe member path {name!r}",
+                                  "delete the file and download it again from PyPI")
+            if parts[-1] == "__init__.py" or parts[0] == ".metadata":
+                continue
+            out = dest.joinpath(*parts)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with zf.open(info) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise SourceError(f"{zip_path.name} is corrupt ({name}: {exc})",
+                                  f"delete {zip_path} and rerun to download it again") from exc
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                os.chmod(out, mode | stat.S_IRUSR | stat.S_IWUSR)
+            written.append(rel)
+    return written
+
+
+def assemble(pins: ReleasePins, files: dict[str, Path], dest: Path) -> dict[str, str]:
+    """Unpack ``files`` (wheel name -> path) into ``dest`` laid out as a CUDA_HOME."""
+    dest.mkdir(parents=True)
+    for pin in pins.wheels:
+        written = _extract(files[pin.name], pin.root, dest)
+        if not written:
+            raise SourceError(f"{files[pin.name].name} has nothing under {pin.root}/",
+                              "the pin table's `root` does not match the wheel; report this as a bug")
+    layout: dict[str, str] = {}
+    lib, lib64 = dest / "lib", dest / "lib64"
+    if lib.is_dir() and not lib.is_symlink() and not lib64.exists():
+        os.rename(lib, lib64)
+        os.symlink("lib64", lib)
+        layout["lib"] = "symlink to lib64"
+    elif lib.is_dir() and lib64.is_dir():
+        for item in lib.iterdir():
+            if not (lib64 / item.name).exists():
+                os.rename(item, lib64 / item.name)
+        shutil.rmtree(lib)
+        os.symlink("lib64", lib)
+        layout["lib"] = "merged into lib64, symlink"
+    lib64.mkdir(exist_ok=True)
+    for base in ("libcudart.so", "libnvvm.so"):
+        unversioned = lib64 / base
+        versioned = sorted(p.name for p in lib64.glob(base + ".*") if p.is_file())
+        if not unversioned.exists() and versioned:
+            os.symlink(versioned[0], unversioned)
+            layout[f"lib64/{base}"] = f"symlink to {versioned[0]}"
+    # nvcc.profile points CICC_PATH at $(TOP)/nvvm/bin and adds -I$(TOP)/include: check them
+    for needed in ("bin/nvcc", "nvvm/bin/cicc", "include/cuda_runtime.h", "include/crt/host_config.h",
+                   "lib64/libcudart.so"):
+        if not (dest / needed).exists():
+            raise ToolkitError(f"the assembled toolkit lacks {needed}",
+                               "the pinned wheel set is incomplete; report this as a bug")
+    layout.update({"bin": "bin/nvcc", "cicc": "nvvm/bin/cicc", "include": "include",
+                   "cccl": "include/cccl" if (dest / "include" / "cccl").is_dir() else "include"})
+    return layout
+
+
+def _math_header_dirs(cuda: str, source: Path | None) -> list[Path]:
+    spec = _load_table().get("math_headers", {})
+    rels = spec.get(cuda.split(".")[0], [])
+    if source is not None:
+        source = Path(source)
+        return [source] + [source / r for r in rels]
+    dirs = []
+    for entry in sys.path:
+        if entry and os.path.basename(entry) in ("site-packages", "dist-packages"):
+            dirs += [Path(entry) / r for r in rels]
+    return dirs
+
+
+def _add_math_headers(dest: Path, cuda: str, source: Path | None) -> dict[str, Any] | None:
+    """Copy cuBLAS/cuSPARSE/cuSOLVER headers (torch's CUDA headers include them) into include/."""
+    globs = _load_table().get("math_headers", {}).get("globs", [])
+    include = dest / "include"
+    copied: list[str] = []
+    sources: list[str] = []
+    for folder in _math_header_dirs(cuda, source):
+        if not folder.is_dir():
+            continue
+        hits = [p for p in sorted(folder.iterdir()) if p.is_file() and any(fnmatch.fnmatch(p.name, g) for g in globs)]
+        for p in hits:
+            if not (include / p.name).exists():
+                shutil.copy2(p, include / p.name)
+                copied.append(p.name)
+        if hits:
+            sources.append(str(folder))
+    if source is not None and not copied:
+        raise ToolkitError(f"no cuBLAS/cuSPARSE/cuSOLVER headers ({', '.join(globs)}) in {source}",
+                           "pass --math-headers-from an include folder that holds cublas_v2.h")
+    if not copied:
+        return None
+    return {"sources": sources, "files": sorted(copied)}
+
+
+_RELEASE_RE = re.compile(r"release (\d+\.\d+), V(\d+\.\d+\.\d+)")
+
+
+def parse_nvcc_version(text: str) -> tuple[str, str] | None:
+    """``nvcc --version`` output -> ("13.0", "13.0.88")."""
+    m = _RELEASE_RE.search(text)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def parse_gpu_archs(text: str) -> list[int]:
+    """``nvcc --list-gpu-arch`` output -> [75, 80, ...]."""
+    return sorted({int(m) for m in re.findall(r"compute_(\d+)", text)})
+
+
+def _validate(staging: Path, pins: ReleasePins, files: dict[str, Path], layout: dict[str, str],
+              math_headers: dict[str, Any] | None) -> ToolchainInfo:
+    nvcc = staging / "bin" / "nvcc"
+    result = runner.run([nvcc, "--version"], timeout=60)
+    parsed = parse_nvcc_version(result.stdout) if result.ok else None
+    if parsed is None:
+        raise ToolkitError(f"the assembled nvcc does not run: {result.output.strip()[:300] or 'no output'}",
+                           "this host may be too old for the wheels (glibc >= 2.17 is needed) or the "
+                           "cache is on a noexec mount; set MAMBA_BUILD_CACHE to another disk and rerun")
+    if parsed[0] != pins.cuda:
+        raise ToolkitError(f"the assembled nvcc reports CUDA {parsed[0]}, expected {pins.cuda}",
+                           "the pin table is wrong; report this as a bug")
+    archs_result = runner.run([nvcc, "--list-gpu-arch"], timeout=60)
+    info = ToolchainInfo(
+        cuda=pins.cuda, path=staging, nvcc_version=parsed[1], nvcc_version_text=result.stdout.strip(),
+        archs=parse_gpu_archs(archs_result.stdout) if archs_result.ok else [],
+        wheels=[{"name": p.name, "version": p.version, "file": files[p.name].name,
+                 "sha256": p.matching_file(files[p.name].name).sha256} for p in pins.wheels],  # type: ignore[union-attr]
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        layout=layout, math_headers=math_headers,
+    )
+    (staging / METADATA_NAME).write_text(json.dumps(info.to_json(), indent=2) + "\n", encoding="utf-8")
+    return info
