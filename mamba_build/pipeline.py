@@ -54,15 +54,16 @@ def patch_options(plan: BuildPlan):
                         allow_unsupported_compiler=plan.compiler.unsupported_override)
 
 
-def explain_failure(log_text: str, plan: BuildPlan | None = None) -> tuple[str, str | None, str]:
-    """(cause, fix, evidence) from the shared catalog of `mamba-build explain`."""
-    from mamba_build.explain import explain_text
+def explain_failure(log: str | Path, plan: BuildPlan | None = None) -> tuple[str, str | None, str]:
+    """(cause, fix, evidence) from the shared catalog of `mamba-build explain` (a log file or its text)."""
+    from mamba_build.explain import explain_file, explain_text
 
     context = {}
     if plan is not None:
         context = {"cuda_home": plan.cuda_home, "toolkits": plan.cuda_home, "torch_cuda": plan.torch_cuda,
-                   "cuda_version": plan.cuda_version, "cc": plan.compiler.cc, "cxx": plan.compiler.cxx}
-    expl = explain_text(log_text, context)
+                   "torch_version": plan.torch_version, "nvcc_version": plan.cuda_version,
+                   "gcc_version": plan.compiler.version}
+    expl = explain_file(str(log), context) if isinstance(log, Path) else explain_text(log, context)
     if expl.findings:
         first = expl.findings[0]
         evidence = "\n".join(f"  {n}: {t}" for n, t in first.evidence[:6])
@@ -91,9 +92,8 @@ def build_wheel(plan: BuildPlan, pkg: PackagePlan, tree: Path, out_dir: Path, lo
             return wheels[0]
         raise BuildError(f"pip wheel succeeded but produced {len(wheels)} wheels in {out_dir}",
                          f"inspect the log {log_path}")
-    text = log_path.read_text(encoding="utf-8", errors="replace")
-    cause, fix, evidence = explain_failure(text, plan)
-    if "No space left on device" in text:
+    cause, fix, evidence = explain_failure(log_path, plan)
+    if cause.startswith("[disk-full]"):
         raise DiskFullError(f"building {pkg.name} ran out of disk space ({cause})",
                             f"free space in {plan.build_dir} and {plan.wheel_dir} or use --build-dir on a larger "
                             f"disk; full log: {log_path}", details=evidence)
@@ -107,7 +107,8 @@ def check_wheel_archs(plan: BuildPlan, wheel: Path) -> tuple[tuple[int, ...], tu
     """The archs really inside the wheel's extension must be exactly the plan's."""
     from mamba_build.binary import archs_in_wheel
 
-    found = archs_in_wheel(wheel, cuobjdump=Path(plan.cuda_home) / "bin" / "cuobjdump")
+    own = Path(plan.cuda_home) / "bin" / "cuobjdump"  # else binary.find_cuobjdump looks elsewhere
+    found = archs_in_wheel(wheel, cuobjdump=own if own.exists() else None)
     want_sass = tuple(sorted({archs_mod.sm_number(a) for a in plan.archs}))
     want_ptx = tuple(sorted({archs_mod.sm_number(a) for a in plan.archs if a.endswith("+PTX")}))
     if tuple(found.sass) != want_sass or tuple(found.ptx) != want_ptx:
@@ -161,7 +162,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                     + (f" (sha256 {fetched.sha256[:16]}...)" if fetched.sha256 else ""))
                 results = apply_patches(fetched.tree, pkg.name, fetched.version, patch_options(plan))
                 raise_for_missing(results, fetched.tree, pkg.name, fetched.version)
-                log("patch   " + ", ".join(f"{r.recipe_id}: {r.status.value}" for r in results))
+                log("patch   " + ", ".join(f"{r.recipe}: {r.status.value}" for r in results))
                 start = time.monotonic()
                 log_path = log_dir / f"build-{pkg.name}.log"
                 log(f"build   {pkg.name} {fetched.version} for {', '.join(plan.archs)} (log: {log_path})")

@@ -15,8 +15,9 @@ from mamba_build import jobs as jobs_mod
 from mamba_build import paths, tables
 from mamba_build.checks import resolve_target
 from mamba_build.checks.compilers import torch_bounds, toolkit_limit
+from mamba_build.checks.cuda import math_include_dirs
 from mamba_build.environment import Environment, to_jsonable
-from mamba_build.errors import EnvironmentProblem, ToolkitError, UsageError
+from mamba_build.errors import EnvironmentProblem, SourceError, ToolkitError, UsageError
 from mamba_build.select import validate_cuda_version
 
 ALL_PACKAGES = ("causal-conv1d", "mamba-ssm")
@@ -98,6 +99,7 @@ class BuildPlan:
     use_cache: bool
     gpu_present: bool
     timeout: float
+    include_dirs: tuple[str, ...] = ()  # added through CPATH: math headers the toolkit lacks
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -121,6 +123,8 @@ class BuildPlan:
             "PIP_NO_BUILD_ISOLATION": "0",  # pip's inverted spelling: "0" disables isolation
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         }
+        if self.include_dirs:
+            env["CPATH"] = os.pathsep.join([*self.include_dirs, *filter(None, [os.environ.get("CPATH")])])
         if self.compiler.unsupported_override:
             env["NVCC_APPEND_FLAGS"] = "-allow-unsupported-compiler"
         return env
@@ -235,6 +239,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         install=opts.install, patch_torch=opts.patch_torch, compiler_bounds=bounds, local_version=local_version,
         index_url=opts.index_url, find_links=opts.find_links, keep_build=opts.keep_build, use_cache=opts.use_cache,
         gpu_present=bool(env.gpus.gpus), timeout=opts.timeout,
+        include_dirs=tuple(math_include_dirs(env, tk)),
     )
 
 
@@ -246,12 +251,13 @@ def resolve_versions(opts: CompileOptions, cuda_version: str) -> dict[str, str]:
     from mamba_build import packages, sources
 
     versions = {k: v for k, v in opts.versions.items() if v}
+    if "mamba-ssm" in versions and "causal-conv1d" in versions:
+        packages.check_pair(versions["mamba-ssm"], versions["causal-conv1d"])
     for name, version in versions.items():
         if opts.sources.get(name, "pypi") == "pypi":
             ok, why = packages.version_supported(name, version, cuda_version)
             if not ok:
                 info = packages.package_info(name)
-                from mamba_build.errors import SourceError
                 raise SourceError(f"{name}=={version}: {why}",
                                   f"pin >= {info.first_complete_sdist}, or build that version from git or a tarball: "
                                   f"--source {name}={info.git_source_hint(version)}")

@@ -27,6 +27,7 @@ def run_checks(env: Environment, target: Target) -> list[Check]:
         checks.append(on_path)
     checks.append(cuda.check_target(env, target))
     checks.append(cuda.check_cuda_home(env, target))
+    checks.append(cuda.check_toolkit_headers(env, target))
     checks.append(cuda.check_torch_vs_nvcc(env, target))
     checks.append(compilers.check_host_compiler(env, target))
     checks.append(cuda.check_gpu_archs(env, target))

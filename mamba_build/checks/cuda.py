@@ -225,3 +225,28 @@ def check_gpu_archs(env: Environment, target: Target) -> Check:
                     f"use {hint}: mamba-build toolchain install --cuda {newer[-1] if newer else 'X.Y'}")
     sms = ", ".join(f"sm_{g.compute_capability.replace('.', '')}" for g in env.gpus.gpus if g.compute_capability)
     return ok("gpu-arch", f"CUDA {tk.version} can target {sms}")
+
+
+def math_include_dirs(env: Environment, toolkit: Toolkit) -> list[str]:
+    """Extra include dirs a torch CUDA extension build needs with this toolkit (its missing math
+    headers, taken from torch's own NVIDIA pip packages); empty when the toolkit is complete."""
+    if not toolkit.missing_math_headers:
+        return []
+    return list(env.python.nvidia_include_dirs)
+
+
+def check_toolkit_headers(env: Environment, target: Target) -> Check:
+    tk = target.toolkit
+    if tk is None or not tk.usable:
+        return skip("toolkit-headers", "no usable target toolkit")
+    missing = tk.missing_math_headers
+    if not missing:
+        return ok("toolkit-headers", f"{tk.home} has the CUDA math library headers torch's ATen/cuda includes")
+    dirs = math_include_dirs(env, tk)
+    what = (f"{tk.home} lacks {', '.join(missing)} (CUDA math libraries), which torch's ATen/cuda/CUDAContext.h "
+            "includes: builds die with `cusparse.h: No such file or directory`")
+    if dirs:
+        return fail("toolkit-headers", what, f"export CPATH={os.pathsep.join(dirs)}  (torch's own NVIDIA packages "
+                    "ship them; mamba-build compile adds them for you)")
+    return fail("toolkit-headers", what, f"install the math library headers of CUDA {tk.version} (cuda-libraries-dev) "
+                "or `pip install nvidia-cusparse nvidia-cublas nvidia-cusolver` matching torch's CUDA")

@@ -102,6 +102,8 @@ def describe_plan(plan: BuildPlan) -> str:
         f"  nvcc        --threads {plan.nvcc_threads}; split-compile "
         + (f"{plan.split_compile}" if plan.split_compile is not None else "off") + f"  [{plan.split_reason}]",
         f"  ninja       {'on' if plan.use_ninja else 'off'}",
+        f"  headers     CPATH += {', '.join(plan.include_dirs)}  [the toolkit lacks the CUDA math headers torch includes]"
+        if plan.include_dirs else "  headers     the toolkit's own",
         f"  torch map   {plan.patch_torch}: " + ", ".join(f"CUDA {k}: gcc >= {'.'.join(map(str, v[0]))}, < "
                                                          f"{'.'.join(map(str, v[1]))}" for k, v in plan.compiler_bounds.items()),
         f"  wheels      {plan.wheel_dir} (local version +{plan.local_version})",

@@ -18,6 +18,7 @@ EXTENSIONS = {
     "causal_conv1d_cuda": "causal-conv1d",
     "selective_scan_cuda": "mamba-ssm",
 }
+MATH_HEADERS = ["cusparse.h", "cublas_v2.h", "cublasLt.h", "cusolverDn.h"]  # = probes.toolkits.MATH_HEADERS
 PACKAGES = ["pip", "setuptools", "wheel", "packaging", "ninja", "torch", "mamba-ssm", "causal-conv1d",
             "triton", "einops", "transformers", "pybind11", "numpy"]
 
@@ -57,6 +58,27 @@ def find_spec_origin(module):
         return None
 
 
+def nvidia_include_dirs(headers):
+    """include/ dirs of torch's NVIDIA pip packages (site-packages/nvidia/*/include) holding any of headers."""
+    out = []
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("nvidia")
+        roots = list(spec.submodule_search_locations or []) if spec else []
+    except Exception:
+        roots = []
+    for root in roots:
+        try:
+            subdirs = sorted(os.listdir(root))
+        except OSError:
+            continue
+        for sub in subdirs:
+            inc = os.path.join(root, sub, "include")
+            if os.path.isdir(inc) and any(os.path.isfile(os.path.join(inc, h)) for h in headers):
+                out.append(inc)
+    return out
+
+
 def main():
     want_torch = "--no-torch" not in sys.argv
     want_ext = "--extensions" in sys.argv
@@ -70,6 +92,7 @@ def main():
         "torch_wheel_tags": wheel_tags("torch"),
         "torch_origin": find_spec_origin("torch"),
         "extension_origins": {mod: find_spec_origin(mod) for mod in EXTENSIONS},
+        "nvidia_include_dirs": nvidia_include_dirs(MATH_HEADERS),
     })
     if not want_torch:
         return

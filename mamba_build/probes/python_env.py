@@ -57,6 +57,7 @@ class PythonEnv:
     torch: TorchInfo
     extensions: tuple[ExtensionInfo, ...]
     child_error: str | None = None  # the child crashed or timed out
+    nvidia_include_dirs: tuple[str, ...] = ()  # torch's NVIDIA pip packages' include dirs (math headers)
 
 
 def parse_child_output(stdout: str) -> list[dict[str, Any]]:
@@ -183,4 +184,5 @@ def probe_python_env(python: str | None = None, *, extensions: bool = True, time
                                       bool(rec.get("ok")) if rec.get("present") else None,
                                       rec.get("error"), rec.get("origin")))
     return PythonEnv(executable=py.get("executable") or exe, version=py.get("version"), packages=packages,
-                     torch=torch_info, extensions=tuple(exts), child_error=child_error)
+                     torch=torch_info, extensions=tuple(exts), child_error=child_error,
+                     nvidia_include_dirs=tuple(py.get("nvidia_include_dirs") or ()))

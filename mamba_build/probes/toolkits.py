@@ -18,6 +18,10 @@ from pathlib import Path
 
 from mamba_build import paths, runner
 
+# Headers torch's ATen/cuda/CUDAContextLight.h includes: the CUDA math libraries' (not the compiler's).
+# A toolkit without them (e.g. a compiler-only install) fails every torch CUDA extension build.
+MATH_HEADERS = ("cusparse.h", "cublas_v2.h", "cublasLt.h", "cusolverDn.h")
+
 # Where system toolkits live (tests point this at a temporary tree).
 SYSTEM_GLOBS = ("/usr/local/cuda", "/usr/local/cuda-*", "/opt/cuda", "/opt/cuda-*", "/usr/lib/cuda",
                 "/opt/nvidia/hpc_sdk/Linux_*/*/cuda/*")
@@ -49,6 +53,7 @@ class Toolkit:
     clang_max: int | None
     host_config: str | None
     managed: bool  # assembled by mamba-build
+    missing_math_headers: tuple[str, ...] = ()  # of MATH_HEADERS
 
     @property
     def usable(self) -> bool:
@@ -225,6 +230,7 @@ def describe(home: str, sources: list[str], timeout: float = 20.0) -> Toolkit:
         clang_max=clang_max,
         host_config=str(host_config) if host_config else None,
         managed=os.path.realpath(home).startswith(managed_root + os.sep),
+        missing_math_headers=tuple(h for h in MATH_HEADERS if _find_header(home_p, h) is None),
     )
 
 
