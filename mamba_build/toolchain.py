@@ -1,4 +1,4 @@
-"""CUDA toolkits assembled from NVIDIA's PyPI wheels, kept under ``paths.toolchains_dir()``.
+"""CUDA toolkits assembled without root, kept under ``paths.toolchains_dir()``.
 
 ``install("13.0")`` downloads the pinned wheels (``data/toolchains.toml``) with pip, checks each
 file's sha256 against the pins, unzips them into a staging folder next to the target and lays
@@ -14,6 +14,15 @@ them out as a normal CUDA_HOME::
 failure or Ctrl-C leaves nothing half-made. Releases whose PyPI wheels lack the compiler driver
 (every 11.x and 12.x: their nvcc wheels hold only ptxas, libnvvm and headers) are pinned but
 refused with an explanation; see the comments in ``data/toolchains.toml``.
+
+``source = "debian"`` releases (11.8) take the compiler (nvcc, cicc, ptxas, cudafe++, fatbinary,
+nvlink, bin2c, libdevice) from a pinned Debian ``.deb`` instead: apt's own client downloads it
+without root through a private configuration (its own sources list, state and cache folders under
+the cache; the system's apt state is never read or written; the archive signature is checked with
+the system's Debian keyring), its sha256 is checked against the pin, ``dpkg-deb -x`` unpacks it
+into the staging folder, the pin table's ``map`` moves the files into the CUDA_HOME layout and
+``bin/nvcc.profile`` is written from the pin table (Debian's points at /usr/lib/nvidia-cuda-toolkit
+and relies on /usr/include). Headers and libcudart still come from the pinned PyPI wheels.
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ class WheelPin:
     version: str
     root: str
     files: tuple[WheelFile, ...]
+    members: tuple[str, ...] = ()  # only these prefixes (relative to root) are used; () = all
 
     @property
     def requirement(self) -> str:
@@ -76,15 +86,53 @@ class WheelPin:
 
 
 @dataclass(frozen=True)
+class DebPin:
+    """One pinned Debian package; ``map`` moves paths of the unpacked .deb into the toolkit."""
+    package: str
+    version: str
+    arch: str
+    filename: str
+    sha256: str
+    size: int | None
+    pool: str  # the file's path under the archive URI (for a manual download)
+    map: tuple[tuple[str, str], ...]
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}={self.version}"
+
+
+@dataclass(frozen=True)
+class AptSource:
+    uri: str
+    suite: str
+    components: tuple[str, ...]
+    keyring: str
+    arch: str = "amd64"
+
+    def line(self, uri: str | None = None) -> str:
+        return (f"deb [signed-by={self.keyring} arch={self.arch}] {(uri or self.uri).rstrip('/')} "
+                f"{self.suite} {' '.join(self.components)}")
+
+
+@dataclass(frozen=True)
 class ReleasePins:
     cuda: str
     wheels: tuple[WheelPin, ...]
     complete: bool = True
     missing: tuple[str, ...] = ()
+    debs: tuple[DebPin, ...] = ()
+    apt: AptSource | None = None
+    nvcc_profile: str | None = None  # written to bin/nvcc.profile when set
+
+    @property
+    def source(self) -> str:
+        return "debian" if self.debs else "pypi"
 
     @property
     def download_bytes(self) -> int:
-        return sum(max((f.size or 0) for f in w.files) for w in self.wheels)
+        return (sum(max((f.size or 0) for f in w.files) for w in self.wheels)
+                + sum(d.size or 0 for d in self.debs))
 
 
 def _load_table() -> dict[str, Any]:
@@ -95,10 +143,25 @@ def _load_table() -> dict[str, Any]:
 def _parse_release(cuda: str, data: dict[str, Any]) -> ReleasePins:
     wheels = tuple(
         WheelPin(w["name"], str(w["version"]), w["root"].strip("/"),
-                 tuple(WheelFile(f["filename"], f["sha256"].lower(), f.get("size")) for f in w["files"]))
+                 tuple(WheelFile(f["filename"], f["sha256"].lower(), f.get("size")) for f in w["files"]),
+                 tuple(m.strip("/") + "/" for m in w.get("members", ())))
         for w in data.get("wheel", [])
     )
-    return ReleasePins(cuda, wheels, bool(data.get("complete", True)), tuple(data.get("missing", ())))
+    debs = tuple(
+        DebPin(d["package"], str(d["version"]), d.get("arch", "amd64"), d["filename"], d["sha256"].lower(),
+               d.get("size"), d.get("pool", ""), tuple((str(a), str(b)) for a, b in d["map"]))
+        for d in data.get("deb", [])
+    )
+    apt = data.get("apt")
+    source = data.get("source", "debian" if debs else "pypi")
+    if source == "debian" and (not debs or not apt):
+        raise ToolkitError(f"the pin table's CUDA {cuda} entry says source = debian but has no [[deb]] or [apt]",
+                           "report this as a bug")
+    return ReleasePins(
+        cuda, wheels, bool(data.get("complete", True)), tuple(data.get("missing", ())), debs,
+        AptSource(apt["uri"], apt["suite"], tuple(apt["components"]), apt["keyring"], apt.get("arch", "amd64"))
+        if apt else None,
+        data.get("nvcc_profile"))
 
 
 def pinned_releases() -> dict[str, ReleasePins]:
@@ -107,7 +170,7 @@ def pinned_releases() -> dict[str, ReleasePins]:
 
 
 def installable_releases() -> list[str]:
-    """Releases ``install`` can assemble from PyPI alone, oldest first."""
+    """Releases ``install`` can assemble (from PyPI, or PyPI + Debian), oldest first."""
     return _sorted([v for v, p in pinned_releases().items() if p.complete])
 
 
@@ -131,7 +194,7 @@ def release_pins(cuda: str) -> ReleasePins:
     if version not in releases:
         ok = installable_releases()
         raise UsageError(
-            f"CUDA {cuda} is not a release mamba-build can install (installable from PyPI: "
+            f"CUDA {cuda} is not a release mamba-build can install (installable: "
             f"{', '.join(ok) or 'none'}; pinned but incomplete on PyPI: "
             f"{', '.join(_sorted(v for v, p in releases.items() if not p.complete)) or 'none'})",
             f"use --cuda {ok[-1] if ok else 'X.Y'}, or install the CUDA {version} toolkit yourself "
@@ -152,6 +215,7 @@ class ToolchainInfo:
     nvcc_version_text: str = ""  # full `nvcc --version` output
     archs: list[int] = field(default_factory=list)  # from `nvcc --list-gpu-arch`
     wheels: list[dict[str, Any]] = field(default_factory=list)
+    debs: list[dict[str, Any]] = field(default_factory=list)  # source = "debian" releases
     created: str = ""
     layout: dict[str, str] = field(default_factory=dict)
     math_headers: dict[str, Any] | None = None  # {"source": dir, "files": [...]}, or None
@@ -181,7 +245,7 @@ class ToolchainInfo:
         return {
             "format": 1, "cuda": self.cuda, "nvcc_version": self.nvcc_version,
             "nvcc_version_text": self.nvcc_version_text, "archs": self.archs, "wheels": self.wheels,
-            "created": self.created, "layout": self.layout, "math_headers": self.math_headers,
+            "debs": self.debs, "created": self.created, "layout": self.layout, "math_headers": self.math_headers,
         }
 
     @classmethod
@@ -194,7 +258,8 @@ class ToolchainInfo:
             return None
         return cls(cuda=str(data["cuda"]), path=path, nvcc_version=data.get("nvcc_version", ""),
                    nvcc_version_text=data.get("nvcc_version_text", ""), archs=list(data.get("archs", [])),
-                   wheels=list(data.get("wheels", [])), created=data.get("created", ""),
+                   wheels=list(data.get("wheels", [])), debs=list(data.get("debs", [])),
+                   created=data.get("created", ""),
                    layout=dict(data.get("layout", {})), math_headers=data.get("math_headers"))
 
 
@@ -248,7 +313,8 @@ def remove(cuda: str) -> Path:
 
 def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None = None,
             find_links: Path | str | None = None, math_headers_from: Path | None = None,
-            force: bool = False, timeout: float = 1800.0) -> ToolchainInfo:
+            force: bool = False, timeout: float = 1800.0, debs_dir: Path | None = None,
+            debian_mirror: str | None = None) -> ToolchainInfo:
     """Assemble the toolkit for CUDA ``cuda`` from pinned PyPI wheels; see the module docstring.
 
     ``wheels_dir``: where downloaded wheels are kept (default: the cache's ``wheels/nvidia``);
@@ -257,6 +323,11 @@ def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None 
     ``--no-index`` unless ``index_url`` is also given. ``math_headers_from``: an include folder (or
     a site-packages) holding cublas_v2.h / cusparse.h / cusolverDn.h; default: the site-packages
     of this Python. An existing toolkit is returned as is unless ``force``.
+
+    For ``source = "debian"`` releases also: ``debs_dir``, where downloaded .deb files are kept
+    (default: the cache's ``debs``; apt's private lists live in its ``apt/`` subfolder);
+    ``find_links`` is searched for the pinned .deb files too; ``debian_mirror`` replaces the
+    archive URI of the pin table (e.g. a local mirror).
     """
     pins = release_pins(cuda)
     if not pins.complete:
@@ -278,13 +349,17 @@ def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None 
 
     wheel_store = Path(wheels_dir) if wheels_dir else paths.wheel_cache_dir() / "nvidia"
     files = fetch_wheels(pins, wheel_store, index_url=index_url, find_links=find_links, timeout=timeout)
+    debs: dict[str, Path] = {}
+    if pins.debs:
+        deb_store = Path(debs_dir) if debs_dir else paths.cache_home() / "debs"
+        debs = fetch_debs(pins, deb_store, find_links=find_links, mirror=debian_mirror, timeout=timeout)
 
     staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     _rmtree(staging)
     try:
-        layout = assemble(pins, files, staging)
+        layout = assemble(pins, files, staging, debs=debs)
         headers = _add_math_headers(staging, pins.cuda, math_headers_from)
-        info = _validate(staging, pins, files, layout, headers)
+        info = _validate(staging, pins, files, layout, headers, debs)
         _commit(staging, target)
         info.path = target
         return info
@@ -422,10 +497,153 @@ def _verify_downloaded(pin: WheelPin, store: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
+# Debian packages (source = "debian"): apt's own client, run without root and without the system's
+# apt state
+
+
+_APT_NETWORK_MARKERS = ("Could not resolve", "Temporary failure resolving", "Failed to fetch",
+                        "Could not connect", "Connection failed", "Connection timed out",
+                        "Unable to connect", "Network is unreachable", "No route to host")
+_APT_SIGNATURE_MARKERS = ("NO_PUBKEY", "is not signed", "EXPKEYSIG", "BADSIG",
+                          "The following signatures couldn't be verified", "Signed-By", "signed-by")
+
+
+def _pinned_deb_in(pin: DebPin, folders: Sequence[Path]) -> Path | None:
+    for folder in folders:
+        candidate = folder / pin.filename
+        if candidate.is_file() and sha256_file(candidate) == pin.sha256:
+            return candidate
+    return None
+
+
+def fetch_debs(pins: ReleasePins, store: Path, *, find_links: Path | str | None = None,
+               mirror: str | None = None, timeout: float = 1800.0) -> dict[str, Path]:
+    """Pinned .deb files of ``pins`` (package -> path), sha256-verified; downloads only what is missing."""
+    store.mkdir(parents=True, exist_ok=True)
+    local_dirs = [store] + ([Path(find_links)] if find_links and Path(find_links).is_dir() else [])
+    found: dict[str, Path] = {}
+    todo: list[DebPin] = []
+    for pin in pins.debs:
+        hit = _pinned_deb_in(pin, local_dirs)
+        if hit is not None:
+            found[pin.package] = hit
+        else:
+            todo.append(pin)
+    if todo:
+        assert pins.apt is not None
+        _apt_download(pins.apt, todo, store, mirror=mirror, timeout=timeout)
+        for pin in todo:
+            found[pin.package] = _verify_deb(pin, store)
+    return found
+
+
+def apt_options(source: AptSource, root: Path, mirror: str | None = None) -> list[str]:
+    """``-o`` options that make apt-get use only a private sources list, state and cache under ``root``.
+
+    Nothing of the system's apt state is read or written: the sources list, the lists, the
+    package cache and the (empty) dpkg status are ours, locking is off (no root needed), and the
+    system's preferences (pinning) are ignored. apt.conf(.d) still applies, so a configured proxy
+    is honoured. The archive signature is checked against ``source.keyring`` (Signed-By).
+    """
+    state, cache = root / "state", root / "cache"
+    for d in (state / "lists" / "partial", cache / "archives" / "partial"):
+        d.mkdir(parents=True, exist_ok=True)
+    sources = root / "sources.list"
+    sources.write_text(source.line(mirror) + "\n", encoding="utf-8")
+    status = state / "status"
+    if not status.exists():
+        status.write_text("", encoding="utf-8")
+    opts = {
+        "Dir::Etc::SourceList": str(sources), "Dir::Etc::SourceParts": "/dev/null",
+        "Dir::Etc::Preferences": "/dev/null", "Dir::Etc::PreferencesParts": "/dev/null",
+        "Dir::State": str(state), "Dir::State::status": str(status), "Dir::Cache": str(cache),
+        "Debug::NoLocking": "1", "APT::Architecture": source.arch, "APT::Architectures": source.arch,
+        "Acquire::Languages": "none",
+    }
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # as root apt hands downloads to the `_apt` user, who cannot write into a user's cache
+        opts["APT::Sandbox::User"] = "root"
+    out: list[str] = []
+    for key, value in opts.items():
+        out += ["-o", f"{key}={value}"]
+    return out
+
+
+def _manual_deb_hint(source: AptSource, pins: Sequence[DebPin], mirror: str | None) -> str:
+    base = (mirror or source.uri).rstrip("/")
+    urls = " ".join(f"{base}/{p.pool}" for p in pins)
+    sums = ", ".join(f"{p.filename}: {p.sha256}" for p in pins)
+    return (f"download {urls} (or the same files from https://snapshot.debian.org) on any machine, check "
+            f"their sha256 ({sums}), copy them into a folder here and rerun with --find-links <that folder>")
+
+
+def _apt_download(source: AptSource, pins: Sequence[DebPin], dest: Path, *, mirror: str | None,
+                  timeout: float) -> None:
+    apt_get = shutil.which("apt-get")
+    if apt_get is None:
+        raise ToolkitError("apt-get is not available, so the Debian packages " + ", ".join(p.requirement for p in pins)
+                           + " cannot be downloaded here", _manual_deb_hint(source, pins, mirror))
+    if not Path(source.keyring).is_file():
+        raise ToolkitError(f"the Debian archive keyring {source.keyring} is missing, so apt cannot check the "
+                           "archive's signature",
+                           "install it (apt-get install debian-archive-keyring), or "
+                           + _manual_deb_hint(source, pins, mirror))
+    opts = apt_options(source, dest / "apt", mirror)
+    update = runner.run([apt_get, *opts, "update"], timeout=timeout)
+    out = update.output
+    if update.timed_out or (not update.ok and any(m in out for m in _APT_NETWORK_MARKERS)):
+        raise NetworkError(f"apt-get could not reach the Debian archive {mirror or source.uri}",
+                           "check the connection or proxy (apt honours Acquire::http::Proxy in apt.conf), pass "
+                           "--debian-mirror URL for a reachable mirror, or "
+                           + _manual_deb_hint(source, pins, mirror),
+                           details="\n".join(out.strip().splitlines()[-10:]))
+    if any(m in out for m in _APT_SIGNATURE_MARKERS) and not update.ok:
+        raise SourceError(f"apt-get could not verify the signature of {mirror or source.uri} {source.suite} "
+                          f"with {source.keyring}",
+                          "update debian-archive-keyring, or " + _manual_deb_hint(source, pins, mirror),
+                          details="\n".join(out.strip().splitlines()[-10:]))
+    if not update.ok:
+        raise SourceError(f"apt-get update failed for {source.line(mirror)}",
+                          "the full output is in the command log under " + str(paths.logs_dir()),
+                          details="\n".join(out.strip().splitlines()[-10:]))
+    download = runner.run([apt_get, *opts, "download", *[p.requirement for p in pins]], cwd=dest,
+                          timeout=timeout)
+    if download.ok:
+        return
+    out = download.output
+    tail = "\n".join(out.strip().splitlines()[-10:])
+    if download.timed_out or any(m in out for m in _APT_NETWORK_MARKERS):
+        raise NetworkError("apt-get could not download " + ", ".join(p.requirement for p in pins),
+                           "rerun; or " + _manual_deb_hint(source, pins, mirror), details=tail)
+    raise SourceError(
+        "apt-get download failed for " + ", ".join(p.requirement for p in pins)
+        + f" from {mirror or source.uri} {source.suite} ({' '.join(source.components)})",
+        "the pinned version may have been replaced by a newer Debian point release; "
+        + _manual_deb_hint(source, pins, mirror), details=tail)
+
+
+def _verify_deb(pin: DebPin, store: Path) -> Path:
+    path = store / pin.filename
+    if not path.is_file():
+        raise SourceError(f"apt-get reported success but {pin.filename} is not in {store}",
+                          "rerun; if it persists, pass --find-links with the pinned .deb files")
+    actual = sha256_file(path)
+    if actual == pin.sha256:
+        return path
+    bad = path.with_name(path.name + ".bad-sha256")
+    os.replace(path, bad)
+    raise SourceError(
+        f"sha256 of {path.name} is {actual}, the pin says {pin.sha256}",
+        f"the file was moved to {bad.name}; rerun to download it again. If it differs again, the archive "
+        "serves a different build of the package: download the pinned file from "
+        f"https://snapshot.debian.org and pass --find-links")
+
+
+# --------------------------------------------------------------------------------------------
 # assembly
 
 
-def _extract(zip_path: Path, root: str, dest: Path) -> list[str]:
+def _extract(zip_path: Path, root: str, dest: Path, members: Sequence[str] = ()) -> list[str]:
     """Extract the members under ``root/`` of a wheel into ``dest`` (``root/`` stripped).
 
     Executable bits are restored from the zip's external attributes (zipfile drops them).
@@ -450,6 +668,8 @@ def _extract(zip_path: Path, root: str, dest: Path) -> list[str]:
                                   "delete the file and download it again from PyPI")
             if parts[-1] == "__init__.py" or parts[0] == ".metadata":
                 continue
+            if members and not any(rel.startswith(m) for m in members):
+                continue
             out = dest.joinpath(*parts)
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -465,15 +685,65 @@ def _extract(zip_path: Path, root: str, dest: Path) -> list[str]:
     return written
 
 
-def assemble(pins: ReleasePins, files: dict[str, Path], dest: Path) -> dict[str, str]:
-    """Unpack ``files`` (wheel name -> path) into ``dest`` laid out as a CUDA_HOME."""
+def _safe_rel(rel: str) -> list[str]:
+    parts = rel.strip("/").split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ToolkitError(f"the pin table maps an unsafe path {rel!r}", "report this as a bug")
+    return parts
+
+
+def _extract_deb(deb: Path, pin: DebPin, dest: Path) -> list[str]:
+    """``dpkg-deb -x`` the package into a folder inside ``dest``, then move ``pin.map`` into place."""
+    unpacked = dest / f".deb-{pin.package}"
+    _rmtree(unpacked)
+    unpacked.mkdir(parents=True)
+    result = runner.run(["dpkg-deb", "-x", deb, unpacked], timeout=600)
+    if result.missing:
+        raise ToolkitError("dpkg-deb is not available to unpack " + deb.name,
+                           "install dpkg (on Debian/Ubuntu it is always there; elsewhere: your distribution's "
+                           "`dpkg` package) and rerun")
+    if not result.ok:
+        if "No space left" in result.output:
+            raise OSError(errno.ENOSPC, "No space left on device", str(unpacked))
+        raise SourceError(f"{deb.name} could not be unpacked: {result.output.strip()[-300:]}",
+                          f"delete {deb} and rerun to download it again")
+    moved: list[str] = []
+    for src_rel, dst_rel in pin.map:
+        src = unpacked.joinpath(*_safe_rel(src_rel))
+        dst = dest.joinpath(*_safe_rel(dst_rel))
+        if not os.path.lexists(src):
+            raise SourceError(f"{deb.name} has no {src_rel}",
+                              "the pin table's `map` does not match the package; report this as a bug")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        _rmtree(dst)
+        os.rename(src, dst)
+        moved.append(dst_rel)
+    _rmtree(unpacked)
+    return moved
+
+
+def assemble(pins: ReleasePins, files: dict[str, Path], dest: Path,
+             debs: dict[str, Path] | None = None) -> dict[str, str]:
+    """Unpack ``files`` (wheel name -> path) and ``debs`` (package -> path) into ``dest`` as a CUDA_HOME."""
     dest.mkdir(parents=True)
     for pin in pins.wheels:
-        written = _extract(files[pin.name], pin.root, dest)
+        written = _extract(files[pin.name], pin.root, dest, pin.members)
         if not written:
-            raise SourceError(f"{files[pin.name].name} has nothing under {pin.root}/",
+            raise SourceError(f"{files[pin.name].name} has nothing under {pin.root}/"
+                              + (f" ({', '.join(pin.members)})" if pin.members else ""),
                               "the pin table's `root` does not match the wheel; report this as a bug")
     layout: dict[str, str] = {}
+    for deb_pin in pins.debs:
+        if debs is None or deb_pin.package not in debs:
+            raise ToolkitError(f"no .deb file was given for {deb_pin.requirement}", "report this as a bug")
+        for rel in _extract_deb(debs[deb_pin.package], deb_pin, dest):
+            layout[rel] = f"from {deb_pin.package} {deb_pin.version}"
+    if pins.nvcc_profile is not None:
+        profile = dest / "bin" / "nvcc.profile"
+        profile.parent.mkdir(parents=True, exist_ok=True)
+        _rmtree(profile)
+        profile.write_text(pins.nvcc_profile.lstrip("\n"), encoding="utf-8")
+        layout["bin/nvcc.profile"] = "written from the pin table ($(TOP) = the toolkit folder)"
     lib, lib64 = dest / "lib", dest / "lib64"
     if lib.is_dir() and not lib.is_symlink() and not lib64.exists():
         os.rename(lib, lib64)
@@ -556,7 +826,7 @@ def parse_gpu_archs(text: str) -> list[int]:
 
 
 def _validate(staging: Path, pins: ReleasePins, files: dict[str, Path], layout: dict[str, str],
-              math_headers: dict[str, Any] | None) -> ToolchainInfo:
+              math_headers: dict[str, Any] | None, debs: dict[str, Path] | None = None) -> ToolchainInfo:
     nvcc = staging / "bin" / "nvcc"
     result = runner.run([nvcc, "--version"], timeout=60)
     parsed = parse_nvcc_version(result.stdout) if result.ok else None
@@ -573,6 +843,8 @@ def _validate(staging: Path, pins: ReleasePins, files: dict[str, Path], layout: 
         archs=parse_gpu_archs(archs_result.stdout) if archs_result.ok else [],
         wheels=[{"name": p.name, "version": p.version, "file": files[p.name].name,
                  "sha256": p.matching_file(files[p.name].name).sha256} for p in pins.wheels],  # type: ignore[union-attr]
+        debs=[{"package": d.package, "version": d.version, "file": d.filename, "sha256": d.sha256,
+               "archive": f"{pins.apt.uri} {pins.apt.suite}" if pins.apt else ""} for d in pins.debs],
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         layout=layout, math_headers=math_headers,
     )

@@ -1,4 +1,9 @@
-"""`mamba-build toolchain install|list|remove`: CUDA toolkits assembled from NVIDIA's PyPI wheels."""
+"""`mamba-build toolchain install|list|remove`: CUDA toolkits assembled without root.
+
+13.0 from NVIDIA's PyPI wheels; 11.8 from Debian 12's nvidia-cuda-toolkit .deb (the compiler,
+fetched with apt-get through a private configuration) plus NVIDIA's cu11 PyPI wheels (headers,
+libcudart). See data/toolchains.toml.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,29 @@ from mamba_build import toolchain
 from mamba_build.errors import ExitCode
 
 NAME = "toolchain"
-HELP = "install, list or remove CUDA toolkits assembled from NVIDIA's PyPI wheels (no root needed)"
+HELP = ("install, list or remove CUDA toolkits assembled from pinned NVIDIA PyPI wheels (13.0) or "
+        "Debian packages + wheels (11.8); no root needed")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
-    inst = sub.add_parser("install", help="download the pinned wheels and assemble a CUDA_HOME under the cache",
-                          description="Download the pinned NVIDIA wheels for CUDA X.Y (sha256-checked) and "
-                                      "assemble a toolkit usable as CUDA_HOME under the mamba-build cache.")
-    inst.add_argument("--cuda", required=True, metavar="X.Y", help="CUDA release, e.g. 13.0")
+    inst = sub.add_parser(
+        "install", help="download the pinned files and assemble a CUDA_HOME under the cache",
+        description="Download the pinned files for CUDA X.Y (sha256-checked) and assemble a toolkit usable as "
+                    "CUDA_HOME under the mamba-build cache, without root. 13.0: NVIDIA's PyPI wheels (~105 MB). "
+                    "11.8: the compiler from Debian 12's non-free nvidia-cuda-toolkit .deb (84 MB; downloaded "
+                    "with apt-get using a private sources list/state/cache under the mamba-build cache, "
+                    "signature checked with /usr/share/keyrings/debian-archive-keyring.gpg; unpacked with "
+                    "dpkg-deb) plus NVIDIA's cu11 wheels for headers and libcudart (~23 MB). cuBLAS/cuSPARSE/"
+                    "cuSOLVER headers are copied from the nvidia-* packages of this Python's torch: run it "
+                    "with the mamba-build of the environment you will build in.")
+    inst.add_argument("--cuda", required=True, metavar="X.Y", help="CUDA release: 11.8 or 13.0")
     inst.add_argument("--index-url", metavar="URL", help="package index to download from (default: pip's)")
     inst.add_argument("--find-links", metavar="DIR", type=Path,
-                      help="folder of wheels downloaded elsewhere (offline install; no index is used "
-                           "unless --index-url is also given)")
+                      help="folder of wheels (and, for 11.8, the pinned .deb) downloaded elsewhere (offline "
+                           "install; no index is used unless --index-url is also given)")
+    inst.add_argument("--debian-mirror", metavar="URL",
+                      help="Debian archive to fetch .deb files from (default: http://deb.debian.org/debian)")
     inst.add_argument("--math-headers-from", metavar="DIR", type=Path,
                       help="include folder (or site-packages) with cublas_v2.h, cusparse.h, cusolverDn.h; "
                            "default: the nvidia-* packages next to this Python's torch")
@@ -53,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     action = getattr(args, "action", None)
     if action == "install":
         info = toolchain.install(args.cuda, index_url=args.index_url, find_links=args.find_links,
-                                 math_headers_from=args.math_headers_from, force=args.force)
+                                 math_headers_from=args.math_headers_from, force=args.force,
+                                 debian_mirror=args.debian_mirror)
         if args.json:
             print(json.dumps(_as_json(info), indent=2))
         else:

@@ -37,9 +37,14 @@ def _compile(info: toolchain.ToolchainInfo, workdir: Path, extra: list[str] | No
                           capture_output=True, text=True, env=env, timeout=300)
 
 
+# what NVIDIA's cu11/cu12 nvcc wheels lack (11.8 lists none any more: its compiler comes from Debian)
+NO_COMPILER = ["bin/nvcc", "bin/nvcc.profile", "nvvm/bin/cicc", "bin/cudafe++", "bin/fatbinary", "bin/nvlink"]
+
+
 @pytest.mark.parametrize("cuda", ["11.8", "12.4"])
 def test_pypi_cu11_cu12_nvcc_wheels_have_no_compiler(cuda, nvidia_wheel_cache):
-    """The evidence behind `complete = false`: the pinned nvcc wheel has ptxas but no nvcc/cicc."""
+    """The evidence behind `complete = false` (12.x) and `source = "debian"` (11.8): the pinned nvcc
+    wheel has ptxas but no nvcc/cicc."""
     pins = toolchain.release_pins(cuda)
     nvcc_pin = next(w for w in pins.wheels if "nvcc" in w.name)
     only = toolchain.ReleasePins(cuda, (nvcc_pin,))
@@ -50,9 +55,12 @@ def test_pypi_cu11_cu12_nvcc_wheels_have_no_compiler(cuda, nvidia_wheel_cache):
     names = set(zipfile.ZipFile(files[nvcc_pin.name]).namelist())
     assert f"{nvcc_pin.root}/bin/ptxas" in names
     assert f"{nvcc_pin.root}/include/crt/host_config.h" in names
-    for missing in pins.missing:
+    for missing in pins.missing or NO_COMPILER:
         assert f"{nvcc_pin.root}/{missing}" not in names
-    assert not pins.complete
+    if cuda == "11.8":
+        assert pins.complete and pins.source == "debian"
+    else:
+        assert not pins.complete
 
 
 def test_install_130_layout_and_nvcc(toolkit_130, tmp_path):
@@ -88,8 +96,18 @@ def test_install_118_and_compile_with_gcc11(toolkit_118, tmp_path):
         pytest.skip("g++-11 not installed (apt-get install gcc-11 g++-11); nvcc 11.8 rejects newer gcc")
     listed = subprocess.run([str(toolkit_118.nvcc), "--list-gpu-arch"], capture_output=True, text=True, timeout=60)
     assert "compute_80" in listed.stdout.split()
-    proc = _compile(toolkit_118, tmp_path, ["-ccbin", gxx])
+    assert toolkit_118.nvcc_version == "11.8.89" and toolkit_118.debs[0]["package"] == "nvidia-cuda-toolkit"
+    profile = (toolkit_118.path / "bin" / "nvcc.profile").read_text()
+    assert "/usr/lib/nvidia-cuda-toolkit" not in profile
+    # -c: the assembled 11.8 toolkit has no libcudart_static.a / libcudadevrt.a (they are only in Debian's
+    # 774 MB nvidia-cuda-dev), so nvcc does not link executables itself; g++ links with libcudart.so
+    proc = _compile(toolkit_118, tmp_path, ["-ccbin", gxx, "-c"])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    link = subprocess.run([gxx, "-o", str(tmp_path / "tiny-exe"), str(tmp_path / "tiny"),
+                           f"-L{toolkit_118.path / 'lib64'}", "-lcudart"], capture_output=True, text=True, timeout=120)
+    assert link.returncode == 0, link.stderr[-3000:]
+    limits = parse_host_config(toolkit_118.host_config.read_text())
+    assert limits.gcc_max == tables.cuda_release("11.8").gcc_max
 
 
 def test_install_12x_and_compile(toolkit_12x, tmp_path):

@@ -1,0 +1,360 @@
+"""CUDA 11.8 assembly from Debian packages (source = "debian") with FAKE .deb files.
+
+The fake ``nvidia-cuda-toolkit`` .deb is built with ``dpkg-deb --build`` and has the same internal
+layout as Debian 12's real package (usr/lib/nvidia-cuda-toolkit/bin/{nvcc,cicc,crt,gcc,g++},
+nvcc.profile -> /etc/nvcc.profile, usr/bin/{ptxas,...}, usr/bin/nvcc shell wrapper); the pin table's
+real 11.8 ``map`` and ``nvcc_profile`` are used, so a map entry the fake lacks fails here too. apt-get
+is replaced by a fake at ``runner.run`` (the real one is exercised by tests/integration).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mamba_build import runner, tables, toolchain
+from mamba_build.errors import ExitCode, NetworkError, SourceError, ToolkitError
+
+pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is needed to build fake .debs")
+
+VERSION = "11.8.89~11.8.0-5~deb12u1"
+DEB_NAME = f"nvidia-cuda-toolkit_{VERSION}_amd64.deb"
+
+FAKE_NVCC = """#!/bin/sh
+case "$1" in
+  --version) printf 'nvcc: NVIDIA (R) Cuda compiler driver\\nCuda compilation tools, release 11.8, V11.8.89\\nBuild cuda_11.8.r11.8/compiler.31833905_0\\n' ;;
+  --list-gpu-arch) printf 'compute_35\\ncompute_80\\ncompute_90\\n' ;;
+  *) exit 1 ;;
+esac
+"""
+
+DEBIAN_PROFILE = """NVVMIR_LIBRARY_DIR = /usr/lib/nvidia-cuda-toolkit/libdevice
+
+PATH\t\t+= /usr/lib/nvidia-cuda-toolkit/bin:
+
+LIBRARIES\t=+ $(_SPACE_) -L/usr/lib/x86_64-linux-gnu/stubs -L/usr/lib/x86_64-linux-gnu
+"""
+
+HOST_CONFIG = "#if __GNUC__ > 11\n#error -- unsupported GNU version! gcc versions later than 11 are not supported!\n#endif\n"
+
+
+def _deb_tree(root: Path, nvcc: str = FAKE_NVCC, drop: tuple[str, ...] = ()) -> None:
+    """Files as in Debian 12's nvidia-cuda-toolkit (a subset: what the map uses, plus decoys)."""
+    files = {
+        "usr/lib/nvidia-cuda-toolkit/bin/nvcc": (nvcc, 0o755),
+        "usr/lib/nvidia-cuda-toolkit/bin/cicc": ("#!/bin/sh\necho cicc\n", 0o755),
+        "usr/lib/nvidia-cuda-toolkit/bin/gcc": ("#!/bin/sh\nexec gcc-11 \"$@\"\n", 0o755),
+        "usr/lib/nvidia-cuda-toolkit/bin/g++": ("#!/bin/sh\nexec g++-11 \"$@\"\n", 0o755),
+        "usr/lib/nvidia-cuda-toolkit/bin/crt/link.stub": ("stub", 0o644),
+        "usr/lib/nvidia-cuda-toolkit/bin/crt/prelink.stub": ("stub", 0o644),
+        "usr/lib/nvidia-cuda-toolkit/libdevice/libdevice.10.bc": ("BC", 0o644),
+        "usr/bin/nvcc": ("#!/bin/sh\n\nexec /usr/lib/nvidia-cuda-toolkit/bin/nvcc \"$@\"\n", 0o755),
+        "etc/nvcc.profile": (DEBIAN_PROFILE, 0o644),
+        "usr/include/nvvm.h": ("// nvvm", 0o644),
+    }
+    for tool in ("ptxas", "fatbinary", "nvlink", "cudafe++", "bin2c", "cuobjdump", "nvprune", "cu++filt",
+                 "__nvcc_device_query", "nvdisasm"):
+        files[f"usr/bin/{tool}"] = (f"#!/bin/sh\necho debian-{tool}\n", 0o755)
+    for rel, (content, mode) in files.items():
+        if rel in drop:
+            continue
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        path.chmod(mode)
+    os.symlink("/etc/nvcc.profile", root / "usr/lib/nvidia-cuda-toolkit/bin/nvcc.profile")
+
+
+def build_fake_deb(dest: Path, work: Path, **kw) -> Path:
+    tree = work / "debtree"
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        f"Package: nvidia-cuda-toolkit\nVersion: {VERSION}\nArchitecture: amd64\n"
+        "Maintainer: test <test@example.invalid>\nDescription: fake NVIDIA CUDA development toolkit\n")
+    _deb_tree(tree, **kw)
+    out = dest / DEB_NAME
+    proc = runner.run(["dpkg-deb", "--root-owner-group", "--build", tree, out], timeout=120)
+    assert proc.ok, proc.output
+    return out
+
+
+def _write_wheel(path: Path, members: dict[str, tuple[str, int]]) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, (content, mode) in members.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            zf.writestr(info, content)
+
+
+# mirrors the real cu11 wheels' roots (nvidia/cuda_nvcc, nvidia/cuda_runtime, nvidia/cuda_cccl)
+FAKE_WHEELS = {
+    "nvidia-cuda-nvcc-cu11": ("nvidia/cuda_nvcc", ["include"], {
+        "nvidia/cuda_nvcc/bin/ptxas": ("#!/bin/sh\necho pypi-ptxas\n", 0o755),
+        "nvidia/cuda_nvcc/nvvm/lib64/libnvvm.so": ("ELF", 0o755),
+        "nvidia/cuda_nvcc/include/crt/host_config.h": (HOST_CONFIG, 0o644),
+        "nvidia/cuda_nvcc/include/__init__.py": ("", 0o644),
+    }),
+    "nvidia-cuda-runtime-cu11": ("nvidia/cuda_runtime", ["include", "lib"], {
+        "nvidia/cuda_runtime/include/cuda_runtime.h": ("// rt 11.8", 0o644),
+        "nvidia/cuda_runtime/lib/libcudart.so.11.0": ("ELF", 0o755),
+        "nvidia/cuda_runtime/__init__.py": ("", 0o644),
+    }),
+    "nvidia-cuda-cccl-cu11": ("nvidia/cuda_cccl", ["include"], {
+        "nvidia/cuda_cccl/include/cub/cub.cuh": ("// cub", 0o644),
+        "nvidia/cuda_cccl/include/thrust/version.h": ("// thrust", 0o644),
+    }),
+}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def deb_set(tmp_path, monkeypatch, isolated_cache):
+    """Fake .deb + cu11 wheels in tmp_path/files and a pin table for them (real 11.8 map/profile/apt)."""
+    files = tmp_path / "files"
+    files.mkdir()
+    deb = build_fake_deb(files, tmp_path)
+    real = tables.load("toolchains")["release"]["11.8"]
+    release = {
+        "source": "debian", "complete": True, "missing": [], "nvcc_profile": real["nvcc_profile"],
+        "apt": dict(real["apt"]),
+        "deb": [dict(real["deb"][0], sha256=_sha(deb), size=deb.stat().st_size)],
+        "wheel": [],
+    }
+    for name, (root, members, content) in FAKE_WHEELS.items():
+        filename = f"{name.replace('-', '_')}-11.8.89-py3-none-manylinux2014_x86_64.whl"
+        _write_wheel(files / filename, content)
+        release["wheel"].append({"name": name, "version": "11.8.89", "root": root, "members": members,
+                                 "files": [{"filename": filename, "sha256": _sha(files / filename)}]})
+    table = {"release": {"11.8": release},
+             "math_headers": {"globs": ["cublas*.h", "cusparse*.h", "cusolver*.h"],
+                              "11": ["nvidia/cublas/include", "nvidia/cusparse/include", "nvidia/cusolver/include"]}}
+    monkeypatch.setattr(toolchain, "_load_table", lambda: table)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if "site-packages" not in p])
+    monkeypatch.setattr(toolchain, "_pip_download", lambda *a, **k: pytest.fail("wheels are all local"))
+    return files, deb, table
+
+
+class FakeApt:
+    """Stands in for apt-get at runner.run: records argv and "downloads" the fake .deb into cwd."""
+
+    def __init__(self, monkeypatch, deb: Path | None, update=(0, "", ""), download=None):
+        self.calls: list[tuple[list[str], dict]] = []
+        self.deb, self.update, self.download = deb, update, download
+        self.real_run = runner.run
+        monkeypatch.setattr(runner, "run", self)
+        monkeypatch.setattr(toolchain.shutil, "which",
+                            lambda name, *a, **k: "/usr/bin/apt-get" if name == "apt-get" else shutil.which(name))
+
+    def __call__(self, argv, **kw):
+        argv = [str(a) for a in argv]
+        if argv[0] != "/usr/bin/apt-get":
+            return self.real_run(argv, **kw)
+        self.calls.append((argv, kw))
+        if argv[-1] == "update":
+            rc, out, err = self.update
+            return runner.CommandResult(tuple(argv), rc, out, err, 0.1)
+        if self.download is not None:
+            rc, out, err = self.download
+            return runner.CommandResult(tuple(argv), rc, out, err, 0.1)
+        shutil.copy(self.deb, Path(kw["cwd"]) / self.deb.name)
+        return runner.CommandResult(tuple(argv), 0, f"Get:1 ... {self.deb.name}", "", 0.1)
+
+
+def test_real_pin_table_debian_entry():
+    pins = toolchain.release_pins("11.8")
+    assert pins.source == "debian" and pins.complete and pins.apt is not None
+    assert pins.apt.keyring == "/usr/share/keyrings/debian-archive-keyring.gpg"
+    assert pins.apt.suite == "bookworm" and "non-free" in pins.apt.components
+    (deb,) = pins.debs
+    assert deb.package == "nvidia-cuda-toolkit" and deb.version == VERSION and deb.filename == DEB_NAME
+    assert len(deb.sha256) == 64 and deb.pool.endswith("/" + DEB_NAME) and deb.pool.startswith("pool/non-free/")
+    targets = dict((dst, src) for src, dst in deb.map)
+    for needed in ("bin/nvcc", "nvvm/bin/cicc", "nvvm/libdevice", "bin/ptxas", "bin/fatbinary", "bin/nvlink",
+                   "bin/cudafe++", "bin/bin2c", "bin/crt"):
+        assert needed in targets, needed
+    assert targets["bin/nvcc"] == "usr/lib/nvidia-cuda-toolkit/bin/nvcc"  # the binary, not the sh wrapper
+    assert not any(dst.endswith(("/gcc", "/g++")) for dst in targets)  # Debian's host compiler wrappers
+    assert "$(TOP)" in pins.nvcc_profile and "/usr/" not in pins.nvcc_profile
+    assert {w.name for w in pins.wheels} == {"nvidia-cuda-nvcc-cu11", "nvidia-cuda-runtime-cu11",
+                                             "nvidia-cuda-cccl-cu11"}
+    assert all(w.members for w in pins.wheels)
+    assert 100e6 < pins.download_bytes < 120e6
+    assert "11.8" in toolchain.installable_releases()
+
+
+def test_assembles_layout_from_deb_and_wheels(deb_set, isolated_cache):
+    files, deb, _ = deb_set
+    info = toolchain.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
+    home = isolated_cache / "toolchains" / "cuda-11.8"
+    assert info.path == home and info.nvcc_version == "11.8.89" and info.archs == [35, 80, 90]
+    assert (home / "bin" / "nvcc").read_text() == FAKE_NVCC  # the real driver, not usr/bin/nvcc's wrapper
+    assert os.access(home / "nvvm" / "bin" / "cicc", os.X_OK)
+    assert (home / "nvvm" / "libdevice" / "libdevice.10.bc").is_file()
+    assert (home / "bin" / "crt" / "link.stub").is_file()
+    assert "debian-ptxas" in (home / "bin" / "ptxas").read_text()  # the wheel's ptxas is not used
+    for tool in ("fatbinary", "nvlink", "cudafe++", "bin2c"):
+        assert os.access(home / "bin" / tool, os.X_OK), tool
+    assert not (home / "bin" / "gcc").exists() and not (home / "bin" / "g++").exists()
+    assert not (home / "nvvm" / "lib64").exists()  # outside the nvcc wheel's `members`
+    assert (home / "include" / "crt" / "host_config.h").read_text() == HOST_CONFIG
+    assert (home / "include" / "cub" / "cub.cuh").is_file() and (home / "include" / "thrust" / "version.h").is_file()
+    assert not list(home.rglob("__init__.py"))
+    assert os.readlink(home / "lib64" / "libcudart.so") == "libcudart.so.11.0"
+    assert not [p for p in home.iterdir() if p.name.startswith(".deb-")]
+    meta = json.loads((home / toolchain.METADATA_NAME).read_text())
+    assert meta["debs"] == [{"package": "nvidia-cuda-toolkit", "version": VERSION, "file": DEB_NAME,
+                             "sha256": _sha(deb), "archive": "http://deb.debian.org/debian bookworm"}]
+    assert [w["name"] for w in meta["wheels"]] == list(FAKE_WHEELS)
+    assert meta["layout"]["bin/nvcc"].startswith("from nvidia-cuda-toolkit")
+    assert sorted(p.name for p in home.parent.iterdir()) == ["cuda-11.8"]
+
+
+def test_nvcc_profile_is_rewritten_relative_to_the_toolkit(deb_set, isolated_cache):
+    files, _, _ = deb_set
+    info = toolchain.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
+    profile = info.path / "bin" / "nvcc.profile"
+    assert not profile.is_symlink()  # Debian's is a link to /etc/nvcc.profile
+    text = profile.read_text()
+    assert "/usr/lib/nvidia-cuda-toolkit" not in text and "/usr/lib/x86_64-linux-gnu" not in text
+    assert text.startswith("TOP") and "$(_HERE_)/.." in text
+    assert "NVVMIR_LIBRARY_DIR = $(TOP)/nvvm/libdevice" in text
+    assert "$(TOP)/nvvm/bin" in text and '-I$(TOP)/include' in text and '-L$(TOP)/lib64' in text
+    # everything the profile points at exists in the assembled folder
+    assert (info.path / "nvvm" / "libdevice").is_dir() and (info.path / "nvvm" / "bin" / "cicc").is_file()
+    assert (info.path / "include").is_dir() and (info.path / "lib64").is_dir()
+
+
+def test_apt_is_run_rootless_with_a_private_config(deb_set, isolated_cache, tmp_path, monkeypatch):
+    _, deb, _ = deb_set
+    apt = FakeApt(monkeypatch, deb)
+    store = tmp_path / "store"
+    toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=store)
+    assert [c[0][-1] for c in apt.calls[:1]] == ["update"]
+    argv, kw = apt.calls[1]
+    assert argv[-2:] == ["download", f"nvidia-cuda-toolkit={VERSION}"] and kw["cwd"] == store
+    opts = dict(a.split("=", 1) for a in argv[1:-2] if a != "-o")
+    aptdir = store / "apt"
+    assert opts["Dir::Etc::SourceList"] == str(aptdir / "sources.list")
+    assert opts["Dir::Etc::SourceParts"] == "/dev/null" and opts["Debug::NoLocking"] == "1"
+    assert opts["Dir::State"] == str(aptdir / "state") and opts["Dir::Cache"] == str(aptdir / "cache")
+    assert opts["Dir::State::status"] == str(aptdir / "state" / "status")
+    assert not any("/var/lib/apt" in v or "/etc/apt" in v for v in opts.values())
+    line = (aptdir / "sources.list").read_text().strip()
+    assert line == ("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg arch=amd64] "
+                    "http://deb.debian.org/debian bookworm non-free")
+    assert "trusted=yes" not in line and "AllowUnauthenticated" not in " ".join(argv)
+    assert (store / DEB_NAME).is_file()
+    # a second install finds the verified .deb and does not run apt again
+    apt.calls.clear()
+    toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=store, force=True)
+    assert apt.calls == []
+
+
+def test_debian_mirror_replaces_the_archive(deb_set, isolated_cache, tmp_path, monkeypatch):
+    FakeApt(monkeypatch, deb_set[1])
+    toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s", debian_mirror="http://mirror.example/debian/")
+    assert " http://mirror.example/debian bookworm non-free" in (tmp_path / "s" / "apt" / "sources.list").read_text()
+
+
+def test_deb_hash_mismatch_is_an_error_with_fix(deb_set, isolated_cache, tmp_path, monkeypatch):
+    _, deb, table = deb_set
+    table["release"]["11.8"]["deb"][0]["sha256"] = "1" * 64
+    FakeApt(monkeypatch, deb)
+    store = tmp_path / "store"
+    with pytest.raises(SourceError) as exc:
+        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=store)
+    assert "sha256" in exc.value.message and DEB_NAME in exc.value.message and "1" * 64 in exc.value.message
+    assert "snapshot.debian.org" in exc.value.fix and exc.value.exit_code == ExitCode.SOURCE
+    assert (store / (DEB_NAME + ".bad-sha256")).exists() and not (store / DEB_NAME).exists()
+    assert not (isolated_cache / "toolchains").exists() or not list((isolated_cache / "toolchains").iterdir())
+
+
+def test_a_deb_lacking_a_mapped_path_leaves_nothing_behind(deb_set, isolated_cache, tmp_path):
+    files, deb, table = deb_set
+    (tmp_path / "broken").mkdir()
+    broken = build_fake_deb(tmp_path / "broken", tmp_path, drop=("usr/lib/nvidia-cuda-toolkit/bin/cicc",))
+    table["release"]["11.8"]["deb"][0]["sha256"] = _sha(broken)
+    with pytest.raises(SourceError) as exc:
+        toolchain.install("11.8", find_links=tmp_path / "broken", wheels_dir=files, debs_dir=tmp_path / "store")
+    assert "usr/lib/nvidia-cuda-toolkit/bin/cicc" in exc.value.message
+    assert list((isolated_cache / "toolchains").iterdir()) == []
+
+
+def test_failed_reinstall_keeps_the_old_toolkit(deb_set, isolated_cache, tmp_path, monkeypatch):
+    files, _, table = deb_set
+    first = toolchain.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
+    (tmp_path / "bad").mkdir()
+    bad = build_fake_deb(tmp_path / "bad", tmp_path, nvcc="#!/bin/sh\nexit 1\n")
+    table["release"]["11.8"]["deb"][0]["sha256"] = _sha(bad)
+    with pytest.raises(ToolkitError):
+        toolchain.install("11.8", find_links=tmp_path / "bad", wheels_dir=files, debs_dir=tmp_path / "s", force=True)
+    assert toolchain.find("11.8").path == first.path and (first.path / "bin" / "nvcc").read_text() == FAKE_NVCC
+    assert sorted(p.name for p in first.path.parent.iterdir()) == ["cuda-11.8"]
+
+
+def test_interrupt_while_unpacking_rolls_back(deb_set, isolated_cache, monkeypatch):
+    files, _, _ = deb_set
+    real = toolchain._extract_deb
+
+    def half_then_interrupt(deb, pin, dest):
+        real(deb, pin, dest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(toolchain, "_extract_deb", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        toolchain.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
+    assert list((isolated_cache / "toolchains").iterdir()) == []
+
+
+def test_unreachable_archive_is_a_network_error(deb_set, isolated_cache, tmp_path, monkeypatch):
+    FakeApt(monkeypatch, None, update=(100, "Err:1 http://deb.debian.org/debian bookworm InRelease\n"
+                                      "  Temporary failure resolving 'deb.debian.org'",
+                                      "E: Some index files failed to download."))
+    with pytest.raises(NetworkError) as exc:
+        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
+    fix = exc.value.fix
+    assert "--find-links" in fix and f"http://deb.debian.org/debian/pool/non-free/n/nvidia-cuda-toolkit/{DEB_NAME}" in fix
+    assert exc.value.exit_code == ExitCode.NETWORK
+
+
+def test_bad_signature_is_a_source_error(deb_set, isolated_cache, tmp_path, monkeypatch):
+    FakeApt(monkeypatch, None, update=(100, "", "W: GPG error: http://deb.debian.org/debian bookworm InRelease: "
+                                      "The following signatures couldn't be verified because the public key is "
+                                      "not available: NO_PUBKEY 0E98404D386FA1D9\nE: The repository is not signed."))
+    with pytest.raises(SourceError) as exc:
+        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
+    assert "signature" in exc.value.message and "debian-archive-keyring" in exc.value.fix
+
+
+def test_version_gone_from_the_archive_points_at_snapshot(deb_set, isolated_cache, tmp_path, monkeypatch):
+    FakeApt(monkeypatch, None, download=(100, "", f"E: Version '{VERSION}' for 'nvidia-cuda-toolkit' was not found"))
+    with pytest.raises(SourceError) as exc:
+        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
+    assert "point release" in exc.value.fix and "snapshot.debian.org" in exc.value.fix
+
+
+def test_without_apt_get_the_fix_is_a_manual_download(deb_set, isolated_cache, tmp_path, monkeypatch):
+    monkeypatch.setattr(toolchain.shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(ToolkitError) as exc:
+        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
+    assert "apt-get" in exc.value.message and DEB_NAME in exc.value.fix and "--find-links" in exc.value.fix
+
+
+def test_cli_install_118_from_local_files(deb_set, isolated_cache, capsys):
+    from mamba_build import cli
+    files, _, _ = deb_set
+    assert cli.main(["toolchain", "install", "--cuda", "11.8", "--find-links", str(files)]) == 0
+    out = capsys.readouterr().out
+    assert "CUDA 11.8  nvcc 11.8.89" in out and "sm_80" in out
