@@ -116,6 +116,72 @@ def check_pair(mamba_version: str, causal_conv1d_version: str) -> None:
                          "the defaults")
 
 
+@dataclass(frozen=True)
+class TorchRequirement:
+    """A known torch minimum of some releases of a package (``[[torch_requirement]]`` in packages.toml).
+
+    ``scope``: "build" when the CUDA extension cannot be built (or loaded) with an older torch,
+    "python" when the extension builds and loads but the package's Python code does not import.
+    """
+    package: str
+    versions: SpecifierSet
+    torch: SpecifierSet
+    scope: str
+    reason: str
+    determined: str
+
+
+def torch_requirements(package: str | None = None) -> list[TorchRequirement]:
+    out = []
+    for r in tables.load("packages").get("torch_requirement", []):
+        if package is not None and canonicalize_name(r["package"]) != canonicalize_name(package):
+            continue
+        if r["scope"] not in ("build", "python"):
+            raise ValueError(f"packages.toml: torch_requirement scope {r['scope']!r} (build or python)")
+        out.append(TorchRequirement(canonicalize_name(r["package"]), SpecifierSet(r["versions"]),
+                                    SpecifierSet(r["torch"]), r["scope"], r["reason"], r["determined"]))
+    return out
+
+
+def _torch_release(torch_version: str | None) -> Version | None:
+    """'2.0.1+cu117' -> Version('2.0.1'); None for None or an unreadable version."""
+    if not torch_version:
+        return None
+    try:
+        return Version(Version(str(torch_version)).base_version)
+    except InvalidVersion:
+        return None
+
+
+def unmet_torch_requirements(package: str, version: str, torch_version: str | None) -> list[TorchRequirement]:
+    """The known torch requirements of ``package==version`` that ``torch_version`` does not meet."""
+    tv = _torch_release(torch_version)
+    if tv is None:
+        return []
+    v = Version(version)
+    return [r for r in torch_requirements(package)
+            if r.versions.contains(v, prereleases=True) and not r.torch.contains(tv, prereleases=True)]
+
+
+def _ranked_candidates(package: str, available: Iterable[str], torch_version: str | None,
+                       cuda_version: str | None) -> tuple[list[str], list[str]]:
+    """(ranked, excluded_by_torch): buildable releases, newest first, those whose Python code also
+    works with ``torch_version`` ahead of those where only the extension does; and the releases left
+    out because their extension needs a newer torch."""
+    full, ext_only, excluded = [], [], []
+    for v in _sorted_releases(available):
+        if not version_supported(package, str(v), cuda_version)[0]:
+            continue
+        unmet = unmet_torch_requirements(package, str(v), torch_version)
+        if any(r.scope == "build" for r in unmet):
+            excluded.append(str(v))
+        elif unmet:
+            ext_only.append(str(v))
+        else:
+            full.append(str(v))
+    return full + ext_only, excluded
+
+
 def _sorted_releases(versions: Iterable[str]) -> list[Version]:
     out = []
     for v in versions:
@@ -132,14 +198,22 @@ def default_version(package: str, available: Iterable[str], torch_version: str |
                     cuda_version: str | None = None) -> str:
     """Newest release in ``available`` whose sdist is complete and which supports the CUDA major.
 
-    ``torch_version`` is accepted for the interface but cannot narrow the choice: no release declares
-    a torch bound (see data/packages.toml).
+    With ``torch_version`` the known torch minimums (``[[torch_requirement]]`` in data/packages.toml)
+    apply: releases whose extension needs a newer torch are skipped, and the newest release whose
+    Python code also works with that torch is preferred; when there is none (causal-conv1d >= 1.5.1
+    on torch < 2.4), the newest release whose extension builds is taken.
     """
     info = package_info(package)
-    for v in _sorted_releases(available):
-        ok, _ = version_supported(info.name, str(v), cuda_version)
-        if ok:
-            return str(v)
+    ranked, excluded = _ranked_candidates(info.name, available, torch_version, cuda_version)
+    if ranked:
+        return ranked[0]
+    if excluded:
+        reasons = "; ".join(f"{r.versions}: torch {r.torch} ({r.reason})"
+                            for r in torch_requirements(info.name) if r.scope == "build")
+        raise SourceError(f"no release of {info.name} on the index builds against torch {torch_version} "
+                          f"(known requirements: {reasons})",
+                          "use a newer torch in this environment, or build an older release from git: "
+                          f"--source {info.git_source_hint()}")
     raise SourceError(f"no release of {info.name} on the index can be built here (need >= "
                       f"{info.first_complete_sdist}" + (f", CUDA {cuda_version} needs >= {info.first_cuda13_release}"
                                                          if cuda_major_of(cuda_version) and cuda_major_of(cuda_version) >= 13 else "")
@@ -155,8 +229,7 @@ def default_versions(torch_version: str | None, available: Mapping[str, Iterable
     ``available`` maps each package to the versions on the index (``sources.available_versions``).
     """
     mamba = default_version("mamba-ssm", available["mamba-ssm"], torch_version, cuda_version)
-    cc_candidates = [str(v) for v in _sorted_releases(available["causal-conv1d"])
-                     if version_supported("causal-conv1d", str(v), cuda_version)[0]]
+    cc_candidates = _ranked_candidates("causal-conv1d", available["causal-conv1d"], torch_version, cuda_version)[0]
     for cc in cc_candidates:
         if incompatible_reason(mamba, cc) is None:
             return {"mamba-ssm": mamba, "causal-conv1d": cc}

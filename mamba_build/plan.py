@@ -221,7 +221,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         bounds[tk.version] = (lo, (limit + 1, 0))
     tv = tables.version_tuple(t.version)
     local_version = f"cu{tk.version.split('.')[0]}torch{tv[0]}.{tv[1]}cxx11abi{'TRUE' if t.cxx11_abi else 'FALSE'}"
-    versions = resolve_versions(opts, tk.version)
+    versions = resolve_versions(opts, tk.version, t.version)
     pkgs = []
     for name in opts.packages:
         info = package_info(name)
@@ -243,8 +243,9 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     )
 
 
-def resolve_versions(opts: CompileOptions, cuda_version: str) -> dict[str, str]:
-    """Pinned versions as given; PyPI-sourced packages without a pin get the newest buildable release.
+def resolve_versions(opts: CompileOptions, cuda_version: str, torch_version: str | None = None) -> dict[str, str]:
+    """Pinned versions as given; PyPI-sourced packages without a pin get the newest buildable release
+    (for ``torch_version``: see ``packages.default_version``).
 
     Known-incompatible pairs are refused (UsageError) whether pinned or defaulted.
     """
@@ -266,10 +267,10 @@ def resolve_versions(opts: CompileOptions, cuda_version: str) -> dict[str, str]:
         available = {n: sources.available_versions(n, opts.index_url, opts.find_links or None)
                      for n in ALL_PACKAGES if n in missing}
         if set(missing) == set(ALL_PACKAGES):
-            versions.update(packages.default_versions(None, available, cuda_version))
+            versions.update(packages.default_versions(torch_version, available, cuda_version))
         else:
             for n in missing:
-                versions[n] = packages.default_version(n, available[n], None, cuda_version)
+                versions[n] = packages.default_version(n, available[n], torch_version, cuda_version)
     if "mamba-ssm" in versions and "causal-conv1d" in versions:
         packages.check_pair(versions["mamba-ssm"], versions["causal-conv1d"])
     return versions
