@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import errno
+import hashlib
 import shutil
 import sys
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mamba_build import archs as archs_mod
-from mamba_build import runner
+from mamba_build import cache, paths, runner
 from mamba_build.errors import BuildError, DiskFullError, SmokeTestError
 from mamba_build.plan import BuildPlan, PackagePlan
 from mamba_build.progress import ProgressDisplay
@@ -36,6 +37,8 @@ class BuiltWheel:
     sass: tuple[int, ...] = ()
     ptx: tuple[int, ...] = ()
     from_cache: bool = False
+    cache_key: str | None = None
+    cache_components: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +75,24 @@ def explain_failure(log: str | Path, plan: BuildPlan | None = None) -> tuple[str
         return f"[{first.id}] {first.cause}", first.fix, "\n".join([evidence, *extra]).rstrip()
     lines = "\n".join(f"  {n}: {t}" for n, t in expl.suspicious_lines[:10])
     return "no known cause recognised in the log", None, lines
+
+
+def cache_components(plan: BuildPlan, pkg: PackagePlan, fetched) -> dict:
+    """Everything that decides the built binary (the wheel cache key is their hash)."""
+    from mamba_build.cache import tree_digest
+
+    recipes = hashlib.sha256()
+    for recipe_file in sorted(paths.patches_dir().glob("*.toml")):
+        recipes.update(recipe_file.read_bytes())
+    return {
+        "package": pkg.name, "version": fetched.version,
+        "source_sha256": fetched.sha256 or tree_digest(fetched.tree), "recipes": recipes.hexdigest(),
+        "python": plan.python, "torch": plan.torch_version, "torch_cuda": plan.torch_cuda, "cxx11_abi": plan.cxx11_abi,
+        "toolkit": plan.cuda_home, "cuda": plan.cuda_version, "compiler": f"{plan.compiler.cxx} {plan.compiler.version}",
+        "unsupported_compiler": plan.compiler.unsupported_override, "archs": list(plan.archs),
+        "nvcc_threads": plan.nvcc_threads, "split_compile": plan.split_compile, "include_dirs": list(plan.include_dirs),
+        "local_version": plan.local_version,
+    }
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -184,6 +205,19 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                                 list(plan.find_links) or None)
                 log(f"source  {pkg.name} {fetched.version}: {fetched.origin}"
                     + (f" (sha256 {fetched.sha256[:16]}...)" if fetched.sha256 else ""))
+                key_parts = cache_components(plan, pkg, fetched)
+                key = cache.make_key(key_parts)
+                hit = cache.lookup(key) if plan.use_cache else None
+                if hit is not None:
+                    wheel_dir_pkg = run_dir / "wheels" / pkg.name
+                    wheel_dir_pkg.mkdir(parents=True, exist_ok=True)
+                    wheel = Path(shutil.copy2(hit.wheel, wheel_dir_pkg / hit.wheel.name))
+                    sass, ptx = check_wheel_archs(plan, wheel)
+                    log(f"cached  {wheel.name} (cache key {key[:16]}..., sha256 verified); --no-cache rebuilds")
+                    report.wheels.append(BuiltWheel(pkg.name, fetched.version, wheel, Path(), 0.0, fetched.origin,
+                                                    fetched.sha256, sass, ptx, from_cache=True, cache_key=key,
+                                                    cache_components=key_parts))
+                    continue
                 results = apply_patches(fetched.tree, pkg.name, fetched.version, patch_options(plan))
                 raise_for_missing(results, fetched.tree, pkg.name, fetched.version)
                 log("patch   " + ", ".join(f"{r.recipe}: {r.status.value}" for r in results))
@@ -196,7 +230,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 log(f"built   {wheel.name} in {seconds:.0f}s; inside: "
                     + ", ".join([f"sm_{a}" for a in sass] + [f"compute_{a}" for a in ptx]))
                 report.wheels.append(BuiltWheel(pkg.name, fetched.version, wheel, log_path, seconds,
-                                                fetched.origin, fetched.sha256, sass, ptx))
+                                                fetched.origin, fetched.sha256, sass, ptx, cache_key=key,
+                                                cache_components=key_parts))
             smoke = smoke_test_wheels([w.wheel for w in report.wheels], python=plan.python,
                                       workdir=run_dir / "staging", timeout=1800)
             limits = {} if smoke.passed else known_python_limits(plan, report.wheels, smoke.checks)
@@ -213,6 +248,9 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 cause, fix, _ = explain_failure(detail, plan)
                 raise SmokeTestError(f"the built wheels failed their smoke test ({cause}); nothing was installed",
                                      fix or f"see {log_dir}", details=detail)
+        for built in report.wheels:  # only verified (smoke-tested) wheels enter the cache
+            if not built.from_cache and built.cache_key:
+                cache.store(built.cache_key, built.wheel, built.cache_components)
         wheel_dir.mkdir(parents=True, exist_ok=True)
         for built in report.wheels:
             final = wheel_dir / built.wheel.name

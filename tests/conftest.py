@@ -59,3 +59,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "mamba_build", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=cwd or REPO)
+
+
+@pytest.fixture(scope="session")
+def causal_conv1d_wheels(tmp_path_factory):
+    """The real causal-conv1d sdist from PyPI built ONCE per session for sm_90 by `mamba-build wheels`
+    (the compile pipeline + manifest): about 5-8 minutes on 2 cores. Returns (out_dir, process)."""
+    out = tmp_path_factory.mktemp("cc-wheels")
+    proc = run_cli("wheels", "--out", str(out), "--package", "causal-conv1d", "--arch", "9.0", "--no-ptx",
+                   timeout=2400)
+    if proc.returncode != 0:
+        pytest.fail(f"mamba-build wheels failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return out, proc

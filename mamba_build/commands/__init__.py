@@ -7,6 +7,8 @@ COMMANDS = (
     "doctor",
     "explain",
     "compile",
+    "wheels",
+    "cache",
     "fetch",
     "patch",
     "restore-torch",

@@ -12,7 +12,8 @@ NAME = "compile"
 HELP = "build mamba-ssm / causal-conv1d CUDA extensions for this machine, verify and install them"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = "native") -> None:
+    """Options shared by `compile` and `wheels` (what to build, with what)."""
     p.add_argument("--cuda", metavar="X.Y", help="CUDA toolkit version to build with (default: matches torch)")
     p.add_argument("--package", action="append", metavar="NAME",
                    help="mamba-ssm and/or causal-conv1d (repeatable or comma-separated; default: both)")
@@ -22,15 +23,14 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="pypi (default), git+URL@REF, a local tree, or a .tar.gz/.zip; PKG= when building both")
     p.add_argument("--index-url", help="package index for sources (default: pip's configuration / PyPI)")
     p.add_argument("--find-links", action="append", default=[], metavar="DIR|URL", help="extra sdist locations")
-    p.add_argument("--arch", default="native",
-                   help="native (the visible GPUs, default), all (what the toolkit accepts), or a list: 8.0,9.0+PTX")
+    p.add_argument("--arch", default=arch_default,
+                   help="native (the visible GPUs), all (what the toolkit accepts), or a list: 8.0,9.0+PTX"
+                        + (f" (default: {arch_default})" if arch_default else ""))
     p.add_argument("--jobs", type=int, help="parallel compile jobs (default: from free memory and CPUs)")
     p.add_argument("--nvcc-threads", type=int, help="nvcc --threads (default: number of archs, at most 4)")
     p.add_argument("--split-compile", type=int, metavar="N", help="nvcc --split-compile N (0: nvcc decides)")
     p.add_argument("--no-split-compile", action="store_true", help="never use --split-compile")
     p.add_argument("--no-ninja", action="store_true", help="build without ninja (slow; for broken ninja setups)")
-    p.add_argument("--wheel-dir", help="where the built wheels go (default: ./wheelhouse)")
-    p.add_argument("--no-install", action="store_true", help="build and smoke-test only")
     p.add_argument("--patch-torch", choices=["process", "inplace"], default="process",
                    help="how torch's compiler map is patched: in the build process only (default) or in the file, "
                         "with a backup restored afterwards")
@@ -44,6 +44,12 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-build", action="store_true", help="keep the source trees and intermediate files")
     p.add_argument("--no-cache", action="store_true", help="rebuild even if an identical wheel is cached")
     p.add_argument("--timeout", type=float, default=3 * 3600.0, help="seconds allowed per package build")
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    add_build_options(p)
+    p.add_argument("--wheel-dir", help="where the built wheels go (default: ./wheelhouse)")
+    p.add_argument("--no-install", action="store_true", help="build and smoke-test only")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON; else a JSON report")
 
@@ -81,7 +87,8 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
     return CompileOptions(
         cuda=args.cuda, packages=packages, versions=versions, sources=sources, index_url=args.index_url,
         find_links=tuple(args.find_links), arch=args.arch, jobs=args.jobs, nvcc_threads=args.nvcc_threads,
-        split_compile=split, use_ninja=not args.no_ninja, wheel_dir=args.wheel_dir, install=not args.no_install,
+        split_compile=split, use_ninja=not args.no_ninja, wheel_dir=getattr(args, "wheel_dir", None),
+        install=not getattr(args, "no_install", True),
         patch_torch=args.patch_torch, allow_unsupported_compiler=args.allow_unsupported_compiler,
         provision=args.provision, python=args.python, build_dir=args.build_dir, keep_build=args.keep_build,
         use_cache=not args.no_cache, timeout=args.timeout,
@@ -115,13 +122,11 @@ def describe_plan(plan: BuildPlan) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
+def resolve(opts: CompileOptions) -> BuildPlan:
+    """Gather the environment (provisioning the toolkit if asked) and resolve the plan."""
     from mamba_build.environment import gather
-    from mamba_build.pipeline import execute
     from mamba_build.plan import resolve_plan
-    from mamba_build.render import dumps
 
-    opts = options_from_args(args)
     env = gather(opts.python, extensions=False)
     if opts.provision and opts.cuda:
         from mamba_build.select import validate_cuda_version
@@ -132,20 +137,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"provisioning CUDA {cuda} with `mamba-build toolchain install --cuda {cuda}`", file=sys.stderr)
             install(cuda)
             env = gather(opts.python, extensions=False)
-    plan = resolve_plan(opts, env)
+    return resolve_plan(opts, env)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mamba_build.environment import to_jsonable
+    from mamba_build.pipeline import execute
+    from mamba_build.render import dumps
+
+    plan = resolve(options_from_args(args))
     if args.dry_run:
         print(dumps(plan.to_dict()) if args.json else describe_plan(plan))
         return ExitCode.OK
     print(describe_plan(plan), file=sys.stderr)
     report = execute(plan, log=lambda msg: print(msg, file=sys.stderr), show_progress=not args.json)
-    smoke = report.smoke
     if args.json:
-        from mamba_build.environment import to_jsonable
-
-        print(dumps({"plan": plan.to_dict(), "wheels": to_jsonable(report.wheels), "smoke": to_jsonable(smoke),
+        print(dumps({"plan": plan.to_dict(), "wheels": to_jsonable(report.wheels), "smoke": to_jsonable(report.smoke),
                      "installed": report.installed}))
     else:
-        print(render_smoke(smoke))
+        print(render_smoke(report.smoke))
         for w in report.wheels:
             print(f"wheel: {w.wheel}")
         print("installed" if report.installed else "not installed (--no-install)")

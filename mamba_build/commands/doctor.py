@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from mamba_build import __version__
+from mamba_build import __version__, paths
 from mamba_build.archs import parse_arch_list
 from mamba_build.checks import Status, resolve_target, run_checks
 from mamba_build.checks.base import Check, fail, ok, skip, warn
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
     """Compile, import and (with a GPU) run the probe extension with the target toolkit."""
     from mamba_build.checks.compilers import choose_for_build
+    from mamba_build.checks.cuda import math_include_dirs
     from mamba_build.probe import build_probe, run_probe
 
     tk = target.toolkit
@@ -74,10 +76,11 @@ def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
             {"ok": False, "reason": "no compiler"}
     gpus = [g for g in env.gpus.gpus if g.compute_capability]
     use_arch = arch or (gpus[0].compute_capability if gpus else "8.0")
-    workdir = Path(tempfile.mkdtemp(prefix="mamba-build-probe-"))
+    workdir = Path(tempfile.mkdtemp(prefix="probe-", dir=paths.builds_dir()))
     result = build_probe(cuda_home=Path(tk.home), cc=choice.cc, cxx=choice.cxx, arch=use_arch,
                          python=env.python.executable, workdir=workdir,
-                         extra_nvcc_flags=("-allow-unsupported-compiler",) if choice.unsupported_override else ())
+                         extra_nvcc_flags=("-allow-unsupported-compiler",) if choice.unsupported_override else (),
+                         extra_include_dirs=[Path(d) for d in math_include_dirs(env, tk)])
     data = {"ok": result.ok, "arch": use_arch, "toolkit": tk.home, "cuda": tk.version, "cc": choice.cc,
             "cxx": choice.cxx, "compile_seconds": round(result.compile_seconds, 1),
             "log": str(result.log_path) if result.log_path else None}
@@ -89,12 +92,15 @@ def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
                     result.error_excerpt or ""), data
     run_result = run_probe(result.so_path, python=env.python.executable)
     data["run"] = to_jsonable(run_result)
+    for leftover in workdir.iterdir():  # keep the log only
+        if leftover != result.log_path:
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
     what = (f"compiled in {result.compile_seconds:.0f}s with CUDA {tk.version}, {Path(choice.cxx).name}, "
             f"sm_{use_arch.replace('.', '')}")
     if not run_result.imported:
         return fail("probe", what + ", but it does not import", "see details", run_result.error or ""), data
     if run_result.ran_on_gpu:
-        if run_result.matches:
+        if run_result.passed:
             return ok("probe", what + "; ran on the GPU and matches torch.cumsum"), data
         return fail("probe", what + "; ran on the GPU but does NOT match torch",
                     "the toolchain miscompiles: try another host compiler or toolkit", str(run_result)), data

@@ -1,0 +1,94 @@
+"""The whole compile pipeline for real: real nvcc 13.0, real torch 2.14.1, real sources.
+
+1. Our upstream-shaped fixture package (csrc/fixture: FORCE_BUILD switches, a prebuilt-wheel
+   downloader, a hard-coded -gencode list with sm_70 that CUDA 13 rejects), about 1 min.
+2. The real causal-conv1d sdist from PyPI for one arch (sm_90), about 5-8 min on 2 cores: built ONCE
+   per session by `mamba-build wheels` (tests/integration/conftest.py::causal_conv1d_wheels) and
+   shared with the index tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mamba_build.binary import archs_in_wheel
+from tests.conftest import REPO, run_cli
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path("/usr/local/cuda-13.0/bin/nvcc").exists(), reason="needs CUDA 13.0")]
+
+
+@pytest.fixture(scope="module")
+def fixture_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fixture-wheels")
+    proc = run_cli("compile", "--package", "mb-fixture", "--source", str(REPO / "csrc" / "fixture"), "--arch", "8.0",
+                   "--no-install", "--wheel-dir", str(out), "--json", timeout=1200)
+    return proc, out
+
+
+def test_fixture_builds_through_the_pipeline(fixture_build):
+    proc, out = fixture_build
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    wheels = list(out.glob("*.whl"))
+    assert len(wheels) == 1
+    wheel = wheels[0]
+    assert wheel.name.startswith("mb_fixture-0.3.0+cu13torch2.14cxx11abi")
+    # every recipe reported, the prebuilt-wheel downloader neutralised, the gencode list replaced
+    assert "force-build: applied" in proc.stderr and "no-prebuilt-wheel: applied" in proc.stderr
+    assert "gencode-strip: applied" in proc.stderr and "Guessing wheel URL" not in proc.stderr
+    found = archs_in_wheel(wheel)
+    assert found.sass == (80,) and found.ptx == ()  # sm_70 from upstream's list is gone, only the plan's arch
+    assert report["installed"] is False and report["plan"]["archs"] == ["8.0"]
+    with zipfile.ZipFile(wheel) as zf:
+        assert any(n.startswith("mb_fixture_cuda") and n.endswith(".so") for n in zf.namelist())
+
+
+def test_fixture_smoke_is_import_only_without_gpu(fixture_build):
+    proc, _ = fixture_build
+    report = json.loads(proc.stdout)
+    smoke = report["smoke"]
+    assert smoke["passed"] is True and smoke["gpu"] is False
+    assert any(c["name"].startswith("import mb_fixture_cuda") and c["status"] == "ok" for c in smoke["checks"])
+
+
+def test_build_failure_is_explained_and_nothing_is_left(tmp_path):
+    """A source tree whose .cu does not compile: a typed build error with the log, no wheel."""
+    import shutil
+
+    broken = tmp_path / "fixture"
+    shutil.copytree(REPO / "csrc" / "fixture", broken)
+    (broken / "csrc" / "fixture_kernel.cu").write_text('#include "no_such_header_mamba_build.h"\n')
+    out = tmp_path / "wheels"
+    proc = run_cli("compile", "--package", "mb-fixture", "--source", str(broken), "--arch", "8.0", "--no-install",
+                   "--wheel-dir", str(out), timeout=900)
+    assert proc.returncode == 6, proc.stderr[-2000:]
+    assert "mamba-build build failed" in proc.stderr and "no_such_header_mamba_build.h" in proc.stderr
+    assert "full log:" in proc.stderr
+    assert not out.exists() or not list(out.glob("*.whl"))
+
+
+def test_real_causal_conv1d_holds_exactly_the_requested_arch(causal_conv1d_wheels):
+    out, proc = causal_conv1d_wheels
+    wheel = next(out.glob("causal_conv1d-*.whl"))
+    assert wheel.name.startswith("causal_conv1d-1.7.0+cu13torch2.14cxx11abi")
+    found = archs_in_wheel(wheel)
+    assert found.sass == (90,) and found.ptx == ()
+    assert found.tool.endswith("cuobjdump"), "checked with cuobjdump --list-elf, not the fallback"
+
+
+def test_real_causal_conv1d_imports_in_a_child_process(causal_conv1d_wheels, tmp_path):
+    out, _ = causal_conv1d_wheels
+    wheel = next(out.glob("causal_conv1d-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(tmp_path)
+    code = "import causal_conv1d_cuda, causal_conv1d; print(causal_conv1d.__version__)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1.7.0"
