@@ -1,0 +1,203 @@
+"""Smoke-test built wheels in a staging directory, in a child process, before installing them.
+
+:func:`smoke_test_wheels` installs the wheels with ``pip install --no-deps --no-index --target
+<staging>`` (never into the environment), runs ``checks.py`` in the target Python with the
+staging dir first on ``PYTHONPATH``, and returns a :class:`SmokeReport`. Only when it passed
+should the caller ``pip install --no-deps`` the wheels for real, so a bad build never replaces a
+working install.
+
+Without a GPU, ``passed`` means "the staged modules import" and ``gpu`` is False: the caller must
+say "import only, not a pass" (``SmokeReport.verdict == "import-only"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from mamba_build import runner
+from mamba_build.errors import SmokeTestError
+
+SMOKE_DIR = Path(__file__).resolve().parent
+SCRIPT_FILES = ("checks.py", "references.py")
+
+# top-level names found in the staging dir -> the package checks.py knows
+_TOP_LEVEL = {
+    "causal_conv1d": "causal_conv1d",
+    "causal_conv1d_cuda": "causal_conv1d",
+    "mamba_ssm": "mamba_ssm",
+    "selective_scan_cuda": "mamba_ssm",
+}
+
+OK, FAIL, SKIPPED = "ok", "fail", "skipped"
+
+
+@dataclass(frozen=True)
+class SmokeCheck:
+    name: str
+    status: str  # "ok", "fail", "skipped"
+    detail: str = ""
+    max_abs_err: float | None = None
+    tol: float | None = None
+
+
+@dataclass(frozen=True)
+class SmokeReport:
+    passed: bool  # with gpu=False this only means "imports ok"
+    gpu: bool
+    checks: list[SmokeCheck] = field(default_factory=list)
+    device: str | None = None
+    packages: tuple[str, ...] = ()  # what the wheels held: "causal_conv1d", "mamba_ssm"
+    staging_dir: Path | None = None
+    log_path: Path | None = None
+
+    @property
+    def verdict(self) -> str:
+        """'pass' (numbers checked on a GPU), 'import-only' (no GPU) or 'fail'."""
+        if not self.passed:
+            return "fail"
+        return "pass" if self.gpu else "import-only"
+
+    @property
+    def failed(self) -> list[SmokeCheck]:
+        return [c for c in self.checks if c.status == FAIL]
+
+    def summary(self) -> str:
+        if self.verdict == "pass":
+            n = sum(c.status == OK for c in self.checks)
+            return f"smoke test passed on {self.device or 'the GPU'} ({n} checks)"
+        if self.verdict == "import-only":
+            return "import only (no GPU): the modules import, kernels NOT run -- this is not a pass"
+        names = ", ".join(c.name for c in self.failed) or "no result"
+        return f"smoke test FAILED: {names}"
+
+    def raise_for_failure(self) -> None:
+        """Raise SmokeTestError (exit code 7) when the smoke test failed."""
+        if self.passed:
+            return
+        lines = [f"  {c.name}: {c.detail}" for c in self.failed]
+        raise SmokeTestError(
+            self.summary(),
+            "nothing was installed; read the failing checks below"
+            + (f" and the log {self.log_path}" if self.log_path else "")
+            + ", fix the build, and rebuild",
+            details="\n".join(lines) or None,
+        )
+
+
+def staged_packages(staging: Path) -> list[str]:
+    """Which known packages a staging dir holds (by top-level module, package dir or .so)."""
+    found: set[str] = set()
+    if not staging.is_dir():
+        return []
+    for entry in staging.iterdir():
+        name = entry.name
+        if entry.is_dir() and (entry / "__init__.py").exists() and name in _TOP_LEVEL:
+            found.add(_TOP_LEVEL[name])
+        elif entry.is_file():
+            stem = name.split(".", 1)[0]
+            if stem in _TOP_LEVEL and name.endswith((".so", ".py", ".pyd")):
+                found.add(_TOP_LEVEL[stem])
+    return sorted(found)
+
+
+def _fail(name: str, detail: str, **kw) -> SmokeReport:
+    return SmokeReport(passed=False, gpu=False, checks=[SmokeCheck(name, FAIL, detail)], **kw)
+
+
+def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, workdir: Path,
+                      timeout: float = 900) -> SmokeReport:
+    """Install ``wheels`` into ``workdir/smoke-staging`` (not the environment) and smoke-test them
+    in a child ``python``. Never raises for a failing build: read the report (or call
+    ``report.raise_for_failure()``)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    staging = workdir / "smoke-staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    log_path = workdir / "smoke.log"
+    wheels = [Path(w) for w in wheels]
+    common = {"staging_dir": staging, "log_path": log_path}
+
+    missing = [str(w) for w in wheels if not w.is_file()]
+    if not wheels or missing:
+        detail = "no wheels given" if not wheels else f"wheel(s) not found: {', '.join(missing)}"
+        log_path.write_text(detail + "\n", encoding="utf-8")
+        return _fail("install to staging", detail, **common)
+
+    pip = runner.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(staging),
+                      "--disable-pip-version-check", "--no-warn-script-location", "--no-input",
+                      *[str(w) for w in wheels]],
+                     timeout=min(timeout, 600), extra_env={"PIP_NO_INPUT": "1", "PIP_REQUIRE_VIRTUALENV": "0"})
+    with open(log_path, "w", encoding="utf-8", errors="replace") as fh:
+        fh.write(f"$ {pip.cmdline}\n# rc={pip.returncode}\n{pip.output}\n")
+    if not pip.ok:
+        tail = "\n".join(pip.output.strip().splitlines()[-15:])
+        why = "timed out" if pip.timed_out else ("could not start" if pip.missing else f"exited {pip.returncode}")
+        return _fail("install to staging", f"pip install --target {why}: {tail}", **common)
+
+    packages = staged_packages(staging)
+    if not packages:
+        return _fail("install to staging", "the wheels hold neither causal_conv1d nor mamba_ssm "
+                     f"(staging has: {', '.join(sorted(p.name for p in staging.iterdir()))})",
+                     **common)
+
+    # Run copies of the scripts from outside the staging dir and the source tree: the child must
+    # import the packages from staging, and nothing of ours besides the references.
+    scripts = workdir / "smoke-scripts"
+    scripts.mkdir(exist_ok=True)
+    for name in SCRIPT_FILES:
+        shutil.copyfile(SMOKE_DIR / name, scripts / name)
+    argv = [python, str(scripts / "checks.py"), "--staging", str(staging)]
+    for pkg in packages:
+        argv += ["--expect", pkg]
+    old_pp = os.environ.get("PYTHONPATH")
+    env_extra = {
+        "PYTHONPATH": str(staging) + (os.pathsep + old_pp if old_pp else ""),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+    }
+    res = runner.run(argv, timeout=timeout, cwd=workdir, extra_env=env_extra)
+    with open(log_path, "a", encoding="utf-8", errors="replace") as fh:
+        fh.write(f"\n$ PYTHONPATH={env_extra['PYTHONPATH']} {res.cmdline}\n# rc={res.returncode} "
+                 f"timed_out={res.timed_out} {res.duration:.1f}s\n# stdout\n{res.stdout}\n# stderr\n{res.stderr}\n")
+    payload = _parse_json(res.stdout)
+    if payload is None:
+        why = ("timed out" if res.timed_out else "could not start" if res.missing
+               else f"died (exit {res.returncode}) without a result")
+        tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-15:])
+        return _fail("smoke script", f"the smoke test process {why}: {tail}", packages=tuple(packages), **common)
+
+    checks = [SmokeCheck(str(c.get("name")), str(c.get("status")), str(c.get("detail") or ""),
+                         c.get("max_abs_err"), c.get("tol")) for c in payload.get("checks", [])]
+    gpu = bool(payload.get("gpu"))
+    any_fail = any(c.status not in (OK, SKIPPED) for c in checks)
+    imports_ok = any(c.name.startswith("import ") and c.status == OK for c in checks)
+    if gpu:  # on a GPU every numerical check must have run and passed
+        passed = not any_fail and imports_ok and all(c.status == OK for c in checks)
+    else:
+        passed = not any_fail and imports_ok
+    if res.timed_out or (res.returncode not in (0, 1)):
+        checks.append(SmokeCheck("smoke script", FAIL, f"exit status {res.returncode}, timed_out={res.timed_out}"))
+        passed = False
+    return SmokeReport(passed=passed, gpu=gpu, checks=checks, device=payload.get("device"),
+                       packages=tuple(packages), **common)
+
+
+def _parse_json(text: str) -> dict | None:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and "checks" in obj:
+                return obj
+    return None

@@ -1,0 +1,108 @@
+"""smoke_test_wheels for real (pip --target, child Python), with tiny pure-Python wheels.
+
+The wheels here only pretend to be causal-conv1d, to exercise staging and reporting; the CUDA
+path is exercised with the real causal-conv1d wheel by the compile integration test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mamba_build.errors import SmokeTestError
+from mamba_build.smoke import smoke_test_wheels
+from tests.conftest import has_gpu
+
+PYTHON = sys.executable
+
+
+def make_wheel(dest: Path, dist: str, version: str, files: dict[str, str]) -> Path:
+    """A minimal valid py3-none-any wheel holding ``files`` (path -> text)."""
+    dist_info = f"{dist}-{version}.dist-info"
+    contents = dict(files)
+    contents[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+    contents[f"{dist_info}/WHEEL"] = ("Wheel-Version: 1.0\nGenerator: mamba-build-tests\nRoot-Is-Purelib: true\n"
+                                      "Tag: py3-none-any\n")
+    tops = sorted({p.split("/")[0].removesuffix(".py") for p in files})
+    contents[f"{dist_info}/top_level.txt"] = "\n".join(tops) + "\n"
+    record = []
+    for path, text in contents.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    contents[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
+    wheel = dest / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in contents.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+def _site_packages_snapshot() -> set[str]:
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    return {p.name for p in purelib.iterdir()}
+
+
+def _installed_in_env(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def test_broken_wheel_fails_and_never_touches_the_env(tmp_path):
+    assert not _installed_in_env("causal_conv1d"), "this env already has causal_conv1d; the test needs it absent"
+    wheel = make_wheel(tmp_path, "causal_conv1d", "1.7.0", {
+        "causal_conv1d/__init__.py": "raise ImportError('broken on purpose: undefined symbol _ZN3c10fake')\n",
+    })
+    before = _site_packages_snapshot()
+    report = smoke_test_wheels([wheel], python=PYTHON, workdir=tmp_path / "work", timeout=300)
+    after = _site_packages_snapshot()
+
+    assert before == after, f"site-packages changed: {sorted(after ^ before)}"
+    assert not _installed_in_env("causal_conv1d")
+    assert not report.passed and report.verdict == "fail"
+    assert report.packages == ("causal_conv1d",)
+    by_name = {c.name: c for c in report.checks}
+    assert by_name["import causal_conv1d"].status == "fail"
+    assert "broken on purpose" in by_name["import causal_conv1d"].detail
+    assert by_name["import causal_conv1d_cuda"].status == "fail"  # the wheel holds no CUDA module
+    assert by_name["causal_conv1d"].status == "skipped"
+    # it was staged, not installed
+    assert (report.staging_dir / "causal_conv1d" / "__init__.py").is_file()
+    assert report.log_path and "broken on purpose" in report.log_path.read_text()
+    with pytest.raises(SmokeTestError) as info:
+        report.raise_for_failure()
+    assert info.value.exit_code == 7 and "nothing was installed" in info.value.fix
+
+
+@pytest.mark.skipif(has_gpu(), reason="without a GPU only: on a GPU the fake would (rightly) fail the kernels")
+def test_importable_wheel_without_gpu_is_import_only_not_a_pass(tmp_path):
+    wheel = make_wheel(tmp_path, "causal_conv1d", "1.7.0", {
+        "causal_conv1d/__init__.py": "import torch\nimport causal_conv1d_cuda\n",
+        "causal_conv1d_cuda.py": "FAKE = True\n",
+    })
+    report = smoke_test_wheels([wheel], python=PYTHON, workdir=tmp_path / "work", timeout=300)
+    assert report.gpu is False
+    assert report.passed is True  # means only: the staged modules import
+    assert report.verdict == "import-only"
+    assert "not a pass" in report.summary()
+    statuses = {c.name: c.status for c in report.checks}
+    assert statuses == {"import causal_conv1d_cuda": "ok", "import causal_conv1d": "ok", "causal_conv1d": "skipped"}
+    assert all(str(report.staging_dir) in c.detail for c in report.checks if c.name.startswith("import "))
+
+
+def test_wheel_of_another_package_is_a_failure(tmp_path):
+    wheel = make_wheel(tmp_path, "not_mamba", "0.1", {"not_mamba/__init__.py": ""})
+    report = smoke_test_wheels([wheel], python=PYTHON, workdir=tmp_path / "work", timeout=300)
+    assert not report.passed and "neither causal_conv1d nor mamba_ssm" in report.checks[0].detail
+
+
+def test_missing_wheel_file_is_a_failure(tmp_path):
+    report = smoke_test_wheels([tmp_path / "nope.whl"], python=PYTHON, workdir=tmp_path / "work")
+    assert not report.passed and "not found" in report.checks[0].detail
