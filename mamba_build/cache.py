@@ -64,7 +64,8 @@ def tree_digest(tree: Path, skip: tuple[str, ...] = ("build", ".git", "__pycache
     tree = Path(tree)
     for path in sorted(p for p in tree.rglob("*") if p.is_file()):
         rel = path.relative_to(tree)
-        if rel.parts[0] in skip or ".egg-info" in rel.parts[0] or path.name.endswith(".mamba-build-orig"):
+        if (rel.parts[0] in skip or ".egg-info" in rel.parts[0] or path.name.endswith(".mamba-build-orig")
+                or path.name.startswith(".mamba-build")):  # our own markers (fetch origin, dest paths)
             continue
         h.update(str(rel).encode() + b"\0")
         h.update(_file_sha(path).encode())

@@ -67,7 +67,7 @@ def causal_conv1d_wheels(tmp_path_factory):
     (the compile pipeline + manifest): about 5-8 minutes on 2 cores. Returns (out_dir, process)."""
     out = tmp_path_factory.mktemp("cc-wheels")
     proc = run_cli("wheels", "--out", str(out), "--package", "causal-conv1d", "--arch", "9.0", "--no-ptx",
-                   timeout=2400)
+                   "--no-cache", timeout=2400)
     if proc.returncode != 0:
         pytest.fail(f"mamba-build wheels failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return out, proc

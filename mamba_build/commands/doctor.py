@@ -85,11 +85,14 @@ def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
             "cxx": choice.cxx, "compile_seconds": round(result.compile_seconds, 1),
             "log": str(result.log_path) if result.log_path else None}
     if not result.ok:
+        from mamba_build.pipeline import explain_failure
+
         data["error"] = result.error_excerpt
+        cause, fix, evidence = explain_failure(Path(result.log_path)) if result.log_path else ("", None, "")
         return fail("probe", f"the probe extension did not compile with CUDA {tk.version} and "
-                    f"{Path(choice.cxx).name} for sm_{use_arch.replace('.', '')}",
-                    f"read the log: {result.log_path}; then `mamba-build explain {result.log_path}`",
-                    result.error_excerpt or ""), data
+                    f"{Path(choice.cxx).name} for sm_{use_arch.replace('.', '')}: {cause}",
+                    (fix + "; " if fix else "") + f"full log: {result.log_path}",
+                    (result.error_excerpt or "") + ("\n" + evidence if evidence else "")), data
     run_result = run_probe(result.so_path, python=env.python.executable)
     data["run"] = to_jsonable(run_result)
     for leftover in workdir.iterdir():  # keep the log only

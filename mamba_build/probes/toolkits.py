@@ -144,11 +144,11 @@ def candidate_homes(environ: dict[str, str] | None = None, extra_site_dirs: list
         if not home:
             return
         home_p = Path(home)
-        if not (home_p / "bin" / "nvcc").exists():
-            if source.startswith("$"):
-                found.setdefault(os.path.realpath(home_p), []).append(source)
+        if not (home_p / "bin" / "nvcc").exists() and not source.startswith("$"):
             return
-        found.setdefault(os.path.realpath(home_p), []).append(source)
+        where = found.setdefault(os.path.realpath(home_p), [])
+        if source not in where:
+            where.append(source)
 
     for var in ("CUDA_HOME", "CUDA_PATH", "CUDA_ROOT", "CUDA_TOOLKIT_ROOT_DIR"):
         add(env.get(var), f"${var}")

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow,
 def fixture_build(tmp_path_factory):
     out = tmp_path_factory.mktemp("fixture-wheels")
     proc = run_cli("compile", "--package", "mb-fixture", "--source", str(REPO / "csrc" / "fixture"), "--arch", "8.0",
-                   "--no-install", "--wheel-dir", str(out), "--json", timeout=1200)
+                   "--no-install", "--no-cache", "--wheel-dir", str(out), "--json", timeout=1200)
     return proc, out
 
 
@@ -56,6 +56,17 @@ def test_fixture_smoke_is_import_only_without_gpu(fixture_build):
     smoke = report["smoke"]
     assert smoke["passed"] is True and smoke["gpu"] is False
     assert any(c["name"].startswith("import mb_fixture_cuda") and c["status"] == "ok" for c in smoke["checks"])
+
+
+def test_warm_rebuild_is_a_verified_cache_hit(fixture_build, tmp_path):
+    proc, out = fixture_build
+    assert proc.returncode == 0
+    first = next(out.glob("*.whl"))
+    again = run_cli("compile", "--package", "mb-fixture", "--source", str(REPO / "csrc" / "fixture"), "--arch", "8.0",
+                    "--no-install", "--wheel-dir", str(tmp_path), timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "cached  " in again.stderr and "sha256 verified" in again.stderr and "build   " not in again.stderr
+    assert (tmp_path / first.name).read_bytes() == first.read_bytes()
 
 
 def test_build_failure_is_explained_and_nothing_is_left(tmp_path):

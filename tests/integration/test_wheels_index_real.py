@@ -23,7 +23,7 @@ def fixture_wheels(tmp_path_factory):
     """The fixture built by `mamba-build wheels` for two archs (+PTX for the newest): ~1-2 min."""
     out = tmp_path_factory.mktemp("fixture-dist")
     proc = run_cli("wheels", "--out", str(out), "--package", "mb-fixture", "--source", str(REPO / "csrc" / "fixture"),
-                   "--arch", "8.0,9.0", timeout=1800)
+                   "--arch", "8.0,9.0", "--no-cache", timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
 

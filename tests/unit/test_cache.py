@@ -84,6 +84,7 @@ def test_tree_digest_ignores_build_outputs_and_patch_backups(tmp_path):
     (tmp_path / "build").mkdir()
     (tmp_path / "build" / "obj.o").write_text("z")
     (tmp_path / "setup.py.mamba-build-orig").write_text("y0")
+    (tmp_path / ".mamba-build-source.json").write_text('{"tree": "/somewhere/else"}')
     assert cache.tree_digest(tmp_path) == d1
     (tmp_path / "csrc" / "a.cu").write_text("changed")
     assert cache.tree_digest(tmp_path) != d1
