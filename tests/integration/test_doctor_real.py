@@ -109,3 +109,20 @@ def test_human_table_renders(tmp_path):
     proc = run_cli("doctor", env={**plain_env(), "COLUMNS": "160"}, timeout=120)
     assert "cuda-home" in proc.stdout and "fix:" in proc.stdout
     assert proc.returncode in (0, 1)
+
+
+@pytest.mark.slow
+def test_doctor_probe_compiles_and_imports_the_probe():
+    """`doctor --probe` on this machine: the real toolkit (through the wrapper trap), real torch, no GPU."""
+    proc = run_cli("doctor", "--probe", "--json", env=plain_env(), timeout=600)
+    doc = json.loads(proc.stdout)
+    probe = doc["probe"]
+    check = by_id(doc)["probe"]
+    assert probe["ok"] is True, probe.get("error")
+    assert probe["toolkit"] == str(REAL_CUDA) and probe["arch"] == "8.0"
+    assert probe["run"]["imported"] is True
+    if not doc["environment"]["gpus"]["gpus"]:
+        assert probe["run"]["ran_on_gpu"] is False and probe["run"]["passed"] is None
+        assert check["status"] == "warn" and "import only" in check["summary"]
+    else:
+        assert check["status"] == "ok" and probe["run"]["passed"] is True
