@@ -34,6 +34,7 @@ doctor: venv
 	$(VENV)/bin/mamba-build doctor
 
 demo: venv
+	$(PIP) install -q einops transformers   # what `import mamba_ssm` needs (the wheels install with --no-deps)
 	$(VENV)/bin/mamba-build compile $$(command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || echo --arch 9.0)
 
 test-fast: venv

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mamba_build import __version__, paths
+from mamba_build.sources import sha256_file
 
 DEFAULT_MAX_GB = 20.0
 
@@ -68,15 +69,7 @@ def tree_digest(tree: Path, skip: tuple[str, ...] = ("build", ".git", "__pycache
                 or path.name.startswith(".mamba-build")):  # our own markers (fetch origin, dest paths)
             continue
         h.update(str(rel).encode() + b"\0")
-        h.update(_file_sha(path).encode())
-    return h.hexdigest()
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        h.update(sha256_file(path).encode())
     return h.hexdigest()
 
 
@@ -101,7 +94,7 @@ def lookup(key: str) -> CacheEntry | None:
         if d.exists():
             shutil.rmtree(d, ignore_errors=True)
         return None
-    if not entry.wheel.is_file() or _file_sha(entry.wheel) != entry.sha256:
+    if not entry.wheel.is_file() or sha256_file(entry.wheel) != entry.sha256:
         shutil.rmtree(d, ignore_errors=True)
         return None
     meta = json.loads((d / "entry.json").read_text())
@@ -117,7 +110,7 @@ def store(key: str, wheel: Path, components: Mapping[str, Any]) -> CacheEntry:
     tmp.mkdir(parents=True)
     shutil.copy2(wheel, tmp / wheel.name)
     now = time.time()
-    meta = {"key": key, "wheel": wheel.name, "sha256": _file_sha(tmp / wheel.name), "size": wheel.stat().st_size,
+    meta = {"key": key, "wheel": wheel.name, "sha256": sha256_file(tmp / wheel.name), "size": wheel.stat().st_size,
             "created": now, "last_used": now, "components": dict(components)}
     _write_json(tmp / "entry.json", meta)
     shutil.rmtree(d, ignore_errors=True)

@@ -150,7 +150,7 @@ def torch_map_patch(plan: BuildPlan):
     from mamba_build.torch_patch import locate_cpp_extension, patched_torch_compiler_map
 
     target = locate_cpp_extension(plan.python)
-    with patched_torch_compiler_map(plan.compiler_bounds, target=target):
+    with patched_torch_compiler_map(plan.compiler_bounds, mode="inplace", target=target):
         yield
 
 

@@ -15,14 +15,17 @@ failure or Ctrl-C leaves nothing half-made. Releases whose PyPI wheels lack the 
 (every 11.x and 12.x: their nvcc wheels hold only ptxas, libnvvm and headers) are pinned but
 refused with an explanation; see the comments in ``data/toolchains.toml``.
 
-``source = "debian"`` releases (11.8) take the compiler (nvcc, cicc, ptxas, cudafe++, fatbinary,
-nvlink, bin2c, libdevice) from a pinned Debian ``.deb`` instead: apt's own client downloads it
+``source = "debian"`` releases (11.8 from Debian 12 bookworm, 12.4 from Debian 13 trixie) take the
+compiler (nvcc, cicc, ptxas, cudafe++, fatbinary, nvlink, bin2c, libdevice) from a pinned Debian
+``.deb`` instead: apt's own client downloads it
 without root through a private configuration (its own sources list, state and cache folders under
 the cache; the system's apt state is never read or written; the archive signature is checked with
 the system's Debian keyring), its sha256 is checked against the pin, ``dpkg-deb -x`` unpacks it
 into the staging folder, the pin table's ``map`` moves the files into the CUDA_HOME layout and
 ``bin/nvcc.profile`` is written from the pin table (Debian's points at /usr/lib/nvidia-cuda-toolkit
-and relies on /usr/include). Headers and libcudart still come from the pinned PyPI wheels.
+and relies on /usr/include). Headers and libcudart still come from the pinned PyPI wheels. The archive,
+the ``map`` and the profile are shared by those releases (``[debian]`` in the pin table); an entry
+names its suite and its pinned .deb files.
 """
 
 from __future__ import annotations
@@ -140,33 +143,58 @@ def _load_table() -> dict[str, Any]:
     return tables.load("toolchains")
 
 
-def _parse_release(cuda: str, data: dict[str, Any]) -> ReleasePins:
+def _parse_release(cuda: str, data: dict[str, Any], debian: dict[str, Any] | None = None) -> ReleasePins:
+    """One ``[release."X.Y"]`` entry; ``debian`` is the table's shared ``[debian]`` section.
+
+    For ``source = "debian"`` releases the entry names only what differs per release (the suite, the
+    pinned .deb files); the archive (uri, components, keyring, arch) and, per Debian package, the
+    ``map`` and ``nvcc_profile`` come from ``[debian]`` unless the entry sets them itself.
+    """
+    debian = debian or {}
+    shared_pkgs: dict[str, Any] = debian.get("package", {})
     wheels = tuple(
         WheelPin(w["name"], str(w["version"]), w["root"].strip("/"),
                  tuple(WheelFile(f["filename"], f["sha256"].lower(), f.get("size")) for f in w["files"]),
                  tuple(m.strip("/") + "/" for m in w.get("members", ())))
         for w in data.get("wheel", [])
     )
+
+    def deb_map(d: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        pairs = d.get("map", shared_pkgs.get(d["package"], {}).get("map"))
+        if not pairs:
+            raise ToolkitError(f"the pin table's CUDA {cuda} entry has no `map` for {d['package']} "
+                               "(neither in [[deb]] nor in [debian.package])", "report this as a bug")
+        return tuple((str(a), str(b)) for a, b in pairs)
+
     debs = tuple(
         DebPin(d["package"], str(d["version"]), d.get("arch", "amd64"), d["filename"], d["sha256"].lower(),
-               d.get("size"), d.get("pool", ""), tuple((str(a), str(b)) for a, b in d["map"]))
+               d.get("size"), d.get("pool", ""), deb_map(d))
         for d in data.get("deb", [])
     )
-    apt = data.get("apt")
     source = data.get("source", "debian" if debs else "pypi")
-    if source == "debian" and (not debs or not apt):
-        raise ToolkitError(f"the pin table's CUDA {cuda} entry says source = debian but has no [[deb]] or [apt]",
+    apt = None
+    if source == "debian" or "apt" in data:
+        apt = {k: v for k, v in debian.items() if k != "package"} | dict(data.get("apt", {}))
+    if source == "debian" and (not debs or not apt
+                               or any(k not in apt for k in ("uri", "suite", "components", "keyring"))):
+        raise ToolkitError(f"the pin table's CUDA {cuda} entry says source = debian but has no [[deb]] or no "
+                           "complete [apt] (uri, suite, components, keyring; shared keys in [debian])",
                            "report this as a bug")
+    profile = data.get("nvcc_profile")
+    if profile is None:
+        profile = next((shared_pkgs[d.package]["nvcc_profile"] for d in debs
+                        if "nvcc_profile" in shared_pkgs.get(d.package, {})), None)
     return ReleasePins(
         cuda, wheels, bool(data.get("complete", True)), tuple(data.get("missing", ())), debs,
         AptSource(apt["uri"], apt["suite"], tuple(apt["components"]), apt["keyring"], apt.get("arch", "amd64"))
         if apt else None,
-        data.get("nvcc_profile"))
+        profile)
 
 
 def pinned_releases() -> dict[str, ReleasePins]:
     """Every CUDA release in the pin table, complete or not, keyed ``"X.Y"``."""
-    return {v: _parse_release(v, d) for v, d in _load_table().get("release", {}).items()}
+    table = _load_table()
+    return {v: _parse_release(v, d, table.get("debian")) for v, d in table.get("release", {}).items()}
 
 
 def installable_releases() -> list[str]:

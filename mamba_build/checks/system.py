@@ -67,6 +67,13 @@ def check_python_tools(env: Environment) -> list[Check]:
             checks.append(ok(name, f"{name} {version}"))
         else:
             checks.append(fail(name, f"{name} is not installed ({needed_for})", f"{pip_cmd} {name}"))
+    # `import mamba_ssm` imports these at module level (mamba_ssm/modules/*.py, utils/generation.py, ops/triton)
+    runtime = [name for name in ("einops", "transformers", "triton") if not py.packages.get(name)]
+    if runtime:
+        checks.append(warn("runtime-deps", f"{', '.join(runtime)} not installed: `import mamba_ssm` will fail after "
+                           "the build (mamba-build installs the wheels with --no-deps)", f"{pip_cmd} {' '.join(runtime)}"))
+    else:
+        checks.append(ok("runtime-deps", "einops, transformers, triton (what `import mamba_ssm` needs) are installed"))
     ninja = py.packages.get("ninja")
     if ninja:
         checks.append(ok("ninja", f"ninja {ninja} (parallel builds)"))

@@ -1,7 +1,7 @@
 """`mamba-build toolchain install|list|remove`: CUDA toolkits assembled without root.
 
-13.0 from NVIDIA's PyPI wheels; 11.8 from Debian 12's nvidia-cuda-toolkit .deb (the compiler,
-fetched with apt-get through a private configuration) plus NVIDIA's cu11 PyPI wheels (headers,
+13.0 from NVIDIA's PyPI wheels; 11.8 / 12.4 from Debian 12 / 13's nvidia-cuda-toolkit .deb (the compiler,
+fetched with apt-get through a private configuration) plus NVIDIA's cu11 / cu12 PyPI wheels (headers,
 libcudart). See data/toolchains.toml.
 """
 
@@ -16,7 +16,7 @@ from mamba_build.errors import ExitCode
 
 NAME = "toolchain"
 HELP = ("install, list or remove CUDA toolkits assembled from pinned NVIDIA PyPI wheels (13.0) or "
-        "Debian packages + wheels (11.8); no root needed")
+        "Debian packages + wheels (11.8, 12.4); no root needed")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -25,16 +25,17 @@ def register(parser: argparse.ArgumentParser) -> None:
         "install", help="download the pinned files and assemble a CUDA_HOME under the cache",
         description="Download the pinned files for CUDA X.Y (sha256-checked) and assemble a toolkit usable as "
                     "CUDA_HOME under the mamba-build cache, without root. 13.0: NVIDIA's PyPI wheels (~105 MB). "
-                    "11.8: the compiler from Debian 12's non-free nvidia-cuda-toolkit .deb (84 MB; downloaded "
+                    "11.8 / 12.4: the compiler from the non-free nvidia-cuda-toolkit .deb of Debian 12 / Debian 13 "
+                    "(84 / 87 MB; downloaded "
                     "with apt-get using a private sources list/state/cache under the mamba-build cache, "
                     "signature checked with /usr/share/keyrings/debian-archive-keyring.gpg; unpacked with "
-                    "dpkg-deb) plus NVIDIA's cu11 wheels for headers and libcudart (~23 MB). cuBLAS/cuSPARSE/"
-                    "cuSOLVER headers are copied from the nvidia-* packages of this Python's torch: run it "
+                    "dpkg-deb) plus NVIDIA's cu11 / cu12 wheels for headers and libcudart (~23 / ~26 MB). "
+                    "cuBLAS/cuSPARSE/cuSOLVER headers are copied from the nvidia-* packages of this Python's torch: run it "
                     "with the mamba-build of the environment you will build in.")
-    inst.add_argument("--cuda", required=True, metavar="X.Y", help="CUDA release: 11.8 or 13.0")
+    inst.add_argument("--cuda", required=True, metavar="X.Y", help="CUDA release: 11.8, 12.4 or 13.0")
     inst.add_argument("--index-url", metavar="URL", help="package index to download from (default: pip's)")
     inst.add_argument("--find-links", metavar="DIR", type=Path,
-                      help="folder of wheels (and, for 11.8, the pinned .deb) downloaded elsewhere (offline "
+                      help="folder of wheels (and, for 11.8 / 12.4, the pinned .deb) downloaded elsewhere (offline "
                            "install; no index is used unless --index-url is also given)")
     inst.add_argument("--debian-mirror", metavar="URL",
                       help="Debian archive to fetch .deb files from (default: http://deb.debian.org/debian)")

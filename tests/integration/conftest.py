@@ -3,8 +3,8 @@
 ``toolkit_130``: a CUDA 13.0 toolkit assembled by ``mamba_build.toolchain.install`` from the pinned
 PyPI wheels (~105 MB download, once per machine) into a private cache for this test session.
 ``toolkit_118``: the same for 11.8 (compiler from Debian's nvidia-cuda-toolkit .deb via a private
-apt-get, headers/cudart from the cu11 wheels; ~107 MB). ``toolkit_12x``: 12.4; it SKIPs with the reason
-while PyPI's cu12 nvcc wheels carry no compiler driver (see data/toolchains.toml).
+apt-get, headers/cudart from the cu11 wheels; ~107 MB). ``toolkit_12x``: 12.4 the same way (compiler from
+Debian 13 trixie's nvidia-cuda-toolkit 12.4.1, headers/cudart from the cu12 wheels; ~114 MB).
 ``toolchain_cache``: the MAMBA_BUILD_CACHE those toolkits live in (set it to let the CLI find them).
 
 CUDA 11.8 against torch 2.0.1 (tests/integration/test_cuda118_real.py):
@@ -14,6 +14,10 @@ mamba-build installed editable; kept in ``$MAMBA_BUILD_TEST_CACHE/venv-torch201`
 ``cuda118_cli_install``: ``mamba-build toolchain install --cuda 11.8`` run by that venv's CLI into a
 fresh MAMBA_BUILD_CACHE (so the install path runs every session); the downloaded .deb and wheels are
 kept in ``$MAMBA_BUILD_TEST_CACHE/cuda118-files`` and passed with --find-links on later runs.
+
+CUDA 12.4 against torch 2.5.1 (tests/integration/test_cuda124_probe_real.py), made by the same helpers
+(``make_torch_venv``, ``cli_toolchain_install``): ``torch251_venv`` (torch==2.5.1, PyPI's default CUDA 12.4
+build; ``venv-torch251``, ``wheels-torch251``) and ``cuda124_cli_install`` (files in ``cuda124-files``).
 """
 
 from __future__ import annotations
@@ -82,49 +86,81 @@ def toolkit_12x(toolchain_cache, nvidia_wheel_cache) -> toolchain.ToolchainInfo:
 
 
 # ---------------------------------------------------------------------------------------------
-# CUDA 11.8 + torch 2.0.1 (test_cuda118_real.py)
+# A torch venv per CUDA line + `toolchain install` by that venv's CLI:
+# CUDA 11.8 + torch 2.0.1 (test_cuda118_real.py), CUDA 12.4 + torch 2.5.1 (test_cuda124_probe_real.py)
 
-TORCH201_REQUIREMENTS = ["torch==2.0.1", "numpy<2", "ninja", "packaging", "wheel", "setuptools", "rich", "requests"]
 REPO = Path(__file__).resolve().parents[2]
+_EXTRAS = ["ninja", "packaging", "wheel", "setuptools", "rich", "requests"]
+_PIP_OFFLINE = ("NewConnectionError", "Temporary failure", "Network is unreachable")
+
+
+@dataclass(frozen=True)
+class TorchVenv:
+    """What a cached torch venv holds: ``$MAMBA_BUILD_TEST_CACHE/venv-<key>``, wheels in ``wheels-<key>``."""
+    key: str                     # "torch201"
+    requirements: tuple[str, ...]
+    torch_version: str           # torch.__version__ it must report, e.g. "2.0.1+cu117"
+    max_python: tuple[int, int]  # newest CPython with torch wheels of that release
+    download: str                # what a clean machine downloads, for the docstring/skip text
+
+
+TORCH201 = TorchVenv("torch201", ("torch==2.0.1", "numpy<2", *_EXTRAS), "2.0.1+cu117", (3, 11),
+                     "torch 2.0.1 + its nvidia-*-cu11 dependencies: ~2.3 GB")
+# PyPI's default torch 2.5.1 wheel is the CUDA 12.4 build (nvidia-*-cu12 12.4.x dependencies)
+TORCH251 = TorchVenv("torch251", ("torch==2.5.1", "numpy", *_EXTRAS), "2.5.1+cu124", (3, 12),
+                     "torch 2.5.1 + its nvidia-*-cu12 dependencies: ~2.9 GB")
 
 
 def _run(argv, timeout: float, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def _torch201_ok(python: Path) -> bool:
+def _torch_ok(python: Path, spec: TorchVenv) -> bool:
     if not python.exists():
         return False
     probe = _run([python, "-c", "import torch, numpy, ninja, rich, requests; print(torch.__version__)"], 300)
-    return probe.returncode == 0 and probe.stdout.strip() == "2.0.1+cu117"
+    return probe.returncode == 0 and probe.stdout.strip() == spec.torch_version
+
+
+def make_torch_venv(spec: TorchVenv, test_cache: Path) -> Path:
+    """The venv of ``spec`` (made from cached wheels, or downloaded once) with this checkout's
+    mamba-build installed editable; returns the venv folder. Rebuilt when torch does not import."""
+    if sys.version_info[:2] > spec.max_python:
+        pytest.skip(f"{spec.requirements[0]} has wheels for CPython <= {'.'.join(map(str, spec.max_python))} only")
+    wheels = test_cache / f"wheels-{spec.key}"
+    venv = test_cache / f"venv-{spec.key}"
+    py = venv / "bin" / "python"
+    if not _torch_ok(py, spec):
+        shutil.rmtree(venv, ignore_errors=True)
+        made = _run([sys.executable, "-m", "venv", venv], 300)
+        assert made.returncode == 0, made.stderr
+        wheels.mkdir(parents=True, exist_ok=True)
+        # keep the wheels for the next run
+        got = _run([py, "-m", "pip", "download", "-q", "-d", wheels, "--find-links", wheels, *spec.requirements], 1800)
+        if got.returncode != 0:
+            if any(m in got.stderr for m in _PIP_OFFLINE):
+                pytest.skip(f"PyPI not reachable to download {spec.requirements[0]} ({spec.download})")
+            pytest.fail(f"pip download {spec.requirements[0]} failed:\n" + got.stderr[-3000:])
+        inst = _run([py, "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels, *spec.requirements],
+                    1800)
+        assert inst.returncode == 0, inst.stderr[-3000:]
+        assert _torch_ok(py, spec), f"torch {spec.torch_version} does not import in the new venv {venv}"
+    # this checkout, every session (cheap): the CLI under test must be the code under test
+    mb = _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", REPO], 600)
+    assert mb.returncode == 0, mb.stderr[-3000:]
+    return venv
 
 
 @pytest.fixture(scope="session")
 def torch201_venv(test_cache) -> Path:
     """venv with torch 2.0.1+cu117 and this checkout's mamba-build (editable); returns the venv folder."""
-    if sys.version_info[:2] > (3, 11):
-        pytest.skip("torch 2.0.1 has wheels for CPython <= 3.11 only")
-    wheels = test_cache / "wheels-torch201"
-    venv = test_cache / "venv-torch201"
-    py = venv / "bin" / "python"
-    if not _torch201_ok(py):
-        shutil.rmtree(venv, ignore_errors=True)
-        made = _run([sys.executable, "-m", "venv", venv], 300)
-        assert made.returncode == 0, made.stderr
-        wheels.mkdir(parents=True, exist_ok=True)
-        # keep the wheels (torch 2.0.1 + its nvidia-*-cu11 dependencies: ~2.3 GB) for the next run
-        got = _run([py, "-m", "pip", "download", "-q", "-d", wheels, "--find-links", wheels, *TORCH201_REQUIREMENTS], 1800)
-        if got.returncode != 0:
-            if any(m in got.stderr for m in ("NewConnectionError", "Temporary failure", "Network is unreachable")):
-                pytest.skip("PyPI not reachable to download torch 2.0.1")
-            pytest.fail("pip download torch==2.0.1 failed:\n" + got.stderr[-3000:])
-        inst = _run([py, "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels, *TORCH201_REQUIREMENTS], 1800)
-        assert inst.returncode == 0, inst.stderr[-3000:]
-        assert _torch201_ok(py), "torch 2.0.1 does not import in the new venv"
-    # this checkout, every session (cheap): the CLI under test must be the code under test
-    mb = _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", REPO], 600)
-    assert mb.returncode == 0, mb.stderr[-3000:]
-    return venv
+    return make_torch_venv(TORCH201, test_cache)
+
+
+@pytest.fixture(scope="session")
+def torch251_venv(test_cache) -> Path:
+    """venv with torch 2.5.1+cu124 and this checkout's mamba-build (editable); returns the venv folder."""
+    return make_torch_venv(TORCH251, test_cache)
 
 
 @dataclass
@@ -135,22 +171,24 @@ class CliInstall:
     seconds: float
 
 
-@pytest.fixture(scope="session")
-def cuda118_cli_install(torch201_venv, test_cache, tmp_path_factory) -> CliInstall:
-    """`mamba-build toolchain install --cuda 11.8` by the torch 2.0.1 venv's CLI, into a fresh cache."""
+def cli_toolchain_install(cuda: str, venv: Path, test_cache: Path, cache: Path) -> CliInstall:
+    """`mamba-build toolchain install --cuda X.Y` by ``venv``'s CLI into the fresh cache ``cache``.
+
+    The pinned .deb and wheels it downloads are kept in ``$MAMBA_BUILD_TEST_CACHE/cudaXY-files`` and
+    passed with --find-links once all are there."""
     import time
-    for tool in ("apt-get", "dpkg-deb"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is needed for the Debian-provided CUDA 11.8 compiler")
-    files = test_cache / "cuda118-files"
+    pins = toolchain.release_pins(cuda)
+    if pins.debs:
+        for tool in ("apt-get", "dpkg-deb"):
+            if shutil.which(tool) is None:
+                pytest.skip(f"{tool} is needed for the Debian-provided CUDA {cuda} compiler")
+    files = test_cache / f"cuda{cuda.replace('.', '')}-files"
     files.mkdir(parents=True, exist_ok=True)
-    pins = toolchain.release_pins("11.8")
     have = {f.name for f in files.iterdir()}
     local = all(d.filename in have for d in pins.debs) and all(
         any(f.filename in have for f in w.files) for w in pins.wheels)
-    cache = tmp_path_factory.mktemp("mb-cache-118")
     env = dict(os.environ, MAMBA_BUILD_CACHE=str(cache))
-    argv = [torch201_venv / "bin" / "mamba-build", "toolchain", "install", "--cuda", "11.8"]
+    argv = [venv / "bin" / "mamba-build", "toolchain", "install", "--cuda", cuda]
     if local:
         argv += ["--find-links", files]
     start = time.monotonic()
@@ -165,7 +203,7 @@ def cuda118_cli_install(torch201_venv, test_cache, tmp_path_factory) -> CliInsta
     old = os.environ.get("MAMBA_BUILD_CACHE")
     os.environ["MAMBA_BUILD_CACHE"] = str(cache)
     try:
-        info = toolchain.find("11.8")
+        info = toolchain.find(cuda)
     finally:
         if old is None:
             os.environ.pop("MAMBA_BUILD_CACHE", None)
@@ -173,3 +211,15 @@ def cuda118_cli_install(torch201_venv, test_cache, tmp_path_factory) -> CliInsta
             os.environ["MAMBA_BUILD_CACHE"] = old
     assert info is not None, f"toolchain install succeeded but no toolkit is under {cache}"
     return CliInstall(cache, info, proc.stdout + proc.stderr, seconds)
+
+
+@pytest.fixture(scope="session")
+def cuda118_cli_install(torch201_venv, test_cache, tmp_path_factory) -> CliInstall:
+    """`mamba-build toolchain install --cuda 11.8` by the torch 2.0.1 venv's CLI, into a fresh cache."""
+    return cli_toolchain_install("11.8", torch201_venv, test_cache, tmp_path_factory.mktemp("mb-cache-118"))
+
+
+@pytest.fixture(scope="session")
+def cuda124_cli_install(torch251_venv, test_cache, tmp_path_factory) -> CliInstall:
+    """`mamba-build toolchain install --cuda 12.4` by the torch 2.5.1 venv's CLI, into a fresh cache."""
+    return cli_toolchain_install("12.4", torch251_venv, test_cache, tmp_path_factory.mktemp("mb-cache-124"))

@@ -103,3 +103,50 @@ def test_real_causal_conv1d_imports_in_a_child_process(causal_conv1d_wheels, tmp
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1.7.0"
+
+
+def test_ctrl_c_mid_build_restores_torch_and_leaves_nothing(tmp_path):
+    """SIGINT while nvcc runs, with --patch-torch inplace: exit 130, torch's file byte-identical,
+    no wheel, no compiler processes left, the build tree removed."""
+    import hashlib
+    import os
+    import signal
+    import time
+
+    import torch.utils.cpp_extension as cpp_ext
+
+    target = Path(cpp_ext.__file__)
+    before = hashlib.sha256(target.read_bytes()).hexdigest()
+    out = tmp_path / "wheels"
+    build_dir = tmp_path / "builds"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mamba_build", "compile", "--package", "mb-fixture", "--source",
+                             str(REPO / "csrc" / "fixture"), "--arch", "8.0", "--no-install", "--no-cache",
+                             "--patch-torch", "inplace", "--wheel-dir", str(out), "--build-dir", str(build_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # wait until the compiler is really running
+            logs = list(build_dir.glob("run-*/logs/build-mb-fixture.log"))
+            if logs and ("nvcc" in logs[0].read_text(errors="replace")):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the build never started")
+        patched = hashlib.sha256(target.read_bytes()).hexdigest()
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        run_cli("restore-torch", timeout=120)
+    assert patched != before, "--patch-torch inplace did edit torch's file during the build"
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "rolled back" in err
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == before
+    assert not out.exists() or not list(out.glob("*.whl"))
+    assert not list(build_dir.glob("run-*/src")), "source tree left behind"
+    time.sleep(1)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(build_dir) not in ps, "compiler processes left running"

@@ -37,13 +37,13 @@ def _compile(info: toolchain.ToolchainInfo, workdir: Path, extra: list[str] | No
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-# what NVIDIA's cu11/cu12 nvcc wheels lack (11.8 lists none any more: its compiler comes from Debian)
+# what NVIDIA's cu11/cu12 nvcc wheels lack (11.8 and 12.4 list none any more: their compiler comes from Debian)
 NO_COMPILER = ["bin/nvcc", "bin/nvcc.profile", "nvvm/bin/cicc", "bin/cudafe++", "bin/fatbinary", "bin/nvlink"]
 
 
-@pytest.mark.parametrize("cuda", ["11.8", "12.4"])
+@pytest.mark.parametrize("cuda", ["11.8", "12.4", "12.8"])
 def test_pypi_cu11_cu12_nvcc_wheels_have_no_compiler(cuda, nvidia_wheel_cache):
-    """The evidence behind `complete = false` (12.x) and `source = "debian"` (11.8): the pinned nvcc
+    """The evidence behind `complete = false` (12.8) and `source = "debian"` (11.8, 12.4): the pinned nvcc
     wheel has ptxas but no nvcc/cicc."""
     pins = toolchain.release_pins(cuda)
     nvcc_pin = next(w for w in pins.wheels if "nvcc" in w.name)
@@ -57,7 +57,7 @@ def test_pypi_cu11_cu12_nvcc_wheels_have_no_compiler(cuda, nvidia_wheel_cache):
     assert f"{nvcc_pin.root}/include/crt/host_config.h" in names
     for missing in pins.missing or NO_COMPILER:
         assert f"{nvcc_pin.root}/{missing}" not in names
-    if cuda == "11.8":
+    if cuda in ("11.8", "12.4"):
         assert pins.complete and pins.source == "debian"
     else:
         assert not pins.complete
@@ -113,8 +113,15 @@ def test_install_118_and_compile_with_gcc11(toolkit_118, tmp_path):
 def test_install_12x_and_compile(toolkit_12x, tmp_path):
     listed = subprocess.run([str(toolkit_12x.nvcc), "--list-gpu-arch"], capture_output=True, text=True, timeout=60)
     assert "compute_80" in listed.stdout.split()
-    proc = _compile(toolkit_12x, tmp_path)
+    assert toolkit_12x.nvcc_version == "12.4.131" and toolkit_12x.debs[0]["package"] == "nvidia-cuda-toolkit"
+    limits = parse_host_config(toolkit_12x.host_config.read_text())
+    assert limits.gcc_max == tables.cuda_release("12.4").gcc_max
+    # -c and a g++ link, as for 11.8: no libcudart_static.a / libcudadevrt.a (only in Debian's nvidia-cuda-dev)
+    proc = _compile(toolkit_12x, tmp_path, ["-c"])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    link = subprocess.run(["g++", "-o", str(tmp_path / "tiny-exe"), str(tmp_path / "tiny"),
+                           f"-L{toolkit_12x.path / 'lib64'}", "-lcudart"], capture_output=True, text=True, timeout=120)
+    assert link.returncode == 0, link.stderr[-3000:]
 
 
 EXT_CU = textwrap.dedent("""\

@@ -186,3 +186,11 @@ def test_toolkit_without_math_headers_fails_and_points_at_torch_headers():
     bare = judge(replace(env, python=replace(env.python, nvidia_include_dirs=())))["toolkit-headers"]
     assert bare.status == Status.FAIL and "cuda-libraries-dev" in bare.fix
     assert judge(make_env())["toolkit-headers"].status == Status.OK
+
+
+def test_mamba_runtime_dependencies():
+    env = make_env()
+    c = judge(env)["runtime-deps"]
+    assert c.status == Status.WARN and "einops" in c.summary and c.fix.endswith("einops transformers triton")
+    full = {**env.python.packages, "einops": "0.8", "transformers": "5.0", "triton": "3.6"}
+    assert judge(replace(env, python=replace(env.python, packages=full)))["runtime-deps"].status == Status.OK

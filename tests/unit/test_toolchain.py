@@ -105,12 +105,13 @@ def test_real_pin_table_is_well_formed():
     assert releases["13.0"].complete
     names = {w.name for w in releases["13.0"].wheels}
     assert names == {"nvidia-cuda-nvcc", "nvidia-nvvm", "nvidia-cuda-crt", "nvidia-cuda-runtime", "nvidia-cuda-cccl"}
-    for v in ("12.4", "12.8"):
-        assert not releases[v].complete and "bin/nvcc" in releases[v].missing
-    # 11.8: compiler from Debian (tests/unit/test_toolchain_debian.py), headers/cudart from the cu11 wheels
-    assert releases["11.8"].complete and releases["11.8"].source == "debian" and not releases["11.8"].missing
+    assert not releases["12.8"].complete and "bin/nvcc" in releases["12.8"].missing
+    # 11.8 / 12.4: compiler from Debian 12 / 13 (tests/unit/test_toolchain_debian.py), headers/cudart from the
+    # cu11 / cu12 wheels
+    for v in ("11.8", "12.4"):
+        assert releases[v].complete and releases[v].source == "debian" and not releases[v].missing
     assert releases["13.0"].source == "pypi" and not releases["13.0"].debs
-    assert toolchain.installable_releases() == ["11.8", "13.0"]
+    assert toolchain.installable_releases() == ["11.8", "12.4", "13.0"]
     # every pinned release is one the CUDA facts table knows
     assert set(releases) <= set(tables.cuda_releases())
 

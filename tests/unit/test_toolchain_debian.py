@@ -1,10 +1,12 @@
-"""CUDA 11.8 assembly from Debian packages (source = "debian") with FAKE .deb files.
+"""CUDA 11.8 / 12.4 assembly from Debian packages (source = "debian") with FAKE .deb files.
 
 The fake ``nvidia-cuda-toolkit`` .deb is built with ``dpkg-deb --build`` and has the same internal
-layout as Debian 12's real package (usr/lib/nvidia-cuda-toolkit/bin/{nvcc,cicc,crt,gcc,g++},
-nvcc.profile -> /etc/nvcc.profile, usr/bin/{ptxas,...}, usr/bin/nvcc shell wrapper); the pin table's
-real 11.8 ``map`` and ``nvcc_profile`` are used, so a map entry the fake lacks fails here too. apt-get
-is replaced by a fake at ``runner.run`` (the real one is exercised by tests/integration).
+layout as the real package in Debian 12 (11.8) and Debian 13 (12.4) (usr/lib/nvidia-cuda-toolkit/bin/
+{nvcc,cicc,crt,gcc,g++}, nvcc.profile -> /etc/nvcc.profile, usr/bin/{ptxas,...}, usr/bin/nvcc shell
+wrapper); the pin table's real shared ``[debian]`` section (archive, ``map``, ``nvcc_profile``) and each
+release's real ``[apt]`` / ``[[deb]]`` entries are used, so a map entry the fake lacks fails here too.
+apt-get is replaced by a fake at ``runner.run`` (the real one is exercised by tests/integration).
+Most tests use 11.8; those marked with ``DEBIAN_RELEASES`` run for every source = "debian" release.
 """
 
 from __future__ import annotations
@@ -25,16 +27,30 @@ from mamba_build.errors import ExitCode, NetworkError, SourceError, ToolkitError
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is needed to build fake .debs")
 
-VERSION = "11.8.89~11.8.0-5~deb12u1"
+# what each source = "debian" release of the real pin table must say: .deb version, Debian suite,
+# nvcc's full version, newest gcc of its host_config.h, the CUDA major of its PyPI wheels
+EXPECTED = {
+    "11.8": ("11.8.89~11.8.0-5~deb12u1", "bookworm", "11.8.89", 11, "cu11"),
+    "12.4": ("12.4.131~12.4.1-2", "trixie", "12.4.131", 13, "cu12"),
+}
+DEBIAN_RELEASES = sorted(EXPECTED)
+VERSION = EXPECTED["11.8"][0]
 DEB_NAME = f"nvidia-cuda-toolkit_{VERSION}_amd64.deb"
 
-FAKE_NVCC = """#!/bin/sh
+
+def fake_nvcc(full: str) -> str:
+    """A stand-in nvcc that answers --version / --list-gpu-arch like NVIDIA's for release ``full``."""
+    short = ".".join(full.split(".")[:2])
+    return f"""#!/bin/sh
 case "$1" in
-  --version) printf 'nvcc: NVIDIA (R) Cuda compiler driver\\nCuda compilation tools, release 11.8, V11.8.89\\nBuild cuda_11.8.r11.8/compiler.31833905_0\\n' ;;
+  --version) printf 'nvcc: NVIDIA (R) Cuda compiler driver\\nCuda compilation tools, release {short}, V{full}\\nBuild cuda_{short}.r{short}/compiler.31833905_0\\n' ;;
   --list-gpu-arch) printf 'compute_35\\ncompute_80\\ncompute_90\\n' ;;
   *) exit 1 ;;
 esac
 """
+
+
+FAKE_NVCC = fake_nvcc("11.8.89")
 
 DEBIAN_PROFILE = """NVVMIR_LIBRARY_DIR = /usr/lib/nvidia-cuda-toolkit/libdevice
 
@@ -43,7 +59,12 @@ PATH\t\t+= /usr/lib/nvidia-cuda-toolkit/bin:
 LIBRARIES\t=+ $(_SPACE_) -L/usr/lib/x86_64-linux-gnu/stubs -L/usr/lib/x86_64-linux-gnu
 """
 
-HOST_CONFIG = "#if __GNUC__ > 11\n#error -- unsupported GNU version! gcc versions later than 11 are not supported!\n#endif\n"
+def host_config(gcc_max: int) -> str:
+    return (f"#if __GNUC__ > {gcc_max}\n#error -- unsupported GNU version! gcc versions later than {gcc_max} are "
+            "not supported!\n#endif\n")
+
+
+HOST_CONFIG = host_config(11)
 
 
 def _deb_tree(root: Path, nvcc: str = FAKE_NVCC, drop: tuple[str, ...] = ()) -> None:
@@ -73,15 +94,15 @@ def _deb_tree(root: Path, nvcc: str = FAKE_NVCC, drop: tuple[str, ...] = ()) -> 
     os.symlink("/etc/nvcc.profile", root / "usr/lib/nvidia-cuda-toolkit/bin/nvcc.profile")
 
 
-def build_fake_deb(dest: Path, work: Path, **kw) -> Path:
+def build_fake_deb(dest: Path, work: Path, version: str = VERSION, **kw) -> Path:
     tree = work / "debtree"
     shutil.rmtree(tree, ignore_errors=True)
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "DEBIAN" / "control").write_text(
-        f"Package: nvidia-cuda-toolkit\nVersion: {VERSION}\nArchitecture: amd64\n"
+        f"Package: nvidia-cuda-toolkit\nVersion: {version}\nArchitecture: amd64\n"
         "Maintainer: test <test@example.invalid>\nDescription: fake NVIDIA CUDA development toolkit\n")
     _deb_tree(tree, **kw)
-    out = dest / DEB_NAME
+    out = dest / f"nvidia-cuda-toolkit_{version}_amd64.deb"
     proc = runner.run(["dpkg-deb", "--root-owner-group", "--build", tree, out], timeout=120)
     assert proc.ok, proc.output
     return out
@@ -95,55 +116,69 @@ def _write_wheel(path: Path, members: dict[str, tuple[str, int]]) -> None:
             zf.writestr(info, content)
 
 
-# mirrors the real cu11 wheels' roots (nvidia/cuda_nvcc, nvidia/cuda_runtime, nvidia/cuda_cccl)
-FAKE_WHEELS = {
-    "nvidia-cuda-nvcc-cu11": ("nvidia/cuda_nvcc", ["include"], {
-        "nvidia/cuda_nvcc/bin/ptxas": ("#!/bin/sh\necho pypi-ptxas\n", 0o755),
-        "nvidia/cuda_nvcc/nvvm/lib64/libnvvm.so": ("ELF", 0o755),
-        "nvidia/cuda_nvcc/include/crt/host_config.h": (HOST_CONFIG, 0o644),
-        "nvidia/cuda_nvcc/include/__init__.py": ("", 0o644),
-    }),
-    "nvidia-cuda-runtime-cu11": ("nvidia/cuda_runtime", ["include", "lib"], {
-        "nvidia/cuda_runtime/include/cuda_runtime.h": ("// rt 11.8", 0o644),
-        "nvidia/cuda_runtime/lib/libcudart.so.11.0": ("ELF", 0o755),
-        "nvidia/cuda_runtime/__init__.py": ("", 0o644),
-    }),
-    "nvidia-cuda-cccl-cu11": ("nvidia/cuda_cccl", ["include"], {
-        "nvidia/cuda_cccl/include/cub/cub.cuh": ("// cub", 0o644),
-        "nvidia/cuda_cccl/include/thrust/version.h": ("// thrust", 0o644),
-    }),
-}
+def fake_wheels(cuda: str) -> dict[str, tuple[str, list[str], dict[str, tuple[str, int]]]]:
+    """Wheels with the real cuXX wheels' names and roots (nvidia/cuda_nvcc, _runtime, _cccl), tiny contents."""
+    _, _, _, gcc_max, cu = EXPECTED[cuda]
+    soname = "libcudart.so.11.0" if cu == "cu11" else f"libcudart.so.{cu[2:]}"
+    return {
+        f"nvidia-cuda-nvcc-{cu}": ("nvidia/cuda_nvcc", ["include"], {
+            "nvidia/cuda_nvcc/bin/ptxas": ("#!/bin/sh\necho pypi-ptxas\n", 0o755),
+            "nvidia/cuda_nvcc/nvvm/lib64/libnvvm.so": ("ELF", 0o755),
+            "nvidia/cuda_nvcc/include/crt/host_config.h": (host_config(gcc_max), 0o644),
+            "nvidia/cuda_nvcc/include/__init__.py": ("", 0o644),
+        }),
+        f"nvidia-cuda-runtime-{cu}": ("nvidia/cuda_runtime", ["include", "lib"], {
+            "nvidia/cuda_runtime/include/cuda_runtime.h": (f"// rt {cuda}", 0o644),
+            f"nvidia/cuda_runtime/lib/{soname}": ("ELF", 0o755),
+            "nvidia/cuda_runtime/__init__.py": ("", 0o644),
+        }),
+        f"nvidia-cuda-cccl-{cu}": ("nvidia/cuda_cccl", ["include"], {
+            "nvidia/cuda_cccl/include/cub/cub.cuh": ("// cub", 0o644),
+            "nvidia/cuda_cccl/include/thrust/version.h": ("// thrust", 0o644),
+        }),
+    }
+
+
+FAKE_WHEELS = fake_wheels("11.8")
 
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def deb_set(tmp_path, monkeypatch, isolated_cache):
-    """Fake .deb + cu11 wheels in tmp_path/files and a pin table for them (real 11.8 map/profile/apt)."""
+def make_deb_set(cuda: str, tmp_path: Path, monkeypatch) -> tuple[Path, Path, dict]:
+    """Fake .deb + cuXX wheels in tmp_path/files and a pin table for them: the real table's shared
+    ``[debian]`` section (archive, map, nvcc_profile) and the real release's ``[apt]`` / ``[[deb]]``."""
+    version, _, full, _, _ = EXPECTED[cuda]
     files = tmp_path / "files"
     files.mkdir()
-    deb = build_fake_deb(files, tmp_path)
-    real = tables.load("toolchains")["release"]["11.8"]
+    deb = build_fake_deb(files, tmp_path, version=version, nvcc=fake_nvcc(full))
+    real_table = tables.load("toolchains")
+    real = real_table["release"][cuda]
     release = {
-        "source": "debian", "complete": True, "missing": [], "nvcc_profile": real["nvcc_profile"],
-        "apt": dict(real["apt"]),
+        "source": "debian", "complete": True, "missing": [], "apt": dict(real["apt"]),
         "deb": [dict(real["deb"][0], sha256=_sha(deb), size=deb.stat().st_size)],
         "wheel": [],
     }
-    for name, (root, members, content) in FAKE_WHEELS.items():
-        filename = f"{name.replace('-', '_')}-11.8.89-py3-none-manylinux2014_x86_64.whl"
+    for name, (root, members, content) in fake_wheels(cuda).items():
+        filename = f"{name.replace('-', '_')}-{full}-py3-none-manylinux2014_x86_64.whl"
         _write_wheel(files / filename, content)
-        release["wheel"].append({"name": name, "version": "11.8.89", "root": root, "members": members,
+        release["wheel"].append({"name": name, "version": full, "root": root, "members": members,
                                  "files": [{"filename": filename, "sha256": _sha(files / filename)}]})
-    table = {"release": {"11.8": release},
+    table = {"debian": real_table["debian"], "release": {cuda: release},
              "math_headers": {"globs": ["cublas*.h", "cusparse*.h", "cusolver*.h"],
-                              "11": ["nvidia/cublas/include", "nvidia/cusparse/include", "nvidia/cusolver/include"]}}
+                              cuda.split(".")[0]: ["nvidia/cublas/include", "nvidia/cusparse/include",
+                                                   "nvidia/cusolver/include"]}}
     monkeypatch.setattr(toolchain, "_load_table", lambda: table)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if "site-packages" not in p])
     monkeypatch.setattr(toolchain, "_pip_download", lambda *a, **k: pytest.fail("wheels are all local"))
     return files, deb, table
+
+
+@pytest.fixture
+def deb_set(tmp_path, monkeypatch, isolated_cache):
+    """11.8: fake .deb + cu11 wheels and a pin table for them (see make_deb_set)."""
+    return make_deb_set("11.8", tmp_path, monkeypatch)
 
 
 class FakeApt:
@@ -172,14 +207,24 @@ class FakeApt:
         return runner.CommandResult(tuple(argv), 0, f"Get:1 ... {self.deb.name}", "", 0.1)
 
 
-def test_real_pin_table_debian_entry():
-    pins = toolchain.release_pins("11.8")
-    assert pins.source == "debian" and pins.complete and pins.apt is not None
+def test_every_debian_release_is_expected_here():
+    debian = sorted(v for v, p in toolchain.pinned_releases().items() if p.source == "debian")
+    assert debian == DEBIAN_RELEASES
+
+
+@pytest.mark.parametrize("cuda", DEBIAN_RELEASES)
+def test_real_pin_table_debian_entry(cuda):
+    version, suite, _, _, cu = EXPECTED[cuda]
+    pins = toolchain.release_pins(cuda)
+    assert pins.source == "debian" and pins.complete and not pins.missing and pins.apt is not None
     assert pins.apt.keyring == "/usr/share/keyrings/debian-archive-keyring.gpg"
-    assert pins.apt.suite == "bookworm" and "non-free" in pins.apt.components
+    assert pins.apt.uri == "http://deb.debian.org/debian"
+    assert pins.apt.suite == suite and "non-free" in pins.apt.components
     (deb,) = pins.debs
-    assert deb.package == "nvidia-cuda-toolkit" and deb.version == VERSION and deb.filename == DEB_NAME
-    assert len(deb.sha256) == 64 and deb.pool.endswith("/" + DEB_NAME) and deb.pool.startswith("pool/non-free/")
+    assert deb.package == "nvidia-cuda-toolkit" and deb.version == version
+    assert deb.filename == f"nvidia-cuda-toolkit_{version}_amd64.deb"
+    name = deb.filename
+    assert len(deb.sha256) == 64 and deb.pool.endswith("/" + name) and deb.pool.startswith("pool/non-free/")
     targets = dict((dst, src) for src, dst in deb.map)
     for needed in ("bin/nvcc", "nvvm/bin/cicc", "nvvm/libdevice", "bin/ptxas", "bin/fatbinary", "bin/nvlink",
                    "bin/cudafe++", "bin/bin2c", "bin/crt"):
@@ -187,11 +232,56 @@ def test_real_pin_table_debian_entry():
     assert targets["bin/nvcc"] == "usr/lib/nvidia-cuda-toolkit/bin/nvcc"  # the binary, not the sh wrapper
     assert not any(dst.endswith(("/gcc", "/g++")) for dst in targets)  # Debian's host compiler wrappers
     assert "$(TOP)" in pins.nvcc_profile and "/usr/" not in pins.nvcc_profile
-    assert {w.name for w in pins.wheels} == {"nvidia-cuda-nvcc-cu11", "nvidia-cuda-runtime-cu11",
-                                             "nvidia-cuda-cccl-cu11"}
+    assert {w.name for w in pins.wheels} == {f"nvidia-cuda-nvcc-{cu}", f"nvidia-cuda-runtime-{cu}",
+                                             f"nvidia-cuda-cccl-{cu}"}
     assert all(w.members for w in pins.wheels)
     assert 100e6 < pins.download_bytes < 120e6
-    assert "11.8" in toolchain.installable_releases()
+    assert cuda in toolchain.installable_releases()
+
+
+def test_debian_releases_share_one_map_and_profile():
+    """The map and nvcc.profile live once, in [debian.package.nvidia-cuda-toolkit]; entries reuse them."""
+    raw = tables.load("toolchains")
+    pins = [toolchain.release_pins(v) for v in DEBIAN_RELEASES]
+    assert len({p.debs[0].map for p in pins}) == 1 and len({p.nvcc_profile for p in pins}) == 1
+    for v in DEBIAN_RELEASES:
+        assert "map" not in raw["release"][v]["deb"][0] and "nvcc_profile" not in raw["release"][v]
+        assert set(raw["release"][v]["apt"]) == {"suite"}
+
+
+def test_an_entry_may_override_the_shared_debian_keys():
+    raw = tables.load("toolchains")
+    entry = dict(raw["release"]["12.4"], apt={"suite": "sid", "components": ["contrib", "non-free"]},
+                 nvcc_profile="TOP = x\n")
+    entry["deb"] = [dict(entry["deb"][0], map=[["usr/bin/nvcc", "bin/nvcc"]])]
+    pins = toolchain._parse_release("12.4", entry, raw["debian"])
+    assert pins.apt.line() == ("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg arch=amd64] "
+                               "http://deb.debian.org/debian sid contrib non-free")
+    assert pins.nvcc_profile == "TOP = x\n" and pins.debs[0].map == (("usr/bin/nvcc", "bin/nvcc"),)
+    with pytest.raises(ToolkitError):  # without the shared section there is no archive uri / keyring / map
+        toolchain._parse_release("12.4", raw["release"]["12.4"], None)
+
+
+@pytest.mark.parametrize("cuda", DEBIAN_RELEASES)
+def test_assembles_each_debian_release(cuda, tmp_path, monkeypatch, isolated_cache):
+    version, suite, full, gcc_max, cu = EXPECTED[cuda]
+    files, deb, _ = make_deb_set(cuda, tmp_path, monkeypatch)
+    apt = FakeApt(monkeypatch, deb)
+    store = tmp_path / "store"
+    info = toolchain.install(cuda, wheels_dir=files, debs_dir=store)
+    home = isolated_cache / "toolchains" / f"cuda-{cuda}"
+    assert info.path == home and info.cuda == cuda and info.nvcc_version == full
+    line = (store / "apt" / "sources.list").read_text().strip()
+    assert line == ("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg arch=amd64] "
+                    f"http://deb.debian.org/debian {suite} non-free")
+    assert apt.calls[1][0][-1] == f"nvidia-cuda-toolkit={version}"
+    assert (home / "bin" / "nvcc").read_text() == fake_nvcc(full)
+    assert (home / "include" / "crt" / "host_config.h").read_text() == host_config(gcc_max)
+    assert "$(TOP)/nvvm/bin" in (home / "bin" / "nvcc.profile").read_text()
+    soname = "libcudart.so.11.0" if cu == "cu11" else f"libcudart.so.{cu[2:]}"
+    assert os.readlink(home / "lib64" / "libcudart.so") == soname
+    meta = json.loads((home / toolchain.METADATA_NAME).read_text())
+    assert meta["debs"][0]["version"] == version and meta["debs"][0]["archive"].endswith(" " + suite)
 
 
 def test_assembles_layout_from_deb_and_wheels(deb_set, isolated_cache):
