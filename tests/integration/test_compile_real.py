@@ -99,7 +99,7 @@ def test_real_causal_conv1d_imports_in_a_child_process(causal_conv1d_wheels, tmp
     wheel = next(out.glob("causal_conv1d-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(tmp_path)
-    code = "import causal_conv1d_cuda, causal_conv1d; print(causal_conv1d.__version__)"
+    code = "import torch, causal_conv1d_cuda, causal_conv1d; print(causal_conv1d.__version__)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1.7.0"

@@ -58,6 +58,9 @@ def test_index_is_pip_installable_into_a_fresh_venv(index_root, tmp_path):
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     Path(site, "project-torch.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # venv's bundled setuptools is older than torch requires; let the project venv's one be seen instead
+    subprocess.run([str(py), "-m", "pip", "uninstall", "-y", "-q", "setuptools"], timeout=300,
+                   env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"})
     proc = subprocess.run([str(py), "-m", "pip", "install", "--no-cache-dir", "--index-url", simple.as_uri(),
                            "mb-fixture", "causal-conv1d"], capture_output=True, text=True, timeout=900,
                           env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path)})
