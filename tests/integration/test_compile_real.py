@@ -123,18 +123,20 @@ def test_ctrl_c_mid_build_restores_torch_and_leaves_nothing(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "mamba_build", "compile", "--package", "mb-fixture", "--source",
                              str(REPO / "csrc" / "fixture"), "--arch", "8.0", "--no-install", "--no-cache",
                              "--patch-torch", "inplace", "--wheel-dir", str(out), "--build-dir", str(build_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+                            # a terminal's Ctrl-C: SIGINT handled normally even if this test runs in background
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # wait until the compiler is really running
-            logs = list(build_dir.glob("run-*/logs/build-mb-fixture.log"))
-            if logs and ("nvcc" in logs[0].read_text(errors="replace")):
+        while time.monotonic() < deadline:  # wait until a compiler really runs on the build tree
+            ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+            if any(str(build_dir) in line and ("nvcc" in line or "cc1plus" in line or "cicc" in line)
+                   for line in ps.splitlines()):
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         else:
             pytest.fail("the build never started")
         patched = hashlib.sha256(target.read_bytes()).hexdigest()
-        time.sleep(2)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -148,5 +150,5 @@ def test_ctrl_c_mid_build_restores_torch_and_leaves_nothing(tmp_path):
     assert not out.exists() or not list(out.glob("*.whl"))
     assert not list(build_dir.glob("run-*/src")), "source tree left behind"
     time.sleep(1)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
     assert str(build_dir) not in ps, "compiler processes left running"

@@ -65,7 +65,7 @@ def test_index_is_pip_installable_into_a_fresh_venv(index_root, tmp_path):
                            "mb-fixture", "causal-conv1d"], capture_output=True, text=True, timeout=900,
                           env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    code = ("import mb_fixture_cuda, causal_conv1d_cuda, causal_conv1d, os; "
+    code = ("import torch, mb_fixture_cuda, causal_conv1d_cuda, causal_conv1d, os; "
             "print(os.path.dirname(mb_fixture_cuda.__file__)); print(causal_conv1d.__version__)")
     out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
