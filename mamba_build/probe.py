@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from mamba_build.probes.toolkits import MATH_HEADERS
 from mamba_build import paths, runner
 from mamba_build.errors import ToolkitError, UsageError
 
@@ -62,7 +63,7 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 # Headers that ATen/cuda/CUDAContext.h (used by the probe AND by the Mamba kernels) includes
 # besides the CUDA runtime. A toolkit assembled from NVIDIA's pip wheels (nvcc + cudart only)
 # lacks them; torch's own pip CUDA libraries ship them under site-packages/nvidia/*/include.
-LIBRARY_HEADERS = ("cusparse.h", "cublas_v2.h", "cublasLt.h", "cusolverDn.h")
+LIBRARY_HEADERS = MATH_HEADERS  # one list: probes.toolkits.MATH_HEADERS
 
 _ARCH_RE = re.compile(r"^(?:sm_)?(\d{1,2})\.?(\d)([af]?)(\+PTX)?$", re.IGNORECASE)
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import fnmatch
-import hashlib
 import json
 import os
 import re
@@ -49,6 +48,7 @@ from typing import Any, Iterable, Sequence
 from mamba_build import paths, runner, tables
 from mamba_build.errors import (DiskFullError, NetworkError, SourceError, ToolkitError,
                                 UsageError)
+from mamba_build.sources import sha256_file
 
 METADATA_NAME = "mamba-build-toolchain.json"
 _NETWORK_MARKERS = (
@@ -423,14 +423,6 @@ def _rmtree(path: Path) -> None:
         path.unlink()
     elif path.exists():
         shutil.rmtree(path, ignore_errors=True)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _pinned_file_in(pin: WheelPin, folders: Sequence[Path]) -> Path | None:
