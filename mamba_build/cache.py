@@ -34,6 +34,7 @@ class CacheEntry:
     created: float
     last_used: float
     components: dict[str, Any]
+    smoke: dict[str, Any] | None = None  # the smoke-test verdict these exact wheels got (see pipeline)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -81,7 +82,7 @@ def _read(entry_dir: Path) -> CacheEntry | None:
     try:
         meta = json.loads((entry_dir / "entry.json").read_text())
         return CacheEntry(meta["key"], entry_dir / meta["wheel"], meta["sha256"], meta["size"], meta["created"],
-                          meta.get("last_used", meta["created"]), meta.get("components", {}))
+                          meta.get("last_used", meta["created"]), meta.get("components", {}), meta.get("smoke"))
     except (OSError, ValueError, KeyError):
         return None
 
@@ -103,7 +104,7 @@ def lookup(key: str) -> CacheEntry | None:
     return entry
 
 
-def store(key: str, wheel: Path, components: Mapping[str, Any]) -> CacheEntry:
+def store(key: str, wheel: Path, components: Mapping[str, Any], smoke: Mapping[str, Any] | None = None) -> CacheEntry:
     d = _entry_dir(key)
     tmp = d.with_name(d.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -111,12 +112,23 @@ def store(key: str, wheel: Path, components: Mapping[str, Any]) -> CacheEntry:
     shutil.copy2(wheel, tmp / wheel.name)
     now = time.time()
     meta = {"key": key, "wheel": wheel.name, "sha256": sha256_file(tmp / wheel.name), "size": wheel.stat().st_size,
-            "created": now, "last_used": now, "components": dict(components)}
+            "created": now, "last_used": now, "components": dict(components), "smoke": dict(smoke) if smoke else None}
     _write_json(tmp / "entry.json", meta)
     shutil.rmtree(d, ignore_errors=True)
     tmp.replace(d)
     enforce_limit()
     return _read(d)  # type: ignore[return-value]
+
+
+def record_smoke(key: str, smoke: Mapping[str, Any]) -> None:
+    """Attach a (new) smoke-test verdict to an existing entry."""
+    path = _entry_dir(key) / "entry.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    meta["smoke"] = dict(smoke)
+    _write_json(path, meta)
 
 
 def _write_json(path: Path, doc: Mapping[str, Any]) -> None:

@@ -8,13 +8,20 @@ Recipe file format (one TOML file per package, ``patches/<package>.toml``)::
     id = "force-build"                      # unique; also the marker ``# mamba-build:force-build``
     description = "..."
     file = "setup.py"                       # target, relative to the source tree
-    kind = "regex_replace"                  # regex_replace | insert_before | insert_after | append
+    kind = "regex_replace"                  # regex_replace | insert_before | insert_after | append | split_units
     anchors = ['^FORCE_BUILD = .*$']        # alternatives (Python regex, MULTILINE); first that matches wins
     count = 1                               # exact number of matches required (default 1) ...
     min_count = 1                           # ... or at least this many (then ``count`` is ignored)
     template = '''...{placeholder}...'''    # replacement / inserted text
     when = "use_ninja"                      # optional: option that enables it; "!use_ninja" negates
     versions = ">=1.1"                      # optional: PEP 440 specifier on the package version
+
+Kind ``split_units`` (a build-speed recipe) splits one translation unit into several: each anchor
+match is one explicit template instantiation line; the target keeps the shared code plus one of them
+and sibling files ``<stem>.mbpartNN<suffix>`` get the same code plus one other each, so nvcc compiles
+them in parallel (same templates, same flags: the kernels are the same). Extra keys:
+``sources_file`` / ``sources_anchor`` (the line listing the target in setup.py; the new files are
+inserted after it) and optional ``first`` (a regex: matching units go first, the longest ones).
 
 Placeholders are ``{name}``: the option values of :func:`option_placeholders`, the named groups of
 the anchor match (``{indent}`` ...) and ``{match}`` (the whole matched text). Inserted blocks are
@@ -53,7 +60,8 @@ else:  # pragma: no cover
 
 PRISTINE_SUFFIX = ".mamba-build-orig"
 MARKER = "mamba-build:"
-KINDS = ("regex_replace", "insert_before", "insert_after", "append")
+KINDS = ("regex_replace", "insert_before", "insert_after", "append", "split_units")
+PART_INFIX = ".mbpart"
 
 _PLACEHOLDER_RE = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
@@ -78,6 +86,7 @@ class PatchOptions:
     compiler_bounds: VersionBounds | None = None
     clang_bounds: VersionBounds | None = None   # same for CUDA_CLANG_VERSIONS
     allow_unsupported_compiler: bool = False    # adds nvcc -allow-unsupported-compiler
+    split_units: bool = False                   # split_units recipes (one unit per instantiation)
 
     def __post_init__(self) -> None:
         if not self.archs:
@@ -98,7 +107,7 @@ class PatchOptions:
             "archs": list(self.archs), "nvcc_threads": self.nvcc_threads, "split_compile": self.split_compile,
             "use_ninja": self.use_ninja, "cxx11_abi": self.cxx11_abi,
             "compiler_bounds": _bounds_json(self.compiler_bounds), "clang_bounds": _bounds_json(self.clang_bounds),
-            "allow_unsupported_compiler": self.allow_unsupported_compiler,
+            "allow_unsupported_compiler": self.allow_unsupported_compiler, "split_units": self.split_units,
         }
 
 
@@ -156,6 +165,9 @@ class Recipe:
     when: str | None = None
     versions: str | None = None
     source: str = ""  # the recipe file it came from
+    sources_file: str | None = None  # split_units: the file listing the sources (setup.py)
+    sources_anchor: str | None = None  # split_units: the regex of the target's line there
+    first: str | None = None  # split_units: units matching this regex are listed first
 
     def enabled_by(self, options: PatchOptions) -> bool:
         if not self.when:
@@ -191,6 +203,17 @@ def _recipe_from_toml(raw: Mapping[str, Any], source: str) -> Recipe:
         except re.error as exc:
             raise PatchError(f"{where}: anchor {a!r} is not a valid regex ({exc})", "fix the recipe file") from None
     template = raw.get("template", "")
+    if raw["kind"] == "split_units":
+        for key in ("sources_file", "sources_anchor"):
+            if not raw.get(key):
+                raise PatchError(f"{where}: a split_units recipe needs {key!r}", "fix the recipe file")
+        for key in ("sources_anchor", "first"):
+            if raw.get(key):
+                try:
+                    re.compile(raw[key], re.MULTILINE)
+                except re.error as exc:
+                    raise PatchError(f"{where}: {key} {raw[key]!r} is not a valid regex ({exc})",
+                                     "fix the recipe file") from None
     if raw["kind"] == "regex_replace" and f"{MARKER}{raw['id']}" not in template:
         raise PatchError(f"{where}: a regex_replace template must carry the marker "
                          f"'{MARKER}{raw['id']}'", "add it as a trailing comment in the template")
@@ -209,6 +232,7 @@ def _recipe_from_toml(raw: Mapping[str, Any], source: str) -> Recipe:
         count=None if min_count is not None else int(raw.get("count", 1)),
         min_count=None if min_count is None else int(min_count),
         when=when, versions=raw.get("versions"), source=source,
+        sources_file=raw.get("sources_file"), sources_anchor=raw.get("sources_anchor"), first=raw.get("first"),
     )
 
 
@@ -403,6 +427,87 @@ def _anchor_error(package: str, version: str | None, tree: Path, recipe: Recipe,
     )
 
 
+@dataclass(frozen=True)
+class _Split:
+    """What a split_units recipe will write: the target, its sibling parts, the sources-list recipe."""
+
+    recipe: Recipe
+    target: Path
+    current: str
+    new_text: str
+    parts: dict[Path, str]
+    sources_recipe: Recipe
+
+    def done(self) -> bool:
+        return self.current == self.new_text and all(
+            p.is_file() and p.read_text(encoding="utf-8") == text for p, text in self.parts.items())
+
+
+def part_path(target: Path, k: int) -> Path:
+    return target.with_name(f"{target.stem}{PART_INFIX}{k:02d}{target.suffix}")
+
+
+def _existing_parts(target: Path) -> list[Path]:
+    """Part files a split_units recipe wrote earlier (recognised by the marker on their first line)."""
+    out = []
+    for p in sorted(target.parent.glob(f"{target.stem}{PART_INFIX}*{target.suffix}")):
+        try:
+            with open(p, encoding="utf-8", errors="replace") as fh:
+                if MARKER in fh.readline():
+                    out.append(p)
+        except OSError:
+            pass
+    return out
+
+
+def _prepare_split(tree: Path, recipe: Recipe, package: str, version: str | None) -> _Split | str:
+    """The split of ``recipe.file`` (from its pristine text), or why its anchor was not found."""
+    target = tree / recipe.file
+    base, current = _read_base(target, package, version)
+    chosen, tried = None, []
+    for anchor in recipe.anchors:
+        found = list(re.finditer(anchor, base, re.MULTILINE))
+        tried.append(f"{anchor!r}: {len(found)} match(es)")
+        if found and _count_ok(recipe, len(found)):
+            chosen = found
+            break
+    if chosen is None:
+        return f"expected {_expected(recipe)}; " + "; ".join(tried)
+    units = [m.group(0).rstrip() for m in chosen]
+    if recipe.first:
+        units.sort(key=lambda u: 0 if re.search(recipe.first, u) else 1)  # stable: longest units first
+    pieces, pos = [], 0
+    for m in chosen:
+        nl = base.find("\n", m.end())
+        pieces.append(base[pos:m.start()])
+        pos = len(base) if nl < 0 else nl + 1
+    shared = "".join(pieces) + base[pos:]
+    shared = shared if shared.endswith("\n") else shared + "\n"
+    n = len(units)
+
+    def render(k: int) -> str:
+        return (f"// {MARKER}{recipe.id} unit {k + 1}/{n} of {recipe.file}: the shared code plus one explicit "
+                f"instantiation (same templates, same flags)\n{shared}{units[k]}\n")
+
+    parts = {part_path(target, k): render(k) for k in range(1, n)}
+    rel_dir = Path(recipe.file).parent
+    listing = "\n".join(f'"{(rel_dir / p.name).as_posix()}",' for p in parts)
+    sources = Recipe(id=recipe.id, description=f"{recipe.file} parts listed", file=recipe.sources_file or "setup.py",
+                     kind="insert_after", anchors=(recipe.sources_anchor or "",), template=listing,
+                     source=recipe.source)
+    return _Split(recipe, target, current, render(0), parts, sources)
+
+
+def _unsplit(tree: Path, recipe: Recipe) -> None:
+    """A split_units recipe that is off now: put its target back and remove the parts it wrote."""
+    target = tree / recipe.file
+    orig = pristine_path(target)
+    if orig.is_file() and target.is_file() and target.read_bytes() != orig.read_bytes():
+        _atomic_write(target, orig.read_text(encoding="utf-8"))
+    for p in _existing_parts(target):
+        p.unlink()
+
+
 def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *, write: bool,
          strict: bool, recipes: Sequence[Recipe] | None) -> list[PatchResult]:
     tree = Path(tree)
@@ -410,8 +515,19 @@ def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *
     active, skipped = _selected(all_recipes, version, options)
     results: dict[str, PatchResult] = {r.recipe: r for r in skipped}
     by_file: dict[str, list[Recipe]] = {}
+    splits: list[_Split] = []
     for r in active:
-        by_file.setdefault(r.file, []).append(r)
+        if r.kind != "split_units":
+            by_file.setdefault(r.file, []).append(r)
+            continue
+        prep = _prepare_split(tree, r, package, version)
+        if isinstance(prep, str):
+            if strict:
+                raise _anchor_error(package, version, tree, r, prep)
+            results[r.id] = PatchResult(r.id, r.file, Status.ANCHOR_NOT_FOUND, prep)
+            continue
+        splits.append(prep)
+        by_file.setdefault(prep.sources_recipe.file, []).append(prep.sources_recipe)
     planned: list[tuple[Path, str, str, str]] = []
     for fname, recs in by_file.items():
         target = tree / fname
@@ -428,13 +544,25 @@ def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *
                                         r.description, outcome.counts[r.id])
         if outcome.missing:
             continue
-        try:
-            compile(outcome.text, str(target), "exec")
-        except SyntaxError as exc:
-            raise PatchError(f"patching {target} ({package} {version}) produced invalid Python: {exc}",
-                             "report it to mamba-build with the package version") from None
+        if target.suffix == ".py":
+            try:
+                compile(outcome.text, str(target), "exec")
+            except SyntaxError as exc:
+                raise PatchError(f"patching {target} ({package} {version}) produced invalid Python: {exc}",
+                                 "report it to mamba-build with the package version") from None
         planned.append((target, base, current, outcome.text))
+    for sp in splits:
+        listed = results.get(sp.recipe.id)
+        if listed is not None and listed.status is Status.ANCHOR_NOT_FOUND:
+            continue
+        done = listed is not None and listed.status is Status.ALREADY_APPLIED and sp.done()
+        results[sp.recipe.id] = PatchResult(sp.recipe.id, sp.recipe.file,
+                                            Status.ALREADY_APPLIED if done else Status.APPLIED,
+                                            f"{sp.recipe.description} ({len(sp.parts) + 1} units)", len(sp.parts) + 1)
     if write:
+        for r in all_recipes:
+            if r.kind == "split_units" and r.id not in {sp.recipe.id for sp in splits}:
+                _unsplit(tree, r)
         for target, base, current, new in planned:
             if new == current:
                 continue
@@ -442,6 +570,18 @@ def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *
             if not orig.exists():
                 _atomic_write(orig, base)
             _atomic_write(target, new)
+        for sp in splits:
+            base, _ = _read_base(sp.target, package, version)
+            if sp.current != sp.new_text:
+                if not pristine_path(sp.target).exists():
+                    _atomic_write(pristine_path(sp.target), base)
+                _atomic_write(sp.target, sp.new_text)
+            for p in _existing_parts(sp.target):
+                if p not in sp.parts:
+                    p.unlink()
+            for p, text in sp.parts.items():
+                if not p.is_file() or p.read_text(encoding="utf-8") != text:
+                    _atomic_write(p, text)
     return [results[r.id] for r in all_recipes]
 
 

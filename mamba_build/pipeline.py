@@ -22,7 +22,7 @@ from mamba_build import archs as archs_mod
 from mamba_build import cache, paths, runner
 from mamba_build.errors import BuildError, DiskFullError, SmokeTestError
 from mamba_build.plan import BuildPlan, PackagePlan
-from mamba_build.progress import ProgressDisplay
+from mamba_build.progress import ProgressDisplay, ProgressGroup
 
 
 @dataclass
@@ -39,6 +39,7 @@ class BuiltWheel:
     from_cache: bool = False
     cache_key: str | None = None
     cache_components: dict = field(default_factory=dict)
+    smoke: dict | None = None  # the verdict stored with a cached wheel
 
 
 @dataclass
@@ -55,7 +56,7 @@ def patch_options(plan: BuildPlan):
     return PatchOptions(archs=plan.archs, nvcc_threads=plan.nvcc_threads, split_compile=plan.split_compile,
                         use_ninja=plan.use_ninja, cxx11_abi=plan.cxx11_abi,
                         compiler_bounds=plan.compiler_bounds if plan.patch_torch == "process" else None,
-                        allow_unsupported_compiler=plan.compiler.unsupported_override)
+                        allow_unsupported_compiler=plan.compiler.unsupported_override, split_units=plan.split_units)
 
 
 def explain_failure(log: str | Path, plan: BuildPlan | None = None) -> tuple[str, str | None, str]:
@@ -91,7 +92,7 @@ def cache_components(plan: BuildPlan, pkg: PackagePlan, fetched) -> dict:
         "toolkit": plan.cuda_home, "cuda": plan.cuda_version, "compiler": f"{plan.compiler.cxx} {plan.compiler.version}",
         "unsupported_compiler": plan.compiler.unsupported_override, "archs": list(plan.archs),
         "nvcc_threads": plan.nvcc_threads, "split_compile": plan.split_compile, "include_dirs": list(plan.include_dirs),
-        "local_version": plan.local_version,
+        "local_version": plan.local_version, "split_units": plan.split_units,
     }
 
 
@@ -99,30 +100,74 @@ def _is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
+def _pip_wheel_argv(plan: BuildPlan, tree: Path, out_dir: Path) -> list[str]:
+    return [plan.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-cache-dir", "-v",
+            "-w", str(out_dir), str(tree)]
+
+
+def _the_wheel(out_dir: Path, log_path: Path) -> Path:
+    wheels = sorted(out_dir.glob("*.whl"))
+    if len(wheels) == 1:
+        return wheels[0]
+    raise BuildError(f"pip wheel succeeded but produced {len(wheels)} wheels in {out_dir}",
+                     f"inspect the log {log_path}")
+
+
+def _build_failure(plan: BuildPlan, pkg: PackagePlan, result: runner.CommandResult, log_path: Path) -> Exception:
+    cause, fix, evidence = explain_failure(log_path, plan)
+    if cause.startswith("[disk-full]"):
+        return DiskFullError(f"building {pkg.name} ran out of disk space ({cause})",
+                             f"free space in {plan.build_dir} and {plan.wheel_dir} or use --build-dir on a larger "
+                             f"disk; full log: {log_path}", details=evidence)
+    what = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
+    return BuildError(f"building {pkg.name} {pkg.version or ''} {what}: {cause}".replace("  ", " "),
+                      (fix + f"; full log: {log_path}") if fix else f"read the full log: {log_path}",
+                      details=evidence)
+
+
 def build_wheel(plan: BuildPlan, pkg: PackagePlan, tree: Path, out_dir: Path, log_path: Path,
                 show_progress: bool = True) -> Path:
     """`pip wheel --no-build-isolation --no-deps` in the patched tree; returns the wheel path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    argv = [plan.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-cache-dir", "-v",
-            "-w", str(out_dir), str(tree)]
     with ProgressDisplay(f"{pkg.name}", enabled=show_progress) as display:
-        result = runner.stream(argv, log_path=log_path, timeout=plan.timeout, cwd=tree,
-                               extra_env=plan.env_for(pkg), on_line=display.on_line)
+        result = runner.stream(_pip_wheel_argv(plan, tree, out_dir), log_path=log_path, timeout=plan.timeout,
+                               cwd=tree, extra_env=plan.env_for(pkg), on_line=display.on_line)
     if result.ok:
-        wheels = sorted(out_dir.glob("*.whl"))
-        if len(wheels) == 1:
-            return wheels[0]
-        raise BuildError(f"pip wheel succeeded but produced {len(wheels)} wheels in {out_dir}",
-                         f"inspect the log {log_path}")
-    cause, fix, evidence = explain_failure(log_path, plan)
-    if cause.startswith("[disk-full]"):
-        raise DiskFullError(f"building {pkg.name} ran out of disk space ({cause})",
-                            f"free space in {plan.build_dir} and {plan.wheel_dir} or use --build-dir on a larger "
-                            f"disk; full log: {log_path}", details=evidence)
-    what = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
-    raise BuildError(f"building {pkg.name} {pkg.version or ''} {what}: {cause}".replace("  ", " "),
-                     (fix + f"; full log: {log_path}") if fix else f"read the full log: {log_path}",
-                     details=evidence)
+        return _the_wheel(out_dir, log_path)
+    raise _build_failure(plan, pkg, result, log_path)
+
+
+@dataclass
+class PendingBuild:
+    """A package fetched, patched and waiting for its build."""
+
+    pkg: PackagePlan
+    fetched: object
+    key: str
+    key_parts: dict
+    log_path: Path
+    out_dir: Path
+
+
+def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
+               show_progress: bool = True) -> list[tuple[Path, float]]:
+    """Schedule "pool": every package's `pip wheel` at the same time, their ninjas (and nvcc's
+    split-compile threads) drawing from ONE jobserver of ``plan.jobs`` slots. The first failure
+    stops the others. Returns (wheel, seconds) per package, in order."""
+    from mamba_build.jobserver import JobServer
+
+    for p in pending:
+        p.out_dir.mkdir(parents=True, exist_ok=True)
+    with JobServer(plan.jobs, len(pending), run_dir) as js, \
+            ProgressGroup([p.pkg.name for p in pending], enabled=show_progress) as group:
+        jobs = [runner.StreamJob(_pip_wheel_argv(plan, p.fetched.tree, p.out_dir), p.log_path, cwd=p.fetched.tree,
+                                 extra_env=plan.env_for(p.pkg, makeflags=js.makeflags),
+                                 on_line=group.on_line(p.pkg.name)) for p in pending]
+        many = runner.stream_many(jobs, timeout=plan.timeout)
+    if many.first_failure is not None:
+        p = pending[many.first_failure]
+        raise _build_failure(plan, p.pkg, many.results[many.first_failure], p.log_path)
+    return [(_the_wheel(p.out_dir, p.log_path), r.duration) for p, r in zip(pending, many.results)]
 
 
 def check_wheel_archs(plan: BuildPlan, wheel: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -186,6 +231,64 @@ def known_python_limits(plan: BuildPlan, wheels: list[BuiltWheel], checks) -> di
     return notes
 
 
+def _build_all(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path, log_dir: Path, log,
+               show_progress: bool) -> list[tuple[PendingBuild, Path, float]]:
+    if not pending:
+        return []
+    archs = ", ".join(plan.archs)
+    if plan.schedule == "pool":
+        names = " + ".join(f"{p.pkg.name} {p.fetched.version}" for p in pending)
+        together = " at the same time," if len(pending) > 1 else ","
+        log(f"build   {names} for {archs}{together} one jobserver of {plan.jobs} slots (logs: {log_dir})")
+        start = time.monotonic()
+        done = build_pool(plan, pending, run_dir, show_progress)
+        log(f"built   all in {time.monotonic() - start:.0f}s")
+        return [(p, wheel, seconds) for p, (wheel, seconds) in zip(pending, done)]
+    out = []
+    for p in pending:
+        log(f"build   {p.pkg.name} {p.fetched.version} for {archs} (log: {p.log_path})")
+        start = time.monotonic()
+        wheel = build_wheel(plan, p.pkg, p.fetched.tree, p.out_dir, p.log_path, show_progress)
+        out.append((p, wheel, time.monotonic() - start))
+    return out
+
+
+def smoke_record(smoke, wheels: list[BuiltWheel]) -> dict:
+    """What the cache keeps about a smoke test: the verdict, where, and for exactly which wheel set."""
+    return {"verdict": smoke.verdict, "device": smoke.device, "set": sorted(w.cache_key or "" for w in wheels),
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "checks": [dataclasses.asdict(c) for c in smoke.checks]}
+
+
+def reused_smoke(plan: BuildPlan, wheels: list[BuiltWheel]):
+    """The stored verdict when every wheel is a verified cache hit that was smoke-tested together
+    with exactly these other wheels, on this kind of GPU (or import-only, when no GPU is here)."""
+    from mamba_build.smoke.stage import SmokeCheck, SmokeReport
+
+    if plan.rerun_smoke or not wheels or not all(w.from_cache and w.smoke for w in wheels):
+        return None
+    keys = sorted(w.cache_key or "" for w in wheels)
+    records = [w.smoke for w in wheels]
+    if any(r.get("set") != keys for r in records):
+        return None
+    rec = records[0]
+    if plan.gpus:
+        if rec.get("verdict") != "pass" or not any(rec.get("device") and rec["device"] in g or g in rec["device"]
+                                                   for g in plan.gpus):
+            return None
+    elif rec.get("verdict") != "import-only":
+        return None
+    checks = []
+    for c in rec.get("checks") or []:
+        try:
+            checks.append(SmokeCheck(**c))
+        except TypeError:
+            return None
+    where = f"{rec.get('device') or 'this machine'} on {rec.get('date')}"
+    return SmokeReport(passed=True, gpu=rec["verdict"] == "pass", checks=checks, device=rec.get("device"),
+                       reused=where)
+
+
 def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> CompileReport:
     from mamba_build.patching import apply_patches, raise_for_missing
     from mamba_build.smoke.stage import smoke_test_wheels
@@ -200,6 +303,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
     success = False
     try:
         with torch_map_patch(plan):
+            built: dict[str, BuiltWheel] = {}
+            pending: list[PendingBuild] = []
             for pkg in plan.packages:
                 fetched = fetch(pkg.name, pkg.version, pkg.source, run_dir / "src", plan.index_url,
                                 list(plan.find_links) or None)
@@ -214,26 +319,30 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                     wheel = Path(shutil.copy2(hit.wheel, wheel_dir_pkg / hit.wheel.name))
                     sass, ptx = check_wheel_archs(plan, wheel)
                     log(f"cached  {wheel.name} (cache key {key[:16]}..., sha256 verified); --no-cache rebuilds")
-                    report.wheels.append(BuiltWheel(pkg.name, fetched.version, wheel, Path(), 0.0, fetched.origin,
-                                                    fetched.sha256, sass, ptx, from_cache=True, cache_key=key,
-                                                    cache_components=key_parts))
+                    built[pkg.name] = BuiltWheel(pkg.name, fetched.version, wheel, Path(), 0.0, fetched.origin,
+                                                 fetched.sha256, sass, ptx, from_cache=True, cache_key=key,
+                                                 cache_components=key_parts, smoke=hit.smoke)
                     continue
                 results = apply_patches(fetched.tree, pkg.name, fetched.version, patch_options(plan))
                 raise_for_missing(results, fetched.tree, pkg.name, fetched.version)
                 log("patch   " + ", ".join(f"{r.recipe}: {r.status.value}" for r in results))
-                start = time.monotonic()
-                log_path = log_dir / f"build-{pkg.name}.log"
-                log(f"build   {pkg.name} {fetched.version} for {', '.join(plan.archs)} (log: {log_path})")
-                wheel = build_wheel(plan, pkg, fetched.tree, run_dir / "wheels" / pkg.name, log_path, show_progress)
-                seconds = time.monotonic() - start
+                pending.append(PendingBuild(pkg, fetched, key, key_parts, log_dir / f"build-{pkg.name}.log",
+                                            run_dir / "wheels" / pkg.name))
+            for p, wheel, seconds in _build_all(plan, pending, run_dir, log_dir, log, show_progress):
                 sass, ptx = check_wheel_archs(plan, wheel)
                 log(f"built   {wheel.name} in {seconds:.0f}s; inside: "
                     + ", ".join([f"sm_{a}" for a in sass] + [f"compute_{a}" for a in ptx]))
-                report.wheels.append(BuiltWheel(pkg.name, fetched.version, wheel, log_path, seconds,
-                                                fetched.origin, fetched.sha256, sass, ptx, cache_key=key,
-                                                cache_components=key_parts))
-            smoke = smoke_test_wheels([w.wheel for w in report.wheels], python=plan.python,
-                                      workdir=run_dir / "staging", timeout=1800)
+                built[p.pkg.name] = BuiltWheel(p.pkg.name, p.fetched.version, wheel, p.log_path, seconds,
+                                               p.fetched.origin, p.fetched.sha256, sass, ptx, cache_key=p.key,
+                                               cache_components=p.key_parts)
+            report.wheels = [built[pkg.name] for pkg in plan.packages]
+            smoke = reused_smoke(plan, report.wheels)
+            if smoke is not None:
+                log(f"smoke   reused: these exact wheels (sha256 verified) got '{smoke.verdict}' on {smoke.reused}; "
+                    "--rerun-smoke runs the test again")
+            else:
+                smoke = smoke_test_wheels([w.wheel for w in report.wheels], python=plan.python,
+                                          workdir=run_dir / "staging", timeout=1800)
             limits = {} if smoke.passed else known_python_limits(plan, report.wheels, smoke.checks)
             if limits:  # a known upstream limit, not a bad build: report it as import-only, never as a pass
                 smoke = dataclasses.replace(smoke, passed=True, gpu=False, checks=[
@@ -248,17 +357,27 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 cause, fix, _ = explain_failure(detail, plan)
                 raise SmokeTestError(f"the built wheels failed their smoke test ({cause}); nothing was installed",
                                      fix or f"see {log_dir}", details=detail)
-        for built in report.wheels:  # only verified (smoke-tested) wheels enter the cache
-            if not built.from_cache and built.cache_key:
-                cache.store(built.cache_key, built.wheel, built.cache_components)
+        verdict = None if smoke.reused or limits else smoke_record(smoke, report.wheels)
+        for w in report.wheels:  # only verified (smoke-tested) wheels enter the cache
+            if not w.from_cache and w.cache_key:
+                cache.store(w.cache_key, w.wheel, w.cache_components, smoke=verdict)
+            elif w.cache_key and verdict is not None:
+                cache.record_smoke(w.cache_key, verdict)
         wheel_dir.mkdir(parents=True, exist_ok=True)
-        for built in report.wheels:
-            final = wheel_dir / built.wheel.name
-            shutil.copy2(built.wheel, final.with_suffix(".whl.part"))
+        for w in report.wheels:
+            final = wheel_dir / w.wheel.name
+            shutil.copy2(w.wheel, final.with_suffix(".whl.part"))
             final.with_suffix(".whl.part").replace(final)
-            built.wheel = final
+            w.wheel = final
         if plan.install:
-            install_wheels(plan, [w.wheel for w in report.wheels])
+            from mamba_build.installed import installed_identical
+
+            same = installed_identical(plan.python, [w.wheel for w in report.wheels])
+            if same:
+                log("install already installed: " + ", ".join(w.wheel.name for w in report.wheels)
+                    + " (the same files, sha256 checked)")
+            else:
+                install_wheels(plan, [w.wheel for w in report.wheels])
             report.installed = True
         success = True
         return report

@@ -48,6 +48,9 @@ class CompileOptions:
     keep_build: bool = False
     use_cache: bool = True
     timeout: float = 3 * 3600.0
+    schedule: str | None = None  # None: decide; "pool" (one jobserver, packages at once) or "sequential"
+    split_units: bool | None = None  # None: decide (on with 4+ jobs)
+    rerun_smoke: bool = False  # smoke-test verified cache hits again
 
 
 @dataclass(frozen=True)
@@ -100,21 +103,35 @@ class BuildPlan:
     gpu_present: bool
     timeout: float
     include_dirs: tuple[str, ...] = ()  # added through CPATH: math headers the toolkit lacks
+    schedule: str = "sequential"  # "pool": one jobserver for every build, packages at the same time
+    schedule_reason: str = ""
+    ninja: str | None = None  # the ninja the builds run (its directory goes first on PATH)
+    nvcc_jobserver: bool = False  # nvcc --jobserver: split-compile threads take slots from the pool
+    split_units: bool = False  # split_units patch recipes (the longest unit split per instantiation)
+    split_units_reason: str = ""
+    rerun_smoke: bool = False
+    gpus: tuple[str, ...] = ()  # names of the visible GPUs (a stored smoke verdict must match)
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
 
-    def env_for(self, pkg: PackagePlan) -> dict[str, str]:
-        """Environment variables of the build process of one package."""
+    def env_for(self, pkg: PackagePlan, makeflags: str | None = None) -> dict[str, str]:
+        """Environment variables of the build process of one package.
+
+        ``makeflags``: the jobserver's MAKEFLAGS (schedule "pool"); MAX_JOBS is then left unset,
+        because ninja ignores a jobserver when torch passes it ``-j``.
+        """
         toolkit_bin = str(Path(self.cuda_home) / "bin")
+        path = [toolkit_bin]
+        if self.ninja:
+            path.append(str(Path(self.ninja).parent))
         env = {
             "CUDA_HOME": self.cuda_home,
             "CUDA_PATH": self.cuda_home,
-            "PATH": toolkit_bin + os.pathsep + os.environ.get("PATH", ""),
+            "PATH": os.pathsep.join([*dict.fromkeys(path), os.environ.get("PATH", "")]),
             "CC": self.compiler.cc,
             "CXX": self.compiler.cxx,
             "NVCC_CCBIN": self.compiler.cxx,
-            "MAX_JOBS": str(self.jobs),
             "TORCH_CUDA_ARCH_LIST": archs_mod.torch_arch_list(self.archs),
             f"{pkg.env_prefix}FORCE_BUILD": "TRUE",
             f"{pkg.env_prefix}SKIP_CUDA_BUILD": "FALSE",
@@ -125,8 +142,17 @@ class BuildPlan:
         }
         if self.include_dirs:
             env["CPATH"] = os.pathsep.join([*self.include_dirs, *filter(None, [os.environ.get("CPATH")])])
+        nvcc_append = []
         if self.compiler.unsupported_override:
-            env["NVCC_APPEND_FLAGS"] = "-allow-unsupported-compiler"
+            nvcc_append.append("-allow-unsupported-compiler")
+        if makeflags:
+            env["MAKEFLAGS"] = makeflags
+            if self.nvcc_jobserver:
+                nvcc_append.append("--jobserver")
+        else:
+            env["MAX_JOBS"] = str(self.jobs)
+        if nvcc_append:
+            env["NVCC_APPEND_FLAGS"] = " ".join(nvcc_append)
         return env
 
 
@@ -184,6 +210,39 @@ def _split_compile(opts: CompileOptions, env: Environment, jobs: int) -> tuple[i
                "measured on H100: causal-conv1d sm_90 8:40 -> 2:29)")
 
 
+def _split_units(opts: CompileOptions, jobs: int) -> tuple[bool, str]:
+    if opts.split_units is not None:
+        return opts.split_units, "--split-units" if opts.split_units else "--no-split-units"
+    if jobs >= 4:
+        return True, (f"{jobs} jobs: the longest unit (causal_conv1d_bwd.cu, 446 s of one core for sm_90) would be "
+                      "the critical path; its 18 instantiations become units that run in parallel")
+    return False, f"{jobs} jobs: splitting only adds front-end work when the cores are busy anyway"
+
+
+def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None):
+    """(schedule, reason, ninja path, nvcc --jobserver) -- see mamba_build/jobserver.py."""
+    from mamba_build.jobserver import NINJA_JOBSERVER_MIN, find_ninja, nvcc_supports_jobserver
+
+    if opts.schedule not in (None, "pool", "sequential"):
+        raise UsageError(f"--schedule {opts.schedule!r}", "use --schedule pool or --schedule sequential")
+    ninja = find_ninja(python) if opts.use_ninja else None
+    ninja_path = ninja.path if ninja else None
+    if opts.schedule == "sequential":
+        return "sequential", "--schedule sequential: one package after the other, MAX_JOBS each", ninja_path, False
+    if not opts.use_ninja:
+        return "sequential", "ninja off: setuptools compiles the units one by one", None, False
+    if not ninja.joins_jobserver:
+        need = ".".join(map(str, NINJA_JOBSERVER_MIN))
+        why = f"ninja {ninja.version_text} ({ninja.path}) cannot join a jobserver (needs >= {need})"
+        if opts.schedule == "pool":
+            raise UsageError(f"--schedule pool: {why}", f"{python} -m pip install 'ninja>={need}'")
+        return "sequential", f"{why}: one package after the other, MAX_JOBS each", ninja_path, False
+    nvcc_js = bool(nvcc) and split is not None and nvcc_supports_jobserver(nvcc)
+    return "pool", (f"one jobserver (its slots: the jobs above) shared by every package's ninja {'.'.join(map(str, ninja.version))}"
+                    + (" and the nvcc --split-compile threads (nvcc --jobserver)" if nvcc_js else "")
+                    + "; the packages build at the same time, their longest units first"), ninja_path, nvcc_js
+
+
 def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     from mamba_build.packages import package_info
 
@@ -214,10 +273,13 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     njobs = opts.jobs if opts.jobs else rec.jobs
     jobs_reason = "--jobs" if opts.jobs else rec.reason
     split, split_reason = _split_compile(opts, env, njobs)
-    if split is not None and not opts.jobs:  # keep memory in bounds with split-compile's larger jobs
+    schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split)
+    if split is not None and not opts.jobs and not nvcc_js:  # keep memory in bounds with split-compile's larger jobs
+        # (with nvcc --jobserver every split thread takes a slot, so the slots already bound memory)
         rec2 = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
         if rec2.jobs < njobs:
             njobs, jobs_reason = rec2.jobs, rec2.reason
+    split_units, split_units_reason = _split_units(opts, njobs)
     nvcc_threads = opts.nvcc_threads or max(1, min(len(archs), 4))
     bounds = {}
     gcc_b = torch_bounds(env, target, "gcc")
@@ -246,6 +308,9 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         index_url=opts.index_url, find_links=opts.find_links, keep_build=opts.keep_build, use_cache=opts.use_cache,
         gpu_present=bool(env.gpus.gpus), timeout=opts.timeout,
         include_dirs=tuple(math_include_dirs(env, tk)),
+        schedule=schedule, schedule_reason=schedule_reason, ninja=ninja_path, nvcc_jobserver=nvcc_js,
+        split_units=split_units, split_units_reason=split_units_reason, rerun_smoke=opts.rerun_smoke,
+        gpus=tuple(g.name for g in env.gpus.gpus),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -34,16 +35,18 @@ class BuildProgress:
         return False
 
 
-class ProgressDisplay:
-    """A rich progress bar on a terminal; a plain line per step elsewhere (CI logs)."""
+class ProgressGroup:
+    """Progress of one or more builds running at the same time: one rich bar per build on a
+    terminal, a plain labelled line per step elsewhere (CI logs)."""
 
-    def __init__(self, label: str, console=None, enabled: bool = True):
-        self.label = label
-        self.state = BuildProgress(started=time.monotonic())
+    def __init__(self, labels, console=None, enabled: bool = True):
+        self.labels = list(labels)
+        self.states = {label: BuildProgress(started=time.monotonic()) for label in self.labels}
         self.enabled = enabled
         self._console = console
         self._progress = None
-        self._task = None
+        self._tasks: dict[str, object] = {}
+        self._lock = threading.Lock()
 
     def __enter__(self):
         if self.enabled and sys.stderr.isatty():
@@ -53,7 +56,8 @@ class ProgressDisplay:
                                       TimeElapsedColumn(), TextColumn("{task.fields[current]}"),
                                       console=self._console, transient=False)
             self._progress.__enter__()
-            self._task = self._progress.add_task(self.label, total=None, current="starting")
+            for label in self.labels:
+                self._tasks[label] = self._progress.add_task(label, total=None, current="starting")
         return self
 
     def __exit__(self, *exc):
@@ -61,13 +65,28 @@ class ProgressDisplay:
             self._progress.__exit__(*exc)
         return False
 
-    def on_line(self, line: str) -> None:
-        if not self.state.feed(line):
-            return
-        if self._progress is not None:
-            self._progress.update(self._task, completed=self.state.done, total=self.state.total,
-                                  current=self.state.current)
-        elif self.enabled:
-            elapsed = time.monotonic() - self.state.started
-            count = f"[{self.state.done}/{self.state.total}]" if self.state.total else "[...]"
-            print(f"  {self.label} {count} {elapsed:6.0f}s {self.state.current}", file=sys.stderr, flush=True)
+    def on_line(self, label: str):
+        """The line callback of one build."""
+        def feed(line: str) -> None:
+            state = self.states[label]
+            with self._lock:
+                if not state.feed(line):
+                    return
+                if self._progress is not None:
+                    self._progress.update(self._tasks[label], completed=state.done, total=state.total,
+                                          current=state.current)
+                elif self.enabled:
+                    elapsed = time.monotonic() - state.started
+                    count = f"[{state.done}/{state.total}]" if state.total else "[...]"
+                    print(f"  {label} {count} {elapsed:6.0f}s {state.current}", file=sys.stderr, flush=True)
+        return feed
+
+
+class ProgressDisplay(ProgressGroup):
+    """One build's progress (see :class:`ProgressGroup`)."""
+
+    def __init__(self, label: str, console=None, enabled: bool = True):
+        super().__init__([label], console=console, enabled=enabled)
+        self.label = label
+        self.state = self.states[label]
+        self.on_line = super().on_line(label)

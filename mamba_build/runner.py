@@ -173,6 +173,7 @@ def stream(
     extra_env: Mapping[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
     tail_lines: int = 400,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
 ) -> CommandResult:
     """Run a long command, stdout and stderr merged, every line written to ``log_path``.
 
@@ -195,6 +196,8 @@ def stream(
         except OSError as exc:
             fh.write(f"# could not start: {exc}\n")
             return CommandResult(args, None, "", str(exc), 0.0, missing=True, log_path=log_path)
+        if on_start is not None:
+            on_start(proc)
         timer = threading.Timer(timeout, _kill_group, args=(proc,))
         timer.daemon = True
         timer.start()
@@ -224,3 +227,83 @@ def stream(
     _append_session_log(CommandResult(args, result.returncode, f"(full output in {log_path})", "",
                                       duration, timed_out=timed_out))
     return result
+
+
+@dataclass(frozen=True)
+class StreamJob:
+    """One command of :func:`stream_many` (the arguments of :func:`stream`)."""
+
+    argv: Sequence[str | os.PathLike]
+    log_path: Path
+    cwd: str | os.PathLike | None = None
+    extra_env: Mapping[str, str] | None = None
+    on_line: Callable[[str], None] | None = None
+
+
+@dataclass
+class ManyResult:
+    results: list[CommandResult]
+    first_failure: int | None  # index of the job that failed first; the others were then stopped
+
+
+def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = True) -> ManyResult:
+    """Run several long commands at the same time, each exactly as :func:`stream` does.
+
+    With ``fail_fast`` the first failure stops the others (their process groups are killed), so a
+    broken build does not keep the machine busy for minutes. Ctrl-C kills every process group and
+    re-raises, like :func:`stream`.
+    """
+    procs: dict[int, subprocess.Popen] = {}
+    lock = threading.Lock()
+    results: list[CommandResult | BaseException | None] = [None] * len(jobs)
+    state = {"first": None, "stopping": False}
+
+    def stop_all(except_index: int | None = None) -> None:
+        with lock:
+            state["stopping"] = True
+            victims = [p for i, p in procs.items() if i != except_index]
+        for proc in victims:
+            if proc.poll() is None:
+                _kill_group(proc)
+
+    def started(i: int, proc: subprocess.Popen) -> None:
+        with lock:
+            procs[i] = proc
+            late = state["stopping"]
+        if late:
+            _kill_group(proc)
+
+    def work(i: int, job: StreamJob) -> None:
+        try:
+            res: CommandResult | BaseException = stream(
+                job.argv, log_path=job.log_path, timeout=timeout, cwd=job.cwd, extra_env=job.extra_env,
+                on_line=job.on_line, on_start=lambda p: started(i, p))
+        except BaseException as exc:  # reported by the caller's thread
+            res = exc
+        results[i] = res
+        failed = isinstance(res, BaseException) or not res.ok
+        if failed:
+            with lock:
+                first = state["first"] is None and not state["stopping"]
+                if first:
+                    state["first"] = i
+            if first and fail_fast:
+                stop_all(except_index=i)
+
+    threads = [threading.Thread(target=work, args=(i, job), daemon=True, name=f"stream-{i}")
+               for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except BaseException:
+        stop_all()
+        for t in threads:
+            t.join(10)
+        raise
+    for res in results:
+        if isinstance(res, BaseException):
+            raise res
+    return ManyResult([r for r in results if isinstance(r, CommandResult)], state["first"])

@@ -31,6 +31,13 @@ def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = 
     p.add_argument("--split-compile", type=int, metavar="N", help="nvcc --split-compile N (0: nvcc decides)")
     p.add_argument("--no-split-compile", action="store_true", help="never use --split-compile")
     p.add_argument("--no-ninja", action="store_true", help="build without ninja (slow; for broken ninja setups)")
+    p.add_argument("--schedule", choices=["pool", "sequential"],
+                   help="pool: one jobserver shared by both packages' builds, built at the same time (default when "
+                        "ninja >= 1.13); sequential: one package after the other")
+    p.add_argument("--split-units", dest="split_units", action="store_true", default=None,
+                   help="split the longest unit (causal_conv1d_bwd.cu) into one unit per instantiation "
+                        "(default: on with 4+ jobs)")
+    p.add_argument("--no-split-units", dest="split_units", action="store_false", help="never split units")
     p.add_argument("--patch-torch", choices=["process", "inplace"], default="process",
                    help="how torch's compiler map is patched: in the build process only (default) or in the file, "
                         "with a backup restored afterwards")
@@ -50,6 +57,8 @@ def register(p: argparse.ArgumentParser) -> None:
     add_build_options(p)
     p.add_argument("--wheel-dir", help="where the built wheels go (default: ./wheelhouse)")
     p.add_argument("--no-install", action="store_true", help="build and smoke-test only")
+    p.add_argument("--rerun-smoke", action="store_true",
+                   help="smoke-test verified cache hits again (default: reuse the verdict stored with them)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON; else a JSON report")
 
@@ -91,7 +100,8 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
         install=not getattr(args, "no_install", True),
         patch_torch=args.patch_torch, allow_unsupported_compiler=args.allow_unsupported_compiler,
         provision=args.provision, python=args.python, build_dir=args.build_dir, keep_build=args.keep_build,
-        use_cache=not args.no_cache, timeout=args.timeout,
+        use_cache=not args.no_cache, timeout=args.timeout, schedule=args.schedule, split_units=args.split_units,
+        rerun_smoke=getattr(args, "rerun_smoke", False),
     )
 
 
@@ -105,10 +115,12 @@ def describe_plan(plan: BuildPlan) -> str:
         f"  compiler    {c.cxx} (gcc {c.version})  [{c.reason}]"
         + ("  ** -allow-unsupported-compiler: may miscompile **" if c.unsupported_override else ""),
         f"  archs       {', '.join(plan.archs)}  [{plan.archs_reason}]",
-        f"  jobs        MAX_JOBS={plan.jobs}  [{plan.jobs_reason}]",
+        f"  jobs        {'jobserver slots' if plan.schedule == 'pool' else 'MAX_JOBS'}={plan.jobs}  [{plan.jobs_reason}]",
+        f"  schedule    {plan.schedule}  [{plan.schedule_reason}]",
+        f"  split units {'on' if plan.split_units else 'off'}  [{plan.split_units_reason}]",
         f"  nvcc        --threads {plan.nvcc_threads}; split-compile "
         + (f"{plan.split_compile}" if plan.split_compile is not None else "off") + f"  [{plan.split_reason}]",
-        f"  ninja       {'on' if plan.use_ninja else 'off'}",
+        f"  ninja       {'on' if plan.use_ninja else 'off'}" + (f" ({plan.ninja})" if plan.use_ninja and plan.ninja else ""),
         f"  headers     CPATH += {', '.join(plan.include_dirs)}  [the toolkit lacks the CUDA math headers torch includes]"
         if plan.include_dirs else "  headers     the toolkit's own",
         f"  torch map   {plan.patch_torch}: " + ", ".join(f"CUDA {k}: gcc >= {'.'.join(map(str, v[0]))}, < "
@@ -165,7 +177,9 @@ def run(args: argparse.Namespace) -> int:
 def render_smoke(smoke) -> str:
     if smoke is None:
         return "smoke test: not run"
-    lines = [f"smoke test: {'passed on the GPU' if smoke.gpu and smoke.passed else 'IMPORT ONLY (no GPU): not a pass' if smoke.passed else 'FAILED'}"]
+    lines = [f"smoke test: {'passed on the GPU' if smoke.gpu and smoke.passed else 'IMPORT ONLY (no GPU): not a pass' if smoke.passed else 'FAILED'}"
+             + (f" (verdict stored with these exact wheels: {smoke.reused}; --rerun-smoke runs it again)"
+                if getattr(smoke, "reused", None) else "")]
     for c in smoke.checks:
         num = ""
         if getattr(c, "max_abs_err", None) is not None:

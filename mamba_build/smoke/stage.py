@@ -55,6 +55,7 @@ class SmokeReport:
     packages: tuple[str, ...] = ()  # what the wheels held: "causal_conv1d", "mamba_ssm"
     staging_dir: Path | None = None
     log_path: Path | None = None
+    reused: str | None = None  # the verdict was stored with these exact (cached) wheels: when and where
 
     @property
     def verdict(self) -> str:

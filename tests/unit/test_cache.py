@@ -13,7 +13,7 @@ BASE = {"package": "causal-conv1d", "version": "1.7.0", "source_sha256": "ab" * 
         "python": "/v/bin/python", "torch": "2.14.1+cu130", "torch_cuda": "13.0", "cxx11_abi": True,
         "toolkit": "/usr/local/cuda-13.0", "cuda": "13.0", "compiler": "/usr/bin/g++-12 12.2.0",
         "unsupported_compiler": False, "archs": ["9.0"], "nvcc_threads": 1, "split_compile": None,
-        "include_dirs": [], "local_version": "cu13torch2.14cxx11abiTRUE"}
+        "include_dirs": [], "local_version": "cu13torch2.14cxx11abiTRUE", "split_units": False}
 
 
 @pytest.mark.parametrize("field,value", [
@@ -21,7 +21,7 @@ BASE = {"package": "causal-conv1d", "version": "1.7.0", "source_sha256": "ab" * 
     ("python", "/w/bin/python"), ("torch", "2.14.0+cu130"), ("torch_cuda", "12.8"), ("cxx11_abi", False),
     ("toolkit", "/opt/cuda"), ("cuda", "12.9"), ("compiler", "/usr/bin/g++-11 11.3.0"),
     ("unsupported_compiler", True), ("archs", ["9.0+PTX"]), ("nvcc_threads", 4), ("split_compile", 0),
-    ("include_dirs", ["/x"]), ("local_version", "cu13torch2.14cxx11abiFALSE"),
+    ("include_dirs", ["/x"]), ("local_version", "cu13torch2.14cxx11abiFALSE"), ("split_units", True),
 ])
 def test_any_component_change_misses(field, value):
     assert cache.make_key({**BASE, field: value}) != cache.make_key(BASE)

@@ -90,7 +90,7 @@ SYNTHETIC = textwrap.dedent('''\
     )
 ''')
 
-SETUP_RECIPES = [r.id for r in patching.load_recipes("causal-conv1d")]
+SETUP_RECIPES = [r.id for r in patching.load_recipes("mamba-ssm")]
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_recipe_sets_are_the_documented_ones():
     assert SETUP_RECIPES == ["force-build", "skip-cuda-build-off", "cxx11-abi", "torch-compiler-map",
                              "gencode-strip", "gencode-plan", "allow-unsupported-compiler", "nvcc-threads",
                              "no-prebuilt-wheel", "no-ninja"]
-    assert [r.id for r in patching.load_recipes("mamba-ssm")] == SETUP_RECIPES
+    assert [r.id for r in patching.load_recipes("causal-conv1d")] == SETUP_RECIPES + ["split-bwd-units"]
     assert [r.id for r in patching.load_recipes("torch")] == ["torch-compiler-map-inplace"]
 
 
@@ -126,6 +126,7 @@ def test_default_options_apply_every_unconditional_recipe(tree):
         "torch-compiler-map": Status.SKIPPED_OPTION, "gencode-strip": Status.APPLIED,
         "gencode-plan": Status.APPLIED, "allow-unsupported-compiler": Status.SKIPPED_OPTION,
         "nvcc-threads": Status.APPLIED, "no-prebuilt-wheel": Status.APPLIED, "no-ninja": Status.SKIPPED_OPTION,
+        "split-bwd-units": Status.SKIPPED_OPTION,
     }
     text = (tree / "setup.py").read_text()
     assert "FORCE_BUILD = True  # mamba-build:force-build" in text

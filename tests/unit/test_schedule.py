@@ -1,0 +1,164 @@
+"""The build schedule: one jobserver shared by every build (with the real ninja), running builds
+at the same time (stop on the first failure, Ctrl-C kills all), and how the plan chooses."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mamba_build import jobserver, runner
+from mamba_build.errors import UsageError
+from mamba_build.jobserver import JobServer, NinjaInfo
+from mamba_build.plan import CompileOptions, resolve_plan
+from mamba_build.probes.system import Resources
+from tests.unit.envs import make_env
+
+PINNED = {"causal-conv1d": "1.7.0", "mamba-ssm": "2.3.2.post1"}
+
+
+def _real_ninja() -> NinjaInfo:
+    info = jobserver.find_ninja(sys.executable)
+    assert info.joins_jobserver, f"the project's venv must have ninja >= 1.13 (Makefile installs it): {info}"
+    return info
+
+
+def _sleep_project(root: Path, name: str, n: int, trace: Path) -> Path:
+    d = root / name
+    d.mkdir()
+    rule = (f"rule s\n  command = echo + >> {trace}; sleep 0.6; echo - >> {trace}; touch $out\n")
+    (d / "build.ninja").write_text(rule + "".join(f"build {name}{i}: s\n" for i in range(n)))
+    return d
+
+
+def _max_concurrency(trace: Path) -> int:
+    level = peak = 0
+    for line in trace.read_text().split():
+        level += 1 if line == "+" else -1
+        peak = max(peak, level)
+    return peak
+
+
+def _run_ninjas(dirs, extra_env, args=()):
+    jobs = [runner.StreamJob([_real_ninja().path, *args, "-C", str(d)], d / "log", extra_env=extra_env)
+            for d in dirs]
+    return runner.stream_many(jobs, timeout=120)
+
+
+def test_two_real_ninjas_share_one_jobserver(tmp_path):
+    trace = tmp_path / "trace"
+    dirs = [_sleep_project(tmp_path, n, 4, trace) for n in ("a", "b")]
+    with JobServer(slots=3, clients=2, directory=tmp_path) as js:
+        assert js.tokens == 1 and js.available() == 1
+        many = _run_ninjas(dirs, {"MAKEFLAGS": js.makeflags})
+        assert js.available() == 1  # every token came back
+    assert many.first_failure is None and all(r.ok for r in many.results)
+    assert "Jobserver mode detected" in (dirs[0] / "log").read_text()
+    assert _max_concurrency(trace) == 3  # 8 jobs, both builds, never more than the 3 slots
+    assert not (tmp_path / "jobserver.fifo").exists()
+
+
+def test_ninja_given_j_ignores_the_jobserver(tmp_path):
+    """Why the pool leaves MAX_JOBS unset: torch passes it as `ninja -j`, which overrides the pool."""
+    trace = tmp_path / "trace"
+    dirs = [_sleep_project(tmp_path, n, 4, trace) for n in ("a", "b")]
+    with JobServer(slots=2, clients=2, directory=tmp_path) as js:
+        _run_ninjas(dirs, {"MAKEFLAGS": js.makeflags}, args=("-j4",))
+    assert _max_concurrency(trace) > 2
+
+
+def test_jobserver_refuses_nonsense():
+    with pytest.raises(ValueError):
+        JobServer(0, 1, Path("/tmp"))
+
+
+def test_ninja_version_parsing():
+    assert jobserver.parse_ninja_version("1.13.2.git.kitware.jobserver-pipe-1") == (1, 13, 2)
+    assert NinjaInfo("/x", (1, 11, 1), "1.11.1").joins_jobserver is False
+    assert NinjaInfo("/x", (1, 13), "1.13").joins_jobserver is True
+    assert jobserver.parse_ninja_version("garbage") is None
+
+
+def test_stream_many_stops_the_others_on_the_first_failure(tmp_path):
+    start = time.monotonic()
+    many = runner.stream_many([
+        runner.StreamJob(["sh", "-c", "sleep 0.3; echo broken; exit 3"], tmp_path / "a.log"),
+        runner.StreamJob(["sh", "-c", "sleep 60"], tmp_path / "b.log"),
+    ], timeout=120)
+    assert time.monotonic() - start < 20
+    assert many.first_failure == 0
+    assert many.results[0].returncode == 3 and "broken" in many.results[0].stdout
+    assert not many.results[1].ok  # killed, not left running
+    assert "rc=3" in (tmp_path / "a.log").read_text()
+
+
+def test_stream_many_ctrl_c_kills_every_build(tmp_path):
+    pids = tmp_path / "pids"
+    jobs = [runner.StreamJob(["sh", "-c", f"echo $$ >> {pids}; sleep 60"], tmp_path / f"{i}.log") for i in range(2)]
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        runner.stream_many(jobs, timeout=120)
+    time.sleep(0.5)
+    for pid in map(int, pids.read_text().split()):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def _plan(monkeypatch, ninja=(1, 13, 2), nvcc_js=True, **kw):
+    monkeypatch.setattr(jobserver, "find_ninja",
+                        lambda python, path_env=None: NinjaInfo("/v/bin/ninja", ninja, ".".join(map(str, ninja))))
+    monkeypatch.setattr(jobserver, "nvcc_supports_jobserver", lambda nvcc: nvcc_js)
+    kw.setdefault("versions", dict(PINNED))
+    kw.setdefault("arch", "9.0")
+    env = kw.pop("env", None) or make_env()
+    return resolve_plan(CompileOptions(**kw), env)
+
+
+def test_pool_with_a_jobserver_capable_ninja(monkeypatch):
+    plan = _plan(monkeypatch)
+    assert plan.schedule == "pool" and plan.nvcc_jobserver and plan.ninja == "/v/bin/ninja"
+    assert plan.split_compile == 0 and plan.jobs == 16  # slots bound memory: no split-compile reduction
+    pkg = plan.packages[0]
+    env = plan.env_for(pkg, makeflags="-j16 --jobserver-auth=fifo:/tmp/x")
+    assert "MAX_JOBS" not in env and env["MAKEFLAGS"].startswith("-j16")
+    assert env["NVCC_APPEND_FLAGS"] == "--jobserver"
+    assert env["PATH"].split(os.pathsep)[1] == "/v/bin"  # that ninja is the one torch runs
+    assert plan.env_for(pkg)["MAX_JOBS"] == "16" and "MAKEFLAGS" not in plan.env_for(pkg)
+
+
+def test_old_ninja_falls_back_to_sequential_or_refuses_pool(monkeypatch):
+    plan = _plan(monkeypatch, ninja=(1, 11, 1))
+    assert plan.schedule == "sequential" and "needs >= 1.13" in plan.schedule_reason
+    with pytest.raises(UsageError) as err:
+        _plan(monkeypatch, ninja=(1, 11, 1), schedule="pool")
+    assert "ninja>=1.13" in err.value.fix
+
+
+def test_sequential_and_no_ninja(monkeypatch):
+    assert _plan(monkeypatch, schedule="sequential").schedule == "sequential"
+    plan = _plan(monkeypatch, use_ninja=False)
+    assert plan.schedule == "sequential" and "ninja off" in plan.schedule_reason
+
+
+def test_split_units_follow_the_job_count(monkeypatch):
+    assert _plan(monkeypatch).split_units is True
+    two = _plan(monkeypatch, env=make_env(resources=Resources(2, 24.0, 22.0, 100.0, "/tmp")))
+    assert two.split_units is False and "2 jobs" in two.split_units_reason
+    assert _plan(monkeypatch, split_units=False).split_units is False
+    assert _plan(monkeypatch, env=make_env(resources=Resources(2, 24.0, 22.0, 100.0, "/tmp")),
+                 split_units=True).split_units is True
+
+
+def test_without_nvcc_jobserver_split_compile_jobs_still_fit_memory(monkeypatch):
+    env = make_env(resources=Resources(16, 32.0, 30.0, 100.0, "/tmp"))
+    plan = _plan(monkeypatch, nvcc_js=False, env=env)
+    assert plan.schedule == "pool" and not plan.nvcc_jobserver
+    assert plan.jobs * 6.1 <= 30.0  # the split-compile memory rule applies again
+    assert replace(plan, nvcc_jobserver=False).env_for(plan.packages[0], "-j4").get("NVCC_APPEND_FLAGS") is None
