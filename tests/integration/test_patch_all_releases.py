@@ -7,6 +7,7 @@ The sdists are downloaded at run time (PyPI JSON API, sha256-checked) and cached
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import tarfile
 import zipfile
@@ -137,3 +138,38 @@ def test_patched_setup_py_of_every_release_builds_exactly_the_plan(releases, tmp
         assert r["cxx11_abi"] is True, label
         assert r["gcc_bounds"]["13.0"] == [[6, 0, 0], [17, 0]], label
         assert r["wheel_urlretrieve_calls"] == 0 and r["wheel_outcome"] == ["source build"], label
+
+
+def test_split_units_on_every_release_that_ships_the_unit(releases, tmp_path):
+    """causal-conv1d >= 1.5.1: causal_conv1d_bwd.cu becomes 18 units, each with exactly one of the
+    original instantiations, all listed in the sources setup.py really passes to CUDAExtension."""
+    import re
+    import shutil
+
+    split_on = dataclasses.replace(ALL_ON, split_units=True)
+    anchor = re.compile(r"^template void causal_conv1d(?:_channellast)?_bwd_cuda<.*;\s*$", re.MULTILINE)
+    checked, files, expect = [], [], {}
+    for item in releases:
+        src = item["tree"] / "csrc" / "causal_conv1d_bwd.cu"
+        if item["package"] != "causal-conv1d" or not src.is_file():
+            continue
+        version = item["version"]
+        tree = tmp_path / f"cc-{version}"
+        shutil.copytree(item["tree"], tree)
+        original = sorted(m.group(0).strip() for m in anchor.finditer(src.read_text()))
+        results = {r.recipe: r for r in patching.apply_patches(tree, "causal-conv1d", version, split_on)}
+        assert results["split-bwd-units"].status is Status.APPLIED and results["split-bwd-units"].matches == 18, version
+        units = [tree / "csrc" / "causal_conv1d_bwd.cu", *sorted((tree / "csrc").glob("causal_conv1d_bwd.mbpart*.cu"))]
+        found = sorted(m.group(0).strip() for u in units for m in anchor.finditer(u.read_text()))
+        assert found == original and len(units) == 18, version
+        again = {r.recipe: r.status for r in patching.apply_patches(tree, "causal-conv1d", version, split_on)}
+        assert again["split-bwd-units"] is Status.ALREADY_APPLIED, version
+        files.append(tree / "setup.py")
+        expect[str(tree / "setup.py")] = {f"csrc/{u.name}" for u in units}
+        checked.append(version)
+    assert len(checked) >= 7, checked  # 1.5.1 .. 1.7.0 at the time of writing
+    rec = record(files, tmp_path / "rec", timeout=300)
+    for f in files:
+        r = rec[str(f)]
+        assert r["ok"], (f, r)
+        assert expect[str(f)] <= set(r["sources"]), f
