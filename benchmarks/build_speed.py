@@ -1,0 +1,942 @@
+"""Build speed: upstream's default build vs `mamba-build compile` cold vs warm, on one machine, in one run.
+
+Usage (from the repo root; on the H100 through scripts/gpu/h100_bench.sh + scripts/gpu/poll.sh):
+
+    python benchmarks/build_speed.py --sdists .carry/sdists --out /tmp/bench \
+        [--packages causal-conv1d,mamba-ssm] [--arch 9.0 | native] [--phases cold,warm,upstream,kernels] \
+        [--upstream-mode sequential|concurrent] [--python PY] [--extra-compile-args "..."] \
+        [--report docs/benchmarks.md --section h100-build-speed]
+    python benchmarks/build_speed.py --report-only /tmp/bench [--report docs/benchmarks.md --section NAME]
+
+Phases (always run in this order, whichever are asked for):
+
+- cold: `PY -m mamba_build compile --package ... --source PKG=<sdist> ... --wheel-dir OUT/wheels-cold` with
+  MAMBA_BUILD_CACHE=OUT/cache emptied first;
+- warm: the same command again with the same cache (a verified cache hit);
+- upstream: each pristine sdist unpacked and built with `PY -m pip wheel --no-build-isolation --no-deps -v`,
+  only `<PREFIX>FORCE_BUILD=TRUE` and `CUDA_HOME` set (MAX_JOBS unset: ninja's default), one after the
+  other (`sequential`, what `pip install causal-conv1d mamba-ssm` does) or both at once (`concurrent`);
+- kernels: both builds' wheels unzipped, then `PY benchmarks/kernel_speed.py` compares their kernels.
+
+Every command runs under a small wrapper child process that runs it and prints its own
+getrusage(RUSAGE_CHILDREN): wall, user+sys CPU time of the whole (waited-for) process tree, and peak RSS of
+the largest single process, per phase, nothing accumulated across phases. OUT/results.json and
+OUT/table.md are rewritten after every phase (and every 20 s during one), so partial results survive a
+machine that is taken away; OUT/current names the running phase and its logs; OUT/done is written at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA = 1
+
+TARGET_COLD_S = 150.0      # cold build of both packages, wall, whole command
+TARGET_SPEEDUP = 8.0       # upstream default total / mamba-build cold
+TARGET_WARM_S = 10.0       # warm rebuild, wall, whole command
+
+PHASES = ("cold", "warm", "upstream", "kernels")
+HEARTBEAT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    sdist: str          # the file expected in --sdists
+    prefix: str         # upstream's env prefix (FORCE_BUILD, ...)
+    dist: str           # the wheel's distribution name
+
+
+PACKAGES = {
+    "causal-conv1d": Package("causal-conv1d", "causal_conv1d-1.7.0.tar.gz", "CAUSAL_CONV1D_", "causal_conv1d"),
+    "mamba-ssm": Package("mamba-ssm", "mamba_ssm-2.3.2.post1.tar.gz", "MAMBA_", "mamba_ssm"),
+}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# measuring one command: a wrapper child runs it and reports its own RUSAGE_CHILDREN
+
+WRAPPER = r"""
+import json, os, resource, signal, subprocess, sys, time
+spec = json.loads(sys.argv[1])
+try:  # orphans of the tree (their parent killed or gone) come back to us: reaped and counted, not left as zombies
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except Exception:
+    pass
+def reap(seconds):
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() >= end:
+                return
+            time.sleep(0.1)
+log = open(spec["log"], "ab", buffering=0)
+log.write(("$ " + spec["display"] + "\n").encode())
+start = time.monotonic()
+proc = subprocess.Popen(spec["argv"], cwd=spec.get("cwd"), stdout=log, stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL, start_new_session=True)
+def kill_tree(*_):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=15)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+def on_signal(signum, _frame):
+    kill_tree()
+    reap(15)
+    sys.exit(128 + signum)
+signal.signal(signal.SIGTERM, on_signal)
+signal.signal(signal.SIGINT, on_signal)
+timed_out = False
+try:
+    rc = proc.wait(timeout=spec.get("timeout"))
+except subprocess.TimeoutExpired:
+    timed_out = True
+    kill_tree()
+    rc = proc.wait()
+reap(15 if timed_out else 0)
+wall = time.monotonic() - start
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+log.write(("\n[exit %s after %.1f s%s]\n" % (rc, wall, ", timed out" if timed_out else "")).encode())
+print(json.dumps({"rc": rc, "wall_s": round(wall, 3), "user_s": round(ru.ru_utime, 3), "sys_s": round(ru.ru_stime, 3),
+                  "cpu_s": round(ru.ru_utime + ru.ru_stime, 3), "maxrss_kb": ru.ru_maxrss, "timed_out": timed_out}))
+"""
+
+
+class Measured:
+    """One command running under the rusage wrapper (started at once; `result()` waits)."""
+
+    def __init__(self, argv: list[str], log: Path, *, timeout: float | None = None, env: dict | None = None,
+                 cwd: Path | str | None = None, display: str | None = None):
+        self.argv = [str(a) for a in argv]
+        self.display = display or shlex.join(self.argv)
+        self.log = Path(log)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        spec = {"argv": self.argv, "log": str(self.log), "timeout": timeout, "display": self.display,
+                "cwd": str(cwd) if cwd else None}
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, "-c", WRAPPER, json.dumps(spec)], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdin=subprocess.DEVNULL)
+        self._result: dict | None = None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def done(self) -> bool:
+        return self.proc.poll() is not None
+
+    def stop(self) -> None:
+        if not self.done():
+            self.proc.send_signal(signal.SIGTERM)
+
+    def result(self) -> dict:
+        if self._result is None:
+            out, err = self.proc.communicate()
+            try:
+                self._result = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                self._result = {"rc": self.proc.returncode, "wall_s": round(self.elapsed(), 3), "cpu_s": None,
+                                "user_s": None, "sys_s": None, "maxrss_kb": None, "timed_out": False,
+                                "wrapper_error": (err or out)[-2000:]}
+        return self._result
+
+
+def measure(argv: list[str], log: Path, **kw) -> dict:
+    """Run `argv` to the end under the wrapper: {rc, wall_s, user_s, sys_s, cpu_s, maxrss_kb, timed_out}."""
+    return Measured(argv, log, **kw).result()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# small helpers
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def run_text(argv: list[str], timeout: float = 60, **kw) -> str | None:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+BUILT = re.compile(r"^built\s+(\S+\.whl)\s+in\s+([0-9.]+)\s*s\b(?:.*?inside:\s*(.*))?")
+BUILT_ALL = re.compile(r"^built\s+all\s+in\s+([0-9.]+)\s*s\b")
+CACHED = re.compile(r"^cached\s+(\S+\.whl)")
+
+
+def wheel_package(filename: str) -> str:
+    return filename.split("-", 1)[0].replace("_", "-").lower()
+
+
+def parse_compile_output(text: str) -> dict:
+    """What `compile` printed: per-package build seconds (`built   <wheel> in <N>s; inside: ...`), the pool's
+    `built   all in <N>s`, and the verified cache hits (`cached  <wheel> ...`). Unknown lines are ignored."""
+    built: dict[str, dict] = {}
+    cached: list[str] = []
+    built_all = None
+    for raw in re.split(r"[\r\n]+", ANSI.sub("", text)):
+        line = raw.strip()
+        if m := BUILT_ALL.match(line):
+            built_all = float(m.group(1))
+        elif m := BUILT.match(line):
+            archs = [a.strip() for a in (m.group(3) or "").split(",") if a.strip()]
+            built[wheel_package(m.group(1))] = {"wheel": m.group(1), "seconds": float(m.group(2)), "archs": archs}
+        elif m := CACHED.match(line):
+            cached.append(m.group(1))
+    return {"built": built, "built_all_s": built_all, "cached": cached}
+
+
+def wheels_in(directory: Path) -> dict[str, dict]:
+    """{package: {file, bytes}} for the wheels in a directory."""
+    out = {}
+    for whl in sorted(Path(directory).glob("*.whl")) if Path(directory).is_dir() else []:
+        out[wheel_package(whl.name)] = {"file": whl.name, "bytes": whl.stat().st_size}
+    return out
+
+
+def cuobjdump_archs(wheel: Path, cuda_home: str | None) -> dict | None:
+    """{"sass": [...], "ptx": [...]} of every .so in the wheel, read with CUDA_HOME/bin/cuobjdump; None
+    when cuobjdump is not available."""
+    tool = Path(cuda_home or "/nonexistent") / "bin" / "cuobjdump"
+    if not tool.exists():
+        found = shutil.which("cuobjdump")
+        if not found:
+            return None
+        tool = Path(found)
+    sass, ptx = set(), set()
+    with tempfile.TemporaryDirectory(prefix="bs-objdump-") as tmp, zipfile.ZipFile(wheel) as zf:
+        for member in zf.namelist():
+            if not member.endswith(".so"):
+                continue
+            so = Path(zf.extract(member, tmp))
+            for flag, into, pat in (("--list-elf", sass, r"\bsm_(\d+[a-z]?)\b"), ("--list-ptx", ptx, r"\bsm_(\d+[a-z]?)\b")):
+                text = run_text([str(tool), flag, str(so)], timeout=600) or ""
+                into.update(re.findall(pat, text))
+    key = lambda a: (int(re.sub(r"\D", "", a) or 0), a)  # noqa: E731
+    return {"sass": [f"sm_{a}" for a in sorted(sass, key=key)], "ptx": [f"compute_{a}" for a in sorted(ptx, key=key)]}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sdists and the machine
+
+
+def ensure_sdist(sdists: Path, pkg: Package) -> Path:
+    """The sdist in --sdists; downloaded with curl from PyPI's simple index (sha256 checked) if absent."""
+    path = sdists / pkg.sdist
+    if path.exists():
+        return path
+    sdists.mkdir(parents=True, exist_ok=True)
+    index = run_text(["curl", "-fsSL", f"https://pypi.org/simple/{pkg.name}/"], timeout=120)
+    if not index:
+        raise SystemExit(f"{path} is missing and https://pypi.org/simple/{pkg.name}/ could not be read: "
+                         f"put {pkg.sdist} into {sdists}")
+    m = re.search(r'href="([^"]*/' + re.escape(pkg.sdist) + r'(?:#sha256=([0-9a-f]{64}))?)"', index)
+    if not m:
+        raise SystemExit(f"{pkg.sdist} is not listed on https://pypi.org/simple/{pkg.name}/")
+    url, digest = m.group(1).split("#")[0], m.group(2)
+    tmp = path.with_name(path.name + ".part")
+    if subprocess.run(["curl", "-fsSL", "-o", str(tmp), url]).returncode != 0:
+        raise SystemExit(f"could not download {url}")
+    if digest and sha256_file(tmp) != digest:
+        tmp.unlink()
+        raise SystemExit(f"{url}: sha256 mismatch")
+    os.replace(tmp, path)
+    return path
+
+
+def machine_fingerprint(py: str, cuda_home: str | None) -> dict:
+    info: dict = {"hostname": platform.node(), "cpus": os.cpu_count(),
+                  "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        m = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+        info["cpu_model"] = m.group(1).strip() if m else platform.processor() or None
+    except OSError:
+        info["cpu_model"] = platform.processor() or None
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        info["mem_gib"] = round(kb / 1024 / 1024, 1)
+    except (OSError, AttributeError):
+        info["mem_gib"] = None
+    gpus = run_text(["nvidia-smi", "-L"], timeout=30)
+    info["gpus"] = [g.split(" (UUID")[0].strip() for g in (gpus or "").splitlines() if g.strip()]
+    nvcc = Path(cuda_home) / "bin" / "nvcc" if cuda_home else None
+    text = run_text([str(nvcc), "--version"]) if nvcc and nvcc.exists() else None
+    info["cuda_home"] = cuda_home
+    info["nvcc"] = next((ln.strip() for ln in (text or "").splitlines() if "release" in ln), None)
+    probe = ("import json, platform, sys\nout = {'python': platform.python_version(), 'executable': sys.executable}\n"
+             "try:\n import torch; out['torch'] = torch.__version__; out['torch_cuda'] = torch.version.cuda\n"
+             "except Exception as e: out['torch'] = 'import failed: %s' % e\n"
+             "import importlib.util as u\n"
+             "out['missing_modules'] = [m for m in ('ninja', 'packaging', 'setuptools', 'wheel', 'rich', 'requests')"
+             " if u.find_spec(m) is None]\nprint(json.dumps(out))")
+    try:
+        info.update(json.loads(run_text([py, "-c", probe], timeout=120) or "{}"))
+    except ValueError:
+        pass
+    info["os"] = platform.platform()
+    git = run_text(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], timeout=20)
+    info["git"] = git.strip() if git else None
+    return info
+
+
+def dry_run_plan(py: str, compile_args: list[str], env: dict) -> dict:
+    """`compile --dry-run --json` of the same command: the toolkit, compiler, archs, jobs it will use."""
+    try:
+        out = subprocess.run([py, "-m", "mamba_build", "compile", *compile_args, "--dry-run", "--json"],
+                             capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+        plan = json.loads(out.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return {}
+    keep = ("cuda_home", "cuda_version", "torch_version", "archs", "jobs", "jobs_reason", "schedule", "split_compile",
+            "split_units", "nvcc_threads", "use_ninja", "install", "local_version")
+    plan_small = {k: plan.get(k) for k in keep if k in plan}
+    plan_small["compiler"] = (plan.get("compiler") or {}).get("cxx")
+    return plan_small
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the benchmark
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.out = Path(args.out).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.py = args.python
+        self.packages = [PACKAGES[p] for p in args.packages]
+        self.sdists = {p.name: ensure_sdist(Path(args.sdists).resolve(), p) for p in self.packages}
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", MAMBA_BUILD_CACHE=str(self.out / "cache"))
+        self.results: dict = {
+            "schema": SCHEMA,
+            "command": shlex.join(["python", "benchmarks/build_speed.py", *args.argv]),
+            "started": utc_now(), "finished": None,
+            "settings": {"packages": args.packages, "arch": args.arch, "phases": args.phases,
+                         "upstream_mode": args.upstream_mode, "python": self.py,
+                         "extra_compile_args": args.extra_compile_args, "kernel_args": args.kernel_args,
+                         "timeouts_s": {"compile": args.timeout_compile, "upstream": args.timeout_upstream,
+                                        "kernels": args.timeout_kernels},
+                         "sdists": {n: {"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                                    for n, p in self.sdists.items()}},
+            "targets": {"cold_s": TARGET_COLD_S, "speedup": TARGET_SPEEDUP, "warm_s": TARGET_WARM_S},
+            "phases": {},
+        }
+        self._last_save = 0.0
+
+    # -- bookkeeping
+    def save(self) -> None:
+        write_atomic(self.out / "results.json", json.dumps(self.results, indent=2) + "\n")
+        write_atomic(self.out / "table.md", render_report(self.results) + "\n")
+        self._last_save = time.monotonic()
+
+    def current(self, phase: str, logs: list[Path]) -> None:
+        write_atomic(self.out / "current", f"phase {phase} since {utc_now()}\n" + "".join(f"log {p}\n" for p in logs))
+
+    def wait_all(self, running: dict[str, Measured], record: dict, key_of=lambda n: n) -> None:
+        """Wait for every Measured, refreshing the phase record's elapsed times (and the saved results) so a
+        run cut off mid-phase still leaves a lower bound."""
+        try:
+            while not all(m.done() for m in running.values()):
+                time.sleep(0.2)
+                if time.monotonic() - self._last_save >= HEARTBEAT_S:
+                    for name, m in running.items():
+                        if not m.done():
+                            record_for(record, key_of(name))["elapsed_s"] = round(m.elapsed(), 1)
+                    self.save()
+        except BaseException:  # interrupted (SIGTERM, Ctrl-C): the wrappers kill their process trees
+            for name, m in running.items():
+                if not m.done():
+                    record_for(record, key_of(name))["elapsed_s"] = round(m.elapsed(), 1)
+                m.stop()
+            for m in running.values():
+                try:
+                    m.proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    m.proc.kill()
+            raise
+
+    # -- phases
+    def compile_argv(self, wheel_dir: Path) -> list[str]:
+        args = ["--package", ",".join(p.name for p in self.packages)]
+        for p in self.packages:
+            args += ["--source", f"{p.name}={self.sdists[p.name]}"]
+        args += ["--wheel-dir", str(wheel_dir)]
+        if self.args.arch and self.args.arch != "native":
+            args += ["--arch", self.args.arch]
+        return args + shlex.split(self.args.extra_compile_args or "")
+
+    def preflight(self) -> None:
+        plan = dry_run_plan(self.py, self.compile_argv(self.out / "wheels-cold"), self.env)
+        self.cuda_home = (self.args.cuda_home or plan.get("cuda_home") or os.environ.get("CUDA_HOME")
+                          or ("/usr/local/cuda" if Path("/usr/local/cuda").exists() else None))
+        self.results["plan"] = plan
+        self.results["machine"] = machine_fingerprint(self.py, self.cuda_home)
+        self.save()
+
+    def phase_compile(self, phase: str) -> None:
+        wheel_dir = self.out / f"wheels-{phase}"
+        if phase == "cold":
+            shutil.rmtree(self.out / "cache", ignore_errors=True)
+        shutil.rmtree(wheel_dir, ignore_errors=True)
+        log = self.out / f"{phase}.log"
+        log.unlink(missing_ok=True)
+        argv = [self.py, "-m", "mamba_build", "compile", *self.compile_argv(wheel_dir)]
+        display = f"MAMBA_BUILD_CACHE={self.out / 'cache'} {shlex.join(argv)}"
+        rec = self.results["phases"][phase] = {"status": "running", "started": utc_now(), "command": display,
+                                               "log": log.name}
+        self.current(phase, [log])
+        self.save()
+        m = Measured(argv, log, timeout=self.args.timeout_compile, env=self.env, cwd=REPO, display=display)
+        self.wait_all({phase: m}, rec, key_of=lambda _n: None)
+        res = m.result()
+        rec.pop("elapsed_s", None)
+        rec.update(res)
+        rec.update(parse_compile_output(log.read_text(errors="replace")))
+        rec["wheels"] = wheels_in(wheel_dir)
+        rec["status"] = "timeout" if res.get("timed_out") else ("done" if res["rc"] == 0 else "failed")
+        rec["finished"] = utc_now()
+
+    def phase_upstream(self) -> None:
+        mode = self.args.upstream_mode
+        rec = self.results["phases"]["upstream"] = {
+            "status": "running", "mode": mode, "started": utc_now(), "cuda_home": self.cuda_home, "packages": {}}
+        deadline = time.monotonic() + self.args.timeout_upstream
+        jobs: dict[str, tuple[list[str], Path, dict, Path, str]] = {}
+        for p in self.packages:
+            src = self.out / "src-upstream" / p.name
+            shutil.rmtree(src, ignore_errors=True)
+            src.mkdir(parents=True)
+            with tarfile.open(self.sdists[p.name]) as tf:
+                if hasattr(tarfile, "data_filter"):
+                    tf.extractall(src, filter="data")
+                else:
+                    tf.extractall(src)
+            tops = [d for d in src.iterdir() if d.is_dir()]
+            tree = tops[0] if len(tops) == 1 else src
+            wheel_dir = self.out / "wheels-upstream" / p.name
+            shutil.rmtree(wheel_dir, ignore_errors=True)
+            env = {k: v for k, v in self.env.items() if k not in ("MAX_JOBS", "MAMBA_BUILD_CACHE")}
+            added = {f"{p.prefix}FORCE_BUILD": "TRUE"}
+            if self.cuda_home:
+                added["CUDA_HOME"] = self.cuda_home
+            env.update(added)
+            argv = [self.py, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v", "-w", str(wheel_dir), "."]
+            display = f"cd {tree} && " + " ".join(f"{k}={v}" for k, v in added.items()) + " " + shlex.join(argv)
+            log = self.out / f"upstream-{p.name}.log"
+            log.unlink(missing_ok=True)
+            jobs[p.name] = (argv, log, env, tree, display)
+            rec["packages"][p.name] = {"status": "not started", "command": display, "log": log.name}
+        self.save()
+        start = time.monotonic()
+        try:
+            if mode == "concurrent":
+                running = {}
+                for name, (argv, log, env, tree, display) in jobs.items():
+                    rec["packages"][name].update(status="running", started=utc_now())
+                    running[name] = Measured(argv, log, timeout=max(1.0, deadline - time.monotonic()), env=env,
+                                             cwd=tree, display=display)
+                self.current("upstream (concurrent)", [j[1] for j in jobs.values()])
+                self.save()
+                self.wait_all(running, rec, key_of=lambda n: ("packages", n))
+                for name, m in running.items():
+                    self.finish_upstream(rec["packages"][name], m.result(), name)
+            else:
+                for name, (argv, log, env, tree, display) in jobs.items():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        rec["packages"][name]["status"] = "not started (phase timeout)"
+                        continue
+                    rec["packages"][name].update(status="running", started=utc_now())
+                    self.current(f"upstream {name}", [log])
+                    self.save()
+                    m = Measured(argv, log, timeout=left, env=env, cwd=tree, display=display)
+                    self.wait_all({name: m}, rec, key_of=lambda n: ("packages", n))
+                    self.finish_upstream(rec["packages"][name], m.result(), name)
+                    self.save()
+        finally:
+            rec["wall_s"] = round(time.monotonic() - start, 3)
+            pk = [r for r in rec["packages"].values()]
+            cpu = [r.get("cpu_s") for r in pk if r.get("cpu_s") is not None]
+            rss = [r.get("maxrss_kb") for r in pk if r.get("maxrss_kb")]
+            rec["cpu_s"] = round(sum(cpu), 3) if cpu else None
+            rec["maxrss_kb"] = max(rss) if rss else None
+            ok = all(r.get("status") == "done" for r in pk)
+            timed = any(r.get("status") in ("timeout", "not started (phase timeout)", "running") for r in pk)
+            rec["status"] = "done" if ok else ("timeout" if timed else "failed")
+            rec["finished"] = utc_now()
+
+    def finish_upstream(self, prec: dict, res: dict, name: str) -> None:
+        prec.pop("elapsed_s", None)
+        prec.update(res)
+        prec["status"] = "timeout" if res.get("timed_out") else ("done" if res["rc"] == 0 else "failed")
+        prec["finished"] = utc_now()
+        wheels = wheels_in(self.out / "wheels-upstream" / name)
+        if name in wheels:
+            prec["wheel"] = wheels[name]
+            prec["archs"] = cuobjdump_archs(self.out / "wheels-upstream" / name / wheels[name]["file"], self.cuda_home)
+
+    def phase_kernels(self) -> None:
+        rec = self.results["phases"]["kernels"] = {"status": "running", "started": utc_now()}
+        script = REPO / "benchmarks" / "kernel_speed.py"
+        cold = self.out / "wheels-cold"
+        up = self.out / "wheels-upstream"
+        mine = sorted(cold.glob("*.whl")) if cold.is_dir() else []
+        theirs = sorted(up.glob("*/*.whl")) if up.is_dir() else []
+        have = {wheel_package(w.name) for w in theirs}
+        missing_up = [p.name for p in self.packages if p.name not in have]
+        missing_mine = [p.name for p in self.packages if p.name not in {wheel_package(w.name) for w in mine}]
+        if not script.exists():
+            rec.update(status="skipped", note="benchmarks/kernel_speed.py is not in this checkout")
+            return
+        if missing_up or missing_mine:
+            rec.update(status="skipped", note="no wheel to compare: "
+                       + "; ".join(filter(None, [f"upstream: {', '.join(missing_up)}" if missing_up else "",
+                                                 f"mamba-build cold: {', '.join(missing_mine)}" if missing_mine else ""])))
+            return
+        kb = self.out / "kb"
+        shutil.rmtree(kb, ignore_errors=True)
+        for label, wheels in (("mamba-build", mine), ("upstream", theirs)):
+            for w in wheels:
+                with zipfile.ZipFile(w) as zf:
+                    zf.extractall(kb / label)
+        argv = [self.py, str(script), "--build", f"upstream={kb / 'upstream'}", "--build", f"mamba-build={kb / 'mamba-build'}",
+                "--json", str(self.out / "kernels.json"), "--markdown", str(self.out / "kernels.md"),
+                *shlex.split(self.args.kernel_args or "")]
+        log = self.out / "kernels.log"
+        log.unlink(missing_ok=True)
+        rec["command"] = shlex.join(argv)
+        rec["log"] = log.name
+        self.current("kernels", [log])
+        self.save()
+        m = Measured(argv, log, timeout=self.args.timeout_kernels, env=self.env, cwd=REPO)
+        self.wait_all({"kernels": m}, rec, key_of=lambda _n: None)
+        rec.pop("elapsed_s", None)
+        rec.update(m.result())
+        rec["status"] = "timeout" if rec.get("timed_out") else ("done" if rec["rc"] == 0 else "failed")
+        if rec["status"] != "done":
+            lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("[exit ")]
+            rec["error_tail"] = lines[-3:]
+        md = self.out / "kernels.md"
+        if md.exists():
+            rec["markdown"] = md.read_text(errors="replace")[:20000]
+
+    def run(self) -> int:
+        try:
+            self.preflight()
+            for phase in PHASES:
+                if phase not in self.args.phases:
+                    continue
+                try:
+                    if phase in ("cold", "warm"):
+                        self.phase_compile(phase)
+                    elif phase == "upstream":
+                        self.phase_upstream()
+                    else:
+                        self.phase_kernels()
+                except Exception as exc:  # keep going: one broken phase must not lose the others
+                    rec = self.results["phases"].setdefault(phase, {})
+                    rec.update(status="error", error=f"{type(exc).__name__}: {exc}")
+                self.save()
+                print(f"[build_speed] {phase}: {self.results['phases'][phase].get('status')}", flush=True)
+        finally:
+            self.results["finished"] = utc_now()
+            self.save()
+        report = render_report(self.results)
+        print(report)
+        if self.args.report:
+            write_section(self.args.section, report, Path(self.args.report))
+        bad = [p for p in ("cold", "warm") if self.results["phases"].get(p, {}).get("status") not in (None, "done")]
+        return 1 if bad else 0
+
+
+def record_for(record: dict, key) -> dict:
+    """The dict that holds one running command's numbers inside a phase record."""
+    if key is None:
+        return record
+    for part in key:
+        record = record.setdefault(part, {})
+    return record
+
+
+# ----------------------------------------------------------------------------------------------------------
+# rendering
+
+
+def fmt_s(s: float | None) -> str:
+    if s is None:
+        return ""
+    if s < 100:
+        return f"{s:.1f} s"
+    n = int(round(s))
+    return f"{n} s ({n // 60}:{n % 60:02d})"
+
+
+def fmt_rss(kb: int | None) -> str:
+    return "" if not kb else f"{kb / 1024 / 1024:.2f} GiB" if kb >= 1024 * 1024 else f"{kb / 1024:.0f} MiB"
+
+
+def fmt_bytes(n: int | None) -> str:
+    return "" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def _status_wall(rec: dict | None) -> tuple[str, float | None, bool]:
+    """(wall text, seconds or lower bound, finished) for one command's record."""
+    if not rec:
+        return "not run", None, False
+    st = rec.get("status")
+    if st == "done":
+        return fmt_s(rec.get("wall_s")), rec.get("wall_s"), True
+    if st == "failed":
+        return f"failed (exit {rec.get('rc')}) after {fmt_s(rec.get('wall_s'))}", rec.get("wall_s"), False
+    if st == "timeout":
+        return f"> {fmt_s(rec.get('wall_s'))}, did not finish (timeout)", rec.get("wall_s"), False
+    if st == "running":
+        el = rec.get("elapsed_s")
+        return (f"> {fmt_s(el)}, did not finish" if el else "started, did not finish"), el, False
+    if st == "error":
+        return f"error: {rec.get('error', '')[:120]}", None, False
+    if st == "skipped":
+        return f"skipped: {rec.get('note', '')}", None, False
+    return str(st or "not run"), None, False
+
+
+def upstream_total(up: dict | None) -> tuple[float | None, str]:
+    """(total wall, state): state "done" (every package built: the measured total), "partial" (cut off or
+    timed out: a lower bound from what ran: sequential, the finished walls plus the running one's elapsed
+    time; concurrent, the longest), "failed" (a build failed), or "none" (nothing ran)."""
+    if not up:
+        return None, "none"
+    pk = list((up.get("packages") or {}).values())
+    if pk and all(r.get("status") == "done" for r in pk):
+        if up.get("status") == "done" and up.get("wall_s"):
+            return up["wall_s"], "done"
+        walls = [r.get("wall_s") or 0 for r in pk]
+        return (max(walls) if up.get("mode") == "concurrent" else sum(walls)), "done"
+    if any(r.get("status") in ("failed", "error") for r in pk) or (up.get("status") == "error" and not pk):
+        return None, "failed"
+    walls = []
+    for r in pk:
+        w = r.get("wall_s") if r.get("status") in ("done", "timeout") else r.get("elapsed_s")
+        if w:
+            walls.append(w)
+    if not walls:
+        return None, "none"
+    return (max(walls) if up.get("mode") == "concurrent" else sum(walls)), "partial"
+
+
+def archs_text(archs: dict | list | None) -> str:
+    if not archs:
+        return ""
+    if isinstance(archs, dict):
+        items = list(archs.get("sass") or []) + list(archs.get("ptx") or [])
+    else:
+        items = list(archs)
+    return ", ".join(items)
+
+
+def render_table(results: dict) -> str:
+    phases = results.get("phases") or {}
+    packages = (results.get("settings") or {}).get("packages") or list(PACKAGES)
+    sdists = (results.get("settings") or {}).get("sdists") or {}
+    targets = {"cold_s": TARGET_COLD_S, "speedup": TARGET_SPEEDUP, "warm_s": TARGET_WARM_S, **(results.get("targets") or {})}
+
+    def label(name: str) -> str:
+        f = (sdists.get(name) or {}).get("file") or (PACKAGES[name].sdist if name in PACKAGES else name)
+        m = re.match(r"[A-Za-z0-9_]+-(.+)\.tar\.gz$", f)
+        return f"{name} {m.group(1)}" if m else name
+
+    rows = ["| build | wall | CPU time (user+sys) | peak RSS (largest process) | wheel size |", "|---|---|---|---|---|"]
+    up = phases.get("upstream")
+    mode = (up or {}).get("mode") or (results.get("settings") or {}).get("upstream_mode") or "sequential"
+    if up:
+        for name in packages:
+            r = (up.get("packages") or {}).get(name)
+            wall, _, _ = _status_wall(r) if r else ("not run", None, False)
+            if r and r.get("status", "").startswith("not started"):
+                wall = r["status"]
+            a = archs_text((r or {}).get("archs"))
+            rows.append(f"| upstream default, {label(name)}" + (f" ({a})" if a else "") + f" | {wall} | "
+                        f"{fmt_s((r or {}).get('cpu_s'))} | {fmt_rss((r or {}).get('maxrss_kb'))} | "
+                        f"{fmt_bytes(((r or {}).get('wheel') or {}).get('bytes'))} |")
+        total, state = upstream_total(up)
+        total_txt = {"done": fmt_s(total), "partial": f"> {fmt_s(total)}, did not finish",
+                     "failed": "failed"}.get(state, "did not finish")
+        size = sum(((r.get("wheel") or {}).get("bytes") or 0) for r in (up.get("packages") or {}).values())
+        rows.append(f"| **upstream default, total** ({mode}) | **{total_txt}** | {fmt_s(up.get('cpu_s'))} | "
+                    f"{fmt_rss(up.get('maxrss_kb'))} | {fmt_bytes(size) if size else ''} |")
+    else:
+        rows.append("| upstream default | not run | | | |")
+
+    for phase in ("cold", "warm"):
+        rec = phases.get(phase)
+        if not rec:
+            rows.append(f"| mamba-build {phase} | not run | | | |")
+            continue
+        wheels = rec.get("wheels") or {}
+        if phase == "cold":
+            built = rec.get("built") or {}
+            for name in packages:
+                b = built.get(name)
+                w = wheels.get(name) or {}
+                a = ", ".join((b or {}).get("archs") or [])
+                rows.append(f"| mamba-build cold, {label(name)}: build" + (f" ({a})" if a else "")
+                            + f" | {fmt_s(b['seconds']) if b else ''} | | | {fmt_bytes(w.get('bytes'))} |")
+            installs = (results.get("plan") or {}).get("install", True)
+            what = "plan, builds, arch check, smoke test" + (", install" if installs else "; no install")
+            if rec.get("built_all_s") is not None:
+                what += f"; builds at the same time, all in {fmt_s(rec['built_all_s'])}"
+        else:
+            cached = rec.get("cached") or []
+            hit = len(cached) >= len(packages) and bool(cached)
+            what = ("verified cache hit: " + ", ".join(wheel_package(c) for c in cached)) if cached else "no cache hit seen"
+            if rec.get("built") and not hit:
+                what += "; rebuilt: " + ", ".join(rec["built"])
+        wall, _, _ = _status_wall(rec)
+        size = sum((w.get("bytes") or 0) for w in wheels.values())
+        rows.append(f"| **mamba-build {phase}, whole command** ({what}) | **{wall}** | {fmt_s(rec.get('cpu_s'))} | "
+                    f"{fmt_rss(rec.get('maxrss_kb'))} | {fmt_bytes(size) if size else ''} |")
+    return "\n".join(rows) + "\n\n" + "\n".join(target_lines(results, targets))
+
+
+def _unfinished_verdict(rec: dict | None, target: float) -> str:
+    """The verdict for a compile phase that did not finish successfully."""
+    if not rec:
+        return "not run"
+    wall, seconds, _ = _status_wall(rec)
+    if rec.get("status") == "running" and (seconds or 0) < target:
+        return f"not established ({wall}: cut off)"
+    return f"**miss** ({wall})"
+
+
+def target_lines(results: dict, targets: dict) -> list[str]:
+    phases = results.get("phases") or {}
+    cold, warm, up = phases.get("cold"), phases.get("warm"), phases.get("upstream")
+    lines = []
+    cold_ok = bool(cold) and cold.get("status") == "done"
+    c_s = cold.get("wall_s") if cold_ok else None
+    if cold_ok:
+        verdict = "**pass**" if c_s < targets["cold_s"] else "**miss**"
+        pk = (results.get("settings") or {}).get("packages") or list(PACKAGES)
+        which = "both packages" if len(pk) == 2 else ", ".join(pk) + " only"
+        lines.append(f"- cold build ({which}, whole command) under {targets['cold_s']:.0f} s: {fmt_s(c_s)}: {verdict}")
+    else:
+        lines.append(f"- cold build under {targets['cold_s']:.0f} s: " + _unfinished_verdict(cold, targets["cold_s"]))
+    total, state = upstream_total(up)
+    goal = f"(target >= {targets['speedup']:.0f}x)"
+    if not up:
+        lines.append(f"- speedup over upstream's default build {goal}: not measured (upstream not run)")
+    elif not cold_ok:
+        lines.append(f"- speedup over upstream's default build {goal}: not measured (no successful cold build)")
+    elif state == "done":
+        sp = total / c_s
+        lines.append(f"- speedup = upstream total {fmt_s(total)} / cold {fmt_s(c_s)} = {sp:.1f}x {goal}: "
+                     f"{'**pass**' if sp >= targets['speedup'] else '**miss**'}")
+    elif state == "partial":
+        sp = total / c_s
+        verdict = ("**pass** (already at the lower bound)" if sp >= targets["speedup"]
+                   else "**not established**: upstream stopped before the ratio could reach the target")
+        lines.append(f"- speedup > {sp:.1f}x = upstream > {fmt_s(total)} (did not finish) / cold {fmt_s(c_s)} {goal}: {verdict}")
+    elif state == "failed":
+        lines.append(f"- speedup over upstream's default build {goal}: not measured (upstream's build failed; see its log)")
+    else:
+        lines.append(f"- speedup over upstream's default build {goal}: not measured (upstream: {up.get('status')})")
+    if warm and warm.get("status") == "done":
+        w_s = warm["wall_s"]
+        hit = bool(warm.get("cached"))
+        lines.append(f"- warm rebuild under {targets['warm_s']:.0f} s: {fmt_s(w_s)}"
+                     + ("" if hit else " (no `cached` line in its output)") + f": {'**pass**' if w_s < targets['warm_s'] else '**miss**'}")
+    else:
+        lines.append(f"- warm rebuild under {targets['warm_s']:.0f} s: " + _unfinished_verdict(warm, targets["warm_s"]))
+    return lines
+
+
+def machine_line(m: dict) -> str:
+    if not m:
+        return "unknown"
+    gpu = ", ".join(m.get("gpus") or []) or "no GPU"
+    parts = [f"{m.get('hostname') or 'host'}: {m.get('cpu_model') or 'CPU ?'} x {m.get('cpus_usable') or m.get('cpus')} CPUs",
+             f"{m.get('mem_gib')} GiB RAM", gpu]
+    if m.get("nvcc"):
+        parts.append(f"nvcc {m['nvcc'].split('release')[-1].strip(' ,')} at {m.get('cuda_home')}")
+    if m.get("torch"):
+        parts.append(f"torch {m['torch']}")
+    if m.get("python"):
+        parts.append(f"Python {m['python']}")
+    return ", ".join(parts)
+
+
+def render_report(results: dict) -> str:
+    m = results.get("machine") or {}
+    plan = results.get("plan") or {}
+    st = results.get("settings") or {}
+    phases = results.get("phases") or {}
+    lines = [f"- machine: {machine_line(m)}",
+             f"- date: {results.get('started')}" + (f" to {results['finished']}" if results.get("finished") else " (unfinished)"),
+             f"- command: `{results.get('command')}`" + (f" (git {m['git']})" if m.get("git") else "")]
+    if plan:
+        lines.append(f"- mamba-build plan: archs {', '.join(plan.get('archs') or [])}, "
+                     f"{plan.get('schedule') or 'sequential'} schedule, jobs {plan.get('jobs')}, "
+                     f"compiler {plan.get('compiler')}, toolkit {plan.get('cuda_home')}, install {plan.get('install')}")
+    if m.get("missing_modules"):
+        lines.append(f"- modules missing from that Python: {', '.join(m['missing_modules'])}")
+    up = phases.get("upstream")
+    lines.append("")
+    lines.append(render_table(results))
+    lines.append("")
+    notes = ["upstream default = the pristine sdist built with `pip wheel --no-build-isolation --no-deps -v`, only "
+             "`<PREFIX>FORCE_BUILD=TRUE` and `CUDA_HOME` set, MAX_JOBS unset (ninja's default), upstream's own arch "
+             "list and flags. `pip install` would first try to download a prebuilt wheel from GitHub; the benchmark "
+             "machine has no network, so that cannot be the default path here, and FORCE_BUILD makes it build."]
+    if up:
+        notes.append(f"upstream mode: {up.get('mode')} ("
+                     + ("one package after the other, as `pip install causal-conv1d mamba-ssm` does)" if up.get("mode") != "concurrent"
+                        else "both packages at the same time: faster for upstream, so a conservative baseline)"))
+    notes.append("wall = elapsed time of the command; CPU time = user+sys of the whole process tree; peak RSS = the "
+                 "largest single process (getrusage(RUSAGE_CHILDREN) of a wrapper process per command)")
+    if "cold" in phases:
+        notes.append("mamba-build per-package rows: the build seconds `compile` printed (`built ... in Ns`); "
+                     "with the pool schedule they overlap")
+    lines += [f"- {n}" for n in notes]
+    k = phases.get("kernels")
+    if k:
+        lines.append("")
+        lines.append("Kernel parity (`benchmarks/kernel_speed.py`, upstream vs mamba-build cold wheels):")
+        if k.get("markdown"):
+            lines.append("")
+            lines.append(k["markdown"].strip())
+        else:
+            lines.append(f"- {_status_wall(k)[0]}" + (f" (log: {k['log']})" if k.get("log") else ""))
+            lines += [f"  `{ln.strip()[:300]}`" for ln in k.get("error_tail") or []]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sdists", help="directory with the sdists (downloaded from PyPI if absent)")
+    ap.add_argument("--out", help="results directory (results.json, table.md, logs, wheels, cache)")
+    ap.add_argument("--packages", default="causal-conv1d,mamba-ssm")
+    ap.add_argument("--arch", default="native", help="compile --arch (default native: the visible GPUs)")
+    ap.add_argument("--phases", default=",".join(PHASES), help="any of cold,warm,upstream,kernels (run in that order)")
+    ap.add_argument("--upstream-mode", choices=("sequential", "concurrent"), default="sequential")
+    ap.add_argument("--python", default=sys.executable, help="the Python that builds (default: this one)")
+    ap.add_argument("--cuda-home", default=None, help="toolkit for upstream (default: the one compile's plan picks)")
+    ap.add_argument("--extra-compile-args", default="", help="appended to both compile commands")
+    ap.add_argument("--kernel-args", default="", help="appended to the kernel_speed.py command (e.g. --quick)")
+    ap.add_argument("--timeout-compile", type=float, default=3600.0, help="seconds per compile command")
+    ap.add_argument("--timeout-upstream", type=float, default=5400.0, help="seconds for the whole upstream phase")
+    ap.add_argument("--timeout-kernels", type=float, default=1800.0)
+    ap.add_argument("--report", default=None, help="markdown file whose section to replace (e.g. docs/benchmarks.md)")
+    ap.add_argument("--section", default="h100-build-speed")
+    ap.add_argument("--report-only", metavar="OUT", default=None,
+                    help="regenerate table.md (and --report) from OUT/results.json, run nothing")
+    argv, i = list(argv), 0
+    while i < len(argv) - 1:  # these values start with "--": argparse would take them for options
+        if argv[i] in ("--extra-compile-args", "--kernel-args"):
+            argv[i:i + 2] = [f"{argv[i]}={argv[i + 1]}"]
+        i += 1
+    args = ap.parse_args(argv)
+    args.argv = argv
+    args.packages = [p.strip() for p in args.packages.split(",") if p.strip()]
+    for p in args.packages:
+        if p not in PACKAGES:
+            ap.error(f"--packages: unknown {p!r} (known: {', '.join(PACKAGES)})")
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    for p in args.phases:
+        if p not in PHASES:
+            ap.error(f"--phases: unknown {p!r} (known: {', '.join(PHASES)})")
+    if not args.report_only and not (args.sdists and args.out):
+        ap.error("--sdists and --out are required (or --report-only OUT)")
+    return args
+
+
+def report_only(args: argparse.Namespace) -> int:
+    src = Path(args.report_only)
+    results = json.loads((src / "results.json" if src.is_dir() else src).read_text(encoding="utf-8"))
+    report = render_report(results)
+    table = (src if src.is_dir() else src.parent) / "table.md"
+    try:
+        write_atomic(table, report + "\n")
+    except OSError as exc:
+        print(f"(table.md not rewritten: {exc})", file=sys.stderr)
+    print(report)
+    if args.report:
+        write_section(args.section, report, Path(args.report))
+    return 0
+
+
+def _sigterm(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.report_only:
+        return report_only(args)
+    if argv is None:
+        signal.signal(signal.SIGTERM, _sigterm)
+    bench = Bench(args)
+    rc = 1
+    try:
+        rc = bench.run()
+    finally:
+        (bench.out / "current").unlink(missing_ok=True)
+        (bench.out / "done").write_text(f"exit {rc} {utc_now()}\n")
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
