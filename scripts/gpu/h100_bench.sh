@@ -20,6 +20,7 @@ rm -rf "$B"; mkdir -p "$B"
     "$PY" -c "import $m" 2>/dev/null || echo "python module missing: $m"; done
   ls -l .carry/sdists; } > "$B/machine.txt" 2>&1
 export PYTHONUNBUFFERED=1 BENCH_DIR="$B" BENCH_PY="$PY"
+# shellcheck disable=SC2016  # expanded by the inner bash, on purpose
 setsid nohup bash -c '
   "$BENCH_PY" benchmarks/build_speed.py --sdists .carry/sdists --out "$BENCH_DIR" --python "$BENCH_PY" "$@"
   rc=$?
