@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import importlib
 import json
 import math
@@ -50,6 +49,9 @@ import traceback
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mamba_build.sources import sha256_file  # noqa: E402  (the project's one copy)
 
 MODULES = ("causal_conv1d_cuda", "selective_scan_cuda")
 DTYPES = ("float32", "bfloat16")
@@ -477,12 +479,6 @@ def _write_json(path: Path, data: dict) -> None:
 # Parent: prepare builds, run the rounds, report
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def unpack_wheels(build: Build, into: Path) -> Path:
