@@ -22,12 +22,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the real-toolchain tests use: gcc-11 (CUDA 11.8 accepts gcc <= 11).
+# Debian packages the real-toolchain tests use: gcc-11 (CUDA 11.8 accepts gcc <= 11), ccache (--launcher ccache;
+# Debian 12's sccache 0.4.0~pre6 cannot cache nvcc units, so sccache is not installed here).
 apt-deps:
 	@if ! command -v g++-11 >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-11 g++-11 >/dev/null) || echo "apt-deps: could not install gcc-11"; \
 	  else echo "apt-deps: g++-11 missing and not root; the CUDA 11.8 tests will be skipped"; fi; \
+	fi
+	@if ! command -v ccache >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ccache >/dev/null) || echo "apt-deps: could not install ccache"; \
+	  else echo "apt-deps: ccache missing and not root; the --launcher ccache test will be skipped"; fi; \
 	fi
 
 doctor: venv

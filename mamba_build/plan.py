@@ -51,6 +51,7 @@ class CompileOptions:
     schedule: str | None = None  # None: decide; "pool" (one jobserver, packages at once) or "sequential"
     split_units: bool | None = None  # None: decide (on with 4+ jobs)
     rerun_smoke: bool = False  # smoke-test verified cache hits again
+    launcher: str = "none"  # --launcher: none / auto / ccache / sccache / a path to one (mamba_build/launcher.py)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,15 @@ class BuildPlan:
     split_units_reason: str = ""
     rerun_smoke: bool = False
     gpus: tuple[str, ...] = ()  # names of the visible GPUs (a stored smoke verdict must match)
+    # compiler launcher in front of nvcc (mamba_build/launcher.py; not part of the wheel cache key)
+    launcher: str = "none"  # none / ccache / sccache
+    launcher_path: str | None = None
+    launcher_version: str = ""
+    launcher_reason: str = ""
+    launcher_cache_dir: str | None = None  # CCACHE_DIR / SCCACHE_DIR of the builds (None: the user's own storage)
+    launcher_host_units: bool = False  # host .cpp units cached too (torch wraps CXX with the launcher)
+    launcher_env: dict[str, str] = field(default_factory=dict)  # PYTORCH_NVCC, CCACHE_DIR, TORCH_NO_COMPILER_WRAPPER
+    launcher_path_prepend: str | None = None  # the launcher's directory, first on the build PATH
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -153,6 +163,12 @@ class BuildPlan:
             env["MAX_JOBS"] = str(self.jobs)
         if nvcc_append:
             env["NVCC_APPEND_FLAGS"] = " ".join(nvcc_append)
+        # --- launcher (ccache / sccache in front of nvcc; mamba_build/launcher.py) ---
+        if self.launcher_env or self.launcher_path_prepend:
+            from mamba_build.launcher import apply as _apply_launcher
+
+            _apply_launcher(env, self.launcher_env, self.launcher_path_prepend)
+        # --- end launcher ---
         return env
 
 

@@ -50,6 +50,10 @@ def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = 
     p.add_argument("--build-dir", help="temporary build directory (default: ~/.cache/mamba-build/builds)")
     p.add_argument("--keep-build", action="store_true", help="keep the source trees and intermediate files")
     p.add_argument("--no-cache", action="store_true", help="rebuild even if an identical wheel is cached")
+    p.add_argument("--launcher", default="none", metavar="{none,ccache,sccache,auto}",
+                   help="compiler cache in front of nvcc for partial rebuilds: ccache, sccache (local or your "
+                        "SCCACHE_* remote storage), auto (ccache, else sccache, else none), none (default), or a "
+                        "path to a ccache/sccache executable")
     p.add_argument("--timeout", type=float, default=3 * 3600.0, help="seconds allowed per package build")
 
 
@@ -101,7 +105,7 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
         patch_torch=args.patch_torch, allow_unsupported_compiler=args.allow_unsupported_compiler,
         provision=args.provision, python=args.python, build_dir=args.build_dir, keep_build=args.keep_build,
         use_cache=not args.no_cache, timeout=args.timeout, schedule=args.schedule, split_units=args.split_units,
-        rerun_smoke=getattr(args, "rerun_smoke", False),
+        rerun_smoke=getattr(args, "rerun_smoke", False), launcher=getattr(args, "launcher", None) or "none",
     )
 
 
@@ -125,6 +129,7 @@ def describe_plan(plan: BuildPlan) -> str:
         if plan.include_dirs else "  headers     the toolkit's own",
         f"  torch map   {plan.patch_torch}: " + ", ".join(f"CUDA {k}: gcc >= {'.'.join(map(str, v[0]))}, < "
                                                          f"{'.'.join(map(str, v[1]))}" for k, v in plan.compiler_bounds.items()),
+        launcher_line(plan),
         f"  wheels      {plan.wheel_dir} (local version +{plan.local_version})",
         f"  install     {'yes, after the smoke test passes' if plan.install else 'no'}",
         "  packages",
@@ -132,6 +137,12 @@ def describe_plan(plan: BuildPlan) -> str:
     for pkg in plan.packages:
         lines.append(f"    {pkg.name} {pkg.version or '(from source tree)'} from {pkg.source}")
     return "\n".join(lines)
+
+
+def launcher_line(plan: BuildPlan) -> str:
+    from mamba_build.launcher import describe
+
+    return describe(plan)
 
 
 def resolve(opts: CompileOptions) -> BuildPlan:
@@ -149,7 +160,9 @@ def resolve(opts: CompileOptions) -> BuildPlan:
             print(f"provisioning CUDA {cuda} with `mamba-build toolchain install --cuda {cuda}`", file=sys.stderr)
             install(cuda)
             env = gather(opts.python, extensions=False)
-    return resolve_plan(opts, env)
+    from mamba_build.launcher import with_launcher
+
+    return with_launcher(resolve_plan(opts, env), opts.launcher, env)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,16 +175,35 @@ def run(args: argparse.Namespace) -> int:
         print(dumps(plan.to_dict()) if args.json else describe_plan(plan))
         return ExitCode.OK
     print(describe_plan(plan), file=sys.stderr)
+    before = _launcher_stats(plan)
     report = execute(plan, log=lambda msg: print(msg, file=sys.stderr), show_progress=not args.json)
+    used = _launcher_stats(plan, before)
+    if used is not None:
+        print(f"launcher: {used.summary()} (this build)", file=sys.stderr)
     if args.json:
         print(dumps({"plan": plan.to_dict(), "wheels": to_jsonable(report.wheels), "smoke": to_jsonable(report.smoke),
-                     "installed": report.installed}))
+                     "installed": report.installed,
+                     "launcher_stats": None if used is None else {
+                         "name": used.name, "hits": used.hits, "misses": used.misses,
+                         "uncacheable": used.uncacheable, "errors": used.errors, "by_language": used.by_language}}))
     else:
         print(render_smoke(report.smoke))
         for w in report.wheels:
             print(f"wheel: {w.wheel}")
         print("installed" if report.installed else "not installed (--no-install)")
     return ExitCode.OK
+
+
+def _launcher_stats(plan: BuildPlan, before=None):
+    """The launcher's counters (``before`` given: the difference, i.e. this build's); None without one."""
+    if plan.launcher == "none" or not plan.launcher_path:
+        return None
+    from mamba_build.launcher import stats, stats_env
+
+    now = stats(plan.launcher, plan.launcher_path, stats_env(plan.launcher_env))
+    if before is None or now is None:
+        return now
+    return now.minus(before)
 
 
 def render_smoke(smoke) -> str:
