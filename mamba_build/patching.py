@@ -87,6 +87,7 @@ class PatchOptions:
     clang_bounds: VersionBounds | None = None   # same for CUDA_CLANG_VERSIONS
     allow_unsupported_compiler: bool = False    # adds nvcc -allow-unsupported-compiler
     split_units: bool = False                   # split_units recipes (one unit per instantiation)
+    cxx_std: str | None = None                  # "20": -std=c++17 raised to what torch's headers need
 
     def __post_init__(self) -> None:
         if not self.archs:
@@ -108,6 +109,7 @@ class PatchOptions:
             "use_ninja": self.use_ninja, "cxx11_abi": self.cxx11_abi,
             "compiler_bounds": _bounds_json(self.compiler_bounds), "clang_bounds": _bounds_json(self.clang_bounds),
             "allow_unsupported_compiler": self.allow_unsupported_compiler, "split_units": self.split_units,
+            "cxx_std": self.cxx_std,
         }
 
 
@@ -145,6 +147,7 @@ def option_placeholders(options: PatchOptions) -> dict[str, str]:
         "cxx11_abi": "True" if options.cxx11_abi else "False",
         "gcc_bounds": repr(dict(options.compiler_bounds or {})),
         "clang_bounds": repr(dict(options.clang_bounds or {})),
+        "cxx_std": str(options.cxx_std or ""),
     }
 
 

@@ -56,7 +56,8 @@ def patch_options(plan: BuildPlan):
     return PatchOptions(archs=plan.archs, nvcc_threads=plan.nvcc_threads, split_compile=plan.split_compile,
                         use_ninja=plan.use_ninja, cxx11_abi=plan.cxx11_abi,
                         compiler_bounds=plan.compiler_bounds if plan.patch_torch == "process" else None,
-                        allow_unsupported_compiler=plan.compiler.unsupported_override, split_units=plan.split_units)
+                        allow_unsupported_compiler=plan.compiler.unsupported_override, split_units=plan.split_units,
+                        cxx_std=plan.cxx_std)
 
 
 def explain_failure(log: str | Path, plan: BuildPlan | None = None) -> tuple[str, str | None, str]:
@@ -92,7 +93,7 @@ def cache_components(plan: BuildPlan, pkg: PackagePlan, fetched) -> dict:
         "toolkit": plan.cuda_home, "cuda": plan.cuda_version, "compiler": f"{plan.compiler.cxx} {plan.compiler.version}",
         "unsupported_compiler": plan.compiler.unsupported_override, "archs": list(plan.archs),
         "nvcc_threads": plan.nvcc_threads, "split_compile": plan.split_compile, "include_dirs": list(plan.include_dirs),
-        "local_version": plan.local_version, "split_units": plan.split_units,
+        "local_version": plan.local_version, "split_units": plan.split_units, "cxx_std": plan.cxx_std,
     }
 
 

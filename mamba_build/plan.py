@@ -112,6 +112,8 @@ class BuildPlan:
     split_units_reason: str = ""
     rerun_smoke: bool = False
     gpus: tuple[str, ...] = ()  # names of the visible GPUs (a stored smoke verdict must match)
+    cxx_std: str | None = None  # "20": setup.py's -std=c++17 raised to what torch's headers require
+    cxx_std_reason: str = ""
     # compiler launcher in front of nvcc (mamba_build/launcher.py; not part of the wheel cache key)
     launcher: str = "none"  # none / ccache / sccache
     launcher_path: str | None = None
@@ -226,6 +228,28 @@ def _split_compile(opts: CompileOptions, env: Environment, jobs: int) -> tuple[i
                "measured on H100: causal-conv1d sm_90 8:40 -> 2:29)")
 
 
+_CPLUSPLUS = {"201703": "17", "202002": "20", "202302": "23"}
+
+
+def torch_cxx_std(torch_file: str | None) -> tuple[str | None, str]:
+    """The C++ standard the installed torch's headers demand, read from its ATen/ATen.h
+    (`#if ... __cplusplus < 202002L / #error C++20 or later ...` in torch 2.14), and why."""
+    if not torch_file:
+        return None, "torch's headers not found"
+    header = Path(torch_file).parent / "include" / "ATen" / "ATen.h"
+    try:
+        text = header.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None, f"{header} not readable"
+    import re
+
+    m = re.search(r"__cplusplus\s*<\s*(\d{6})L?[^\n]*\n\s*#\s*error[^\n]*", text)
+    std = _CPLUSPLUS.get(m.group(1)) if m else None
+    if std is None or std == "17":
+        return None, f"{header.name} needs no more than C++17"
+    return std, f"{header} stops anything older than C++{std} (#error), and setup.py asks for c++17"
+
+
 def _split_units(opts: CompileOptions, jobs: int) -> tuple[bool, str]:
     if opts.split_units is not None:
         return opts.split_units, "--split-units" if opts.split_units else "--no-split-units"
@@ -296,6 +320,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         if rec2.jobs < njobs:
             njobs, jobs_reason = rec2.jobs, rec2.reason
     split_units, split_units_reason = _split_units(opts, njobs)
+    cxx_std, cxx_std_reason = torch_cxx_std(t.file)
     nvcc_threads = opts.nvcc_threads or max(1, min(len(archs), 4))
     bounds = {}
     gcc_b = torch_bounds(env, target, "gcc")
@@ -326,7 +351,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         include_dirs=tuple(math_include_dirs(env, tk)),
         schedule=schedule, schedule_reason=schedule_reason, ninja=ninja_path, nvcc_jobserver=nvcc_js,
         split_units=split_units, split_units_reason=split_units_reason, rerun_smoke=opts.rerun_smoke,
-        gpus=tuple(g.name for g in env.gpus.gpus),
+        gpus=tuple(g.name for g in env.gpus.gpus), cxx_std=cxx_std, cxx_std_reason=cxx_std_reason,
     )
 
 

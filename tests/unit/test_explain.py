@@ -64,6 +64,8 @@ SNIPPETS = {
                        "required version by CUDA 12.1. Please make sure to use an adequate version of g++ "
                        "(>=6.0.0, <13.0).\n",
     "arch-unsupported": "nvcc fatal   : Unsupported gpu architecture 'compute_120'\n" + CASCADE_TAIL,
+    "cxx-standard": "/v/torch/include/ATen/ATen.h:5:2: error: #error C++20 or later compatible compiler is "
+                    "required to use ATen.\n" + CASCADE_TAIL,
     "sdist-missing-sources": "ninja: error: '/s/mamba_ssm-2.2.4/csrc/selective_scan/selective_scan.cpp', needed by "
                              "'/s/build/selective_scan.o', missing and no known rule to make it\n" + CASCADE_TAIL,
     "headers-missing": "/usr/include/x.h:1:10: fatal error: Python.h: No such file or directory\n"
