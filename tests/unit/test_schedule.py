@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import signal
 import sys
 import threading
 import time
@@ -101,10 +102,16 @@ def test_stream_many_stops_the_others_on_the_first_failure(tmp_path):
 def test_stream_many_ctrl_c_kills_every_build(tmp_path):
     pids = tmp_path / "pids"
     jobs = [runner.StreamJob(["sh", "-c", f"echo $$ >> {pids}; sleep 60"], tmp_path / f"{i}.log") for i in range(2)]
+    # interrupt_main does nothing while SIGINT is ignored or default (as an earlier test may leave it)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, _thread.interrupt_main)
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        runner.stream_many(jobs, timeout=120)
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            runner.stream_many(jobs, timeout=120)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     time.sleep(0.5)
     for pid in map(int, pids.read_text().split()):
         with pytest.raises(ProcessLookupError):
