@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import csv
-import hashlib
 import io
 import json
 import zipfile
 from pathlib import Path
 
 from mamba_build import runner
+from mamba_build.sources import sha256_file
 
 _CHILD = r"""
 import json, sys
@@ -51,11 +51,8 @@ def _wheel_record(wheel: Path) -> tuple[str, str, dict[str, str]]:
 
 
 def _sha256_record(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "sha256=" + base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+    """The file's hash in RECORD's form (urlsafe base64, no padding)."""
+    return "sha256=" + base64.urlsafe_b64encode(bytes.fromhex(sha256_file(path))).rstrip(b"=").decode()
 
 
 def installed_identical(python: str, wheels: list[Path]) -> bool:

@@ -274,8 +274,8 @@ def reused_smoke(plan: BuildPlan, wheels: list[BuiltWheel]):
         return None
     rec = records[0]
     if plan.gpus:
-        if rec.get("verdict") != "pass" or not any(rec.get("device") and rec["device"] in g or g in rec["device"]
-                                                   for g in plan.gpus):
+        device = rec.get("device")
+        if rec.get("verdict") != "pass" or not device or not any(device in g or g in device for g in plan.gpus):
             return None
     elif rec.get("verdict") != "import-only":
         return None

@@ -52,6 +52,7 @@ def test_verdict_not_reused_when_anything_differs(monkeypatch):
     assert reused_smoke(plan, _with(wheels, other_set)) is None  # tested with another companion wheel
     assert reused_smoke(plan, _with(wheels, smoke_record(_passed(device="NVIDIA A100-SXM4-80GB"), wheels))) is None
     assert reused_smoke(plan, _with(wheels, smoke_record(_passed(gpu=False), wheels))) is None  # import-only
+    assert reused_smoke(plan, _with(wheels, smoke_record(_passed(device=None), wheels))) is None  # no device named
     fresh = _with(wheels, rec)
     fresh[1] = replace(fresh[1], from_cache=False)  # one wheel was just built: test it again
     assert reused_smoke(plan, fresh) is None
