@@ -3,7 +3,7 @@
 Usage (from the repo root; on the H100 through scripts/gpu/h100_bench.sh + scripts/gpu/poll.sh):
 
     python benchmarks/build_speed.py --sdists .carry/sdists --out /tmp/bench \
-        [--packages causal-conv1d,mamba-ssm] [--arch 9.0 | native] [--phases cold,warm,upstream,kernels] \
+        [--packages causal-conv1d,mamba-ssm] [--arch 9.0 | native] [--phases cold,warm,kernels-aa,upstream,kernels] \
         [--upstream-mode sequential|concurrent] [--python PY] [--extra-compile-args "..."] \
         [--report docs/benchmarks.md --section h100-build-speed]
     python benchmarks/build_speed.py --report-only /tmp/bench [--report docs/benchmarks.md --section NAME]
@@ -16,7 +16,11 @@ Phases (always run in this order, whichever are asked for):
 - upstream: each pristine sdist unpacked and built with `PY -m pip wheel --no-build-isolation --no-deps -v`,
   only `<PREFIX>FORCE_BUILD=TRUE` and `CUDA_HOME` set (MAX_JOBS unset: ninja's default), one after the
   other (`sequential`, what `pip install causal-conv1d mamba-ssm` does) or both at once (`concurrent`);
-- kernels: both builds' wheels unzipped, then `PY benchmarks/kernel_speed.py` compares their kernels.
+- kernels-aa: mamba-build's cold wheels timed against themselves with `benchmarks/kernel_speed.py`
+  (`--kernel-aa-args`, default `--quick`): the method's noise floor, and a check on this GPU that the timing
+  script works before the long upstream phase;
+- kernels: both builds' wheels unzipped, then `PY benchmarks/kernel_speed.py` compares their kernels, for
+  every package both built (`--ops`): a package whose upstream build did not finish is left out and named.
 
 Every command runs under a small wrapper child process that runs it and prints its own
 getrusage(RUSAGE_CHILDREN): wall, user+sys CPU time of the whole (waited-for) process tree, and peak RSS of
@@ -58,7 +62,8 @@ TARGET_COLD_S = 150.0      # cold build of both packages, wall, whole command
 TARGET_SPEEDUP = 8.0       # upstream default total / mamba-build cold
 TARGET_WARM_S = 10.0       # warm rebuild, wall, whole command
 
-PHASES = ("cold", "warm", "upstream", "kernels")
+PHASES = ("cold", "warm", "kernels-aa", "upstream", "kernels")
+KERNEL_OPS = {"causal-conv1d": "causal_conv1d", "mamba-ssm": "selective_scan"}  # package -> kernel_speed.py --ops
 HEARTBEAT_S = 20.0
 
 
@@ -361,14 +366,17 @@ class Bench:
             "settings": {"packages": args.packages, "arch": args.arch, "phases": args.phases,
                          "upstream_mode": args.upstream_mode, "python": self.py,
                          "extra_compile_args": args.extra_compile_args, "kernel_args": args.kernel_args,
+                         "kernel_aa_args": args.kernel_aa_args,
                          "timeouts_s": {"compile": args.timeout_compile, "upstream": args.timeout_upstream,
                                         "kernels": args.timeout_kernels},
+                         "deadline_s": args.deadline_s, "reserve_kernels_s": args.reserve_kernels_s,
                          "sdists": {n: {"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
                                     for n, p in self.sdists.items()}},
             "targets": {"cold_s": TARGET_COLD_S, "speedup": TARGET_SPEEDUP, "warm_s": TARGET_WARM_S},
             "phases": {},
         }
         self._last_save = 0.0
+        self.t0 = time.monotonic()
 
     # -- bookkeeping
     def save(self) -> None:
@@ -448,6 +456,13 @@ class Bench:
         rec = self.results["phases"]["upstream"] = {
             "status": "running", "mode": mode, "started": utc_now(), "cuda_home": self.cuda_home, "packages": {}}
         deadline = time.monotonic() + self.args.timeout_upstream
+        if self.args.deadline_s:  # leave the kernels phase its reserve before the run's own deadline
+            cut = self.t0 + self.args.deadline_s - self.args.reserve_kernels_s
+            if cut < deadline:
+                deadline = cut
+                rec["timeout_s"] = round(max(0.0, cut - time.monotonic()), 1)
+                rec["timeout_reason"] = (f"--deadline-s {self.args.deadline_s:.0f} less --reserve-kernels-s "
+                                         f"{self.args.reserve_kernels_s:.0f} for the kernels phase")
         jobs: dict[str, tuple[list[str], Path, dict, Path, str]] = {}
         for p in self.packages:
             src = self.out / "src-upstream" / p.name
@@ -522,48 +537,66 @@ class Bench:
             prec["wheel"] = wheels[name]
             prec["archs"] = cuobjdump_archs(self.out / "wheels-upstream" / name / wheels[name]["file"], self.cuda_home)
 
-    def phase_kernels(self) -> None:
-        rec = self.results["phases"]["kernels"] = {"status": "running", "started": utc_now()}
+    def phase_kernels(self, phase: str = "kernels") -> None:
+        """kernels: upstream's wheels (baseline) against mamba-build's cold wheels, for every package that both
+        built (a package whose upstream build did not finish is left out and named). kernels-aa: mamba-build's
+        cold wheels against themselves (the same files in two processes), run before the long upstream phase:
+        the noise floor of the method, and an early check that kernel_speed.py works on this GPU."""
+        rec = self.results["phases"][phase] = {"status": "running", "started": utc_now()}
         script = REPO / "benchmarks" / "kernel_speed.py"
         cold = self.out / "wheels-cold"
         up = self.out / "wheels-upstream"
-        mine = sorted(cold.glob("*.whl")) if cold.is_dir() else []
-        theirs = sorted(up.glob("*/*.whl")) if up.is_dir() else []
-        have = {wheel_package(w.name) for w in theirs}
-        missing_up = [p.name for p in self.packages if p.name not in have]
-        missing_mine = [p.name for p in self.packages if p.name not in {wheel_package(w.name) for w in mine}]
+        mine = {wheel_package(w.name): w for w in (sorted(cold.glob("*.whl")) if cold.is_dir() else [])}
+        theirs = {wheel_package(w.name): w for w in (sorted(up.glob("*/*.whl")) if up.is_dir() else [])}
         if not script.exists():
             rec.update(status="skipped", note="benchmarks/kernel_speed.py is not in this checkout")
             return
-        if missing_up or missing_mine:
-            rec.update(status="skipped", note="no wheel to compare: "
-                       + "; ".join(filter(None, [f"upstream: {', '.join(missing_up)}" if missing_up else "",
-                                                 f"mamba-build cold: {', '.join(missing_mine)}" if missing_mine else ""])))
+        aa = phase == "kernels-aa"
+        base_label, base = ("mamba-build", mine) if aa else ("upstream", theirs)
+        other_label = "mamba-build-again" if aa else "mamba-build"
+        both = [p for p in self.packages if p.name in base and p.name in mine]
+        left = [p.name for p in self.packages if p not in both]
+        if not both:
+            missing = [f"{label}: {', '.join(p.name for p in self.packages if p.name not in have)}"
+                       for label, have in (((base_label, base),) if not aa else ()) + (("mamba-build cold", mine),)
+                       if any(p.name not in have for p in self.packages)]
+            rec.update(status="skipped", note="no wheel to compare: " + "; ".join(missing))
             return
-        kb = self.out / "kb"
+        if left:
+            rec["left_out"] = left
+            rec["note"] = (f"only {', '.join(p.name for p in both)}: no {base_label if aa else 'upstream'} wheel of "
+                           f"{', '.join(left)} to compare")
+        ops = [KERNEL_OPS[p.name] for p in both]
+        kb = self.out / ("kb-aa" if aa else "kb")
         shutil.rmtree(kb, ignore_errors=True)
-        for label, wheels in (("mamba-build", mine), ("upstream", theirs)):
-            for w in wheels:
-                with zipfile.ZipFile(w) as zf:
+        for label, wheels in ((base_label, base), (other_label, mine)):
+            for p in both:
+                with zipfile.ZipFile(wheels[p.name]) as zf:
                     zf.extractall(kb / label)
-        argv = [self.py, str(script), "--build", f"upstream={kb / 'upstream'}", "--build", f"mamba-build={kb / 'mamba-build'}",
-                "--json", str(self.out / "kernels.json"), "--markdown", str(self.out / "kernels.md"),
-                *shlex.split(self.args.kernel_args or "")]
-        log = self.out / "kernels.log"
+        stem = phase
+        extra = self.args.kernel_aa_args if aa else self.args.kernel_args
+        argv = [self.py, str(script), "--build", f"{base_label}={kb / base_label}",
+                "--build", f"{other_label}={kb / other_label}", "--ops", ",".join(ops),
+                "--json", str(self.out / f"{stem}.json"), "--markdown", str(self.out / f"{stem}.md"),
+                *shlex.split(extra or "")]
+        log = self.out / f"{stem}.log"
         log.unlink(missing_ok=True)
         rec["command"] = shlex.join(argv)
         rec["log"] = log.name
-        self.current("kernels", [log])
+        self.current(phase, [log])
         self.save()
-        m = Measured(argv, log, timeout=self.args.timeout_kernels, env=self.env, cwd=REPO)
-        self.wait_all({"kernels": m}, rec, key_of=lambda _n: None)
+        timeout = self.args.timeout_kernels
+        if self.args.deadline_s:
+            timeout = max(30.0, min(timeout, self.t0 + self.args.deadline_s - time.monotonic()))
+        m = Measured(argv, log, timeout=timeout, env=self.env, cwd=REPO)
+        self.wait_all({phase: m}, rec, key_of=lambda _n: None)
         rec.pop("elapsed_s", None)
         rec.update(m.result())
         rec["status"] = "timeout" if rec.get("timed_out") else ("done" if rec["rc"] == 0 else "failed")
         if rec["status"] != "done":
             lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("[exit ")]
             rec["error_tail"] = lines[-3:]
-        md = self.out / "kernels.md"
+        md = self.out / f"{stem}.md"
         if md.exists():
             rec["markdown"] = md.read_text(errors="replace")[:20000]
 
@@ -579,7 +612,7 @@ class Bench:
                     elif phase == "upstream":
                         self.phase_upstream()
                     else:
-                        self.phase_kernels()
+                        self.phase_kernels(phase)
                 except Exception as exc:  # keep going: one broken phase must not lose the others
                     rec = self.results["phases"].setdefault(phase, {})
                     rec.update(status="error", error=f"{type(exc).__name__}: {exc}")
@@ -838,16 +871,25 @@ def render_report(results: dict) -> str:
         notes.append(f"upstream mode: {up.get('mode')} ("
                      + ("one package after the other, as `pip install causal-conv1d mamba-ssm` does)" if up.get("mode") != "concurrent"
                         else "both packages at the same time: faster for upstream, so a conservative baseline)"))
+        if up.get("timeout_reason"):
+            notes.append(f"upstream's time limit: {fmt_s(up.get('timeout_s'))} ({up['timeout_reason']}); a build "
+                         "cut off there gives a lower bound, never a measured total")
     notes.append("wall = elapsed time of the command; CPU time = user+sys of the whole process tree; peak RSS = the "
                  "largest single process (getrusage(RUSAGE_CHILDREN) of a wrapper process per command)")
     if "cold" in phases:
         notes.append("mamba-build per-package rows: the build seconds `compile` printed (`built ... in Ns`); "
                      "with the pool schedule they overlap")
     lines += [f"- {n}" for n in notes]
-    k = phases.get("kernels")
-    if k:
+    for name, title in (("kernels-aa", "Kernel timing noise floor (`benchmarks/kernel_speed.py`, mamba-build's cold "
+                                       "wheels against themselves, before the upstream phase)"),
+                        ("kernels", "Kernel parity (`benchmarks/kernel_speed.py`, upstream vs mamba-build cold wheels)")):
+        k = phases.get(name)
+        if not k:
+            continue
         lines.append("")
-        lines.append("Kernel parity (`benchmarks/kernel_speed.py`, upstream vs mamba-build cold wheels):")
+        lines.append(title + ":")
+        if k.get("note") and k.get("status") != "skipped":
+            lines.append(f"- {k['note']}")
         if k.get("markdown"):
             lines.append("")
             lines.append(k["markdown"].strip())
@@ -866,22 +908,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--out", help="results directory (results.json, table.md, logs, wheels, cache)")
     ap.add_argument("--packages", default="causal-conv1d,mamba-ssm")
     ap.add_argument("--arch", default="native", help="compile --arch (default native: the visible GPUs)")
-    ap.add_argument("--phases", default=",".join(PHASES), help="any of cold,warm,upstream,kernels (run in that order)")
+    ap.add_argument("--phases", default=",".join(PHASES), help="any of " + ",".join(PHASES) + " (run in that order)")
     ap.add_argument("--upstream-mode", choices=("sequential", "concurrent"), default="sequential")
     ap.add_argument("--python", default=sys.executable, help="the Python that builds (default: this one)")
     ap.add_argument("--cuda-home", default=None, help="toolkit for upstream (default: the one compile's plan picks)")
     ap.add_argument("--extra-compile-args", default="", help="appended to both compile commands")
     ap.add_argument("--kernel-args", default="", help="appended to the kernel_speed.py command (e.g. --quick)")
+    ap.add_argument("--kernel-aa-args", default="--quick",
+                    help="appended to the kernels-aa command (mamba-build against itself; default --quick)")
     ap.add_argument("--timeout-compile", type=float, default=3600.0, help="seconds per compile command")
     ap.add_argument("--timeout-upstream", type=float, default=5400.0, help="seconds for the whole upstream phase")
     ap.add_argument("--timeout-kernels", type=float, default=1800.0)
+    ap.add_argument("--deadline-s", type=float, default=None,
+                    help="end the whole run within this many seconds of its start (a leased machine): the upstream "
+                         "phase is cut off early enough to leave --reserve-kernels-s for the kernels phase")
+    ap.add_argument("--reserve-kernels-s", type=float, default=150.0)
     ap.add_argument("--report", default=None, help="markdown file whose section to replace (e.g. docs/benchmarks.md)")
     ap.add_argument("--section", default="h100-build-speed")
     ap.add_argument("--report-only", metavar="OUT", default=None,
                     help="regenerate table.md (and --report) from OUT/results.json, run nothing")
     argv, i = list(argv), 0
     while i < len(argv) - 1:  # these values start with "--": argparse would take them for options
-        if argv[i] in ("--extra-compile-args", "--kernel-args"):
+        if argv[i] in ("--extra-compile-args", "--kernel-args", "--kernel-aa-args"):
             argv[i:i + 2] = [f"{argv[i]}={argv[i + 1]}"]
         i += 1
     args = ap.parse_args(argv)

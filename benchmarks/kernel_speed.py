@@ -21,6 +21,7 @@ Run (on a GPU machine; each DIR holds one build's unzipped wheels, or give the w
     python benchmarks/kernel_speed.py --build upstream=/tmp/kb/upstream --build mamba-build=/tmp/kb/mb \\
         --rounds 5 --json /tmp/out/kernels.json --markdown /tmp/out/kernels.md
     python benchmarks/kernel_speed.py --build upstream=a.whl,b.whl --build mb=c.whl,d.whl --quick
+    python benchmarks/kernel_speed.py --build upstream=up.whl --build mb=mb.whl --ops selective_scan  # one package
 
 Exit status: 0 when no row is slower, 1 when some row is slower, 2 on a usage error or when a worker
 fails (its build and the tail of its stderr are printed). Without a CUDA GPU the worker exits 2 with
@@ -53,7 +54,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mamba_build.sources import sha256_file  # noqa: E402  (the project's one copy)
 
-MODULES = ("causal_conv1d_cuda", "selective_scan_cuda")
+OP_MODULES = {"causal_conv1d": "causal_conv1d_cuda", "selective_scan": "selective_scan_cuda"}  # op -> its extension
+OPS = tuple(OP_MODULES)
+MODULES = tuple(OP_MODULES.values())
 DTYPES = ("float32", "bfloat16")
 DIRECTIONS = ("fwd", "bwd")
 # (batch, dim, seqlen, width) for causal_conv1d; (batch, dim, seqlen, d_state) for selective_scan.
@@ -127,20 +130,33 @@ def parse_builds(specs: list[str]) -> list[Build]:
     return builds
 
 
-def find_extensions(root: Path) -> dict[str, Path]:
+def parse_ops(text: str) -> tuple[str, ...]:
+    """``--ops causal_conv1d,selective_scan`` -> the ops to time (UsageError on an unknown or empty list)."""
+    ops = tuple(dict.fromkeys(o.strip() for o in (text or "").split(",") if o.strip()))
+    unknown = [o for o in ops if o not in OP_MODULES]
+    if not ops or unknown:
+        raise UsageError(f"--ops {text!r}: expected a comma-separated list of {', '.join(OPS)}")
+    return ops
+
+
+def modules_for(ops: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(OP_MODULES[o] for o in ops)
+
+
+def find_extensions(root: Path, modules: tuple[str, ...] = MODULES) -> dict[str, Path]:
     """The extension .so files directly in ``root`` (where an unzipped wheel puts them)."""
     found: dict[str, Path] = {}
-    for module in MODULES:
+    for module in modules:
         hits = sorted(root.glob(f"{module}.*so")) + sorted(root.glob(f"{module}.so"))
         if hits:
             found[module] = hits[0]
     return found
 
 
-def check_origin(files: dict[str, str | None], root: Path) -> list[str]:
+def check_origin(files: dict[str, str | None], root: Path, modules: tuple[str, ...] = MODULES) -> list[str]:
     """Problems with where the extension modules were loaded from ([] when all come from root)."""
     problems = []
-    for module in MODULES:
+    for module in modules:
         where = files.get(module)
         if not where:
             problems.append(f"{module}: not loaded")
@@ -152,11 +168,11 @@ def check_origin(files: dict[str, str | None], root: Path) -> list[str]:
     return problems
 
 
-def cases(quick: bool) -> list[dict]:
+def cases(quick: bool, ops: tuple[str, ...] = OPS) -> list[dict]:
     """Every (op, shape, dtype, direction) to time, in the order a worker runs them."""
     shapes = QUICK_SHAPES if quick else SHAPES
     return [{"op": op, "shape": list(shape), "dtype": dtype, "direction": direction}
-            for op in shapes for shape in shapes[op] for dtype in DTYPES for direction in DIRECTIONS]
+            for op in shapes if op in ops for shape in shapes[op] for dtype in DTYPES for direction in DIRECTIONS]
 
 
 def case_key(row: dict) -> tuple:
@@ -318,10 +334,11 @@ def tail(text: str, lines: int = 40) -> str:
 # Worker: one build, one process, one round (torch imported here only)
 
 
-def worker_main(root: Path, out: Path, quick: bool, warmup: int, samples: int, iters: int) -> int:
+def worker_main(root: Path, out: Path, quick: bool, warmup: int, samples: int, iters: int,
+                ops: tuple[str, ...] = OPS) -> int:
     result: dict = {"ok": False, "dir": str(root)}
     try:
-        code = _worker(result, root, quick, warmup, samples, iters)
+        code = _worker(result, root, quick, warmup, samples, iters, ops)
     except BaseException as exc:  # noqa: BLE001 - report anything, even SystemExit from an extension
         traceback.print_exc(file=sys.stderr)
         result["error"] = f"{type(exc).__name__}: {exc}"
@@ -332,7 +349,8 @@ def worker_main(root: Path, out: Path, quick: bool, warmup: int, samples: int, i
     return code
 
 
-def _worker(result: dict, root: Path, quick: bool, warmup: int, samples: int, iters: int) -> int:
+def _worker(result: dict, root: Path, quick: bool, warmup: int, samples: int, iters: int,
+            ops: tuple[str, ...] = OPS) -> int:
     sys.path.insert(0, str(root))
     import torch  # noqa: PLC0415 - only ever in the worker
 
@@ -340,14 +358,15 @@ def _worker(result: dict, root: Path, quick: bool, warmup: int, samples: int, it
     if not torch.cuda.is_available():
         result["error"] = f"no CUDA GPU (torch {torch.__version__}: torch.cuda.is_available() is False)"
         return EXIT_ERROR
-    mods = {name: importlib.import_module(name) for name in MODULES}
+    modules = modules_for(ops)
+    mods = {name: importlib.import_module(name) for name in modules}
     result["modules"] = {name: getattr(mod, "__file__", None) for name, mod in mods.items()}
-    problems = check_origin(result["modules"], root)
+    problems = check_origin(result["modules"], root, modules)
     if problems:
         result["error"] = "extension modules not from the build directory: " + "; ".join(problems)
         return EXIT_ERROR
     result["machine"] = _machine(torch)
-    result["rows"] = run_cases(torch, mods, cases(quick), warmup, samples, iters)
+    result["rows"] = run_cases(torch, mods, cases(quick, ops), warmup, samples, iters)
     result["ok"] = True
     return EXIT_OK
 
@@ -493,8 +512,8 @@ def unpack_wheels(build: Build, into: Path) -> Path:
     return target
 
 
-def prepare(build: Build, scratch: Path) -> None:
-    """Check the build's paths, unzip its wheels, find its two .so files (UsageError if anything lacks)."""
+def prepare(build: Build, scratch: Path, modules: tuple[str, ...] = MODULES) -> None:
+    """Check the build's paths, unzip its wheels, find the .so files of ``modules`` (UsageError if any lacks)."""
     missing = [str(w) for w in build.wheels if not w.is_file()]
     if missing:
         raise UsageError(f"build {build.name!r}: no such wheel: {', '.join(missing)}")
@@ -504,8 +523,8 @@ def prepare(build: Build, scratch: Path) -> None:
     if not build.dir.is_dir():
         raise UsageError(f"build {build.name!r}: {build.dir} is not a directory")
     build.dir = build.dir.resolve()
-    build.modules = find_extensions(build.dir)
-    lacking = [m for m in MODULES if m not in build.modules]
+    build.modules = find_extensions(build.dir, modules)
+    lacking = [m for m in modules if m not in build.modules]
     if lacking:
         raise UsageError(f"build {build.name!r}: no {' / '.join(f'{m}*.so' for m in lacking)} in {build.dir}")
 
@@ -513,7 +532,8 @@ def prepare(build: Build, scratch: Path) -> None:
 def run_worker(build: Build, rnd: int, args, scratch: Path) -> dict:
     out = scratch / f"worker-{build.name}-{rnd}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(build.dir), "--out", str(out),
-           "--warmup", str(args.warmup), "--samples", str(args.samples), "--iters", str(args.iters)]
+           "--warmup", str(args.warmup), "--samples", str(args.samples), "--iters", str(args.iters),
+           "--ops", ",".join(args.ops)]
     if args.quick:
         cmd.append("--quick")
     t0 = time.monotonic()
@@ -561,7 +581,7 @@ def build_report(builds: list[Build], results: list[dict], args, argv: list[str]
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(["python", "benchmarks/kernel_speed.py", *argv]),
         "machine": results[0].get("machine", {}),
-        "settings": {k: getattr(args, k) for k in ("rounds", "warmup", "samples", "iters", "tolerance", "quick")},
+        "settings": {k: getattr(args, k) for k in ("rounds", "warmup", "samples", "iters", "tolerance", "quick", "ops")},
         "builds": [_build_info(b, results) for b in builds],
         "rows": rows,
         "summary": summarize(rows),
@@ -585,7 +605,7 @@ def _notes(builds: list[Build], results: list[dict]) -> list[str]:
     gpus = sorted({r.get("machine", {}).get("gpu") for r in results})
     if len(gpus) > 1:
         notes.append(f"workers saw different GPUs: {gpus}")
-    shas = {b.name: tuple(sha256_file(b.modules[m]) for m in MODULES) for b in builds}
+    shas = {b.name: tuple(sha256_file(b.modules[m]) for m in sorted(b.modules)) for b in builds}
     names = list(shas)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -603,6 +623,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--samples", type=int, default=None, help="timed samples per round (default 10, --quick 5)")
     ap.add_argument("--warmup", type=int, default=None, help="warmup calls per case (default 5, --quick 3)")
     ap.add_argument("--quick", action="store_true", help="one shape per op, fewer rounds and samples")
+    ap.add_argument("--ops", default=",".join(OPS),
+                    help=f"ops to time (default {','.join(OPS)}); a build needs only these ops' extensions")
     ap.add_argument("--tolerance", type=float, default=TOLERANCE, help="smallest |ratio - 1| called a difference")
     ap.add_argument("--timeout", type=float, default=WORKER_TIMEOUT_S, help="seconds per worker process")
     ap.add_argument("--json", type=Path, default=None, help="write the full report here")
@@ -616,6 +638,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             setattr(args, key, value)
     if args.rounds < 1 or args.samples < 1 or args.warmup < 0 or args.iters < 0 or args.tolerance < 0:
         raise UsageError("--rounds and --samples must be >= 1, --warmup, --iters and --tolerance >= 0")
+    args.ops = parse_ops(args.ops)
     if args.worker is not None and args.out is None:
         raise UsageError("--worker needs --out FILE")
     return args
@@ -629,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # argparse: --help (0) or a bad option (2, message already printed)
             return exc.code if isinstance(exc.code, int) else EXIT_ERROR
         if args.worker is not None:
-            return worker_main(args.worker, args.out, args.quick, args.warmup, args.samples, args.iters)
+            return worker_main(args.worker, args.out, args.quick, args.warmup, args.samples, args.iters, args.ops)
         builds = parse_builds(args.build)
         return run_parent(builds, args, argv)
     except UsageError as exc:
@@ -641,7 +664,7 @@ def run_parent(builds: list[Build], args, argv: list[str]) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="kernel_speed-"))
     try:
         for build in builds:
-            prepare(build, scratch)
+            prepare(build, scratch, modules_for(args.ops))
         try:
             results = run_rounds(builds, args, scratch)
         except WorkerError as exc:

@@ -402,3 +402,66 @@ def test_wrapper_counts_the_killed_tree_on_timeout(tmp_path):
     outer = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {inner!r}]); time.sleep(60)"
     res = bs.measure([sys.executable, "-c", outer], tmp_path / "o.log", timeout=2)
     assert res["timed_out"] and res["cpu_s"] >= 1.0
+
+
+def _fake_python(tmp_path: Path) -> Path:
+    fake = tmp_path / "fakepy"
+    fake.write_text(FAKE_PY.format(python=sys.executable))
+    fake.chmod(0o755)
+    return fake
+
+
+def test_kernels_aa_times_the_cold_wheels_against_themselves(tmp_path):
+    out = tmp_path / "out"
+    bs.main(["--sdists", str(_sdists(tmp_path)), "--out", str(out), "--python", str(_fake_python(tmp_path)),
+             "--phases", "cold,kernels-aa"])
+    k = json.loads((out / "results.json").read_text())["phases"]["kernels-aa"]
+    cmd = k["command"]
+    assert f"--build mamba-build={out / 'kb-aa' / 'mamba-build'}" in cmd
+    assert f"--build mamba-build-again={out / 'kb-aa' / 'mamba-build-again'}" in cmd
+    assert "--ops causal_conv1d,selective_scan" in cmd and cmd.endswith("--quick")  # the default --kernel-aa-args
+    for label in ("mamba-build", "mamba-build-again"):  # both sides unzipped from the same cold wheels
+        assert sorted(p.name for p in (out / "kb-aa" / label).iterdir()) == ["causal_conv1d", "mamba_ssm"]
+    # the fake wheels hold no extension: kernel_speed.py refuses them (exit 2), recorded as a failure
+    assert k["status"] == "failed" and k["rc"] == 2 and k["log"] == "kernels-aa.log"
+    assert "noise floor" in (out / "table.md").read_text()
+
+
+def test_kernels_compare_only_the_packages_upstream_finished(tmp_path):
+    out = tmp_path / "out"
+    up = out / "wheels-upstream" / "mamba-ssm"
+    up.mkdir(parents=True)
+    with zipfile.ZipFile(up / "mamba_ssm-2.3.2.post1-cp311-cp311-linux_x86_64.whl", "w") as zf:
+        zf.writestr("mamba_ssm/__init__.py", "")
+    bs.main(["--sdists", str(_sdists(tmp_path)), "--out", str(out), "--python", str(_fake_python(tmp_path)),
+             "--phases", "cold,kernels", "--kernel-args", "--rounds 3"])
+    k = json.loads((out / "results.json").read_text())["phases"]["kernels"]
+    assert "--ops selective_scan --json" in k["command"] and k["command"].endswith("--rounds 3")
+    assert f"--build upstream={out / 'kb' / 'upstream'}" in k["command"]
+    assert k["left_out"] == ["causal-conv1d"]
+    assert "no upstream wheel of causal-conv1d" in k["note"]
+    assert "no upstream wheel of causal-conv1d" in (out / "table.md").read_text()
+    assert [p.name for p in (out / "kb" / "upstream").iterdir()] == ["mamba_ssm"]
+
+
+def test_phases_run_in_their_fixed_order_and_unknown_ones_are_refused():
+    assert bs.PHASES == ("cold", "warm", "kernels-aa", "upstream", "kernels")
+    with pytest.raises(SystemExit):
+        bs.parse_args(["--sdists", "x", "--out", "y", "--phases", "cold,kernels-ab"])
+
+
+def test_deadline_cuts_the_upstream_phase_to_leave_the_kernels_reserve(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_UPSTREAM_SLEEP", "60")
+    out = tmp_path / "out"
+    start = time.monotonic()
+    bs.main(["--sdists", str(_sdists(tmp_path)), "--out", str(out), "--python", str(_fake_python(tmp_path)),
+             "--phases", "cold,upstream", "--upstream-mode", "concurrent", "--timeout-upstream", "600",
+             "--deadline-s", "14", "--reserve-kernels-s", "10"])
+    assert time.monotonic() - start < 45  # not the 60 s the fake upstream build sleeps, nor the 600 s limit
+    res = json.loads((out / "results.json").read_text())
+    up = res["phases"]["upstream"]
+    assert up["status"] == "timeout" and up["timeout_s"] <= 4.0
+    assert "--deadline-s 14 less --reserve-kernels-s 10" in up["timeout_reason"]
+    assert all(p["status"] == "timeout" for p in up["packages"].values())
+    assert res["settings"]["deadline_s"] == 14.0
+    assert "upstream's time limit" in (out / "table.md").read_text()

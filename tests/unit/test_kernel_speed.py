@@ -88,6 +88,30 @@ def test_missing_directory_or_extension_is_usage_error(tmp_path, capsys):
     assert "selective_scan_cuda*.so" in err and "causal_conv1d_cuda*.so" not in err
 
 
+
+def test_ops_restrict_the_cases_and_the_extensions_a_build_needs(tmp_path, capsys):
+    assert ks.parse_ops("selective_scan") == ("selective_scan",)
+    assert ks.parse_ops(" causal_conv1d , selective_scan,causal_conv1d") == ("causal_conv1d", "selective_scan")
+    for bad in ("", "selective", "causal_conv1d,bogus", ","):
+        with pytest.raises(ks.UsageError, match="--ops"):
+            ks.parse_ops(bad)
+    only_scan = ks.cases(quick=False, ops=("selective_scan",))
+    assert len(only_scan) == 3 * 2 * 2 and {c["op"] for c in only_scan} == {"selective_scan"}
+    # a build holding only selective_scan_cuda is enough for --ops selective_scan ...
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / f"selective_scan_cuda.{SO}").write_bytes(b"x")
+    build = ks.parse_build(f"a={half}")
+    ks.prepare(build, tmp_path, ks.modules_for(("selective_scan",)))
+    assert list(build.modules) == ["selective_scan_cuda"]
+    # ... but not for the default (both ops)
+    with pytest.raises(ks.UsageError, match="causal_conv1d_cuda"):
+        ks.prepare(ks.parse_build(f"a={half}"), tmp_path)
+    assert ks.main(["--build", f"a={half}", "--build", f"b={half}", "--ops", "nope"]) == 2
+    assert "--ops 'nope'" in capsys.readouterr().err
+    assert ks.check_origin({"selective_scan_cuda": str(half / f"selective_scan_cuda.{SO}")}, half,
+                           ks.modules_for(("selective_scan",))) == []
+
 def test_wheels_are_unzipped_and_extensions_found(tmp_path):
     wheels = []
     for mod in ks.MODULES:

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# GPU: issue 5's whole benchmark in ONE device lease (30 min of device time, 10 min per command, warm 30 s
+# between commands). First command: set up, start benchmarks/build_speed.py detached, follow it:
+#   bash scripts/gpu/bench_session.sh [SECONDS_TO_FOLLOW] [DEADLINE_S]     (carry [".carry", ".whl"])
+# then, right away after each return (the machine goes back after 30 s idle):
+#   bash scripts/gpu/poll.sh 570                                        # until it says "finished"
+# What it does:
+# 1. puts ninja >= 1.13 (the carried wheel .whl/ninja-*.whl) next to the image's python3, so that
+#    `compile` can use its jobserver pool (the image's own ninja may be older);
+# 2. prints the machine (CPUs, MemTotal/MemAvailable, GPU, nvcc, torch) and compile's dry-run plan;
+#    where the plan's job count is below the CPU count only because MemAvailable reads low (a Firecracker
+#    VM whose memory grows as it is used: KINDS.md), it passes --jobs <CPUs>, and says so;
+# 3. starts build_speed.py (cold, warm, kernels-aa, upstream concurrent, kernels) through h100_bench.sh with
+#    --deadline-s DEADLINE_S (default 1530), so the upstream phase is cut in time for the kernels phase;
+# 4. follows it for SECONDS_TO_FOLLOW (default 520) with poll.sh, which copies the results into $OUT.
+# BENCH_ARGS: more build_speed.py options (e.g. BENCH_ARGS="--phases cold,warm" for a short check).
+set -u
+FOLLOW=${1:-520}; DEADLINE=${2:-1530}
+PY=$(command -v python3)
+echo "== $(date -u '+%F %T UTC') bench_session: python3 = $PY"
+nproc; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; nvidia-smi -L 2>&1 | head -2
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv 2>&1 | head -3
+command -v nvcc && nvcc --version | tail -2
+echo "ninja before: $(ninja --version 2>&1) ($(command -v ninja))"
+bindir=$(dirname "$PY")
+"$PY" -m pip install -q --no-index --no-deps --no-compile --upgrade .whl/ninja-*.whl 2>&1 | tail -2
+echo "ninja next to python3: $("$bindir/ninja" --version 2>&1)"
+export PYTHONUNBUFFERED=1
+plan=$("$PY" -m mamba_build compile --package causal-conv1d,mamba-ssm \
+  --source causal-conv1d=.carry/sdists/causal_conv1d-1.7.0.tar.gz \
+  --source mamba-ssm=.carry/sdists/mamba_ssm-2.3.2.post1.tar.gz --dry-run --json 2>&1)
+echo "$plan" | "$PY" -c '
+import json, sys
+try:
+    p = json.loads(sys.stdin.read())
+except ValueError:
+    print("dry-run plan: not JSON"); raise SystemExit
+for k in ("cuda_home", "cuda_version", "torch_version", "archs", "jobs", "jobs_reason", "schedule", "schedule_reason",
+          "split_compile", "split_reason", "nvcc_jobserver", "split_units", "split_units_reason", "nvcc_threads"):
+    print(f"plan {k}: {p.get(k)}")
+print("plan compiler:", (p.get("compiler") or {}).get("cxx"))
+' 2>&1
+jobs=$(echo "$plan" | "$PY" -c 'import json,sys; print(json.loads(sys.stdin.read()).get("jobs") or 0)' 2>/dev/null || echo 0)
+extra=""
+if [ "${jobs:-0}" -lt "$(nproc)" ]; then
+  extra="--jobs $(nproc)"
+  echo "the plan chose ${jobs:-no} jobs from MemAvailable; this VM's memory grows on use (128 GiB): passing $extra"
+fi
+read -r -a more <<< "${BENCH_ARGS:-}"
+bash scripts/gpu/h100_bench.sh --upstream-mode concurrent --deadline-s "$DEADLINE" --reserve-kernels-s 150 \
+  --kernel-args "--rounds 3" ${extra:+--extra-compile-args "$extra"} "${more[@]}"
+bash scripts/gpu/poll.sh "$FOLLOW"
