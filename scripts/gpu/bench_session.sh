@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU: issue 5's whole benchmark in ONE device lease (30 min of device time, 10 min per command, warm 30 s
 # between commands). First command: set up, start benchmarks/build_speed.py detached, follow it:
-#   bash scripts/gpu/bench_session.sh [SECONDS_TO_FOLLOW] [DEADLINE_S]     (carry [".carry", ".whl"])
+#   bash scripts/gpu/bench_session.sh [FOLLOW_S] [DEADLINE_S] [RESERVE_S]    (carry [".carry", ".whl"])
 # then, right away after each return (the machine goes back after 30 s idle):
 #   bash scripts/gpu/poll.sh 570                                        # until it says "finished"
 # What it does:
@@ -11,11 +11,12 @@
 #    where the plan's job count is below the CPU count only because MemAvailable reads low (a Firecracker
 #    VM whose memory grows as it is used: KINDS.md), it passes --jobs <CPUs>, and says so;
 # 3. starts build_speed.py (cold, warm, kernels-aa, upstream concurrent, kernels) through h100_bench.sh with
-#    --deadline-s DEADLINE_S (default 1530), so the upstream phase is cut in time for the kernels phase;
-# 4. follows it for SECONDS_TO_FOLLOW (default 520) with poll.sh, which copies the results into $OUT.
+#    --deadline-s DEADLINE_S (default 1470) and --reserve-kernels-s RESERVE_S (default 120), so the
+#    upstream phase is cut in time for the kernels phase;
+# 4. follows it for FOLLOW_S (default 520) with poll.sh, which copies the results into $OUT.
 # BENCH_ARGS: more build_speed.py options (e.g. BENCH_ARGS="--phases cold,warm" for a short check).
 set -u
-FOLLOW=${1:-520}; DEADLINE=${2:-1530}
+FOLLOW=${1:-520}; DEADLINE=${2:-1470}; RESERVE=${3:-120}
 PY=$(command -v python3)
 echo "== $(date -u '+%F %T UTC') bench_session: python3 = $PY"
 nproc; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; nvidia-smi -L 2>&1 | head -2
@@ -47,6 +48,6 @@ if [ "${jobs:-0}" -lt "$(nproc)" ]; then
   echo "the plan chose ${jobs:-no} jobs from MemAvailable; this VM's memory grows on use (128 GiB): passing $extra"
 fi
 read -r -a more <<< "${BENCH_ARGS:-}"
-bash scripts/gpu/h100_bench.sh --upstream-mode concurrent --deadline-s "$DEADLINE" --reserve-kernels-s 150 \
+bash scripts/gpu/h100_bench.sh --upstream-mode concurrent --deadline-s "$DEADLINE" --reserve-kernels-s "$RESERVE" \
   --kernel-args "--rounds 3" ${extra:+--extra-compile-args "$extra"} "${more[@]}"
 bash scripts/gpu/poll.sh "$FOLLOW"
