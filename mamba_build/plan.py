@@ -250,10 +250,16 @@ def torch_cxx_std(torch_file: str | None) -> tuple[str | None, str]:
     return std, f"{header} stops anything older than C++{std} (#error), and setup.py asks for c++17"
 
 
-def _split_units(opts: CompileOptions, jobs: int) -> tuple[bool, str]:
+def _split_units(opts: CompileOptions, jobs: int, *, pool: bool, archs: int, nvcc_threads: int) -> tuple[bool, str]:
+    """split_units recipes on or off: where the measured costs (mamba_build/costs.py) predict it faster."""
+    from mamba_build.costs import choose_split_units
+
     if opts.split_units is not None:
         return opts.split_units, "--split-units" if opts.split_units else "--no-split-units"
-    if jobs >= 4:
+    choice = choose_split_units(opts.packages, jobs, pool=pool, archs=archs, nvcc_threads=nvcc_threads)
+    if choice is not None:
+        return choice.split, choice.reason
+    if jobs >= 4:  # a package without measured costs: the longest unit is likely the critical path on many slots
         return True, (f"{jobs} jobs: the longest unit (causal_conv1d_bwd.cu, 446 s of one core for sm_90) would be "
                       "the critical path; its 18 instantiations become units that run in parallel")
     return False, f"{jobs} jobs: splitting only adds front-end work when the cores are busy anyway"
@@ -319,9 +325,10 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         rec2 = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
         if rec2.jobs < njobs:
             njobs, jobs_reason = rec2.jobs, rec2.reason
-    split_units, split_units_reason = _split_units(opts, njobs)
-    cxx_std, cxx_std_reason = torch_cxx_std(t.file)
     nvcc_threads = opts.nvcc_threads or max(1, min(len(archs), 4))
+    split_units, split_units_reason = _split_units(opts, njobs, pool=schedule == "pool", archs=len(archs),
+                                                   nvcc_threads=nvcc_threads)
+    cxx_std, cxx_std_reason = torch_cxx_std(t.file)
     bounds = {}
     gcc_b = torch_bounds(env, target, "gcc")
     limit = toolkit_limit(target, "gcc")

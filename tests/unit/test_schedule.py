@@ -154,10 +154,18 @@ def test_sequential_and_no_ninja(monkeypatch):
     assert plan.schedule == "sequential" and "ninja off" in plan.schedule_reason
 
 
-def test_split_units_follow_the_job_count(monkeypatch):
-    assert _plan(monkeypatch).split_units is True
+def test_split_units_follow_the_predicted_build_time(monkeypatch):
+    big = _plan(monkeypatch)
+    assert big.split_units is True and "16 slots" in big.split_units_reason
     two = _plan(monkeypatch, env=make_env(resources=Resources(2, 24.0, 22.0, 100.0, "/tmp")))
-    assert two.split_units is False and "2 jobs" in two.split_units_reason
+    assert two.schedule == "pool" and two.split_units is False
+    assert "2 slots" in two.split_units_reason and "the total work bounds the build" in two.split_units_reason
+    # causal-conv1d alone on two slots: its longest unit bounds the build (measured 216 s split vs 280 s whole)
+    alone = _plan(monkeypatch, packages=("causal-conv1d",), env=make_env(resources=Resources(2, 24.0, 22.0, 100.0, "/tmp")))
+    assert alone.split_units is True and "longest unit bounds" in alone.split_units_reason
+    # one after the other, each package has both slots to itself: causal-conv1d's build is split again
+    seq = _plan(monkeypatch, schedule="sequential", env=make_env(resources=Resources(2, 24.0, 22.0, 100.0, "/tmp")))
+    assert seq.split_units is True and "one after the other" in seq.split_units_reason
     assert _plan(monkeypatch, split_units=False).split_units is False
     assert _plan(monkeypatch, env=make_env(resources=Resources(2, 24.0, 22.0, 100.0, "/tmp")),
                  split_units=True).split_units is True

@@ -1,0 +1,85 @@
+"""Which unit grouping builds fastest: a plan's build wall time predicted from measured costs.
+
+``data/build_costs.toml`` holds, per package, the CPU seconds of one core (one arch) of the whole build and
+of its longest translation unit, with its units whole and split by its ``split_units`` recipe (sources
+cited there). A build on ``slots`` job slots takes at least its longest unit and at least its total work
+spread over the slots: wall ~ max(longest, total / slots). With N archs every unit compiles N times, its
+archs ``nvcc --threads`` at a time. Splitting costs CPU (each split unit parses the shared code again) and
+shortens the longest unit, so it wins only where the longest unit, not the total, bounds the build: with
+few packages on many slots, not with both packages on two (measured: docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from mamba_build import tables
+
+
+@dataclass(frozen=True)
+class Cost:
+    total: float  # CPU seconds of one core, one arch, the whole build
+    longest: float  # the longest translation unit, same units
+
+
+@dataclass(frozen=True)
+class PackageCosts:
+    name: str
+    version: str  # the release measured
+    whole: Cost
+    split: Cost | None  # None: no split_units recipe
+
+
+@dataclass(frozen=True)
+class SplitChoice:
+    split: bool
+    reason: str
+    whole_s: float | None = None  # predicted, in the table's units (None: no prediction)
+    split_s: float | None = None
+
+
+def package_costs() -> dict[str, PackageCosts]:
+    out = {}
+    for name, d in tables.load("build_costs")["package"].items():
+        split = d.get("split")
+        out[name] = PackageCosts(name, str(d["version"]), Cost(float(d["whole"]["total"]), float(d["whole"]["longest"])),
+                                 Cost(float(split["total"]), float(split["longest"])) if split else None)
+    return out
+
+
+def predict(costs: Sequence[Cost], slots: int, archs: int = 1, nvcc_threads: int = 1) -> float:
+    """Predicted wall time of building ``costs`` together in one pool of ``slots`` slots."""
+    if not costs:
+        return 0.0
+    archs = max(1, archs)
+    rounds = math.ceil(archs / max(1, min(nvcc_threads, archs)))  # a unit's archs, nvcc --threads at a time
+    longest = max(c.longest for c in costs) * rounds
+    total = sum(c.total for c in costs) * archs
+    return max(longest, total / max(1, slots))
+
+
+def choose_split_units(packages: Sequence[str], slots: int, *, pool: bool, archs: int = 1,
+                       nvcc_threads: int = 1) -> SplitChoice | None:
+    """Split or not, and why; None when a package has no measured costs (the caller falls back)."""
+    known = package_costs()
+    if any(p not in known for p in packages):
+        return None
+    if not any(known[p].split for p in packages):
+        return SplitChoice(False, "no package here has a unit to split")
+    groups = [list(packages)] if pool else [[p] for p in packages]
+
+    def wall(split: bool) -> float:
+        return sum(predict([(known[p].split if split and known[p].split else known[p].whole) for p in g],
+                           slots, archs, nvcc_threads) for g in groups)
+
+    whole_s, split_s = wall(False), wall(True)
+    split = split_s < whole_s
+    how = "in one pool" if pool and len(packages) > 1 else ("one after the other" if len(packages) > 1 else "")
+    reason = (f"predicted build {split_s:.0f} split vs {whole_s:.0f} whole ({slots} slots, {archs} arch"
+              f"{'s' if archs != 1 else ''}{', ' + how if how else ''}; max(longest unit, CPU / slots) from "
+              f"the costs measured in data/build_costs.toml, one-core seconds of the 2-core machine): "
+              + ("the longest unit bounds the build, so split it" if split
+                 else "the total work bounds the build, and splitting only adds to it"))
+    return SplitChoice(split, reason, whole_s, split_s)

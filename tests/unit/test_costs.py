@@ -1,0 +1,67 @@
+"""mamba_build.costs: the predicted build time that decides --split-units, on the measured data table."""
+
+from __future__ import annotations
+
+import pytest
+
+from mamba_build import costs
+from mamba_build.costs import Cost, choose_split_units, predict
+
+BOTH = ("causal-conv1d", "mamba-ssm")
+
+
+def test_predict_is_the_longest_unit_or_the_work_over_the_slots():
+    a, b = Cost(total=300, longest=250), Cost(total=600, longest=80)
+    assert predict([a], 1) == 300
+    assert predict([a], 2) == 250  # the longest unit bounds it
+    assert predict([a, b], 2) == 450  # the work does
+    assert predict([a, b], 16) == 250
+    assert predict([], 4) == 0.0
+    # 3 archs: three times the work; a unit compiles its archs nvcc --threads at a time
+    assert predict([a], 16, archs=3, nvcc_threads=1) == 750
+    assert predict([a], 16, archs=3, nvcc_threads=4) == 250
+    assert predict([a], 16, archs=9, nvcc_threads=4) == 750  # ceil(9 / 4) = 3 rounds of the longest unit
+
+
+def test_the_data_table_says_what_splitting_does():
+    table = costs.package_costs()
+    assert set(table) == set(BOTH)
+    cc = table["causal-conv1d"]
+    assert cc.split is not None and cc.version == "1.7.0"
+    assert cc.split.total > cc.whole.total  # every split unit parses the shared code again
+    assert cc.split.longest < cc.whole.longest / 4
+    assert table["mamba-ssm"].split is None  # no recipe splits its units
+    for p in table.values():
+        assert 0 < p.whole.longest <= p.whole.total
+
+
+@pytest.mark.parametrize("packages, slots, pool, expected", [
+    (("causal-conv1d",), 2, True, True),    # measured on 2 cores: 216 s split vs 280 s whole
+    (("causal-conv1d",), 1, True, False),   # one slot: only the extra work remains
+    (BOTH, 2, True, False),                 # both in one pool of 2: the work bounds the build
+    (BOTH, 2, False, True),                 # one after the other: causal-conv1d's own build is bound by its unit
+    (BOTH, 3, True, False),
+    (BOTH, 4, True, True),
+    (BOTH, 16, True, True),                 # the 16-core GPU machine
+])
+def test_choice(packages, slots, pool, expected):
+    choice = choose_split_units(packages, slots, pool=pool)
+    assert choice is not None and choice.split is expected
+    assert (choice.split_s < choice.whole_s) is expected
+    assert f"{slots} slots" in choice.reason and "build_costs.toml" in choice.reason
+    assert ("longest unit bounds" in choice.reason) is expected
+
+
+def test_no_splittable_package_and_unknown_packages():
+    choice = choose_split_units(("mamba-ssm",), 16, pool=True)
+    assert choice is not None and choice.split is False and "no package here has a unit to split" in choice.reason
+    assert choose_split_units(("causal-conv1d", "some-other-package"), 16, pool=True) is None
+
+
+def test_many_archs_with_few_nvcc_threads_make_the_longest_unit_matter_more():
+    # both packages on 4 slots: split for one arch; for 9 archs at nvcc --threads 1 the work dominates ...
+    assert choose_split_units(BOTH, 4, pool=True, archs=1).split is True
+    nine = choose_split_units(BOTH, 4, pool=True, archs=9, nvcc_threads=1)
+    assert nine.split is True and "9 archs" in nine.reason
+    # ... and 2 slots stay bound by the work whatever the archs
+    assert choose_split_units(BOTH, 2, pool=True, archs=9, nvcc_threads=4).split is False
