@@ -163,7 +163,7 @@ def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
             ProgressGroup([p.pkg.name for p in pending], enabled=show_progress) as group:
         jobs = [runner.StreamJob(_pip_wheel_argv(plan, p.fetched.tree, p.out_dir), p.log_path, cwd=p.fetched.tree,
                                  extra_env=plan.env_for(p.pkg, makeflags=js.makeflags),
-                                 on_line=group.on_line(p.pkg.name)) for p in pending]
+                                 on_line=group.on_line(p.pkg.name), on_exit=js.client_done) for p in pending]
         many = runner.stream_many(jobs, timeout=plan.timeout)
     if many.first_failure is not None:
         p = pending[many.first_failure]

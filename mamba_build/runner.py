@@ -238,6 +238,7 @@ class StreamJob:
     cwd: str | os.PathLike | None = None
     extra_env: Mapping[str, str] | None = None
     on_line: Callable[[str], None] | None = None
+    on_exit: Callable[[], None] | None = None  # called once its process has ended (any outcome)
 
 
 @dataclass
@@ -280,6 +281,8 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
                 on_line=job.on_line, on_start=lambda p: started(i, p))
         except BaseException as exc:  # reported by the caller's thread
             res = exc
+        if job.on_exit is not None:
+            job.on_exit()
         results[i] = res
         failed = isinstance(res, BaseException) or not res.ok
         if failed:
