@@ -557,14 +557,14 @@ class Bench:
         both = [p for p in self.packages if p.name in base and p.name in mine]
         left = [p.name for p in self.packages if p not in both]
         if not both:
+            sides = [("mamba-build cold", mine)] if aa else [(base_label, base), ("mamba-build cold", mine)]
             missing = [f"{label}: {', '.join(p.name for p in self.packages if p.name not in have)}"
-                       for label, have in (((base_label, base),) if not aa else ()) + (("mamba-build cold", mine),)
-                       if any(p.name not in have for p in self.packages)]
+                       for label, have in sides if any(p.name not in have for p in self.packages)]
             rec.update(status="skipped", note="no wheel to compare: " + "; ".join(missing))
             return
         if left:
             rec["left_out"] = left
-            rec["note"] = (f"only {', '.join(p.name for p in both)}: no {base_label if aa else 'upstream'} wheel of "
+            rec["note"] = (f"only {', '.join(p.name for p in both)}: no {base_label} wheel of "
                            f"{', '.join(left)} to compare")
         ops = [KERNEL_OPS[p.name] for p in both]
         kb = self.out / ("kb-aa" if aa else "kb")
@@ -573,13 +573,12 @@ class Bench:
             for p in both:
                 with zipfile.ZipFile(wheels[p.name]) as zf:
                     zf.extractall(kb / label)
-        stem = phase
         extra = self.args.kernel_aa_args if aa else self.args.kernel_args
         argv = [self.py, str(script), "--build", f"{base_label}={kb / base_label}",
                 "--build", f"{other_label}={kb / other_label}", "--ops", ",".join(ops),
-                "--json", str(self.out / f"{stem}.json"), "--markdown", str(self.out / f"{stem}.md"),
+                "--json", str(self.out / f"{phase}.json"), "--markdown", str(self.out / f"{phase}.md"),
                 *shlex.split(extra or "")]
-        log = self.out / f"{stem}.log"
+        log = self.out / f"{phase}.log"
         log.unlink(missing_ok=True)
         rec["command"] = shlex.join(argv)
         rec["log"] = log.name
@@ -596,7 +595,7 @@ class Bench:
         if rec["status"] != "done":
             lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("[exit ")]
             rec["error_tail"] = lines[-3:]
-        md = self.out / f"{stem}.md"
+        md = self.out / f"{phase}.md"
         if md.exists():
             rec["markdown"] = md.read_text(errors="replace")[:20000]
 
