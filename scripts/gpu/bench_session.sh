@@ -30,22 +30,23 @@ export PYTHONUNBUFFERED=1
 plan=$("$PY" -m mamba_build compile --package causal-conv1d,mamba-ssm \
   --source causal-conv1d=.carry/sdists/causal_conv1d-1.7.0.tar.gz \
   --source mamba-ssm=.carry/sdists/mamba_ssm-2.3.2.post1.tar.gz --dry-run --json 2>&1)
-echo "$plan" | "$PY" -c '
+# one read of the plan: its lines to stderr (shown), and on stdout the job count when free memory limited it
+limited=$(echo "$plan" | "$PY" -c '
 import json, sys
 try:
     p = json.loads(sys.stdin.read())
 except ValueError:
-    print("dry-run plan: not JSON"); raise SystemExit
+    print("dry-run plan: not JSON", file=sys.stderr); print(0); raise SystemExit
 for k in ("cuda_home", "cuda_version", "torch_version", "archs", "jobs", "jobs_reason", "schedule", "schedule_reason",
           "split_compile", "split_reason", "nvcc_jobserver", "split_units", "split_units_reason", "nvcc_threads"):
-    print(f"plan {k}: {p.get(k)}")
-print("plan compiler:", (p.get("compiler") or {}).get("cxx"))
-' 2>&1
-jobs=$(echo "$plan" | "$PY" -c 'import json,sys; print(json.loads(sys.stdin.read()).get("jobs") or 0)' 2>/dev/null || echo 0)
+    print(f"plan {k}: {p.get(k)}", file=sys.stderr)
+print("plan compiler:", (p.get("compiler") or {}).get("cxx"), file=sys.stderr)
+print(p.get("jobs") or 0 if "GiB free" in (p.get("jobs_reason") or "") else 0)
+') || limited=0
 extra=""
-if [ "${jobs:-0}" -lt "$(nproc)" ]; then
+if [ "${limited:-0}" -gt 0 ] && [ "$limited" -lt "$(nproc)" ]; then
   extra="--jobs $(nproc)"
-  echo "the plan chose ${jobs:-no} jobs from MemAvailable; this VM's memory grows on use (128 GiB): passing $extra"
+  echo "the plan chose $limited jobs from MemAvailable; this VM's memory grows on use (128 GiB): passing $extra"
 fi
 read -r -a more <<< "${BENCH_ARGS:-}"
 bash scripts/gpu/h100_bench.sh --upstream-mode concurrent --deadline-s "$DEADLINE" --reserve-kernels-s "$RESERVE" \
