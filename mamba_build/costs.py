@@ -83,3 +83,25 @@ def choose_split_units(packages: Sequence[str], slots: int, *, pool: bool, archs
               + ("the longest unit bounds the build, so split it" if split
                  else "the total work bounds the build, and splitting only adds to it"))
     return SplitChoice(split, reason, whole_s, split_s)
+
+
+def pool_order(packages: Sequence[str], split_units: bool) -> tuple[tuple[str, ...], str]:
+    """The pool's start order: the package with the longest unit first (a ninja draws free slots only when it
+    starts and when one of its own units ends: mamba_build/jobserver.py, "Start order"), packages without
+    measured costs last, in the order given."""
+    known = package_costs()
+
+    def longest(p: str) -> float | None:
+        c = known.get(p)
+        if c is None:
+            return None
+        return (c.split if split_units and c.split else c.whole).longest
+
+    order = tuple(sorted(packages, key=lambda p: -(longest(p) or 0.0)))
+    if len(order) < 2:
+        return order, ""
+    named = ", then ".join(f"{p} ({longest(p):.0f} s)" if longest(p) is not None else f"{p} (no measured costs)"
+                           for p in order)
+    return order, (f"{named}, by the longest unit{' (units split)' if split_units else ''} in data/build_costs.toml: "
+                   "a ninja draws free slots only when it starts and when one of its own units ends, so the "
+                   "longest units start first and each next package once the one before has drawn its slots")

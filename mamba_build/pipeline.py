@@ -14,6 +14,7 @@ import errno
 import hashlib
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,24 +152,76 @@ class PendingBuild:
 
 
 def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
-               show_progress: bool = True) -> list[tuple[Path, float]]:
-    """Schedule "pool": every package's `pip wheel` at the same time, their ninjas (and nvcc's
-    split-compile threads) drawing from ONE jobserver of ``plan.jobs`` slots. The first failure
-    stops the others. Returns (wheel, seconds) per package, in order."""
+               show_progress: bool = True, log=None) -> list[tuple[Path, float]]:
+    """Schedule "pool": every package's `pip wheel` in one run, their ninjas (and nvcc's split-compile
+    threads) drawing from ONE jobserver of ``plan.jobs`` slots. They start in ``plan.pool_order``, each
+    once the one before has drawn its slots (see mamba_build/jobserver.py, "Start order"). The first
+    failure stops the others. Returns (wheel, seconds) per package, in ``pending``'s order."""
     from mamba_build.jobserver import JobServer
 
     for p in pending:
         p.out_dir.mkdir(parents=True, exist_ok=True)
+    order = start_order(plan, pending)
+    gate_done = [threading.Event() for _ in pending]
+    ended = [threading.Event() for _ in pending]
     with JobServer(plan.jobs, len(pending), run_dir) as js, \
             ProgressGroup([p.pkg.name for p in pending], enabled=show_progress) as group:
+
+        def gate_for(pos: int):
+            i, prev = order[pos], order[pos - 1]
+
+            def gate(stopping) -> None:
+                while not gate_done[prev].wait(0.1):
+                    if stopping():
+                        return
+                since = time.time() - 1.0
+                what, waited = js.wait_drawn(lambda: _ninja_started(pending[prev].fetched.tree, since),
+                                             lambda: stopping() or ended[prev].is_set())
+                if log is not None:
+                    log(f"start   {pending[i].pkg.name} after {pending[prev].pkg.name}: {what} ({waited:.1f} s)")
+                gate_done[i].set()
+            return gate
+
+        def on_exit_for(i: int):
+            def on_exit() -> None:
+                ended[i].set()
+                gate_done[i].set()
+                js.client_done()
+            return on_exit
+
+        gates = {order[0]: None}
+        gate_done[order[0]].set()
+        for pos in range(1, len(order)):
+            gates[order[pos]] = gate_for(pos) if js.tokens else None  # no free slot to draw: nothing to wait for
+            if not js.tokens:
+                gate_done[order[pos]].set()
         jobs = [runner.StreamJob(_pip_wheel_argv(plan, p.fetched.tree, p.out_dir), p.log_path, cwd=p.fetched.tree,
                                  extra_env=plan.env_for(p.pkg, makeflags=js.makeflags),
-                                 on_line=group.on_line(p.pkg.name), on_exit=js.client_done) for p in pending]
+                                 on_line=group.on_line(p.pkg.name), on_exit=on_exit_for(i), gate=gates[i])
+                for i, p in enumerate(pending)]
         many = runner.stream_many(jobs, timeout=plan.timeout)
     if many.first_failure is not None:
         p = pending[many.first_failure]
         raise _build_failure(plan, p.pkg, many.results[many.first_failure], p.log_path)
     return [(_the_wheel(p.out_dir, p.log_path), r.duration) for p, r in zip(pending, many.results)]
+
+
+def start_order(plan: BuildPlan, pending: list[PendingBuild]) -> list[int]:
+    """Indices of ``pending`` in the plan's pool start order (packages the plan does not name keep their place,
+    after the named ones)."""
+    rank = {name: k for k, name in enumerate(plan.pool_order)}
+    return sorted(range(len(pending)), key=lambda i: rank.get(pending[i].pkg.name, len(rank)))
+
+
+def _ninja_started(tree, since: float) -> bool:
+    """torch's cpp_extension writes build/temp.*/build.ninja right before it runs ninja."""
+    for f in Path(tree).glob("build/temp.*/build.ninja"):
+        try:
+            if f.stat().st_mtime >= since:
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def check_wheel_archs(plan: BuildPlan, wheel: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -242,7 +295,7 @@ def _build_all(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path, log_
         together = " at the same time," if len(pending) > 1 else ","
         log(f"build   {names} for {archs}{together} one jobserver of {plan.jobs} slots (logs: {log_dir})")
         start = time.monotonic()
-        done = build_pool(plan, pending, run_dir, show_progress)
+        done = build_pool(plan, pending, run_dir, show_progress, log)
         log(f"built   all in {time.monotonic() - start:.0f}s")
         return [(p, wheel, seconds) for p, (wheel, seconds) in zip(pending, done)]
     out = []

@@ -110,6 +110,8 @@ class BuildPlan:
     nvcc_jobserver: bool = False  # nvcc --jobserver: split-compile threads take slots from the pool
     split_units: bool = False  # split_units patch recipes (the longest unit split per instantiation)
     split_units_reason: str = ""
+    pool_order: tuple[str, ...] = ()  # schedule "pool": the packages' start order (mamba_build/costs.py)
+    pool_order_reason: str = ""
     rerun_smoke: bool = False
     gpus: tuple[str, ...] = ()  # names of the visible GPUs (a stored smoke verdict must match)
     cxx_std: str | None = None  # "20": setup.py's -std=c++17 raised to what torch's headers require
@@ -286,7 +288,7 @@ def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | 
     nvcc_js = bool(nvcc) and split is not None and nvcc_supports_jobserver(nvcc)
     return "pool", (f"one jobserver (its slots: the jobs above) shared by every package's ninja {'.'.join(map(str, ninja.version))}"
                     + (" and the nvcc --split-compile threads (nvcc --jobserver)" if nvcc_js else "")
-                    + "; the packages build at the same time, their longest units first"), ninja_path, nvcc_js
+                    + "; the packages build at the same time, started longest units first (order below)"), ninja_path, nvcc_js
 
 
 def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
@@ -328,6 +330,11 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     nvcc_threads = opts.nvcc_threads or max(1, min(len(archs), 4))
     split_units, split_units_reason = _split_units(opts, njobs, pool=schedule == "pool", archs=len(archs),
                                                    nvcc_threads=nvcc_threads)
+    pool_order, pool_order_reason = ((), "")
+    if schedule == "pool" and len(opts.packages) > 1:
+        from mamba_build.costs import pool_order as _pool_order
+
+        pool_order, pool_order_reason = _pool_order(opts.packages, split_units)
     cxx_std, cxx_std_reason = torch_cxx_std(t.file)
     bounds = {}
     gcc_b = torch_bounds(env, target, "gcc")
@@ -357,7 +364,8 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         gpu_present=bool(env.gpus.gpus), timeout=opts.timeout,
         include_dirs=tuple(math_include_dirs(env, tk)),
         schedule=schedule, schedule_reason=schedule_reason, ninja=ninja_path, nvcc_jobserver=nvcc_js,
-        split_units=split_units, split_units_reason=split_units_reason, rerun_smoke=opts.rerun_smoke,
+        split_units=split_units, split_units_reason=split_units_reason, pool_order=pool_order,
+        pool_order_reason=pool_order_reason, rerun_smoke=opts.rerun_smoke,
         gpus=tuple(g.name for g in env.gpus.gpus), cxx_std=cxx_std, cxx_std_reason=cxx_std_reason,
     )
 

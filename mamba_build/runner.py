@@ -239,6 +239,9 @@ class StreamJob:
     extra_env: Mapping[str, str] | None = None
     on_line: Callable[[str], None] | None = None
     on_exit: Callable[[], None] | None = None  # called once its process has ended (any outcome)
+    # called in the job's thread before its process starts, given a stopping() predicate; blocks as long as
+    # the job must wait (the pool's start order); the job is not started if the others are stopping by then
+    gate: Callable[[Callable[[], bool]], None] | None = None
 
 
 @dataclass
@@ -252,7 +255,7 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
 
     With ``fail_fast`` the first failure stops the others (their process groups are killed), so a
     broken build does not keep the machine busy for minutes. Ctrl-C kills every process group and
-    re-raises, like :func:`stream`.
+    re-raises, like :func:`stream`. A job's ``gate`` may hold its start back (the pool's start order).
     """
     procs: dict[int, subprocess.Popen] = {}
     lock = threading.Lock()
@@ -276,9 +279,15 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
 
     def work(i: int, job: StreamJob) -> None:
         try:
-            res: CommandResult | BaseException = stream(
-                job.argv, log_path=job.log_path, timeout=timeout, cwd=job.cwd, extra_env=job.extra_env,
-                on_line=job.on_line, on_start=lambda p: started(i, p))
+            if job.gate is not None:
+                job.gate(lambda: state["stopping"])
+            if state["stopping"]:
+                res: CommandResult | BaseException = CommandResult(
+                    tuple(str(a) for a in job.argv), None, "", "not started: the pool stopped first", 0.0,
+                    log_path=job.log_path)
+            else:
+                res = stream(job.argv, log_path=job.log_path, timeout=timeout, cwd=job.cwd, extra_env=job.extra_env,
+                             on_line=job.on_line, on_start=lambda p: started(i, p))
         except BaseException as exc:  # reported by the caller's thread
             res = exc
         if job.on_exit is not None:

@@ -122,6 +122,7 @@ def describe_plan(plan: BuildPlan) -> str:
         f"  jobs        {'jobserver slots' if plan.schedule == 'pool' else 'MAX_JOBS'}={plan.jobs}  [{plan.jobs_reason}]",
         f"  schedule    {plan.schedule}  [{plan.schedule_reason}]",
         f"  split units {'on' if plan.split_units else 'off'}  [{plan.split_units_reason}]",
+        *([f"  order       {', then '.join(plan.pool_order)}  [{plan.pool_order_reason}]"] if plan.pool_order else []),
         f"  c++ std     " + (f"c++{plan.cxx_std} (setup.py's c++17 raised)  [{plan.cxx_std_reason}]" if plan.cxx_std
                              else "as setup.py says"),
         f"  nvcc        --threads {plan.nvcc_threads}; split-compile "

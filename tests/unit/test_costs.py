@@ -65,3 +65,11 @@ def test_many_archs_with_few_nvcc_threads_make_the_longest_unit_matter_more():
     assert nine.split is True and "9 archs" in nine.reason
     # ... and 2 slots stay bound by the work whatever the archs
     assert choose_split_units(BOTH, 2, pool=True, archs=9, nvcc_threads=4).split is False
+
+
+def test_pool_order_by_longest_unit_unknown_last():
+    assert costs.pool_order(["causal-conv1d", "mamba-ssm"], split_units=True)[0] == ("mamba-ssm", "causal-conv1d")
+    assert costs.pool_order(["mamba-ssm", "causal-conv1d"], split_units=False)[0] == ("causal-conv1d", "mamba-ssm")
+    order, why = costs.pool_order(["mb-fixture", "mamba-ssm"], split_units=True)
+    assert order == ("mamba-ssm", "mb-fixture") and "mb-fixture (no measured costs)" in why
+    assert costs.pool_order(["mamba-ssm"], split_units=True) == (("mamba-ssm",), "")

@@ -206,3 +206,155 @@ def test_without_nvcc_jobserver_split_compile_jobs_still_fit_memory(monkeypatch)
     assert plan.schedule == "pool" and not plan.nvcc_jobserver
     assert plan.jobs * 6.1 <= 30.0  # the split-compile memory rule applies again
     assert replace(plan, nvcc_jobserver=False).env_for(plan.packages[0], "-j4").get("NVCC_APPEND_FLAGS") is None
+
+
+def _timed_project(root: Path, name: str, n: int, seconds: float, trace: Path) -> Path:
+    d = root / name
+    d.mkdir()
+    rule = (f"rule s\n  command = echo {name}+ $$(date +%s.%N) >> {trace}; sleep {seconds}; "
+            f"echo {name}- $$(date +%s.%N) >> {trace}; touch $out\n")
+    (d / "build.ninja").write_text(rule + "".join(f"build {name}{i}: s\n" for i in range(n)))
+    return d
+
+
+def _events(trace: Path) -> list[tuple[float, str]]:
+    return sorted((float(t), k) for k, t in (line.split() for line in trace.read_text().splitlines()))
+
+
+def _peak(events, name: str, before: float | None = None) -> int:
+    level = peak = 0
+    for t, k in events:
+        if before is not None and t >= before:
+            break
+        if k.startswith(name):
+            level += 1 if k.endswith("+") else -1
+            peak = max(peak, level)
+    return peak
+
+
+def test_a_ninja_started_after_the_fifo_drained_waits_for_its_own_units(tmp_path):
+    """Why the pool has a start order (ninja 1.13.2, real): ``short`` drains the fifo first; ``long``, started
+    0.3 s later, runs on its one implicit slot until its first unit ends, although short's slots are free
+    long before that."""
+    trace = tmp_path / "trace"
+    short = _timed_project(tmp_path, "short", 8, 0.5, trace)
+    long = _timed_project(tmp_path, "long", 4, 3.0, trace)
+    ninja = _real_ninja().path
+    with JobServer(slots=6, clients=2, directory=tmp_path) as js:
+        env = {"MAKEFLAGS": js.makeflags}
+        many = runner.stream_many([
+            runner.StreamJob([ninja, "-C", str(short)], short / "log", extra_env=env, on_exit=js.client_done),
+            runner.StreamJob(["sh", "-c", f"sleep 0.3; exec {ninja} -C {long}"], long / "log", extra_env=env,
+                             on_exit=js.client_done)], timeout=120)
+    assert all(r.ok for r in many.results)
+    ev = _events(trace)
+    short_done = max(t for t, k in ev if k == "short-")
+    first_long_end = min(t for t, k in ev if k == "long-")
+    assert short_done < first_long_end - 1.0  # short's slots were free for more than a second ...
+    assert _peak(ev, "long", before=first_long_end) == 1  # ... and long still ran one unit at a time
+
+
+def test_wait_drawn_lets_the_long_package_take_its_slots_first(tmp_path):
+    """The pool's remedy, with the real ninja: ``long`` starts first; ``short`` is gated until long's ninja has
+    drawn its slots, so all of long's units run at once and short fills the rest."""
+    trace = tmp_path / "trace"
+    long = _timed_project(tmp_path, "long", 4, 2.0, trace)
+    short = _timed_project(tmp_path, "short", 8, 0.5, trace)
+    ninja = _real_ninja().path
+    notes = []
+    with JobServer(slots=6, clients=2, directory=tmp_path) as js:
+        env = {"MAKEFLAGS": js.makeflags}
+        long_ended = threading.Event()
+
+        def on_long_exit():
+            long_ended.set()
+            js.client_done()
+
+        def gate(stopping):
+            notes.append(js.wait_drawn(lambda: False, lambda: stopping() or long_ended.is_set(), settle=0.5))
+            assert js.queued() == 1  # 4 tokens: long took 3 (its implicit slot + 3), one left for short
+
+        many = runner.stream_many([
+            runner.StreamJob([ninja, "-C", str(long)], long / "log", extra_env=env, on_exit=on_long_exit),
+            runner.StreamJob([ninja, "-C", str(short)], short / "log", extra_env=env, on_exit=js.client_done,
+                             gate=gate)], timeout=120)
+    assert all(r.ok for r in many.results)
+    assert notes and notes[0][0] == "its ninja drew 3 of 4 free slots"
+    ev = _events(trace)
+    assert _peak(ev, "long") == 4
+    first_short = min(t for t, k in ev if k == "short+")
+    assert sum(1 for t, k in ev if k == "long+" and t < first_short) == 4  # long's units all started first
+
+
+def test_wait_drawn_gives_up_and_stops(tmp_path):
+    with JobServer(slots=4, clients=2, directory=tmp_path) as js:
+        assert js.queued() == 2 and js.queued() == 2  # reading the count takes no token
+        what, waited = js.wait_drawn(lambda: False, lambda: False, max_wait=0.3)
+        assert what == "no ninja seen drawing slots in 0 s" and 0.3 <= waited < 5
+        what, waited = js.wait_drawn(lambda: False, lambda: True)
+        assert what.startswith("the earlier build ended") and waited < 1
+        # started, and the count holds still: done after the settle time, nothing drawn
+        what, _ = js.wait_drawn(lambda: True, lambda: False, settle=0.2)
+        assert what == "its ninja drew 0 of 2 free slots"
+
+
+def test_a_gated_job_is_not_started_once_the_pool_stops(tmp_path):
+    marker = tmp_path / "ran"
+
+    def gate(stopping):
+        while not stopping():
+            time.sleep(0.05)
+
+    many = runner.stream_many([
+        runner.StreamJob(["sh", "-c", "sleep 0.3; exit 2"], tmp_path / "a.log"),
+        runner.StreamJob(["sh", "-c", f"touch {marker}"], tmp_path / "b.log", gate=gate)], timeout=60)
+    assert many.first_failure == 0
+    assert many.results[1].returncode is None and "not started" in many.results[1].stderr
+    assert not marker.exists()
+
+
+def test_pool_order_puts_the_longest_units_first(monkeypatch):
+    big = _plan(monkeypatch)  # 16 slots: causal-conv1d split (longest 43 s), mamba-ssm whole (80 s)
+    assert big.split_units and big.pool_order == ("mamba-ssm", "causal-conv1d")
+    assert big.pool_order_reason.startswith("mamba-ssm (80 s), then causal-conv1d (43 s)")
+    two = _plan(monkeypatch, env=make_env(resources=Resources(2, 24.0, 22.0, 100.0, "/tmp")))
+    assert not two.split_units and two.pool_order == ("causal-conv1d", "mamba-ssm")  # whole: 276 s first
+    assert _plan(monkeypatch, packages=("mamba-ssm",)).pool_order == ()
+    assert _plan(monkeypatch, schedule="sequential").pool_order == ()
+
+
+def test_build_pool_starts_the_plan_order_and_gates_the_next(monkeypatch, tmp_path):
+    """build_pool's wiring, with the real ninja: each "pip wheel" stands in as a script that writes
+    build/temp.x/build.ninja (as torch's cpp_extension does), runs ninja in the tree and leaves a wheel.
+    The plan says mamba-ssm first: its 4 long units all run before causal-conv1d's ninja starts."""
+    from types import SimpleNamespace
+
+    from mamba_build import pipeline
+
+    ninja = _real_ninja().path
+    trace = tmp_path / "trace"
+    plan = replace(_plan(monkeypatch), jobs=6)
+    assert plan.pool_order == ("mamba-ssm", "causal-conv1d")
+    shapes = {"causal-conv1d": (8, 0.4), "mamba-ssm": (4, 1.5)}
+    pending = []
+    for pkg in plan.packages:  # causal-conv1d first, as the user listed them
+        tree = tmp_path / pkg.name
+        n, secs = shapes[pkg.name]
+        rule = (f"rule s\n  command = echo {pkg.name}+ $$(date +%s.%N) >> {trace}; sleep {secs}; "
+                f"echo {pkg.name}- $$(date +%s.%N) >> {trace}; touch $out\n")
+        (tree / "build" / "temp.x").mkdir(parents=True)
+        (tree / "ninja.txt").write_text(rule + "".join(f"build u{i}: s\n" for i in range(n)))
+        pending.append(pipeline.PendingBuild(pkg, SimpleNamespace(tree=tree, version="0"), "k", {},
+                                             tmp_path / f"{pkg.name}.log", tmp_path / f"{pkg.name}-out"))
+    script = ("sleep 0.5; cp ninja.txt build/temp.x/build.ninja && {ninja} -C build/temp.x && "
+              "touch \"$1/pkg-0-py3-none-any.whl\"")
+    monkeypatch.setattr(pipeline, "_pip_wheel_argv",
+                        lambda plan, tree, out: ["sh", "-c", script.format(ninja=ninja), "pip", str(out)])
+    lines = []
+    done = pipeline.build_pool(plan, pending, tmp_path, show_progress=False, log=lines.append)
+    assert [w.parent.name for w, _ in done] == ["causal-conv1d-out", "mamba-ssm-out"]  # pending's order
+    assert len(lines) == 1 and lines[0].startswith("start   causal-conv1d after mamba-ssm: its ninja drew 3 of 4")
+    ev = _events(trace)
+    first_cc = min(t for t, k in ev if k == "causal-conv1d+")
+    assert sum(1 for t, k in ev if k == "mamba-ssm+" and t < first_cc) == 4
+    assert _peak(ev, "mamba-ssm") == 4 and _peak(ev, "") <= 6  # never more than the pool's slots
