@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED=1 MAMBA_BUILD_CACHE=/tmp/mb-cache
   > "$OUT/machine.txt" 2>&1
 ( while sleep 5; do
     find /tmp/mb-cache/builds -name .ninja_log 2>/dev/null | while read -r f; do
-      cp "$f" "$OUT/ninja_log.$(echo "$f" | cut -d/ -f6)"    # /tmp/mb-cache/builds/RUN/src/<tree>/...
+      cp "$f" "$OUT/ninja_log.$(echo "$f" | cut -d/ -f7)"    # /tmp/mb-cache/builds/RUN/src/<tree>/...
     done
   done ) &
 copier=$!
