@@ -10,13 +10,15 @@
 # 2. prints the machine (CPUs, MemTotal/MemAvailable, GPU, nvcc, torch) and compile's dry-run plan;
 #    where the plan's job count is below the CPU count only because MemAvailable reads low (a Firecracker
 #    VM whose memory grows as it is used: KINDS.md), it passes --jobs <CPUs>, and says so;
-# 3. starts build_speed.py (cold, warm, kernels-aa, upstream concurrent, kernels) through h100_bench.sh with
-#    --deadline-s DEADLINE_S (default 1470) and --reserve-kernels-s RESERVE_S (default 120), so the
-#    upstream phase is cut in time for the kernels phase;
+# 3. starts build_speed.py through h100_bench.sh, phases PHASES (default cold,warm,upstream,kernels; add
+#    kernels-aa for the noise floor, measured on the H200 on 2026-12-01: byte-identical wheels, 8/8 parity),
+#    with --deadline-s DEADLINE_S (default 1600) and --reserve-kernels-s RESERVE_S (default 100), so the
+#    upstream phase is cut in time for the kernels phase (2026-12-01: 1470/120 left upstream 1043 s, too
+#    little for upstream causal-conv1d next to mamba-ssm);
 # 4. follows it for FOLLOW_S (default 520) with poll.sh, which copies the results into $OUT.
-# BENCH_ARGS: more build_speed.py options (e.g. BENCH_ARGS="--phases cold,warm" for a short check).
+# PHASES: build_speed.py --phases (e.g. PHASES=cold,warm for a short check). BENCH_ARGS: more build_speed.py options.
 set -u
-FOLLOW=${1:-520}; DEADLINE=${2:-1470}; RESERVE=${3:-120}
+FOLLOW=${1:-520}; DEADLINE=${2:-1600}; RESERVE=${3:-100}; PHASES=${PHASES:-cold,warm,upstream,kernels}
 PY=$(command -v python3)
 echo "== $(date -u '+%F %T UTC') bench_session: python3 = $PY"
 nproc; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; nvidia-smi -L 2>&1 | head -2
@@ -49,6 +51,6 @@ if [ "${limited:-0}" -gt 0 ] && [ "$limited" -lt "$(nproc)" ]; then
   echo "the plan chose $limited jobs from MemAvailable; this VM's memory grows on use (128 GiB): passing $extra"
 fi
 read -r -a more <<< "${BENCH_ARGS:-}"
-bash scripts/gpu/h100_bench.sh --upstream-mode concurrent --deadline-s "$DEADLINE" --reserve-kernels-s "$RESERVE" \
+bash scripts/gpu/h100_bench.sh --phases "$PHASES" --upstream-mode concurrent --deadline-s "$DEADLINE" --reserve-kernels-s "$RESERVE" \
   --kernel-args "--rounds 3" ${extra:+--extra-compile-args "$extra"} "${more[@]}"
 bash scripts/gpu/poll.sh "$FOLLOW"
