@@ -12,13 +12,13 @@
 #    VM whose memory grows as it is used: KINDS.md), it passes --jobs <CPUs>, and says so;
 # 3. starts build_speed.py through h100_bench.sh, phases PHASES (default cold,warm,upstream,kernels; add
 #    kernels-aa for the noise floor, measured on the H200 on 2026-12-01: byte-identical wheels, 8/8 parity),
-#    with --deadline-s DEADLINE_S (default 1600) and --reserve-kernels-s RESERVE_S (default 100), so the
+#    with --deadline-s DEADLINE_S (default 1650) and --reserve-kernels-s RESERVE_S (default 90), so the
 #    upstream phase is cut in time for the kernels phase (2026-12-01: 1470/120 left upstream 1043 s, too
 #    little for upstream causal-conv1d next to mamba-ssm);
 # 4. follows it for FOLLOW_S (default 520) with poll.sh, which copies the results into $OUT.
 # PHASES: build_speed.py --phases (e.g. PHASES=cold,warm for a short check). BENCH_ARGS: more build_speed.py options.
 set -u
-FOLLOW=${1:-520}; DEADLINE=${2:-1600}; RESERVE=${3:-100}; PHASES=${PHASES:-cold,warm,upstream,kernels}
+FOLLOW=${1:-520}; DEADLINE=${2:-1650}; RESERVE=${3:-90}; PHASES=${PHASES:-cold,warm,upstream,kernels}
 PY=$(command -v python3)
 echo "== $(date -u '+%F %T UTC') bench_session: python3 = $PY"
 nproc; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; nvidia-smi -L 2>&1 | head -2
