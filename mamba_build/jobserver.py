@@ -163,20 +163,6 @@ class JobServer:
                 return f"no ninja seen drawing slots in {max_wait:.0f} s", now - t0
             time.sleep(poll)
 
-    def available(self) -> int:
-        """Tokens in the fifo now (for tests and diagnostics: reads them and puts them back)."""
-        assert self._fd is not None
-        os.set_blocking(self._fd, False)
-        try:
-            data = os.read(self._fd, 65536)
-        except BlockingIOError:
-            data = b""
-        finally:
-            os.set_blocking(self._fd, True)
-        if data:
-            os.write(self._fd, data)
-        return len(data)
-
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -189,12 +189,14 @@ def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
                 js.client_done()
             return on_exit
 
-        gates = {order[0]: None}
-        gate_done[order[0]].set()
-        for pos in range(1, len(order)):
-            gates[order[pos]] = gate_for(pos) if js.tokens else None  # no free slot to draw: nothing to wait for
-            if not js.tokens:
-                gate_done[order[pos]].set()
+        gates = [None] * len(pending)
+        if js.tokens:  # each later package waits until the one before has drawn its free slots
+            gate_done[order[0]].set()
+            for pos in range(1, len(order)):
+                gates[order[pos]] = gate_for(pos)
+        else:  # no free slot to draw (one per client): nothing to wait for
+            for done in gate_done:
+                done.set()
         jobs = [runner.StreamJob(_pip_wheel_argv(plan, p.fetched.tree, p.out_dir), p.log_path, cwd=p.fetched.tree,
                                  extra_env=plan.env_for(p.pkg, makeflags=js.makeflags),
                                  on_line=group.on_line(p.pkg.name), on_exit=on_exit_for(i), gate=gates[i])

@@ -56,9 +56,9 @@ def test_two_real_ninjas_share_one_jobserver(tmp_path):
     trace = tmp_path / "trace"
     dirs = [_sleep_project(tmp_path, n, 4, trace) for n in ("a", "b")]
     with JobServer(slots=3, clients=2, directory=tmp_path) as js:
-        assert js.tokens == 1 and js.available() == 1
+        assert js.tokens == 1 and js.queued() == 1
         many = _run_ninjas(dirs, {"MAKEFLAGS": js.makeflags})
-        assert js.available() == 1  # every token came back
+        assert js.queued() == 1  # every token came back
     assert many.first_failure is None and all(r.ok for r in many.results)
     assert "Jobserver mode detected" in (dirs[0] / "log").read_text()
     assert _max_concurrency(trace) == 3  # 8 jobs, both builds, never more than the 3 slots
@@ -72,11 +72,11 @@ def test_a_finished_client_hands_its_slot_to_the_others(tmp_path):
     short, long = tmp_path / "short-trace", tmp_path / "long-trace"
     dirs = [_sleep_project(tmp_path, "a", 1, short), _sleep_project(tmp_path, "b", 6, long)]
     with JobServer(slots=2, clients=2, directory=tmp_path) as js:
-        assert js.available() == 0  # both slots are the clients' implicit ones
+        assert js.queued() == 0  # both slots are the clients' implicit ones
         jobs = [runner.StreamJob([_real_ninja().path, "-C", str(d)], d / "log", extra_env={"MAKEFLAGS": js.makeflags},
                                  on_exit=js.client_done) for d in dirs]
         many = runner.stream_many(jobs, timeout=120)
-        assert js.available() == 1  # the first client's slot; the last one's is not needed any more
+        assert js.queued() == 1  # the first client's slot; the last one's is not needed any more
     assert all(r.ok for r in many.results)
     assert _max_concurrency(short) == 1
     assert _max_concurrency(long) == 2  # b got a's slot once a was done
@@ -85,13 +85,13 @@ def test_a_finished_client_hands_its_slot_to_the_others(tmp_path):
 
 def test_client_done_counts_the_clients(tmp_path):
     with JobServer(slots=4, clients=3, directory=tmp_path) as js:
-        assert js.available() == 1
+        assert js.queued() == 1
         js.client_done()
-        assert js.available() == 2
+        assert js.queued() == 2
         js.client_done()
         js.client_done()  # the last one: nobody is left to use its slot
         js.client_done()  # more calls than clients change nothing
-        assert js.available() == 3
+        assert js.queued() == 3
 
 
 def test_ninja_given_j_ignores_the_jobserver(tmp_path):
