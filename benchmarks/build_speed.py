@@ -213,6 +213,8 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 BUILT = re.compile(r"^built\s+(\S+\.whl)\s+in\s+([0-9.]+)\s*s\b(?:.*?inside:\s*(.*))?")
 BUILT_ALL = re.compile(r"^built\s+all\s+in\s+([0-9.]+)\s*s\b")
 CACHED = re.compile(r"^cached\s+(\S+\.whl)")
+TIMING = re.compile(r"^timing\s+(.*)$")
+STAGE = re.compile(r"([a-z+ ]+?) ([0-9.]+)s(?:,|$)")
 
 
 def wheel_package(filename: str) -> str:
@@ -225,16 +227,19 @@ def parse_compile_output(text: str) -> dict:
     built: dict[str, dict] = {}
     cached: list[str] = []
     built_all = None
+    stages: dict[str, float] = {}
     for raw in re.split(r"[\r\n]+", ANSI.sub("", text)):
         line = raw.strip()
-        if m := BUILT_ALL.match(line):
+        if m := TIMING.match(line):
+            stages = {k.strip(): float(v) for k, v in STAGE.findall(m.group(1))}
+        elif m := BUILT_ALL.match(line):
             built_all = float(m.group(1))
         elif m := BUILT.match(line):
             archs = [a.strip() for a in (m.group(3) or "").split(",") if a.strip()]
             built[wheel_package(m.group(1))] = {"wheel": m.group(1), "seconds": float(m.group(2)), "archs": archs}
         elif m := CACHED.match(line):
             cached.append(m.group(1))
-    return {"built": built, "built_all_s": built_all, "cached": cached}
+    return {"built": built, "built_all_s": built_all, "cached": cached, "stages_s": stages}
 
 
 def wheels_in(directory: Path) -> dict[str, dict]:
@@ -448,6 +453,10 @@ class Bench:
         rec.update(res)
         rec.update(parse_compile_output(log.read_text(errors="replace")))
         rec["wheels"] = wheels_in(wheel_dir)
+        runs = sorted((self.out / "cache" / "builds").glob("run-*/logs/pool.ninja_log"))
+        if runs:  # the units' start and end times in the pool's one ninja (this phase's run is the newest)
+            shutil.copy2(runs[-1], self.out / f"{phase}.pool.ninja_log")
+            rec["pool_ninja_log"] = f"{phase}.pool.ninja_log"
         rec["status"] = "timeout" if res.get("timed_out") else ("done" if res["rc"] == 0 else "failed")
         rec["finished"] = utc_now()
 
@@ -764,6 +773,8 @@ def render_table(results: dict) -> str:
             what = "plan, builds, arch check, smoke test" + (", install" if installs else "; no install")
             if rec.get("built_all_s") is not None:
                 what += f"; builds at the same time, all in {fmt_s(rec['built_all_s'])}"
+            if rec.get("stages_s"):
+                what += "; stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in rec["stages_s"].items())
         else:
             cached = rec.get("cached") or []
             hit = len(cached) >= len(packages) and bool(cached)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from mamba_build import tables
 
@@ -86,9 +86,9 @@ def choose_split_units(packages: Sequence[str], slots: int, *, pool: bool, archs
 
 
 def pool_order(packages: Sequence[str], split_units: bool) -> tuple[tuple[str, ...], str]:
-    """The pool's start order: the package with the longest unit first (a ninja draws free slots only when it
-    starts and when one of its own units ends: mamba_build/jobserver.py, "Start order"), packages without
-    measured costs last, in the order given."""
+    """The packages' order in the pool: the one with the longest unit first, packages without measured costs
+    last, in the order given. The pool's one ninja starts the units by their own estimated cost (the
+    ``units`` tables); this order breaks ties and names which package leads."""
     known = package_costs()
 
     def longest(p: str) -> float | None:
@@ -102,6 +102,44 @@ def pool_order(packages: Sequence[str], split_units: bool) -> tuple[tuple[str, .
         return order, ""
     named = ", then ".join(f"{p} ({longest(p):.0f} s)" if longest(p) is not None else f"{p} (no measured costs)"
                            for p in order)
-    return order, (f"{named}, by the longest unit{' (units split)' if split_units else ''} in data/build_costs.toml: "
-                   "a ninja draws free slots only when it starts and when one of its own units ends, so the "
-                   "longest units start first and each next package once the one before has drawn its slots")
+    return order, (f"{named}, by the longest unit{' (units split)' if split_units else ''} in data/build_costs.toml; "
+                   "the pool's one ninja starts every unit longest first (the units tables there), this order breaks ties")
+
+
+def unit_costs() -> dict[str, tuple[tuple[str, float], ...]]:
+    """Per package, the (file-name glob, one-core seconds) rows of data/build_costs.toml's ``units`` tables."""
+    out = {}
+    for name, d in tables.load("build_costs")["package"].items():
+        out[name] = tuple((str(g), float(s)) for g, s in (d.get("units") or {}).items())
+    return out
+
+
+def unit_cost_of() -> Callable[[str, str], float]:
+    """cost(package, source path) for the pool's unit order: the first glob of the package's table that matches
+    the file name, else 0 (unknown units go last)."""
+    import fnmatch
+    from pathlib import Path
+
+    table = unit_costs()
+
+    def cost(package: str, source: str) -> float:
+        name = Path(source).name
+        for pattern, seconds in table.get(package, ()):
+            if fnmatch.fnmatch(name, pattern):
+                return seconds
+        return 0.0
+    return cost
+
+
+def bound(packages: Sequence[str], slots: int, *, split_units: bool, archs: int = 1,
+          nvcc_threads: int = 1) -> tuple[float, float] | None:
+    """(longest unit, total CPU / slots) of building ``packages`` in one pool, in the table's units; None when a
+    package has no measured costs. Where the second is larger the units outnumber the slots: the total work,
+    not one unit, bounds the build, and no unit needs nvcc --split-compile's threads."""
+    known = package_costs()
+    if any(p not in known for p in packages) or not packages:
+        return None
+    chosen = [(known[p].split if split_units and known[p].split else known[p].whole) for p in packages]
+    archs = max(1, archs)
+    rounds = math.ceil(archs / max(1, min(nvcc_threads, archs)))
+    return max(c.longest for c in chosen) * rounds, sum(c.total for c in chosen) * archs / max(1, slots)

@@ -22,6 +22,14 @@ and sibling files ``<stem>.mbpartNN<suffix>`` get the same code plus one other e
 them in parallel (same templates, same flags: the kernels are the same). Extra keys:
 ``sources_file`` / ``sources_anchor`` (the line listing the target in setup.py; the new files are
 inserted after it) and optional ``first`` (a regex: matching units go first, the longest ones).
+Optional, for a unit with one instantiation whose kernels are many (a launcher that dispatches over
+launch shapes): ``expand``, a list of templates rendered from each anchor match (its named groups,
+``{match}``): each rendered text is one unit, the first stays in the target (it can declare the others'
+instantiations ``extern template`` and keep the dispatcher); ``requires_file`` and ``requires``,
+regexes that must each match that file (e.g. the dispatcher and the launcher's signature the templates
+name), else the recipe is "anchor not found". ``file`` may be a glob (``*``): every matching file is
+split the same way, and ``sources_anchor`` then names the file's line with ``{file}`` (its path,
+regex-escaped).
 
 Placeholders are ``{name}``: the option values of :func:`option_placeholders`, the named groups of
 the anchor match (``{indent}`` ...) and ``{match}`` (the whole matched text). Inserted blocks are
@@ -171,6 +179,9 @@ class Recipe:
     sources_file: str | None = None  # split_units: the file listing the sources (setup.py)
     sources_anchor: str | None = None  # split_units: the regex of the target's line there
     first: str | None = None  # split_units: units matching this regex are listed first
+    expand: tuple[str, ...] = ()  # split_units: unit templates per anchor match (the first stays in the target)
+    requires_file: str | None = None  # split_units: the file ``requires`` is checked against
+    requires: tuple[str, ...] = ()  # split_units: regexes that must each match requires_file
 
     def enabled_by(self, options: PatchOptions) -> bool:
         if not self.when:
@@ -210,6 +221,15 @@ def _recipe_from_toml(raw: Mapping[str, Any], source: str) -> Recipe:
         for key in ("sources_file", "sources_anchor"):
             if not raw.get(key):
                 raise PatchError(f"{where}: a split_units recipe needs {key!r}", "fix the recipe file")
+        if bool(raw.get("requires")) != bool(raw.get("requires_file")):
+            raise PatchError(f"{where}: 'requires' and 'requires_file' go together", "fix the recipe file")
+        if raw.get("expand") is not None and (not isinstance(raw["expand"], list) or len(raw["expand"]) < 2):
+            raise PatchError(f"{where}: 'expand' must list at least two unit templates", "fix the recipe file")
+        for a in raw.get("requires") or []:
+            try:
+                re.compile(a, re.MULTILINE)
+            except re.error as exc:
+                raise PatchError(f"{where}: requires {a!r} is not a valid regex ({exc})", "fix the recipe file") from None
         for key in ("sources_anchor", "first"):
             if raw.get(key):
                 try:
@@ -236,6 +256,8 @@ def _recipe_from_toml(raw: Mapping[str, Any], source: str) -> Recipe:
         min_count=None if min_count is None else int(min_count),
         when=when, versions=raw.get("versions"), source=source,
         sources_file=raw.get("sources_file"), sources_anchor=raw.get("sources_anchor"), first=raw.get("first"),
+        expand=tuple(raw.get("expand") or ()), requires_file=raw.get("requires_file"),
+        requires=tuple(raw.get("requires") or ()),
     )
 
 
@@ -463,10 +485,27 @@ def _existing_parts(target: Path) -> list[Path]:
     return out
 
 
-def _prepare_split(tree: Path, recipe: Recipe, package: str, version: str | None) -> _Split | str:
-    """The split of ``recipe.file`` (from its pristine text), or why its anchor was not found."""
-    target = tree / recipe.file
+def split_targets(tree: Path, recipe: Recipe) -> list[str]:
+    """The files a split_units recipe splits (relative posix paths): ``file`` itself, or every match of it
+    as a glob (their pristine names: earlier parts are never targets)."""
+    if not any(c in recipe.file for c in "*?["):
+        return [recipe.file]
+    out = []
+    for p in sorted(Path(tree).glob(recipe.file)):
+        if p.is_file() and PART_INFIX not in p.name and not p.name.endswith(PRISTINE_SUFFIX):
+            out.append(p.relative_to(tree).as_posix())
+    return out
+
+
+def _prepare_split(tree: Path, recipe: Recipe, rel: str, package: str, version: str | None) -> _Split | str:
+    """The split of ``rel`` (one target of ``recipe``, from its pristine text), or why its anchor was not found."""
+    target = tree / rel
     base, current = _read_base(target, package, version)
+    if recipe.requires:
+        req_base, _ = _read_base(tree / recipe.requires_file, package, version)
+        absent = [r for r in recipe.requires if not re.search(r, req_base, re.MULTILINE)]
+        if absent:
+            return f"{recipe.requires_file} no longer has " + "; ".join(repr(r) for r in absent)
     chosen, tried = None, []
     for anchor in recipe.anchors:
         found = list(re.finditer(anchor, base, re.MULTILINE))
@@ -475,8 +514,15 @@ def _prepare_split(tree: Path, recipe: Recipe, package: str, version: str | None
             chosen = found
             break
     if chosen is None:
-        return f"expected {_expected(recipe)}; " + "; ".join(tried)
-    units = [m.group(0).rstrip() for m in chosen]
+        return f"{rel}: expected {_expected(recipe)}; " + "; ".join(tried)
+    if recipe.expand:
+        units = []
+        for m in chosen:
+            values = {k: (v or "") for k, v in m.groupdict().items()}
+            values["match"] = m.group(0).rstrip()
+            units += [_render(t, values, recipe).rstrip() for t in recipe.expand]
+    else:
+        units = [m.group(0).rstrip() for m in chosen]
     if recipe.first:
         units.sort(key=lambda u: 0 if re.search(recipe.first, u) else 1)  # stable: longest units first
     pieces, pos = [], 0
@@ -487,28 +533,31 @@ def _prepare_split(tree: Path, recipe: Recipe, package: str, version: str | None
     shared = "".join(pieces) + base[pos:]
     shared = shared if shared.endswith("\n") else shared + "\n"
     n = len(units)
+    what = "its share of the instantiations" if recipe.expand else "one explicit instantiation"
 
     def render(k: int) -> str:
-        return (f"// {MARKER}{recipe.id} unit {k + 1}/{n} of {recipe.file}: the shared code plus one explicit "
-                f"instantiation (same templates, same flags)\n{shared}{units[k]}\n")
+        return (f"// {MARKER}{recipe.id} unit {k + 1}/{n} of {rel}: the shared code plus {what} "
+                f"(same templates, same flags)\n{shared}{units[k]}\n")
 
     parts = {part_path(target, k): render(k) for k in range(1, n)}
-    rel_dir = Path(recipe.file).parent
+    rel_dir = Path(rel).parent
     listing = "\n".join(f'"{(rel_dir / p.name).as_posix()}",' for p in parts)
-    sources = Recipe(id=recipe.id, description=f"{recipe.file} parts listed", file=recipe.sources_file or "setup.py",
-                     kind="insert_after", anchors=(recipe.sources_anchor or "",), template=listing,
-                     source=recipe.source)
+    anchor = (recipe.sources_anchor or "").replace("{file}", re.escape(rel))
+    sub_id = recipe.id if rel == recipe.file else f"{recipe.id}@{Path(rel).name}"
+    sources = Recipe(id=sub_id, description=f"{rel} parts listed", file=recipe.sources_file or "setup.py",
+                     kind="insert_after", anchors=(anchor,), template=listing, source=recipe.source)
     return _Split(recipe, target, current, render(0), parts, sources)
 
 
 def _unsplit(tree: Path, recipe: Recipe) -> None:
-    """A split_units recipe that is off now: put its target back and remove the parts it wrote."""
-    target = tree / recipe.file
-    orig = pristine_path(target)
-    if orig.is_file() and target.is_file() and target.read_bytes() != orig.read_bytes():
-        _atomic_write(target, orig.read_text(encoding="utf-8"))
-    for p in _existing_parts(target):
-        p.unlink()
+    """A split_units recipe that is off now: put its targets back and remove the parts it wrote."""
+    for rel in split_targets(tree, recipe):
+        target = tree / rel
+        orig = pristine_path(target)
+        if orig.is_file() and target.is_file() and target.read_bytes() != orig.read_bytes():
+            _atomic_write(target, orig.read_text(encoding="utf-8"))
+        for p in _existing_parts(target):
+            p.unlink()
 
 
 def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *, write: bool,
@@ -523,14 +572,17 @@ def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *
         if r.kind != "split_units":
             by_file.setdefault(r.file, []).append(r)
             continue
-        prep = _prepare_split(tree, r, package, version)
-        if isinstance(prep, str):
+        targets = split_targets(tree, r)
+        preps = [_prepare_split(tree, r, rel, package, version) for rel in targets] or [f"no file matches {r.file!r}"]
+        why = next((p for p in preps if isinstance(p, str)), None)
+        if why is not None:
             if strict:
-                raise _anchor_error(package, version, tree, r, prep)
-            results[r.id] = PatchResult(r.id, r.file, Status.ANCHOR_NOT_FOUND, prep)
+                raise _anchor_error(package, version, tree, r, why)
+            results[r.id] = PatchResult(r.id, r.file, Status.ANCHOR_NOT_FOUND, why)
             continue
-        splits.append(prep)
-        by_file.setdefault(prep.sources_recipe.file, []).append(prep.sources_recipe)
+        for prep in preps:
+            splits.append(prep)
+            by_file.setdefault(prep.sources_recipe.file, []).append(prep.sources_recipe)
     planned: list[tuple[Path, str, str, str]] = []
     for fname, recs in by_file.items():
         target = tree / fname
@@ -554,14 +606,20 @@ def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *
                 raise PatchError(f"patching {target} ({package} {version}) produced invalid Python: {exc}",
                                  "report it to mamba-build with the package version") from None
         planned.append((target, base, current, outcome.text))
+    by_recipe: dict[str, list[_Split]] = {}
     for sp in splits:
-        listed = results.get(sp.recipe.id)
-        if listed is not None and listed.status is Status.ANCHOR_NOT_FOUND:
+        by_recipe.setdefault(sp.recipe.id, []).append(sp)
+    for rid, group in by_recipe.items():
+        listed = [results.get(sp.sources_recipe.id) for sp in group]
+        lost = next((x for x in listed if x is not None and x.status is Status.ANCHOR_NOT_FOUND), None)
+        if lost is not None:
+            results[rid] = PatchResult(rid, group[0].recipe.file, Status.ANCHOR_NOT_FOUND, lost.detail)
             continue
-        done = listed is not None and listed.status is Status.ALREADY_APPLIED and sp.done()
-        results[sp.recipe.id] = PatchResult(sp.recipe.id, sp.recipe.file,
-                                            Status.ALREADY_APPLIED if done else Status.APPLIED,
-                                            f"{sp.recipe.description} ({len(sp.parts) + 1} units)", len(sp.parts) + 1)
+        done = all(x is not None and x.status is Status.ALREADY_APPLIED for x in listed) and all(sp.done() for sp in group)
+        n = sum(len(sp.parts) + 1 for sp in group)
+        files = f"{len(group)} files, " if len(group) > 1 else ""
+        results[rid] = PatchResult(rid, group[0].recipe.file, Status.ALREADY_APPLIED if done else Status.APPLIED,
+                                   f"{group[0].recipe.description} ({files}{n} units)", n)
     if write:
         for r in all_recipes:
             if r.kind == "split_units" and r.id not in {sp.recipe.id for sp in splits}:

@@ -49,6 +49,23 @@ class CompileReport:
     smoke: object | None = None
     installed: bool = False
     log_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, in the order they ran
+
+
+class _Stopwatch:
+    """Seconds per stage of one run (the `timing` line: where a cold build's minutes go)."""
+
+    def __init__(self, into: dict[str, float]):
+        self.into = into
+        self.mark = time.monotonic()
+
+    def lap(self, stage: str) -> None:
+        now = time.monotonic()
+        self.into[stage] = self.into.get(stage, 0.0) + now - self.mark
+        self.mark = now
+
+    def line(self) -> str:
+        return "timing  " + ", ".join(f"{k} {v:.1f}s" for k, v in self.into.items())
 
 
 def patch_options(plan: BuildPlan):
@@ -153,77 +170,73 @@ class PendingBuild:
 
 def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
                show_progress: bool = True, log=None) -> list[tuple[Path, float]]:
-    """Schedule "pool": every package's `pip wheel` in one run, their ninjas (and nvcc's split-compile
-    threads) drawing from ONE jobserver of ``plan.jobs`` slots. They start in ``plan.pool_order``, each
-    once the one before has drawn its slots (see mamba_build/jobserver.py, "Start order"). The first
-    failure stops the others. Returns (wheel, seconds) per package, in ``pending``'s order."""
+    """Schedule "pool": every package's `pip wheel` at once, and ONE ninja that compiles the units of all of
+    them, the longest first (mamba_build/ninja_pool.py). Where the plan uses nvcc --split-compile with
+    --jobserver, that ninja and nvcc's threads draw from one jobserver of ``plan.jobs`` slots; otherwise the
+    ninja runs ``-j plan.jobs``. The first failure stops the others. Returns (wheel, seconds) per package, in
+    ``pending``'s order."""
+    from mamba_build.costs import unit_cost_of
     from mamba_build.jobserver import JobServer
+    from mamba_build.ninja_pool import NinjaPool, describe, echo_filter
 
+    log = log or (lambda _msg: None)
+    names = [p.pkg.name for p in pending]
+    log_dir = pending[0].log_path.parent
     for p in pending:
         p.out_dir.mkdir(parents=True, exist_ok=True)
-    order = start_order(plan, pending)
-    gate_done = [threading.Event() for _ in pending]
-    ended = [threading.Event() for _ in pending]
-    with JobServer(plan.jobs, len(pending), run_dir) as js, \
-            ProgressGroup([p.pkg.name for p in pending], enabled=show_progress) as group:
+    pool = NinjaPool(run_dir / "pool", names, real_ninja=str(plan.ninja), python=plan.python,
+                     jobs=None if plan.nvcc_jobserver else plan.jobs, cost_of=unit_cost_of(),
+                     package_order=plan.pool_order)
+    pool.prepare(log_dir)
+    ended = {n: threading.Event() for n in names}
+    with contextlib.ExitStack() as stack:
+        js = stack.enter_context(JobServer(plan.jobs, 1, run_dir)) if plan.nvcc_jobserver else None
+        group = stack.enter_context(ProgressGroup(names, enabled=show_progress))
+        jobs = []
+        for p in pending:
+            env = plan.env_for(p.pkg, makeflags=js.makeflags if js else None)
+            env.update(pool.env_for(p.pkg.name, env["PATH"]))
+            jobs.append(runner.StreamJob(_pip_wheel_argv(plan, p.fetched.tree, p.out_dir), p.log_path,
+                                         cwd=p.fetched.tree, extra_env=env,
+                                         on_line=echo_filter(group.on_line(p.pkg.name)),
+                                         on_exit=ended[p.pkg.name].set))
+        def pool_gate(stopping):
+            if not pool.wait_requests(lambda n: ended[n].is_set(), stopping):
+                return None
+            pool.write_build()
+            missing = [n for n in names if n not in pool.requests]
+            if missing:
+                log(f"note    {', '.join(missing)} ended before handing its units to the pool (its log says why)")
+            log(f"pool    one ninja for {' + '.join(sorted(pool.requests, key=names.index))}: {describe(pool.ordered)}")
+            return pool.environment()
 
-        def gate_for(pos: int):
-            i, prev = order[pos], order[pos - 1]
+        def pool_line(line: str) -> None:
+            pkg, text = pool.on_line(line)
+            if pkg is not None:
+                group.on_line(pkg)(text)
 
-            def gate(stopping) -> None:
-                while not gate_done[prev].wait(0.1):
-                    if stopping():
-                        return
-                since = time.time() - 1.0
-                what, waited = js.wait_drawn(lambda: _ninja_started(pending[prev].fetched.tree, since),
-                                             lambda: stopping() or ended[prev].is_set())
-                if log is not None:
-                    log(f"start   {pending[i].pkg.name} after {pending[prev].pkg.name}: {what} ({waited:.1f} s)")
-                gate_done[i].set()
-            return gate
+        def pool_result(res) -> None:
+            rc = res.returncode if isinstance(res, runner.CommandResult) else None
+            pool.finish(rc, "" if isinstance(res, runner.CommandResult) else f"{type(res).__name__}: {res}")
 
-        def on_exit_for(i: int):
-            def on_exit() -> None:
-                ended[i].set()
-                gate_done[i].set()
+        def pool_exit() -> None:
+            if js is not None:
                 js.client_done()
-            return on_exit
+            if (pool.build_dir / ".ninja_log").is_file():  # the units' times, for benchmarks and the curious
+                shutil.copy2(pool.build_dir / ".ninja_log", log_dir / "pool.ninja_log")
 
-        gates = [None] * len(pending)
-        if js.tokens:  # each later package waits until the one before has drawn its free slots
-            gate_done[order[0]].set()
-            for pos in range(1, len(order)):
-                gates[order[pos]] = gate_for(pos)
-        else:  # no free slot to draw (one per client): nothing to wait for
-            for done in gate_done:
-                done.set()
-        jobs = [runner.StreamJob(_pip_wheel_argv(plan, p.fetched.tree, p.out_dir), p.log_path, cwd=p.fetched.tree,
-                                 extra_env=plan.env_for(p.pkg, makeflags=js.makeflags),
-                                 on_line=group.on_line(p.pkg.name), on_exit=on_exit_for(i), gate=gates[i])
-                for i, p in enumerate(pending)]
+        jobs.append(runner.StreamJob(pool.argv(), log_dir / "pool-ninja.log", cwd=pool.build_dir, on_line=pool_line,
+                                     gate=pool_gate, on_result=pool_result, on_exit=pool_exit))
         many = runner.stream_many(jobs, timeout=plan.timeout)
     if many.first_failure is not None:
-        p = pending[many.first_failure]
-        raise _build_failure(plan, p.pkg, many.results[many.first_failure], p.log_path)
+        i = many.first_failure
+        if i == len(pending):  # the pool's ninja: blame the package whose unit failed
+            failed = pool.failed_packages()
+            p = next((q for q in pending if failed and q.pkg.name == failed[0]), pending[0])
+            raise _build_failure(plan, p.pkg, many.results[i], pool.logs.get(p.pkg.name, log_dir / "pool-ninja.log"))
+        p = pending[i]
+        raise _build_failure(plan, p.pkg, many.results[i], p.log_path)
     return [(_the_wheel(p.out_dir, p.log_path), r.duration) for p, r in zip(pending, many.results)]
-
-
-def start_order(plan: BuildPlan, pending: list[PendingBuild]) -> list[int]:
-    """Indices of ``pending`` in the plan's pool start order (packages the plan does not name keep their place,
-    after the named ones)."""
-    rank = {name: k for k, name in enumerate(plan.pool_order)}
-    return sorted(range(len(pending)), key=lambda i: rank.get(pending[i].pkg.name, len(rank)))
-
-
-def _ninja_started(tree, since: float) -> bool:
-    """torch's cpp_extension writes build/temp.*/build.ninja right before it runs ninja."""
-    for f in Path(tree).glob("build/temp.*/build.ninja"):
-        try:
-            if f.stat().st_mtime >= since:
-                return True
-        except OSError:
-            pass
-    return False
 
 
 def check_wheel_archs(plan: BuildPlan, wheel: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -295,7 +308,8 @@ def _build_all(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path, log_
     if plan.schedule == "pool":
         names = " + ".join(f"{p.pkg.name} {p.fetched.version}" for p in pending)
         together = " at the same time," if len(pending) > 1 else ","
-        log(f"build   {names} for {archs}{together} one jobserver of {plan.jobs} slots (logs: {log_dir})")
+        slots = f"one jobserver of {plan.jobs} slots" if plan.nvcc_jobserver else f"{plan.jobs} units at a time"
+        log(f"build   {names} for {archs}{together} {slots} (logs: {log_dir})")
         start = time.monotonic()
         done = build_pool(plan, pending, run_dir, show_progress, log)
         log(f"built   all in {time.monotonic() - start:.0f}s")
@@ -355,6 +369,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     report = CompileReport(log_dir=log_dir)
+    clock = _Stopwatch(report.timings)
     wheel_dir = Path(plan.wheel_dir)
     success = False
     try:
@@ -384,7 +399,10 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 log("patch   " + ", ".join(f"{r.recipe}: {r.status.value}" for r in results))
                 pending.append(PendingBuild(pkg, fetched, key, key_parts, log_dir / f"build-{pkg.name}.log",
                                             run_dir / "wheels" / pkg.name))
-            for p, wheel, seconds in _build_all(plan, pending, run_dir, log_dir, log, show_progress):
+            clock.lap("sources+patches")
+            done = _build_all(plan, pending, run_dir, log_dir, log, show_progress)
+            clock.lap("builds")
+            for p, wheel, seconds in done:
                 sass, ptx = check_wheel_archs(plan, wheel)
                 log(f"built   {wheel.name} in {seconds:.0f}s; inside: "
                     + ", ".join([f"sm_{a}" for a in sass] + [f"compute_{a}" for a in ptx]))
@@ -392,6 +410,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                                                p.fetched.origin, p.fetched.sha256, sass, ptx, cache_key=p.key,
                                                cache_components=p.key_parts)
             report.wheels = [built[pkg.name] for pkg in plan.packages]
+            clock.lap("arch check")
             smoke = reused_smoke(plan, report.wheels)
             if smoke is not None:
                 log(f"smoke   reused: these exact wheels (sha256 verified) got '{smoke.verdict}' on {smoke.reused}; "
@@ -413,6 +432,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 cause, fix, _ = explain_failure(detail, plan)
                 raise SmokeTestError(f"the built wheels failed their smoke test ({cause}); nothing was installed",
                                      fix or f"see {log_dir}", details=detail)
+        clock.lap("smoke test")
         verdict = None if smoke.reused or limits else smoke_record(smoke, report.wheels)
         for w in report.wheels:  # only verified (smoke-tested) wheels enter the cache
             if not w.from_cache and w.cache_key:
@@ -425,6 +445,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
             shutil.copy2(w.wheel, final.with_suffix(".whl.part"))
             final.with_suffix(".whl.part").replace(final)
             w.wheel = final
+        clock.lap("cache+copy")
         if plan.install:
             from mamba_build.installed import installed_identical
 
@@ -435,6 +456,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
             else:
                 install_wheels(plan, [w.wheel for w in report.wheels])
             report.installed = True
+            clock.lap("install")
+        log(clock.line())
         success = True
         return report
     except OSError as exc:

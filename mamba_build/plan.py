@@ -267,6 +267,31 @@ def _split_units(opts: CompileOptions, jobs: int, *, pool: bool, archs: int, nvc
     return False, f"{jobs} jobs: splitting only adds front-end work when the cores are busy anyway"
 
 
+def _split_compile_needed(opts: CompileOptions, jobs: int, split: int, reason: str, nvcc_js: bool, *,
+                          split_units: bool, archs: int, nvcc_threads: int) -> tuple[int | None, str, bool]:
+    """Automatic split-compile stays on only where one unit, not the total work, bounds the build: where the
+    units outnumber the slots, every slot is busy with a whole unit anyway, and nvcc's threads would only
+    oversubscribe the CPUs (or, through the jobserver, take slots from units waiting to start)."""
+    from mamba_build.costs import bound
+
+    b = bound(opts.packages, jobs, split_units=split_units, archs=archs, nvcc_threads=nvcc_threads)
+    if b is None:
+        return split, reason, nvcc_js
+    longest, spread = b
+    if spread >= longest:
+        return None, (f"off: the total work bounds the build, not one unit (predicted {spread:.0f} s of CPU per slot "
+                      f"against the longest unit's {longest:.0f} s, data/build_costs.toml), so every slot is busy "
+                      "with a whole unit and nvcc's threads would only oversubscribe the CPUs"), False
+    return split, reason + f" (predicted: the longest unit {longest:.0f} s, the total work {spread:.0f} s per slot)", nvcc_js
+
+
+def _pool_reason(nvcc_js: bool, jobs: int) -> str:
+    return ("one ninja builds every package's units, the longest first (mamba_build/ninja_pool.py), while each "
+            "package's pip wheel runs as usual" + (f"; it and the nvcc --split-compile threads (nvcc --jobserver) "
+                                                   f"share one jobserver of {jobs} slots" if nvcc_js else
+                                                   f", {jobs} units at a time"))
+
+
 def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None):
     """(schedule, reason, ninja path, nvcc --jobserver) -- see mamba_build/jobserver.py."""
     from mamba_build.jobserver import NINJA_JOBSERVER_MIN, find_ninja, nvcc_supports_jobserver
@@ -286,9 +311,7 @@ def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | 
             raise UsageError(f"--schedule pool: {why}", f"{python} -m pip install 'ninja>={need}'")
         return "sequential", f"{why}: one package after the other, MAX_JOBS each", ninja_path, False
     nvcc_js = bool(nvcc) and split is not None and nvcc_supports_jobserver(nvcc)
-    return "pool", (f"one jobserver (its slots: the jobs above) shared by every package's ninja {'.'.join(map(str, ninja.version))}"
-                    + (" and the nvcc --split-compile threads (nvcc --jobserver)" if nvcc_js else "")
-                    + "; the packages build at the same time, started longest units first (order below)"), ninja_path, nvcc_js
+    return "pool", "", ninja_path, nvcc_js  # the reason: _pool_reason, once the job count is known
 
 
 def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
@@ -330,6 +353,12 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     nvcc_threads = opts.nvcc_threads or max(1, min(len(archs), 4))
     split_units, split_units_reason = _split_units(opts, njobs, pool=schedule == "pool", archs=len(archs),
                                                    nvcc_threads=nvcc_threads)
+    if split is not None and opts.split_compile is None:
+        split, split_reason, nvcc_js = _split_compile_needed(opts, njobs, split, split_reason, nvcc_js,
+                                                             split_units=split_units, archs=len(archs),
+                                                             nvcc_threads=nvcc_threads)
+    if schedule == "pool":
+        schedule_reason = _pool_reason(nvcc_js, njobs)
     pool_order, pool_order_reason = ((), "")
     if schedule == "pool" and len(opts.packages) > 1:
         from mamba_build.costs import pool_order as _pool_order

@@ -240,8 +240,10 @@ class StreamJob:
     on_line: Callable[[str], None] | None = None
     on_exit: Callable[[], None] | None = None  # called once its process has ended (any outcome)
     # called in the job's thread before its process starts, given a stopping() predicate; blocks as long as
-    # the job must wait (the pool's start order); the job is not started if the others are stopping by then
-    gate: Callable[[Callable[[], bool]], None] | None = None
+    # the job must wait (e.g. the pool's ninja waits for every package's build file); the job is not started
+    # if the others are stopping by then. A mapping it returns is the job's whole environment.
+    gate: Callable[[Callable[[], bool]], Mapping[str, str] | None] | None = None
+    on_result: Callable[[object], None] | None = None  # given its CommandResult (or exception), before on_exit
 
 
 @dataclass
@@ -279,17 +281,21 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
 
     def work(i: int, job: StreamJob) -> None:
         try:
-            if job.gate is not None:
-                job.gate(lambda: state["stopping"])
+            env = job.gate(lambda: state["stopping"]) if job.gate is not None else None
             if state["stopping"]:
                 res: CommandResult | BaseException = CommandResult(
                     tuple(str(a) for a in job.argv), None, "", "not started: the pool stopped first", 0.0,
                     log_path=job.log_path)
             else:
-                res = stream(job.argv, log_path=job.log_path, timeout=timeout, cwd=job.cwd, extra_env=job.extra_env,
-                             on_line=job.on_line, on_start=lambda p: started(i, p))
+                res = stream(job.argv, log_path=job.log_path, timeout=timeout, cwd=job.cwd, env=env,
+                             extra_env=job.extra_env, on_line=job.on_line, on_start=lambda p: started(i, p))
         except BaseException as exc:  # reported by the caller's thread
             res = exc
+        if job.on_result is not None:
+            try:
+                job.on_result(res)
+            except BaseException as exc:  # noqa: BLE001 (reported like the job's own failure)
+                res = exc
         if job.on_exit is not None:
             job.on_exit()
         results[i] = res

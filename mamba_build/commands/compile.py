@@ -119,7 +119,7 @@ def describe_plan(plan: BuildPlan) -> str:
         f"  compiler    {c.cxx} (gcc {c.version})  [{c.reason}]"
         + ("  ** -allow-unsupported-compiler: may miscompile **" if c.unsupported_override else ""),
         f"  archs       {', '.join(plan.archs)}  [{plan.archs_reason}]",
-        f"  jobs        {'jobserver slots' if plan.schedule == 'pool' else 'MAX_JOBS'}={plan.jobs}  [{plan.jobs_reason}]",
+        f"  jobs        {'jobserver slots' if plan.nvcc_jobserver else ('ninja -j' if plan.schedule == 'pool' else 'MAX_JOBS')}={plan.jobs}  [{plan.jobs_reason}]",
         f"  schedule    {plan.schedule}  [{plan.schedule_reason}]",
         f"  split units {'on' if plan.split_units else 'off'}  [{plan.split_units_reason}]",
         *([f"  order       {', then '.join(plan.pool_order)}  [{plan.pool_order_reason}]"] if plan.pool_order else []),
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"launcher: {used.summary()} (this build)", file=sys.stderr)
     if args.json:
         print(dumps({"plan": plan.to_dict(), "wheels": to_jsonable(report.wheels), "smoke": to_jsonable(report.smoke),
-                     "installed": report.installed,
+                     "installed": report.installed, "timings_s": {k: round(v, 2) for k, v in report.timings.items()},
                      "launcher_stats": None if used is None else {
                          "name": used.name, "hits": used.hits, "misses": used.misses,
                          "uncacheable": used.uncacheable, "errors": used.errors, "by_language": used.by_language}}))

@@ -21,7 +21,7 @@ set -u
 FOLLOW=${1:-520}; DEADLINE=${2:-1650}; RESERVE=${3:-90}; PHASES=${PHASES:-cold,warm,upstream,kernels}
 PY=$(command -v python3)
 echo "== $(date -u '+%F %T UTC') bench_session: python3 = $PY"
-nproc; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; nvidia-smi -L 2>&1 | head -2
+lscpu 2>/dev/null | grep -E "^(Model name|Thread|Core|Socket|CPU\(s\))"; nproc; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; nvidia-smi -L 2>&1 | head -2
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv 2>&1 | head -3
 command -v nvcc && nvcc --version | tail -2
 echo "ninja before: $(ninja --version 2>&1) ($(command -v ninja))"

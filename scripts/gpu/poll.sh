@@ -2,7 +2,7 @@
 # GPU: follow the benchmark that scripts/gpu/h100_bench.sh started. Waits up to N seconds (default 540, under
 # the device's 10-min call limit) or until $BENCH_DIR/done exists, printing progress (current phase, last lines
 # of its logs) every minute, then copies what there is so far into $OUT: results.json, table.md,
-# kernels.json, kernels-aa.json, cold.log, warm.log, logs-tail.txt (tails of every other log): at most 8 files,
+# kernels.json, cold.log, warm.log, cold.pool.ninja_log (the cold build's units), logs-tail.txt (tails of every other log): at most 8 files,
 # each < 16 MB. Run it again while it says "still running"; partial results are valid each time.
 # Usage: bash scripts/gpu/poll.sh [seconds]
 set -u
@@ -28,7 +28,7 @@ copy() {  # copy a whole file under 15 MB, else its tail
   [ -f "$B/$1" ] || return 0
   if [ "$(stat -c %s "$B/$1")" -lt 15000000 ]; then cp "$B/$1" "$OUT/$1"; else tail -c 15000000 "$B/$1" > "$OUT/$1"; fi
 }
-for f in results.json table.md kernels.json kernels-aa.json cold.log warm.log; do copy "$f"; done
+for f in results.json table.md kernels.json cold.log warm.log cold.pool.ninja_log; do copy "$f"; done
 {
   for l in "$B"/machine.txt "$B"/driver.log "$B"/upstream-*.log "$B"/kernels-aa.log "$B"/kernels.log "$B"/cache/builds/run-*/logs/*.log; do
     [ -f "$l" ] || continue

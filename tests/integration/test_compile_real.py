@@ -46,6 +46,11 @@ def test_fixture_builds_through_the_pipeline(fixture_build):
     found = archs_in_wheel(wheel)
     assert found.sass == (80,) and found.ptx == ()  # sm_70 from upstream's list is gone, only the plan's arch
     assert report["installed"] is False and report["plan"]["archs"] == ["8.0"]
+    # its units went through the pool's one ninja (torch found our shim, not the slow distutils fallback)
+    assert "pool    one ninja for mb-fixture: 2 units" in proc.stderr, proc.stderr[-3000:]
+    build_log = Path(report["wheels"][0]["log"]).read_text(errors="replace")
+    assert "Falling back to using the slow distutils backend" not in build_log and "[2/2]" in build_log
+    assert set(report["timings_s"]) >= {"builds", "arch check", "smoke test"}
     with zipfile.ZipFile(wheel) as zf:
         assert any(n.startswith("mb_fixture_cuda") and n.endswith(".so") for n in zf.namelist())
 

@@ -32,6 +32,9 @@ ALL_ON = PatchOptions(archs=("9.0",), nvcc_threads=3, split_compile=2, use_ninja
 DEFAULTS = PatchOptions(archs=("9.0",))
 
 
+SPLITS = ("split-bwd-units", "split-bwd-launch")  # split_units recipes need the csrc/ tree (tested below)
+
+
 def _sdists(package: str) -> list[dict]:
     import requests
     resp = requests.get(f"https://pypi.org/pypi/{package}/json", timeout=30)
@@ -112,7 +115,7 @@ def test_every_release_takes_every_recipe_idempotently(releases, tmp_path):
         again = patching.apply_patches(tree, package, version, ALL_ON)
         assert (tree / "setup.py").read_bytes() == first, f"{package} {version} not byte-identical"
         # (split_units needs the csrc/ tree: test_split_units_on_every_release_that_ships_the_unit)
-        assert {r.status for r in again if r.recipe != "split-bwd-units"} <= {Status.ALREADY_APPLIED,
+        assert {r.status for r in again if r.recipe not in SPLITS} <= {Status.ALREADY_APPLIED,
                                                                              Status.SKIPPED_VERSION}, f"{package} {version}"
         text = first.decode()
         compile(text, f"{package}-{version}/setup.py", "exec")
@@ -173,6 +176,46 @@ def test_split_units_on_every_release_that_ships_the_unit(releases, tmp_path):
         expect[str(tree / "setup.py")] = {f"csrc/{u.name}" for u in units}
         checked.append(version)
     assert len(checked) >= 7, checked  # 1.5.1 .. 1.7.0 at the time of writing
+    rec = record(files, tmp_path / "rec", timeout=300)
+    for f in files:
+        r = rec[str(f)]
+        assert r["ok"], (f, r)
+        assert expect[str(f)] <= set(r["sources"]), f
+
+
+def test_split_launch_on_every_mamba_ssm_release_that_ships_the_units(releases, tmp_path):
+    """mamba-ssm (sdists >= 2.2.5 carry csrc/): each of the 6 selective_scan_bwd_*.cu files becomes two units;
+    together they hold the original dispatcher instantiation once, and each of the two split launch shapes
+    exactly once as an explicit instantiation (declared extern in the first unit), all listed in setup.py."""
+    import re
+    import shutil
+
+    split_on = dataclasses.replace(ALL_ON, split_units=True)
+    checked, files, expect = [], [], {}
+    for item in releases:
+        src_dir = item["tree"] / "csrc" / "selective_scan"
+        if item["package"] != "mamba-ssm" or not (src_dir / "selective_scan_bwd_kernel.cuh").is_file():
+            continue
+        version = item["version"]
+        tree = tmp_path / f"ms-{version}"
+        shutil.copytree(item["tree"], tree)
+        results = {r.recipe: r for r in patching.apply_patches(tree, "mamba-ssm", version, split_on)}
+        assert results["split-bwd-launch"].status is Status.APPLIED and results["split-bwd-launch"].matches == 12, version
+        sdir = tree / "csrc" / "selective_scan"
+        for whole in sorted(src_dir.glob("selective_scan_bwd_*.cu")):
+            first, second = (sdir / whole.name).read_text(), (sdir / whole.name.replace(".cu", ".mbpart01.cu")).read_text()
+            dispatch = re.search(r"^template void selective_scan_bwd_cuda<.*;$", whole.read_text(), re.MULTILINE).group(0)
+            assert dispatch in first and dispatch not in second, (version, whole.name)
+            for shape in ("32, 16", "64, 16"):
+                assert re.search(rf"^extern template void selective_scan_bwd_launch<{shape}, ", first, re.MULTILINE)
+                assert len(re.findall(rf"^template void selective_scan_bwd_launch<{shape}, ", second, re.MULTILINE)) == 1
+            expect.setdefault(str(tree / "setup.py"), set()).update(
+                {f"csrc/selective_scan/{whole.name}", f"csrc/selective_scan/{whole.name.replace('.cu', '.mbpart01.cu')}"})
+        again = {r.recipe: r.status for r in patching.apply_patches(tree, "mamba-ssm", version, split_on)}
+        assert again["split-bwd-launch"] is Status.ALREADY_APPLIED, version
+        files.append(tree / "setup.py")
+        checked.append(version)
+    assert len(checked) >= 4, checked  # 2.2.5 .. 2.3.2.post1 at the time of writing
     rec = record(files, tmp_path / "rec", timeout=300)
     for f in files:
         r = rec[str(f)]

@@ -30,7 +30,8 @@ def test_the_data_table_says_what_splitting_does():
     assert cc.split is not None and cc.version == "1.7.0"
     assert cc.split.total > cc.whole.total  # every split unit parses the shared code again
     assert cc.split.longest < cc.whole.longest / 4
-    assert table["mamba-ssm"].split is None  # no recipe splits its units
+    ms = table["mamba-ssm"]  # split-bwd-launch: each bwd file in two units by launch shape
+    assert ms.split is not None and ms.split.total > ms.whole.total and ms.split.longest < ms.whole.longest
     for p in table.values():
         assert 0 < p.whole.longest <= p.whole.total
 
@@ -52,9 +53,9 @@ def test_choice(packages, slots, pool, expected):
     assert ("longest unit bounds" in choice.reason) is expected
 
 
-def test_no_splittable_package_and_unknown_packages():
-    choice = choose_split_units(("mamba-ssm",), 16, pool=True)
-    assert choice is not None and choice.split is False and "no package here has a unit to split" in choice.reason
+def test_mamba_ssm_alone_and_unknown_packages():
+    assert choose_split_units(("mamba-ssm",), 16, pool=True).split is True  # 43 s split vs 80 s whole
+    assert choose_split_units(("mamba-ssm",), 1, pool=True).split is False  # one slot: only the extra work
     assert choose_split_units(("causal-conv1d", "some-other-package"), 16, pool=True) is None
 
 
@@ -68,8 +69,30 @@ def test_many_archs_with_few_nvcc_threads_make_the_longest_unit_matter_more():
 
 
 def test_pool_order_by_longest_unit_unknown_last():
-    assert costs.pool_order(["causal-conv1d", "mamba-ssm"], split_units=True)[0] == ("mamba-ssm", "causal-conv1d")
     assert costs.pool_order(["mamba-ssm", "causal-conv1d"], split_units=False)[0] == ("causal-conv1d", "mamba-ssm")
+    # split, both longest units are 43 s: a tie keeps the order given
+    assert costs.pool_order(["mamba-ssm", "causal-conv1d"], split_units=True)[0] == ("mamba-ssm", "causal-conv1d")
     order, why = costs.pool_order(["mb-fixture", "mamba-ssm"], split_units=True)
     assert order == ("mamba-ssm", "mb-fixture") and "mb-fixture (no measured costs)" in why
     assert costs.pool_order(["mamba-ssm"], split_units=True) == (("mamba-ssm",), "")
+
+
+def test_unit_costs_order_the_pool_longest_first():
+    cost = costs.unit_cost_of()
+    # causal-conv1d: the channellast instantiations (the target and parts 01-08) before the plain ones
+    assert cost("causal-conv1d", "/t/csrc/causal_conv1d_bwd.cu") == cost("causal-conv1d", "/t/csrc/causal_conv1d_bwd.mbpart08.cu")
+    assert cost("causal-conv1d", "/t/csrc/causal_conv1d_bwd.mbpart09.cu") < cost("causal-conv1d", "/t/csrc/causal_conv1d_bwd.mbpart01.cu")
+    # mamba-ssm: the complex bwd halves first, then the fwd units, the host file last
+    c = {n: cost("mamba-ssm", f"/t/csrc/selective_scan/{n}") for n in (
+        "selective_scan_bwd_fp32_complex.cu", "selective_scan_bwd_bf16_complex.mbpart01.cu",
+        "selective_scan_fwd_fp16.cu", "selective_scan_bwd_fp16_real.mbpart01.cu", "selective_scan.cpp")}
+    assert list(c.values()) == sorted(c.values(), reverse=True) and min(c.values()) > 0
+    assert cost("mamba-ssm", "/t/csrc/unknown.cu") == 0 and cost("no-such-package", "/x.cu") == 0
+
+
+def test_bound_says_whether_one_unit_or_the_work_bounds_the_build():
+    longest, spread = costs.bound(BOTH, 16, split_units=True)
+    assert longest == 43 and spread == pytest.approx((422 + 668) / 16)  # the work: no need for split-compile
+    longest, spread = costs.bound(("causal-conv1d",), 16, split_units=False)
+    assert longest == 276 and spread < longest  # one whole unit: split-compile shortens it
+    assert costs.bound(("mb-fixture",), 16, split_units=True) is None

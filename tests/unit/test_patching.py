@@ -113,8 +113,8 @@ def opts(**kw) -> PatchOptions:
 def test_recipe_sets_are_the_documented_ones():
     assert SETUP_RECIPES == ["force-build", "skip-cuda-build-off", "cxx11-abi", "torch-compiler-map",
                              "gencode-strip", "gencode-plan", "allow-unsupported-compiler", "nvcc-threads",
-                             "no-prebuilt-wheel", "no-ninja", "cxx-std"]
-    assert [r.id for r in patching.load_recipes("causal-conv1d")] == SETUP_RECIPES[:-1] + ["split-bwd-units"]
+                             "no-prebuilt-wheel", "no-ninja", "cxx-std", "split-bwd-launch"]
+    assert [r.id for r in patching.load_recipes("causal-conv1d")] == SETUP_RECIPES[:-2] + ["split-bwd-units"]
     assert [r.id for r in patching.load_recipes("torch")] == ["torch-compiler-map-inplace"]
 
 

@@ -90,7 +90,11 @@ def test_jobs_follow_memory_and_split_compile_follows_cores():
     two = resolve_plan(opts(arch="9.0"), make_env(resources=Resources(2, 24.0, 22.0, 100.0, "/tmp")))
     assert two.jobs == 2 and two.split_compile is None and "2 CPUs" in two.split_reason
     big = resolve_plan(opts(arch="9.0"), make_env(resources=Resources(16, 128.0, 120.0, 100.0, "/tmp")))
-    assert big.split_compile == 0 and "all 16 CPUs" in big.split_reason
+    # both packages, units split: 68 s of work per slot against a 43 s longest unit, so no split-compile
+    assert big.split_compile is None and "the total work bounds the build" in big.split_reason
+    one = resolve_plan(opts(arch="9.0", packages=("causal-conv1d",), split_units=False),
+                       make_env(resources=Resources(16, 128.0, 120.0, 100.0, "/tmp")))
+    assert one.split_compile == 0 and "all 16 CPUs" in one.split_reason  # one 276 s unit bounds it
     forced = resolve_plan(opts(arch="9.0", jobs=3, split_compile=-1), make_env())
     assert forced.jobs == 3 and forced.split_compile is None
 

@@ -158,9 +158,13 @@ def _plan(monkeypatch, ninja=(1, 13, 2), nvcc_js=True, **kw):
 
 
 def test_pool_with_a_jobserver_capable_ninja(monkeypatch):
-    plan = _plan(monkeypatch)
+    both = _plan(monkeypatch)  # units split: the work bounds the build, so no split-compile and no jobserver
+    assert both.schedule == "pool" and both.split_compile is None and not both.nvcc_jobserver
+    assert "16 units at a time" in both.schedule_reason and "one ninja" in both.schedule_reason
+    plan = _plan(monkeypatch, packages=("causal-conv1d",), split_units=False)  # one 276 s unit bounds it
     assert plan.schedule == "pool" and plan.nvcc_jobserver and plan.ninja == "/v/bin/ninja"
     assert plan.split_compile == 0 and plan.jobs == 16  # slots bound memory: no split-compile reduction
+    assert "share one jobserver of 16 slots" in plan.schedule_reason
     pkg = plan.packages[0]
     env = plan.env_for(pkg, makeflags="-j16 --jobserver-auth=fifo:/tmp/x")
     assert "MAX_JOBS" not in env and env["MAKEFLAGS"].startswith("-j16")
@@ -314,47 +318,93 @@ def test_a_gated_job_is_not_started_once_the_pool_stops(tmp_path):
 
 
 def test_pool_order_puts_the_longest_units_first(monkeypatch):
-    big = _plan(monkeypatch)  # 16 slots: causal-conv1d split (longest 43 s), mamba-ssm whole (80 s)
-    assert big.split_units and big.pool_order == ("mamba-ssm", "causal-conv1d")
-    assert big.pool_order_reason.startswith("mamba-ssm (80 s), then causal-conv1d (43 s)")
+    big = _plan(monkeypatch)  # 16 slots, both split: the longest units tie at 43 s, the order given stays
+    assert big.split_units and big.pool_order == ("causal-conv1d", "mamba-ssm")
+    assert big.pool_order_reason.startswith("causal-conv1d (43 s), then mamba-ssm (43 s)")
+    whole = _plan(monkeypatch, split_units=False)
+    assert whole.pool_order == ("causal-conv1d", "mamba-ssm")  # 276 s first
     two = _plan(monkeypatch, env=make_env(resources=Resources(2, 24.0, 22.0, 100.0, "/tmp")))
     assert not two.split_units and two.pool_order == ("causal-conv1d", "mamba-ssm")  # whole: 276 s first
     assert _plan(monkeypatch, packages=("mamba-ssm",)).pool_order == ()
     assert _plan(monkeypatch, schedule="sequential").pool_order == ()
 
 
-def test_build_pool_starts_the_plan_order_and_gates_the_next(monkeypatch, tmp_path):
-    """build_pool's wiring, with the real ninja: each "pip wheel" stands in as a script that writes
-    build/temp.x/build.ninja (as torch's cpp_extension does), runs ninja in the tree and leaves a wheel.
-    The plan says mamba-ssm first: its 4 long units all run before causal-conv1d's ninja starts."""
+def _pool_projects(tmp_path, plan, shapes, trace, fail=None):
+    """Stand-ins for each package's "pip wheel": a script that writes build/temp.x/build.ninja (as torch's
+    cpp_extension does), runs `ninja -v` there (PATH finds the pool's shim first, as for torch) and leaves a
+    wheel. Each unit appends its start and end to ``trace``."""
     from types import SimpleNamespace
 
     from mamba_build import pipeline
 
-    ninja = _real_ninja().path
-    trace = tmp_path / "trace"
-    plan = replace(_plan(monkeypatch), jobs=6)
-    assert plan.pool_order == ("mamba-ssm", "causal-conv1d")
-    shapes = {"causal-conv1d": (8, 0.4), "mamba-ssm": (4, 1.5)}
     pending = []
-    for pkg in plan.packages:  # causal-conv1d first, as the user listed them
+    for pkg in plan.packages:
         tree = tmp_path / pkg.name
         n, secs = shapes[pkg.name]
-        rule = (f"rule s\n  command = echo {pkg.name}+ $$(date +%s.%N) >> {trace}; sleep {secs}; "
-                f"echo {pkg.name}- $$(date +%s.%N) >> {trace}; touch $out\n")
+        (tree / "src").mkdir(parents=True)
         (tree / "build" / "temp.x").mkdir(parents=True)
-        (tree / "ninja.txt").write_text(rule + "".join(f"build u{i}: s\n" for i in range(n)))
+        rule = (f"rule s\n  command = echo {pkg.name}+ $$(date +%s.%N) >> {trace}; sleep {secs}; "
+                f"echo {pkg.name}- $$(date +%s.%N) >> {trace}; "
+                + (f"test $$(basename $in) != {fail} && " if fail else "") + "touch $out\n")
+        edges = ""
+        for i in range(n):
+            (tree / "src" / f"{pkg.name}-{i}.cu").write_text("")
+            edges += f"build {tree}/build/temp.x/u{i}.o: s {tree}/src/{pkg.name}-{i}.cu\n"
+        (tree / "ninja.txt").write_text(rule + edges)
         pending.append(pipeline.PendingBuild(pkg, SimpleNamespace(tree=tree, version="0"), "k", {},
-                                             tmp_path / f"{pkg.name}.log", tmp_path / f"{pkg.name}-out"))
-    script = ("sleep 0.5; cp ninja.txt build/temp.x/build.ninja && {ninja} -C build/temp.x && "
+                                             tmp_path / "logs" / f"build-{pkg.name}.log", tmp_path / f"{pkg.name}-out"))
+    return pending
+
+
+def _fake_pip(monkeypatch):
+    from mamba_build import pipeline
+
+    script = ("sleep 0.3; cp ninja.txt build/temp.x/build.ninja && (cd build/temp.x && ninja -v -j 2) && "
               "touch \"$1/pkg-0-py3-none-any.whl\"")
-    monkeypatch.setattr(pipeline, "_pip_wheel_argv",
-                        lambda plan, tree, out: ["sh", "-c", script.format(ninja=ninja), "pip", str(out)])
+    monkeypatch.setattr(pipeline, "_pip_wheel_argv", lambda plan, tree, out: ["sh", "-c", script, "pip", str(out)])
+
+
+def test_build_pool_runs_every_package_in_one_ninja_longest_first(monkeypatch, tmp_path):
+    """build_pool's wiring, with the real ninja: both packages' units in one ninja of 6 slots. mamba-ssm's 4
+    long units are the expensive ones (the cost table says so here), so they start first; the pool keeps 6
+    units running while there are 6 to run (two ninjas sharing a jobserver did not)."""
+    from mamba_build import costs, pipeline
+
+    ninja = _real_ninja().path
+    trace = tmp_path / "trace"
+    plan = replace(_plan(monkeypatch, split_compile=-1), jobs=6, ninja=ninja, python=sys.executable)
+    assert plan.schedule == "pool" and not plan.nvcc_jobserver
+    pending = _pool_projects(tmp_path, plan, {"causal-conv1d": (10, 0.4), "mamba-ssm": (4, 1.5)}, trace)
+    monkeypatch.setattr(costs, "unit_cost_of", lambda: (lambda pkg, src: 10.0 if pkg == "mamba-ssm" else 1.0))
+    _fake_pip(monkeypatch)
     lines = []
     done = pipeline.build_pool(plan, pending, tmp_path, show_progress=False, log=lines.append)
     assert [w.parent.name for w, _ in done] == ["causal-conv1d-out", "mamba-ssm-out"]  # pending's order
-    assert len(lines) == 1 and lines[0].startswith("start   causal-conv1d after mamba-ssm: its ninja drew 3 of 4")
+    assert len(lines) == 1 and lines[0].startswith("pool    one ninja for causal-conv1d + mamba-ssm: 14 units, "
+                                                   "longest first: mamba-ssm-0.cu (10 s)")
     ev = _events(trace)
-    first_cc = min(t for t, k in ev if k == "causal-conv1d+")
-    assert sum(1 for t, k in ev if k == "mamba-ssm+" and t < first_cc) == 4
-    assert _peak(ev, "mamba-ssm") == 4 and _peak(ev, "") <= 6  # never more than the pool's slots
+    starts = [k for _, k in sorted(ev) if k.endswith("+")]
+    # the long units first: all 4 among the first 6 started (listed in the user's order, causal-conv1d's 10
+    # short units would have taken those 6 slots)
+    assert starts[:6].count("mamba-ssm+") == 4
+    assert _peak(ev, "") == 6  # every slot busy, never more
+    logs = tmp_path / "logs"
+    assert (logs / "pool.ninja_log").is_file() and len((logs / "pool.ninja_log").read_text().splitlines()) == 15
+    own = (logs / "ninja-causal-conv1d.log").read_text()
+    assert "[10/10]" in own and "mamba-ssm-0.cu" not in own  # its own units, its own counts
+
+
+def test_build_pool_blames_the_package_whose_unit_failed(monkeypatch, tmp_path):
+    from mamba_build import pipeline
+    from mamba_build.errors import BuildError
+
+    ninja = _real_ninja().path
+    plan = replace(_plan(monkeypatch, split_compile=-1), jobs=4, ninja=ninja, python=sys.executable)
+    pending = _pool_projects(tmp_path, plan, {"causal-conv1d": (3, 0.2), "mamba-ssm": (3, 0.2)}, tmp_path / "trace",
+                             fail="mamba-ssm-1.cu")
+    _fake_pip(monkeypatch)
+    with pytest.raises(BuildError) as err:
+        pipeline.build_pool(plan, pending, tmp_path, show_progress=False)
+    assert "building mamba-ssm" in str(err.value) and "ninja-mamba-ssm.log" in err.value.fix
+    assert "FAILED:" in (tmp_path / "logs" / "ninja-mamba-ssm.log").read_text()
+    assert not list((tmp_path / "causal-conv1d-out").glob("*.whl"))  # the other package stopped, no wheel
