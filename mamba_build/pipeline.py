@@ -7,6 +7,7 @@ installed unless the smoke test passed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as _dt
@@ -372,8 +373,9 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
     clock = _Stopwatch(report.timings)
     wheel_dir = Path(plan.wheel_dir)
     success = False
+    warm = None
     try:
-        with torch_map_patch(plan):
+        with contextlib.ExitStack() as stack, torch_map_patch(plan):
             built: dict[str, BuiltWheel] = {}
             pending: list[PendingBuild] = []
             for pkg in plan.packages:
@@ -400,24 +402,33 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 pending.append(PendingBuild(pkg, fetched, key, key_parts, log_dir / f"build-{pkg.name}.log",
                                             run_dir / "wheels" / pkg.name))
             clock.lap("sources+patches")
+            if pending:  # the smoke test's child imports torch and opens CUDA while the wheels build
+                from mamba_build.smoke.stage import WarmChild
+
+                warm = WarmChild(plan.python, run_dir / "staging")
             done = _build_all(plan, pending, run_dir, log_dir, log, show_progress)
             clock.lap("builds")
+            # the arch check (cuobjdump) of each new wheel runs while the smoke test does
+            archs_pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(max(1, len(done))))
+            checks = {}
             for p, wheel, seconds in done:
-                sass, ptx = check_wheel_archs(plan, wheel)
-                log(f"built   {wheel.name} in {seconds:.0f}s; inside: "
-                    + ", ".join([f"sm_{a}" for a in sass] + [f"compute_{a}" for a in ptx]))
+                checks[p.pkg.name] = (archs_pool.submit(check_wheel_archs, plan, wheel), wheel, seconds)
                 built[p.pkg.name] = BuiltWheel(p.pkg.name, p.fetched.version, wheel, p.log_path, seconds,
-                                               p.fetched.origin, p.fetched.sha256, sass, ptx, cache_key=p.key,
+                                               p.fetched.origin, p.fetched.sha256, cache_key=p.key,
                                                cache_components=p.key_parts)
             report.wheels = [built[pkg.name] for pkg in plan.packages]
-            clock.lap("arch check")
             smoke = reused_smoke(plan, report.wheels)
             if smoke is not None:
                 log(f"smoke   reused: these exact wheels (sha256 verified) got '{smoke.verdict}' on {smoke.reused}; "
                     "--rerun-smoke runs the test again")
             else:
                 smoke = smoke_test_wheels([w.wheel for w in report.wheels], python=plan.python,
-                                          workdir=run_dir / "staging", timeout=1800)
+                                          workdir=run_dir / "staging", timeout=1800, warm=warm)
+            for name, (fut, wheel, seconds) in checks.items():  # a wrong arch list fails the build, smoke or not
+                sass, ptx = fut.result()
+                built[name].sass, built[name].ptx = sass, ptx
+                log(f"built   {wheel.name} in {seconds:.0f}s; inside: "
+                    + ", ".join([f"sm_{a}" for a in sass] + [f"compute_{a}" for a in ptx]))
             limits = {} if smoke.passed else known_python_limits(plan, report.wheels, smoke.checks)
             if limits:  # a known upstream limit, not a bad build: report it as import-only, never as a pass
                 smoke = dataclasses.replace(smoke, passed=True, gpu=False, checks=[
@@ -432,7 +443,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 cause, fix, _ = explain_failure(detail, plan)
                 raise SmokeTestError(f"the built wheels failed their smoke test ({cause}); nothing was installed",
                                      fix or f"see {log_dir}", details=detail)
-        clock.lap("smoke test")
+        clock.lap("smoke test+arch check")
         verdict = None if smoke.reused or limits else smoke_record(smoke, report.wheels)
         for w in report.wheels:  # only verified (smoke-tested) wheels enter the cache
             if not w.from_cache and w.cache_key:
@@ -466,6 +477,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                                 f"free space or point --build-dir / --wheel-dir at a larger disk; logs: {log_dir}") from exc
         raise
     finally:
+        if warm is not None:
+            warm.abort()  # a no-op once it has run the checks
         if not plan.keep_build:
             for sub in ("src", "wheels", "staging"):
                 shutil.rmtree(run_dir / sub, ignore_errors=True)

@@ -316,8 +316,49 @@ def run_checks(expect: list[str], staging: Path | None, extra_imports: list[str]
     return result
 
 
+# third-party modules the packages import (not from staging): a pre-started child imports them while the build runs
+WARM_MODULES = ("einops", "triton", "transformers")
+
+
+def warm_up() -> None:
+    """What costs seconds and does not depend on the wheels: torch, the packages' third-party imports, CUDA's
+    context. Failures are left for the checks to report."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.zeros(1, device="cuda").sum().item()
+    except BaseException:  # noqa: BLE001
+        return
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 (absent or broken: the package's own import says so later)
+            pass
+
+
+def wait_for_go(path: Path, timeout: float) -> dict | None:
+    """Block until the parent writes ``path`` (JSON: staging, expect, imports; or abort); None: abort, the
+    parent is gone, or the wait timed out."""
+    import time
+
+    parent, deadline = os.getppid(), time.monotonic() + timeout
+    while not path.exists():
+        if os.getppid() != parent or time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+    try:
+        go = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return None if go.get("abort") else go
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--wait-for", type=Path, default=None,
+                    help="pre-started: warm up (torch, CUDA), then wait for this JSON file (staging, expect, imports)")
+    ap.add_argument("--wait-timeout", type=float, default=7200.0)
     ap.add_argument("--expect", action="append", default=[], help="package to check: causal_conv1d, mamba_ssm")
     ap.add_argument("--staging", type=Path, default=None, help="modules must resolve from here")
     ap.add_argument("--import", dest="imports", action="append", default=[],
@@ -325,6 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     real_stdout = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):  # the JSON object is the only thing on stdout
+        if args.wait_for is not None:
+            warm_up()
+            go = wait_for_go(args.wait_for, args.wait_timeout)
+            if go is None:
+                return 3  # aborted: nothing was tested, nothing printed
+            args.staging, args.expect, args.imports = Path(go["staging"]), list(go["expect"]), list(go["imports"])
+            sys.path.insert(0, str(args.staging))
+            importlib.invalidate_caches()
         try:
             result = run_checks(args.expect, args.staging, args.imports)
         except BaseException as exc:  # noqa: BLE001

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -119,8 +120,56 @@ def _fail(name: str, detail: str, **kw) -> SmokeReport:
     return SmokeReport(passed=False, gpu=False, checks=[SmokeCheck(name, FAIL, detail)], **kw)
 
 
+class WarmChild:
+    """The smoke test's child Python, started while the wheels build: it imports torch and the packages'
+    third-party dependencies and creates the CUDA context (seconds that do not depend on the wheels), then
+    waits for :meth:`go` (checks.py ``--wait-for``). :func:`smoke_test_wheels` hands it the staged wheels;
+    :meth:`abort` (always safe, also after go) lets it exit untested. It also exits if its parent dies."""
+
+    def __init__(self, python: str, workdir: Path, timeout: float = 7200):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.go_file = self.workdir / "smoke-go.json"
+        self.go_file.unlink(missing_ok=True)
+        scripts = _copy_scripts(self.workdir)
+        self.argv = [python, str(scripts / "checks.py"), "--wait-for", str(self.go_file),
+                     "--wait-timeout", str(timeout)]
+        self.result: runner.CommandResult | None = None
+        env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
+        self._thread = threading.Thread(target=self._run, args=(timeout + 60, env), daemon=True, name="smoke-warm")
+        self._thread.start()
+
+    def _run(self, timeout: float, env: dict) -> None:
+        self.result = runner.run(self.argv, timeout=timeout, cwd=self.workdir, extra_env=env)
+
+    def _write(self, payload: dict) -> None:
+        if not self.go_file.exists():
+            tmp = self.go_file.with_name(self.go_file.name + ".tmp")
+            tmp.write_text(json.dumps(payload), encoding="utf-8")
+            os.replace(tmp, self.go_file)
+
+    def go(self, staging: Path, expect: Sequence[str], imports: Sequence[str], timeout: float) -> runner.CommandResult | None:
+        self._write({"staging": str(staging), "expect": list(expect), "imports": list(imports)})
+        self._thread.join(timeout)
+        return self.result
+
+    def abort(self) -> None:
+        self._write({"abort": True})
+        self._thread.join(30)
+
+
+def _copy_scripts(workdir: Path) -> Path:
+    """Copies of the scripts outside the staging dir and the source tree: the child must import the packages
+    from staging, and nothing of ours besides the references."""
+    scripts = Path(workdir) / "smoke-scripts"
+    scripts.mkdir(parents=True, exist_ok=True)
+    for name in SCRIPT_FILES:
+        shutil.copyfile(SMOKE_DIR / name, scripts / name)
+    return scripts
+
+
 def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, workdir: Path,
-                      timeout: float = 900) -> SmokeReport:
+                      timeout: float = 900, warm: WarmChild | None = None) -> SmokeReport:
     """Install ``wheels`` into ``workdir/smoke-staging`` (not the environment) and smoke-test them
     in a child ``python``. Never raises for a failing build: read the report (or call
     ``report.raise_for_failure()``)."""
@@ -158,24 +207,24 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
                      f"(staging has: {', '.join(sorted(p.name for p in staging.iterdir()))})",
                      **common)
 
-    # Run copies of the scripts from outside the staging dir and the source tree: the child must
-    # import the packages from staging, and nothing of ours besides the references.
-    scripts = workdir / "smoke-scripts"
-    scripts.mkdir(exist_ok=True)
-    for name in SCRIPT_FILES:
-        shutil.copyfile(SMOKE_DIR / name, scripts / name)
-    argv = [python, str(scripts / "checks.py"), "--staging", str(staging)]
-    for pkg in packages:
-        argv += ["--expect", pkg]
-    for mod in others:
-        argv += ["--import", mod]
-    old_pp = os.environ.get("PYTHONPATH")
-    env_extra = {
-        "PYTHONPATH": str(staging) + (os.pathsep + old_pp if old_pp else ""),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONNOUSERSITE": "1",
-    }
-    res = runner.run(argv, timeout=timeout, cwd=workdir, extra_env=env_extra)
+    res = warm.go(staging, packages, others, timeout) if warm is not None else None
+    if res is not None and res.returncode != 3 and _parse_json(res.stdout) is not None:
+        env_extra = {"PYTHONPATH": f"(pre-started: sys.path[0] = {staging} after its warm-up)"}
+    else:  # not pre-started, or it gave up (3) or died: run the checks in a fresh child
+
+        scripts = _copy_scripts(workdir)
+        argv = [python, str(scripts / "checks.py"), "--staging", str(staging)]
+        for pkg in packages:
+            argv += ["--expect", pkg]
+        for mod in others:
+            argv += ["--import", mod]
+        old_pp = os.environ.get("PYTHONPATH")
+        env_extra = {
+            "PYTHONPATH": str(staging) + (os.pathsep + old_pp if old_pp else ""),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONNOUSERSITE": "1",
+        }
+        res = runner.run(argv, timeout=timeout, cwd=workdir, extra_env=env_extra)
     with open(log_path, "a", encoding="utf-8", errors="replace") as fh:
         fh.write(f"\n$ PYTHONPATH={env_extra['PYTHONPATH']} {res.cmdline}\n# rc={res.returncode} "
                  f"timed_out={res.timed_out} {res.duration:.1f}s\n# stdout\n{res.stdout}\n# stderr\n{res.stderr}\n")

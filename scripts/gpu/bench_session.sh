@@ -12,13 +12,17 @@
 #    VM whose memory grows as it is used: KINDS.md), it passes --jobs <CPUs>, and says so;
 # 3. starts build_speed.py through h100_bench.sh, phases PHASES (default cold,warm,upstream,kernels; add
 #    kernels-aa for the noise floor, measured on the H200 on 2026-12-01: byte-identical wheels, 8/8 parity),
-#    with --deadline-s DEADLINE_S (default 1650) and --reserve-kernels-s RESERVE_S (default 90), so the
+#    with --deadline-s DEADLINE_S (default 1640) and --reserve-kernels-s RESERVE_S (default 60), so the
 #    upstream phase is cut in time for the kernels phase (2026-12-01: 1470/120 left upstream 1043 s, too
 #    little for upstream causal-conv1d next to mamba-ssm);
 # 4. follows it for FOLLOW_S (default 520) with poll.sh, which copies the results into $OUT.
 # PHASES: build_speed.py --phases (e.g. PHASES=cold,warm for a short check). BENCH_ARGS: more build_speed.py options.
 set -u
-FOLLOW=${1:-520}; DEADLINE=${2:-1650}; RESERVE=${3:-90}; PHASES=${PHASES:-cold,warm,upstream,kernels}
+FOLLOW=${1:-520}; DEADLINE=${2:-1640}; RESERVE=${3:-60}; PHASES=${PHASES:-cold,warm,upstream,kernels}
+# upstream: causal-conv1d alone by default (2026-12-01: next to mamba-ssm it had not finished after 1043 s; alone its
+# critical path, causal_conv1d_bwd.cu at nvcc --threads 4 over 9 archs, is not starved); a lower bound of upstream's
+# default install of both, which pip builds one after the other. UPSTREAM=causal-conv1d,mamba-ssm for both.
+UPSTREAM=${UPSTREAM:-causal-conv1d}
 PY=$(command -v python3)
 echo "== $(date -u '+%F %T UTC') bench_session: python3 = $PY"
 lscpu 2>/dev/null | grep -E "^(Model name|Thread|Core|Socket|CPU\(s\))"; nproc; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; nvidia-smi -L 2>&1 | head -2
@@ -51,6 +55,7 @@ if [ "${limited:-0}" -gt 0 ] && [ "$limited" -lt "$(nproc)" ]; then
   echo "the plan chose $limited jobs from MemAvailable; this VM's memory grows on use (128 GiB): passing $extra"
 fi
 read -r -a more <<< "${BENCH_ARGS:-}"
-bash scripts/gpu/h100_bench.sh --phases "$PHASES" --upstream-mode concurrent --deadline-s "$DEADLINE" --reserve-kernels-s "$RESERVE" \
+bash scripts/gpu/h100_bench.sh --phases "$PHASES" --upstream-mode concurrent --upstream-packages "$UPSTREAM" \
+  --deadline-s "$DEADLINE" --reserve-kernels-s "$RESERVE" \
   --kernel-args "--rounds 3" ${extra:+--extra-compile-args "$extra"} "${more[@]}"
 bash scripts/gpu/poll.sh "$FOLLOW"

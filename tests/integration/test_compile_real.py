@@ -50,7 +50,7 @@ def test_fixture_builds_through_the_pipeline(fixture_build):
     assert "pool    one ninja for mb-fixture: 2 units" in proc.stderr, proc.stderr[-3000:]
     build_log = Path(report["wheels"][0]["log"]).read_text(errors="replace")
     assert "Falling back to using the slow distutils backend" not in build_log and "[2/2]" in build_log
-    assert set(report["timings_s"]) >= {"builds", "arch check", "smoke test"}
+    assert set(report["timings_s"]) >= {"builds", "smoke test+arch check"}
     with zipfile.ZipFile(wheel) as zf:
         assert any(n.startswith("mb_fixture_cuda") and n.endswith(".so") for n in zf.namelist())
 

@@ -106,3 +106,31 @@ def test_wheel_of_another_package_is_a_failure(tmp_path):
 def test_missing_wheel_file_is_a_failure(tmp_path):
     report = smoke_test_wheels([tmp_path / "nope.whl"], python=PYTHON, workdir=tmp_path / "work")
     assert not report.passed and "not found" in report.checks[0].detail
+
+
+def test_a_pre_started_child_gives_the_same_verdict_and_imports_from_staging(tmp_path):
+    from mamba_build.smoke.stage import WarmChild
+
+    wheel = make_wheel(tmp_path, "causal_conv1d", "1.7.0", {
+        "causal_conv1d/__init__.py": "raise ImportError('broken on purpose: undefined symbol _ZN3c10fake')\n",
+    })
+    cold = smoke_test_wheels([wheel], python=PYTHON, workdir=tmp_path / "cold", timeout=300)
+    warm = WarmChild(PYTHON, tmp_path / "warm")
+    report = smoke_test_wheels([wheel], python=PYTHON, workdir=tmp_path / "warm", timeout=300, warm=warm)
+    assert [(c.name, c.status) for c in report.checks] == [(c.name, c.status) for c in cold.checks]
+    assert not report.passed and "broken on purpose" in {c.name: c for c in report.checks}["import causal_conv1d"].detail
+    log = report.log_path.read_text()
+    assert "pre-started" in log and "--wait-for" in log  # the warm child ran the checks, not a fresh one
+    warm.abort()  # after go: a no-op
+
+
+def test_an_aborted_pre_started_child_exits_untested(tmp_path):
+    import time
+
+    from mamba_build.smoke.stage import WarmChild
+
+    warm = WarmChild(PYTHON, tmp_path / "w")
+    start = time.monotonic()
+    warm.abort()
+    assert warm.result is not None and warm.result.returncode == 3 and warm.result.stdout.strip() == ""
+    assert time.monotonic() - start < 30

@@ -152,6 +152,17 @@ def test_table_pass_and_miss():
     assert "12.0 s" in warm and "**miss**" in warm
 
 
+def test_table_upstream_subset_is_a_lower_bound_of_both():
+    res = _results(cold=140.0, upstream=(1200.0,))
+    res["settings"]["upstream_packages"] = ["causal-conv1d"]
+    speed = _line(bs.render_table(res), "- speedup")
+    assert speed.startswith("- speedup >= 8.6x = upstream causal-conv1d alone 1200 s") and "lower bound" in speed
+    assert "**pass**" in speed
+    res = _results(cold=160.0, upstream=(1200.0,))
+    res["settings"]["upstream_packages"] = ["causal-conv1d"]
+    assert "**not established**" in _line(bs.render_table(res), "- speedup")
+
+
 def test_table_misses_when_cold_is_slow_and_speedup_low():
     text = bs.render_table(_results(cold=200.0, warm=4.0, upstream=(900.0, 500.0)))
     assert "**miss**" in _line(text, "- cold build")
