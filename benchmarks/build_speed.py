@@ -871,6 +871,40 @@ def machine_line(m: dict) -> str:
     return ", ".join(parts)
 
 
+def merge_runs(first: dict, *more: dict) -> dict:
+    """One report of several runs on the same machine (``--report-only A --merge B``): A's phases, plus the upstream
+    packages that only a later run built (each of them built alone, so the upstream mode is "sequential": one
+    after the other, as `pip install` of both does) and every run's kernel tables. ``merged_from`` names them."""
+    import copy
+
+    out = copy.deepcopy(first)
+    up = out.setdefault("phases", {}).setdefault("upstream", {"mode": "sequential", "packages": {}})
+    kern = out["phases"].get("kernels")
+    out["merged_from"] = [first.get("command")]
+    for other in more:
+        out["merged_from"].append(other.get("command"))
+        oup = (other.get("phases") or {}).get("upstream") or {}
+        for name, rec in (oup.get("packages") or {}).items():
+            if (up["packages"].get(name) or {}).get("status") != "done":
+                up["packages"][name] = dict(rec, run=other.get("started"))
+        ok = (other.get("phases") or {}).get("kernels")
+        if ok and ok.get("markdown"):
+            if kern is None:
+                kern = out["phases"]["kernels"] = dict(ok)
+            else:
+                kern["markdown"] = (kern.get("markdown") or "").rstrip() + "\n\n" + ok["markdown"].strip()
+                kern["note"] = "both packages, one kernel_speed.py run per package (one per benchmark run)"
+        out["finished"] = other.get("finished") or out.get("finished")
+    pk = list(up["packages"].values())
+    if pk and all(r.get("status") == "done" for r in pk):
+        up.update(status="done", mode="sequential", wall_s=round(sum(r.get("wall_s") or 0 for r in pk), 3),
+                  cpu_s=round(sum(r.get("cpu_s") or 0 for r in pk), 3),
+                  maxrss_kb=max((r.get("maxrss_kb") or 0) for r in pk))
+        up.pop("timeout_reason", None)
+        out.setdefault("settings", {})["upstream_packages"] = list(up["packages"])
+    return out
+
+
 def render_report(results: dict) -> str:
     m = results.get("machine") or {}
     plan = results.get("plan") or {}
@@ -879,6 +913,8 @@ def render_report(results: dict) -> str:
     lines = [f"- machine: {machine_line(m)}",
              f"- date: {results.get('started')}" + (f" to {results['finished']}" if results.get("finished") else " (unfinished)"),
              f"- command: `{results.get('command')}`" + (f" (git {m['git']})" if m.get("git") else "")]
+    for extra in (results.get("merged_from") or [])[1:]:
+        lines.append(f"- merged with the run of `{extra}` (same machine, same lease, right after)")
     if plan:
         lines.append(f"- mamba-build plan: archs {', '.join(plan.get('archs') or [])}, "
                      f"{plan.get('schedule') or 'sequential'} schedule, jobs {plan.get('jobs')}, "
@@ -954,6 +990,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--reserve-kernels-s", type=float, default=150.0)
     ap.add_argument("--report", default=None, help="markdown file whose section to replace (e.g. docs/benchmarks.md)")
     ap.add_argument("--section", default="h100-build-speed")
+    ap.add_argument("--merge", metavar="OUT2", action="append", default=[],
+                    help="with --report-only: add the upstream packages and kernel tables of another run's results")
     ap.add_argument("--report-only", metavar="OUT", default=None,
                     help="regenerate table.md (and --report) from OUT/results.json, run nothing")
     argv, i = list(argv), 0
@@ -984,6 +1022,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def report_only(args: argparse.Namespace) -> int:
     src = Path(args.report_only)
     results = json.loads((src / "results.json" if src.is_dir() else src).read_text(encoding="utf-8"))
+    if args.merge:
+        others = [json.loads((Path(m) / "results.json" if Path(m).is_dir() else Path(m)).read_text(encoding="utf-8"))
+                  for m in args.merge]
+        results = merge_runs(results, *others)
     report = render_report(results)
     table = (src if src.is_dir() else src.parent) / "table.md"
     try:

@@ -476,3 +476,22 @@ def test_deadline_cuts_the_upstream_phase_to_leave_the_kernels_reserve(tmp_path,
     assert all(p["status"] == "timeout" for p in up["packages"].values())
     assert res["settings"]["deadline_s"] == 14.0
     assert "upstream's time limit" in (out / "table.md").read_text()
+
+
+def test_merge_adds_a_later_runs_upstream_package_and_kernel_table():
+    first = _results(cold=134.0, upstream=(835.0,))
+    first["settings"]["upstream_packages"] = ["causal-conv1d"]
+    first["phases"]["kernels"] = {"status": "done", "markdown": "| causal_conv1d | parity |", "note": "only causal-conv1d"}
+    second = _results(cold=None, warm=None, upstream=(481.0,))
+    ms = second["phases"]["upstream"]["packages"].pop("causal-conv1d")
+    second["phases"]["upstream"]["packages"]["mamba-ssm"] = ms
+    second["phases"]["kernels"] = {"status": "done", "markdown": "| selective_scan | parity |"}
+    second["command"] = "python benchmarks/build_speed.py --phases upstream,kernels --upstream-packages mamba-ssm"
+    merged = bs.merge_runs(first, second)
+    assert first["phases"]["upstream"]["packages"].keys() == {"causal-conv1d"}  # inputs untouched
+    up = merged["phases"]["upstream"]
+    assert up["status"] == "done" and up["mode"] == "sequential" and up["wall_s"] == 835.0 + 481.0
+    text = bs.render_report(merged)
+    assert "speedup = upstream total 1316 s" in text and "9.8x" in _line(text, "- speedup")
+    assert "| causal_conv1d | parity |" in text and "| selective_scan | parity |" in text
+    assert "merged with the run of `python benchmarks/build_speed.py --phases upstream,kernels" in text
