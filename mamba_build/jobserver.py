@@ -11,13 +11,11 @@ threads). With a jobserver (the GNU make 4.4 "fifo" protocol) there is ONE budge
   ``--split-compile`` threads, so one long unit at the end of the build spreads over the cores the
   others have released, and never more than N processes compile at once.
 
-Start order: a ninja asks the fifo for slots only when it starts and when one of ITS OWN units ends
-(measured with ninja 1.13.2: a ninja started after another had drained the fifo ran on its one implicit
-slot until its first unit ended, with slots free meanwhile). Started together, whichever ninja comes
-first takes the slots, so on the H200 mamba-ssm's long units waited 45-75 s behind causal-conv1d's short
-ones (docs/benchmarks.md). So the pool starts the packages one by one, the one with the longest units
-first (``BuildPlan.pool_order``), each once the earlier one's ninja has drawn its slots
-(:meth:`JobServer.wait_drawn`); later packages, their units short, pick up slots as their units end.
+Why one ninja (mamba_build/ninja_pool.py) and not one per package: a ninja asks the fifo for slots only when
+it starts and when one of ITS OWN units ends (measured with ninja 1.13.2: a ninja started after another had
+drained the fifo ran on its one implicit slot until its first unit ended, with slots free meanwhile;
+tests/unit/test_schedule.py). So the pool runs every package's units in one ninja; the jobserver remains for
+nvcc's --split-compile threads, where the plan uses them (one long unit bounds the build).
 
 Protocol: the server writes N - K tokens into a fifo (K = the clients it starts, each owns one
 implicit slot); clients read a byte before starting a job and write it back when it ends.
@@ -34,10 +32,8 @@ import shutil
 import stat
 import termios
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from mamba_build import runner
 
@@ -137,31 +133,6 @@ class JobServer:
         buf = array.array("i", [0])
         fcntl.ioctl(self._fd, termios.FIONREAD, buf)
         return int(buf[0])
-
-    def wait_drawn(self, started: Callable[[], bool], stop: Callable[[], bool], *, settle: float = 1.0,
-                   max_wait: float = 180.0, poll: float = 0.05) -> tuple[str, float]:
-        """Block until a client that was just started has drawn its slots: ``started()`` (its ninja is
-        running, e.g. its build.ninja was written) or the fifo's count dropped, and then the count held
-        still for ``settle`` seconds (a ninja takes its slots in one burst) or reached zero. Gives up
-        after ``max_wait`` seconds, and at once when ``stop()`` is true (the client ended, or a build
-        failed). Returns (what happened, seconds waited)."""
-        t0 = time.monotonic()
-        before = last = self.queued()
-        seen_at = changed_at = None
-        while True:
-            now = time.monotonic()
-            if stop():
-                return "the earlier build ended or the pool is stopping", now - t0
-            q = self.queued()
-            if q != last:
-                last, changed_at = q, now
-            if seen_at is None and (q < before or started()):
-                seen_at = changed_at = now
-            if seen_at is not None and (q == 0 or now - changed_at >= settle):
-                return f"its ninja drew {max(0, before - q)} of {before} free slots", now - t0
-            if now - t0 >= max_wait:
-                return f"no ninja seen drawing slots in {max_wait:.0f} s", now - t0
-            time.sleep(poll)
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:

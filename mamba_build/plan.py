@@ -110,7 +110,7 @@ class BuildPlan:
     nvcc_jobserver: bool = False  # nvcc --jobserver: split-compile threads take slots from the pool
     split_units: bool = False  # split_units patch recipes (the longest unit split per instantiation)
     split_units_reason: str = ""
-    pool_order: tuple[str, ...] = ()  # schedule "pool": the packages' start order (mamba_build/costs.py)
+    pool_order: tuple[str, ...] = ()  # schedule "pool": the packages' order, ties of the unit order (mamba_build/costs.py)
     pool_order_reason: str = ""
     rerun_smoke: bool = False
     gpus: tuple[str, ...] = ()  # names of the visible GPUs (a stored smoke verdict must match)

@@ -257,7 +257,7 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
 
     With ``fail_fast`` the first failure stops the others (their process groups are killed), so a
     broken build does not keep the machine busy for minutes. Ctrl-C kills every process group and
-    re-raises, like :func:`stream`. A job's ``gate`` may hold its start back (the pool's start order).
+    re-raises, like :func:`stream`. A job's ``gate`` may hold its start back (the pool's ninja waits for every build file).
     """
     procs: dict[int, subprocess.Popen] = {}
     lock = threading.Lock()

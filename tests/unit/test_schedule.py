@@ -237,7 +237,7 @@ def _peak(events, name: str, before: float | None = None) -> int:
 
 
 def test_a_ninja_started_after_the_fifo_drained_waits_for_its_own_units(tmp_path):
-    """Why the pool has a start order (ninja 1.13.2, real): ``short`` drains the fifo first; ``long``, started
+    """Why the pool runs one ninja (ninja 1.13.2, real): ``short`` drains the fifo first; ``long``, started
     0.3 s later, runs on its one implicit slot until its first unit ends, although short's slots are free
     long before that."""
     trace = tmp_path / "trace"
@@ -256,50 +256,6 @@ def test_a_ninja_started_after_the_fifo_drained_waits_for_its_own_units(tmp_path
     first_long_end = min(t for t, k in ev if k == "long-")
     assert short_done < first_long_end - 1.0  # short's slots were free for more than a second ...
     assert _peak(ev, "long", before=first_long_end) == 1  # ... and long still ran one unit at a time
-
-
-def test_wait_drawn_lets_the_long_package_take_its_slots_first(tmp_path):
-    """The pool's remedy, with the real ninja: ``long`` starts first; ``short`` is gated until long's ninja has
-    drawn its slots, so all of long's units run at once and short fills the rest."""
-    trace = tmp_path / "trace"
-    long = _timed_project(tmp_path, "long", 4, 2.0, trace)
-    short = _timed_project(tmp_path, "short", 8, 0.5, trace)
-    ninja = _real_ninja().path
-    notes = []
-    with JobServer(slots=6, clients=2, directory=tmp_path) as js:
-        env = {"MAKEFLAGS": js.makeflags}
-        long_ended = threading.Event()
-
-        def on_long_exit():
-            long_ended.set()
-            js.client_done()
-
-        def gate(stopping):
-            notes.append(js.wait_drawn(lambda: False, lambda: stopping() or long_ended.is_set(), settle=0.5))
-            assert js.queued() == 1  # 4 tokens: long took 3 (its implicit slot + 3), one left for short
-
-        many = runner.stream_many([
-            runner.StreamJob([ninja, "-C", str(long)], long / "log", extra_env=env, on_exit=on_long_exit),
-            runner.StreamJob([ninja, "-C", str(short)], short / "log", extra_env=env, on_exit=js.client_done,
-                             gate=gate)], timeout=120)
-    assert all(r.ok for r in many.results)
-    assert notes and notes[0][0] == "its ninja drew 3 of 4 free slots"
-    ev = _events(trace)
-    assert _peak(ev, "long") == 4
-    first_short = min(t for t, k in ev if k == "short+")
-    assert sum(1 for t, k in ev if k == "long+" and t < first_short) == 4  # long's units all started first
-
-
-def test_wait_drawn_gives_up_and_stops(tmp_path):
-    with JobServer(slots=4, clients=2, directory=tmp_path) as js:
-        assert js.queued() == 2 and js.queued() == 2  # reading the count takes no token
-        what, waited = js.wait_drawn(lambda: False, lambda: False, max_wait=0.3)
-        assert what == "no ninja seen drawing slots in 0 s" and 0.3 <= waited < 5
-        what, waited = js.wait_drawn(lambda: False, lambda: True)
-        assert what.startswith("the earlier build ended") and waited < 1
-        # started, and the count holds still: done after the settle time, nothing drawn
-        what, _ = js.wait_drawn(lambda: True, lambda: False, settle=0.2)
-        assert what == "its ninja drew 0 of 2 free slots"
 
 
 def test_a_gated_job_is_not_started_once_the_pool_stops(tmp_path):
