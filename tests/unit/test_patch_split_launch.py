@@ -1,10 +1,9 @@
 """split_units with ``expand``, a glob ``file`` and ``requires`` (the split-bwd-launch recipe of mamba-ssm), on a
-small tree shaped like mamba-ssm's; and on the real sdist, nvcc-free: what each unit instantiates."""
+small tree shaped like mamba-ssm's. The real sdists: tests/integration/test_patch_all_releases.py (every release) and
+test_split_launch_real.py (the real nvcc)."""
 
 from __future__ import annotations
 
-import re
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from mamba_build import patching
 from mamba_build.errors import PatchError
 from mamba_build.patching import PatchOptions, Status, apply_patches
 
-REPO = Path(__file__).resolve().parents[2]
 ON = PatchOptions(archs=("9.0",), split_units=True)
 SHAPES = [("128", "32, 4"), ("256", "32, 8"), ("512", "32, 16"), ("1024", "64, 16")]
 HEADER = ("template<int kNThreads, int kNItems, typename input_t, typename weight_t>\n"
@@ -80,19 +78,3 @@ def test_no_file_matching_the_glob_is_an_error(tmp_path):
     (tmp_path / "setup.py").write_text("sources = []\n")
     with pytest.raises(PatchError, match="no file matches"):
         apply_patches(tmp_path, "mamba-ssm", "2.3.2.post1", ON, recipes=_recipe())
-
-
-def test_the_real_sdist_splits_its_160_kernels_by_shape(tmp_path):
-    sdist = REPO / ".carry" / "sdists" / "mamba_ssm-2.3.2.post1.tar.gz"
-    if not sdist.is_file():
-        pytest.skip("the carried sdist is not here (scripts/gpu: .carry/sdists)")
-    with tarfile.open(sdist) as tf:
-        tf.extractall(tmp_path, filter="data")
-    tree = tmp_path / "mamba_ssm-2.3.2.post1"
-    res = {r.recipe: r for r in apply_patches(tree, "mamba-ssm", "2.3.2.post1", ON)}
-    assert res["split-bwd-launch"].status is Status.APPLIED and res["split-bwd-launch"].matches == 12
-    units = sorted((tree / "csrc" / "selective_scan").glob("selective_scan_bwd_*.cu"))
-    assert len(units) == 12
-    externs = sum(len(re.findall(r"^extern template void selective_scan_bwd_launch<", u.read_text(), re.M)) for u in units)
-    defined = sum(len(re.findall(r"^template void selective_scan_bwd_launch<", u.read_text(), re.M)) for u in units)
-    assert externs == defined == 12  # 6 files x 2 shapes moved out of the dispatcher's unit, each defined once
