@@ -49,15 +49,16 @@ def package_costs() -> dict[str, PackageCosts]:
     return out
 
 
-def predict(costs: Sequence[Cost], slots: int, archs: int = 1, nvcc_threads: int = 1) -> float:
-    """Predicted wall time of building ``costs`` together in one pool of ``slots`` slots."""
-    if not costs:
-        return 0.0
+def _terms(costs: Sequence[Cost], slots: int, archs: int, nvcc_threads: int) -> tuple[float, float]:
+    """(the longest unit, the total work per slot) of building ``costs`` in one pool: the two bounds of its wall."""
     archs = max(1, archs)
     rounds = math.ceil(archs / max(1, min(nvcc_threads, archs)))  # a unit's archs, nvcc --threads at a time
-    longest = max(c.longest for c in costs) * rounds
-    total = sum(c.total for c in costs) * archs
-    return max(longest, total / max(1, slots))
+    return max(c.longest for c in costs) * rounds, sum(c.total for c in costs) * archs / max(1, slots)
+
+
+def predict(costs: Sequence[Cost], slots: int, archs: int = 1, nvcc_threads: int = 1) -> float:
+    """Predicted wall time of building ``costs`` together in one pool of ``slots`` slots."""
+    return max(_terms(costs, slots, archs, nvcc_threads)) if costs else 0.0
 
 
 def choose_split_units(packages: Sequence[str], slots: int, *, pool: bool, archs: int = 1,
@@ -140,6 +141,4 @@ def bound(packages: Sequence[str], slots: int, *, split_units: bool, archs: int 
     if any(p not in known for p in packages) or not packages:
         return None
     chosen = [(known[p].split if split_units and known[p].split else known[p].whole) for p in packages]
-    archs = max(1, archs)
-    rounds = math.ceil(archs / max(1, min(nvcc_threads, archs)))
-    return max(c.longest for c in chosen) * rounds, sum(c.total for c in chosen) * archs / max(1, slots)
+    return _terms(chosen, slots, archs, nvcc_threads)

@@ -316,6 +316,7 @@ def run_checks(expect: list[str], staging: Path | None, extra_imports: list[str]
     return result
 
 
+ABORTED = 3  # exit status of a pre-started child that was told to give up (nothing tested, nothing printed)
 # third-party modules the packages import (not from staging): a pre-started child imports them while the build runs
 WARM_MODULES = ("einops", "triton", "transformers")
 
@@ -370,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             warm_up()
             go = wait_for_go(args.wait_for, args.wait_timeout)
             if go is None:
-                return 3  # aborted: nothing was tested, nothing printed
+                return ABORTED
             args.staging, args.expect, args.imports = Path(go["staging"]), list(go["expect"]), list(go["imports"])
             sys.path.insert(0, str(args.staging))
             importlib.invalidate_caches()

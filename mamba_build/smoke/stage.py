@@ -23,6 +23,7 @@ from typing import Sequence
 
 from mamba_build import runner
 from mamba_build.errors import SmokeTestError
+from mamba_build.smoke.checks import ABORTED
 
 SMOKE_DIR = Path(__file__).resolve().parent
 SCRIPT_FILES = ("checks.py", "references.py")
@@ -208,9 +209,9 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
                      **common)
 
     res = warm.go(staging, packages, others, timeout) if warm is not None else None
-    if res is not None and res.returncode != 3 and _parse_json(res.stdout) is not None:
+    if res is not None and res.returncode != ABORTED and _parse_json(res.stdout) is not None:
         env_extra = {"PYTHONPATH": f"(pre-started: sys.path[0] = {staging} after its warm-up)"}
-    else:  # not pre-started, or it gave up (3) or died: run the checks in a fresh child
+    else:  # not pre-started, or it gave up (ABORTED) or died: run the checks in a fresh child
 
         scripts = _copy_scripts(workdir)
         argv = [python, str(scripts / "checks.py"), "--staging", str(staging)]
