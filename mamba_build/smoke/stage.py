@@ -118,6 +118,14 @@ def other_extension_modules(staging: Path) -> list[str]:
     return sorted(m for m in mods if m not in _TOP_LEVEL)
 
 
+def stage_wheels(wheels: Sequence[Path], python: str, staging: Path, timeout: float = 600) -> runner.CommandResult:
+    """``pip install --no-deps --no-index --target staging``: the wheels' files, and nothing of the environment."""
+    return runner.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(staging),
+                       "--disable-pip-version-check", "--no-warn-script-location", "--no-input",
+                       *[str(w) for w in wheels]],
+                      timeout=timeout, extra_env={"PIP_NO_INPUT": "1", "PIP_REQUIRE_VIRTUALENV": "0"})
+
+
 def _fail(name: str, detail: str, **kw) -> SmokeReport:
     return SmokeReport(passed=False, gpu=False, checks=[SmokeCheck(name, FAIL, detail)], **kw)
 
@@ -191,10 +199,7 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
         log_path.write_text(detail + "\n", encoding="utf-8")
         return _fail("install to staging", detail, **common)
 
-    pip = runner.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(staging),
-                      "--disable-pip-version-check", "--no-warn-script-location", "--no-input",
-                      *[str(w) for w in wheels]],
-                     timeout=min(timeout, 600), extra_env={"PIP_NO_INPUT": "1", "PIP_REQUIRE_VIRTUALENV": "0"})
+    pip = stage_wheels(wheels, python, staging, timeout=min(timeout, 600))
     with open(log_path, "w", encoding="utf-8", errors="replace") as fh:
         fh.write(f"$ {pip.cmdline}\n# rc={pip.returncode}\n{pip.output}\n")
     if not pip.ok:
