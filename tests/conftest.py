@@ -72,6 +72,7 @@ class PoolWheels:
     proc: subprocess.CompletedProcess
     wheels: dict                   # package name -> its wheel in ``out``
     seconds: float
+    trees: dict                    # package name -> its kept, patched, built source tree (objects and build.ninja)
 
 
 @pytest.fixture(scope="session")
@@ -86,13 +87,16 @@ def pool_mamba_ssm_source() -> tuple[str, str | None]:
 def pool_wheels(tmp_path_factory, pool_mamba_ssm_source) -> PoolWheels:
     """causal-conv1d 1.7.0 and mamba-ssm built ONCE per session, at the same time, through the pool's one ninja,
     for sm_90 without PTX, by `mamba-build wheels` (fetch, patch, pool build, arch check, smoke test in staging:
-    import-only without a GPU). About 9 minutes on 2 cores."""
+    import-only without a GPU). About 9 minutes on 2 cores. The build trees are kept (``trees``): the mutant
+    tests compile mutated units with the very commands of this build."""
     import time
 
     source, pin = pool_mamba_ssm_source
     out = tmp_path_factory.mktemp("pool-wheels")
+    builds = tmp_path_factory.mktemp("pool-builds")
     argv = ["wheels", "--out", str(out), "--package", "causal-conv1d,mamba-ssm", "--arch", "9.0", "--no-ptx",
-            "--no-cache", "--schedule", "pool", "--version", f"causal-conv1d=={POOL_VERSIONS['causal-conv1d']}"]
+            "--no-cache", "--schedule", "pool", "--version", f"causal-conv1d=={POOL_VERSIONS['causal-conv1d']}",
+            "--keep-build", "--build-dir", str(builds)]
     if pin:
         argv += ["--version", f"mamba-ssm=={pin}"]
     if source != "pypi":
@@ -103,7 +107,9 @@ def pool_wheels(tmp_path_factory, pool_mamba_ssm_source) -> PoolWheels:
     if proc.returncode != 0:
         pytest.fail(f"mamba-build wheels (both packages, pool) failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
     wheels = {name: next(out.glob(name.replace("-", "_") + "-*.whl")) for name in POOL_VERSIONS}
-    return PoolWheels(out, proc, wheels, seconds)
+    trees = {name: next(p for p in builds.glob("run-*/src/*")
+                        if p.name.replace("-", "_").lower().startswith(name.replace("-", "_"))) for name in POOL_VERSIONS}
+    return PoolWheels(out, proc, wheels, seconds, trees)
 
 
 @pytest.fixture(scope="session")
