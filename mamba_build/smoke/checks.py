@@ -28,7 +28,7 @@ What runs (every launch shape and every unit the recipes touch)
   even lengths, and two chunks of 2048 at L = 2100. A failing check's detail names the L that failed.
 * ``Mamba block float32``: the seed configuration ``Mamba(d_model=16, d_state=64, d_conv=4, expand=2)``
   (7,968 parameters), fwd, d input and every parameter's gradient against ``mamba_block_ref``.
-* ``Mamba2 block float32`` where triton imports: ``Mamba2(d_model=1024, d_state=64, d_conv=4, expand=2)``
+* ``Mamba2 block float32`` where triton and causal-conv1d import: ``Mamba2(d_model=1024, d_state=64, d_conv=4, expand=2)``
   (6,468,320 parameters; its first call compiles triton kernels, ~26 s on the H200), fwd and d input.
 
 Tolerances
@@ -436,12 +436,13 @@ def check_mamba2_block(report: Report, refs, torch, cls=None, device: str = "cud
     """The seed configuration of Mamba2 in fp32, where triton imports (its scan is triton code)."""
     name = "Mamba2 block float32"
     if cls is None:
-        try:
-            import triton  # type: ignore # noqa: F401
-        except BaseException as exc:  # noqa: BLE001
-            report.add(name, "skipped", f"triton does not import ({type(exc).__name__}): Mamba2 needs it",
-                       optional=True)
-            return
+        for dep, why in (("triton", "its scan is triton code"), ("causal_conv1d", "its fused path calls causal-conv1d")):
+            try:
+                importlib.import_module(dep)
+            except BaseException as exc:  # noqa: BLE001
+                report.add(name, "skipped", f"{dep} does not import ({type(exc).__name__}): Mamba2 needs it ({why})",
+                           optional=True)
+                return
     try:
         if cls is None:
             from mamba_ssm import Mamba2 as cls  # type: ignore

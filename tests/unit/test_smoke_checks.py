@@ -9,6 +9,8 @@ tests/unit/test_mutants.py (recipes on the real sources) and scripts/gpu/mutatio
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -179,3 +181,56 @@ def test_launch_shapes_cover_every_bwd_dispatch_branch():
     branch = [sum(L > b for b in bounds) for L in checks.SCAN_SEQLENS]
     assert sorted(branch) == [0, 1, 2, 3, 4]
     assert max(checks.SCAN_SEQLENS) > 128 * 16  # two chunks in the last shape
+
+
+class _MambaStandin(torch.nn.Module):
+    """The parameters of mamba_ssm's Mamba (v1) under their names; forward = our reference in float64."""
+
+    def __init__(self, d_model, d_state, d_conv, expand, bug=None):
+        super().__init__()
+        import math
+
+        d_inner, rank = expand * d_model, math.ceil(d_model / 16)
+        self.in_proj = torch.nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.conv1d = torch.nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1)
+        self.x_proj = torch.nn.Linear(d_inner, rank + 2 * d_state, bias=False)
+        self.dt_proj = torch.nn.Linear(rank, d_inner)
+        self.A_log = torch.nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
+        self.D = torch.nn.Parameter(torch.ones(d_inner))
+        self.out_proj = torch.nn.Linear(d_inner, d_model, bias=False)
+        self.bug = bug
+
+    def forward(self, x):
+        out = refs.mamba_block_ref(self.double(), x.double()).float()
+        self.float()
+        return self.bug(out) if self.bug else out
+
+
+def test_block_check_compares_output_input_and_every_parameter_gradient():
+    report = checks.Report()
+    checks.check_mamba_block(report, refs, torch, cls=_MambaStandin, device="cpu")
+    res = {c["name"]: c for c in report.checks}
+    assert [c["status"] for c in report.checks] == ["ok", "ok", "ok"], report.checks
+    assert res["Mamba block float32 parameters"]["detail"] == "7,968 parameters"
+    assert "dA_log ok" in res["Mamba block float32 bwd"]["detail"] and "dx ok" in res["Mamba block float32 bwd"]["detail"]
+    broken = checks.Report()
+    checks.check_mamba_block(broken, refs, torch, cls=lambda **kw: _MambaStandin(**kw, bug=zero_tail), device="cpu")
+    assert [c["name"] for c in broken.checks if c["status"] == "fail"] == ["Mamba block float32 fwd",
+                                                                          "Mamba block float32 bwd"]
+
+
+def test_mamba2_is_skipped_not_failed_without_triton(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def no_triton(name, *a, **kw):
+        if name == "triton":
+            raise ImportError("no triton here")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(importlib, "import_module", no_triton)
+    report = checks.Report()
+    checks.check_mamba2_block(report, refs, torch)
+    (c,) = report.checks
+    assert c["status"] == "skipped" and c["optional"] is True and c["detail"].startswith("triton does not import")
