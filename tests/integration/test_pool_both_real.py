@@ -97,3 +97,17 @@ def test_upstream_tests_are_collected_but_not_run_without_a_gpu(pool_wheels, tmp
     text = run_cli("test", "--wheel", str(pool_wheels.wheels["causal-conv1d"]), "--sample", "50", timeout=900)
     assert text.returncode == 10 and "NOT RUN" in text.stdout and "this is not a pass" in text.stdout
     assert f"({cc['collected']} collected)" in text.stdout
+
+
+def test_compile_upstream_tests_stage_the_built_wheels(pool_wheels, capsys):
+    """`compile --upstream-tests N` after a build: the same staging and collection, from the build's own sources."""
+    from types import SimpleNamespace
+
+    from mamba_build.commands.compile import _upstream_tests
+
+    plan = SimpleNamespace(python=sys.executable, timeout=900, index_url=None, find_links=(),
+                           packages=[SimpleNamespace(name="causal-conv1d", source="pypi")])
+    report = SimpleNamespace(wheels=[SimpleNamespace(package="causal-conv1d", wheel=pool_wheels.wheels["causal-conv1d"])])
+    (run,) = _upstream_tests(plan, report, 50)
+    assert not run.ran and run.collected > 9000 and run.selected == 50 and "staged in" in run.against
+    assert "NOT RUN" in capsys.readouterr().err
