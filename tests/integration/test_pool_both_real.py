@@ -94,9 +94,6 @@ def test_upstream_tests_are_collected_but_not_run_without_a_gpu(pool_wheels, tmp
         assert r["ran"] is False and r["passed"] == 0 and r["ok"] is False and "no CUDA GPU" in r["note"]
         assert r["version"].startswith(POOL_VERSIONS[r["package"]])
         assert "staged in" in r["against"]
-    text = run_cli("test", "--wheel", str(pool_wheels.wheels["causal-conv1d"]), "--sample", "50", timeout=900)
-    assert text.returncode == 10 and "NOT RUN" in text.stdout and "this is not a pass" in text.stdout
-    assert f"({cc['collected']} collected)" in text.stdout
 
 
 def test_compile_upstream_tests_stage_the_built_wheels(pool_wheels, capsys):
@@ -110,4 +107,5 @@ def test_compile_upstream_tests_stage_the_built_wheels(pool_wheels, capsys):
     report = SimpleNamespace(wheels=[SimpleNamespace(package="causal-conv1d", wheel=pool_wheels.wheels["causal-conv1d"])])
     (run,) = _upstream_tests(plan, report, 50)
     assert not run.ran and run.collected > 9000 and run.selected == 50 and "staged in" in run.against
-    assert "NOT RUN" in capsys.readouterr().err
+    err = capsys.readouterr().err  # what a user reads: clearly not run, and how many were collected
+    assert "NOT RUN" in err and "this is not a pass" in err and f"({run.collected} collected)" in err
