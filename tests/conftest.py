@@ -87,8 +87,10 @@ def pool_mamba_ssm_source() -> tuple[str, str | None]:
 def pool_wheels(tmp_path_factory, pool_mamba_ssm_source) -> PoolWheels:
     """causal-conv1d 1.7.0 and mamba-ssm built ONCE per session, at the same time, through the pool's one ninja,
     for sm_90 without PTX, by `mamba-build wheels` (fetch, patch, pool build, arch check, smoke test in staging:
-    import-only without a GPU). About 9 minutes on 2 cores. The build trees are kept (``trees``): the mutant
-    tests compile mutated units with the very commands of this build."""
+    import-only without a GPU). About 9 minutes on 2 cores. ``--split-units``, as on a many-core machine: the
+    split-bwd-units and split-bwd-launch units are built, linked and imported (on 2 slots the split costs no wall
+    time: 535 vs 529 s, docs/benchmarks.md). The build trees are kept (``trees``): the mutant tests compile
+    mutated units with the very commands of this build."""
     import time
 
     source, pin = pool_mamba_ssm_source
@@ -96,7 +98,7 @@ def pool_wheels(tmp_path_factory, pool_mamba_ssm_source) -> PoolWheels:
     builds = tmp_path_factory.mktemp("pool-builds")
     argv = ["wheels", "--out", str(out), "--package", "causal-conv1d,mamba-ssm", "--arch", "9.0", "--no-ptx",
             "--no-cache", "--schedule", "pool", "--version", f"causal-conv1d=={POOL_VERSIONS['causal-conv1d']}",
-            "--keep-build", "--build-dir", str(builds)]
+            "--keep-build", "--build-dir", str(builds), "--split-units"]
     if pin:
         argv += ["--version", f"mamba-ssm=={pin}"]
     if source != "pypi":
