@@ -82,7 +82,7 @@ def table(doc: dict) -> str:
              f"{c.get('failed') or 'no check failed'}", "",
              "| mutant | bug | unit rebuilt | build s | verdict | failing checks |", "|---|---|---|---|---|---|"]
     for m in doc["mutants"]:
-        lines.append(f"| {m['id']} | {m['bug']} | {m['unit']} | {m.get('build_s', '')} | {m['verdict']} | "
+        lines.append(f"| {m['id']} | {m['bug']} | {m['unit']} | {m.get('build_s', '')} | {m.get('verdict', 'smoke test running')} | "
                      f"{', '.join(m.get('failing', [])) or m.get('why', '')} |")
     return "\n".join(lines) + "\n"
 
@@ -113,7 +113,8 @@ def main() -> int:
     run = Run(out, args.budget)
     names = [n for n in args.packages.split(",") if n]
     only = {x for x in args.only.split(",") if x}
-    gpu = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip()
+    gpu = (subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip()
+           if shutil.which("nvidia-smi") else "no nvidia-smi: no GPU")
     run.doc["machine"] = {"gpu": gpu, "cpus": os.cpu_count(), "python": sys.executable,
                           "platform": platform.platform(), "budget_s": args.budget}
     sources = {n: str(args.sdists / SDISTS[n]) if (args.sdists / SDISTS[n]).is_file() else "pypi" for n in names}
