@@ -218,7 +218,10 @@ def compare_tensor(label: str, got, ref, rtol: float, atol: float) -> dict:
     off = err > bound
     ratio = err / bound
     k = int(torch.argmax(ratio.reshape(-1)))
-    idx = [int(i) for i in torch.unravel_index(torch.tensor(k), tuple(g.shape))] if g.dim() else []
+    idx, rest = [], k
+    for size in reversed(tuple(g.shape)):  # torch.unravel_index is torch >= 2.2 only
+        rest, i = divmod(rest, size)
+        idx.insert(0, i)
     worst_err, worst_bound = float(err.reshape(-1)[k]), float(bound.reshape(-1)[k])
     bad = int(off.sum())
     res.update(ok=bad == 0, bad=bad, err=worst_err, bound=worst_bound)

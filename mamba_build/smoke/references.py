@@ -138,7 +138,8 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
         x = dt_c * _bc_at(B_, b_var, t0, t1) * u_[:, :, t0:t1, None]  # (b, d, T, N)
         seg = S[:, :, :, None, :] - S[:, :, None, :, :]               # (b, d, T(t), T(s), N)
         steps = t1 - t0
-        keep = torch.ones(steps, steps, dtype=torch.bool, device=u_.device).tril()[None, None, :, :, None]
+        pos = torch.arange(steps, device=u_.device)
+        keep = (pos[:, None] >= pos[None, :])[None, None, :, :, None]  # s <= t
         decay = torch.exp(seg.masked_fill(~keep, float("-inf")))     # 0 where s > t
         hs = torch.exp(S) * h[:, :, None, :] + (decay * x[:, :, None, :, :]).sum(3)  # (b, d, T, N)
         yc = (hs * _bc_at(C_, c_var, t0, t1)).sum(-1)                # (b, d, T)
