@@ -418,7 +418,7 @@ def _block_check(report: Report, torch, name: str, block, ref_fn, expect_params:
     report.add(f"{name} bwd", "ok" if b[0] else "fail", b[3], b[1], b[2])
 
 
-def check_mamba_block(report: Report, refs, torch, cls=None, device: str = "cuda") -> None:
+def check_mamba_block(report: Report, refs, torch, cls=None, device: str = "cuda", seqlen: int = 300) -> None:
     """The seed configuration of Mamba (v1) in fp32."""
     name = "Mamba block float32"
     try:
@@ -427,8 +427,8 @@ def check_mamba_block(report: Report, refs, torch, cls=None, device: str = "cuda
 
         torch.manual_seed(2)
         block = cls(**MAMBA_CONFIG).to(device)
-        x0 = torch.randn(2, 300, MAMBA_CONFIG["d_model"], device=device)
-        g0 = torch.randn(2, 300, MAMBA_CONFIG["d_model"], device=device)
+        x0 = torch.randn(2, seqlen, MAMBA_CONFIG["d_model"], device=device)
+        g0 = torch.randn(2, seqlen, MAMBA_CONFIG["d_model"], device=device)
         _block_check(report, torch, name, block, refs.mamba_block_ref, MAMBA_PARAMS, x0, g0, "mamba", True, device)
     except BaseException as exc:  # noqa: BLE001
         traceback.print_exc(file=sys.stderr)

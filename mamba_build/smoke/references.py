@@ -127,8 +127,9 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     B_, b_var = _expand_bc(_as_complex_bc(B, cdt) if complex_ else B.to(cdt), batch, dim, seqlen)
     C_, c_var = _expand_bc(_as_complex_bc(C, cdt) if complex_ else C.to(cdt), batch, dim, seqlen)
     dstate = A_.shape[1]
-    if chunk is None:  # about 4M elements in the (T, T) step matrix of a chunk
-        chunk = max(1, min(64, int(math.sqrt((1 << 22) / max(1, batch * dim * dstate)))))
+    if chunk is None:  # the (T, T) step matrix of a chunk: ~4M elements on a GPU, ~32K on a CPU (fewer, larger ops
+        budget = (1 << 22) if u_.is_cuda else (1 << 15)  # pay on a GPU; less memory traffic on a CPU)
+        chunk = max(1, min(64, int(math.sqrt(budget / max(1, batch * dim * dstate)))))
     h = u_.new_zeros(batch, dim, dstate, dtype=ctype)
     ys = []
     for t0 in range(0, seqlen, chunk):

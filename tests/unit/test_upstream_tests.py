@@ -103,3 +103,23 @@ def test_exit_codes():
     bad = UpstreamTestRun("causal-conv1d", "1", "x", [], "py", "installed", gpu=True, ran=True, passed=3, failed=1)
     assert test_cmd.exit_code([ok]) == 0 and test_cmd.exit_code([ok, bad]) == 1
     assert json.loads(json.dumps(ok.to_json()))["ok"] is True
+
+
+def test_compile_upstream_tests_stage_the_built_wheels_and_use_the_builds_sources(tree, tmp_path, capsys):
+    """`compile --upstream-tests N`: the built wheels staged (never installed), the tests of the very source they
+    were built from (the plan's --source), and what a user reads without a GPU: not run, how many collected."""
+    from types import SimpleNamespace
+
+    from mamba_build.commands.compile import _upstream_tests
+    from tests.integration.test_smoke_stage import make_wheel
+
+    wheel = make_wheel(tmp_path, "causal_conv1d", "1.7.0", {"causal_conv1d/__init__.py": ""})
+    plan = SimpleNamespace(python=sys.executable, timeout=600, index_url=None, find_links=(),
+                           packages=[SimpleNamespace(name="causal-conv1d", source=str(tree))])
+    report = SimpleNamespace(wheels=[SimpleNamespace(package="causal-conv1d", wheel=wheel)])
+    (run,) = _upstream_tests(plan, report, 5)
+    assert run.version == "1.7.0" and "staged in" in run.against and run.source == str(tree)
+    if not run.gpu:
+        assert not run.ran and (run.collected, run.selected) == (24, 5)
+        err = capsys.readouterr().err
+        assert "NOT RUN" in err and "this is not a pass" in err and "(24 collected)" in err
