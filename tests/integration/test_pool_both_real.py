@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -65,21 +64,15 @@ def test_every_launch_shape_and_instantiation_is_in_the_binaries(pool_wheels, tm
         assert f"PyInit_{mod}" in text
 
 
-def test_staged_smoke_test_is_import_only_and_never_touches_the_environment(pool_wheels, tmp_path):
-    from mamba_build.smoke import smoke_test_wheels
-
-    purelib = Path(sysconfig.get_paths()["purelib"])
-    before = sorted(p.name for p in purelib.iterdir())
-    report = smoke_test_wheels(list(pool_wheels.wheels.values()), python=sys.executable, workdir=tmp_path, timeout=900)
-    assert sorted(p.name for p in purelib.iterdir()) == before
-    status = {c.name: c.status for c in report.checks}
-    assert report.verdict == "import-only" and "not a pass" in report.summary(), report.checks
+def test_the_builds_smoke_test_imported_both_from_staging_and_said_import_only(pool_wheels):
+    """The smoke test `wheels` ran on these wheels (staged with pip --target): every module imported from the
+    staging dir, every numerical suite skipped, and the verdict says it is not a pass."""
+    err = pool_wheels.proc.stderr
+    assert "smoke test: IMPORT ONLY (no GPU): not a pass" in err, err[-3000:]
     for mod in ("causal_conv1d_cuda", "causal_conv1d", "selective_scan_cuda", "mamba_ssm"):
-        assert status[f"import {mod}"] == "ok", [c for c in report.checks if c.name == f"import {mod}"]
-    assert {k: v for k, v in status.items() if not k.startswith("import ")} == {
-        "causal_conv1d": "skipped", "selective_scan": "skipped", "mamba_block": "skipped", "mamba2_block": "skipped"}
-    # the wheels run printed the same verdict
-    assert "smoke test: IMPORT ONLY (no GPU): not a pass" in pool_wheels.proc.stderr
+        assert re.search(rf"^  ok +import {mod}  from \S*/smoke-staging/", err, re.M), mod
+    for suite in ("causal_conv1d", "selective_scan", "mamba_block", "mamba2_block"):
+        assert re.search(rf"^  skipped +{suite}  no GPU: import only", err, re.M), suite
 
 
 def test_upstream_tests_are_collected_but_not_run_without_a_gpu(pool_wheels, tmp_path):
