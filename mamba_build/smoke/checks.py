@@ -285,6 +285,18 @@ def _groups(names):
     return {n: CheckGroup(n) for n in names}
 
 
+def _errored(label: str, exc: BaseException, *groups: CheckGroup) -> None:
+    """A case that raised (an extension error, a launch failure): it fails every check it belongs to."""
+    traceback.print_exc(file=sys.stderr)
+    for g in groups:
+        g.error(label, exc)
+
+
+def _emit(groups: dict, report: Report) -> None:
+    for g in groups.values():
+        g.emit(report)
+
+
 def check_causal_conv1d(report: Report, refs, torch, fn=None, device: str = "cuda", dtypes=DTYPES,
                         seqlen: int = CONV_SEQLEN) -> None:
     """Every (x dtype, weight dtype, layout) of causal_conv1d_fn, fwd and bwd, against causal_conv1d_ref."""
@@ -320,11 +332,8 @@ def check_causal_conv1d(report: Report, refs, torch, fn=None, device: str = "cud
                     bwd.case(label, *compare([(t, k.grad, r.grad, conv_tol(itype, wtype, t)) for t, k, r in
                                               (("dx", x, xr), ("dweight", w, wr), ("dbias", b, br))]))
                 except BaseException as exc:  # noqa: BLE001
-                    traceback.print_exc(file=sys.stderr)
-                    fwd.error(label, exc)
-                    bwd.error(label, exc)
-        for g in groups.values():
-            g.emit(report)
+                    _errored(label, exc, fwd, bwd)
+        _emit(groups, report)
 
 
 SCAN_GRADS = ("du", "ddelta", "dA", "dB", "dC", "dD", "dz", "ddelta_bias")
@@ -384,11 +393,8 @@ def check_selective_scan(report: Report, refs, torch, fn=None, device: str = "cu
                     bwd.case(label, *compare([(t, k.grad, r.grad, scan_tol(itype, t))
                                               for t, k, r in zip(SCAN_GRADS, leaves, rleaves)]))
                 except BaseException as exc:  # noqa: BLE001
-                    traceback.print_exc(file=sys.stderr)
-                    fwd.error(label, exc)
-                    bwd.error(label, exc)
-            for g in groups.values():
-                g.emit(report)
+                    _errored(label, exc, fwd, bwd)
+            _emit(groups, report)
 
 
 def _block_check(report: Report, torch, name: str, block, ref_fn, expect_params: int, x0, g0, tol_key: str,

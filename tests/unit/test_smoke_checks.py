@@ -235,3 +235,12 @@ def test_mamba2_is_skipped_not_failed_without_triton(monkeypatch):
     checks.check_mamba2_block(report, refs, torch)
     (c,) = report.checks
     assert c["status"] == "skipped" and c["optional"] is True and c["detail"].startswith("triton does not import")
+
+
+def test_a_case_that_raises_fails_both_directions_and_says_why():
+    def boom(*args, **kwargs):
+        raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
+
+    res = run_conv(boom, dtypes=("float32",))
+    assert failing(res) == ["causal_conv1d float32 bwd", "causal_conv1d float32 fwd"]
+    assert "float32 weight, channel-first: RuntimeError: CUDA error: no kernel image" in res["causal_conv1d float32 fwd"]["detail"]
