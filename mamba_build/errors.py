@@ -13,6 +13,7 @@ Exit codes (also in README.md, "Exit codes"):
 7     smoke test failed (import or numerical check); nothing was installed
 8     network failure
 9     disk full
+10    ``test``: upstream's tests were collected but could not run (no CUDA GPU visible)
 130   interrupted (Ctrl-C); everything was rolled back
 ====  ==========================================================
 """
@@ -34,6 +35,7 @@ class ExitCode(IntEnum):
     SMOKE = 7
     NETWORK = 8
     DISK_FULL = 9
+    NOT_RUN = 10
     INTERRUPTED = 130
 
 

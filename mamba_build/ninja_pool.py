@@ -46,6 +46,7 @@ _SHIM = '''#!{python}
 # package's build directory; this hands the package's build.ninja to the run's one ninja and waits for it.
 import json, os, sys, time
 REAL, SPOOL, VAR, BEGIN, END = {real!r}, {spool!r}, {var!r}, {begin!r}, {end!r}
+OWNER_LOCK, OWNER_PID = {lock!r}, {owner}
 args = sys.argv[1:]
 pkg = os.environ.get(VAR)
 plain = all(a == "-v" or a.startswith("-j") or a.isdigit() for a in args)
@@ -57,8 +58,34 @@ with open(request + ".tmp", "w") as fh:
                "pid": os.getpid()}}, fh)
 os.replace(request + ".tmp", request)
 result = os.path.join(SPOOL, pkg + ".result.json")
+
+
+def owner_gone():
+    # the mamba-build process that runs the pool holds an exclusive flock on OWNER_LOCK until it has written
+    # every result; the kernel drops it when that process dies, however it dies (kill -9 included)
+    try:
+        import fcntl
+        fd = os.open(OWNER_LOCK, os.O_RDONLY)
+    except (ImportError, OSError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+tick = 0
 while not os.path.exists(result):
     time.sleep(0.05)
+    tick += 1
+    if tick % 10 == 0 and owner_gone() and not os.path.exists(result):
+        sys.stderr.write("mamba-build ninja pool: the mamba-build process (pid %d) that runs this build's pool has "
+                         "ended, so nothing will compile %s's units: stopping. Run mamba-build again (it cleans up "
+                         "after itself), or build with --schedule sequential.\\n" % (OWNER_PID, pkg))
+        sys.exit(1)
 with open(result) as fh:
     verdict = json.load(fh)
 if verdict.get("output") and os.path.isfile(verdict["output"]):
@@ -226,16 +253,38 @@ class NinjaPool:
         self._outputs: dict[str, object] = {}
         self.ordered: list[Edge] = []
         self.requests: dict[str, dict] = {}
+        self.owner_lock = self.root / "owner.lock"
+        self._lock_fd: int | None = None
 
     # -- set-up ---------------------------------------------------------------------------------------
     def prepare(self, log_dir: Path) -> None:
         for d in (self.spool, self.bin, self.build_dir / "edges"):
             d.mkdir(parents=True, exist_ok=True)
+        self._hold_owner_lock()
         shim = self.bin / "ninja"
         shim.write_text(_SHIM.format(python=self.python, real=self.real_ninja, spool=str(self.spool),
-                                     var=PACKAGE_VAR, begin=ECHO_BEGIN, end=ECHO_END), encoding="utf-8")
+                                     var=PACKAGE_VAR, begin=ECHO_BEGIN, end=ECHO_END, lock=str(self.owner_lock),
+                                     owner=os.getpid()), encoding="utf-8")
         shim.chmod(0o755)
         self.logs = {p: Path(log_dir) / f"ninja-{p}.log" for p in self.packages}
+
+    def _hold_owner_lock(self) -> None:
+        """An exclusive flock held while this process owes the shims their results: a shim whose owner died
+        (the lock is free and no result came) stops with a clear message instead of waiting forever."""
+        try:
+            import fcntl
+        except ImportError:  # no flock: the shims cannot tell, as before
+            return
+        if self._lock_fd is None:
+            fd = os.open(self.owner_lock, os.O_RDWR | os.O_CREAT, 0o644)  # O_CLOEXEC: children do not inherit it
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_fd = fd
+
+    def release(self) -> None:
+        """Let go of the owner lock (after every result is written; also safe when never held)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def env_for(self, package: str, base_path: str) -> dict[str, str]:
         """What a package's build environment adds: the shim first on PATH, and the package's name."""
@@ -343,6 +392,7 @@ class NinjaPool:
             tmp = f.with_name(f.name + ".tmp")
             tmp.write_text(json.dumps(verdict), encoding="utf-8")
             os.replace(tmp, f)
+        self.release()  # only now: a shim that sees the lock free re-reads its result first
 
 
 def echo_filter(on_line: Callable[[str], None] | None) -> Callable[[str], None] | None:

@@ -228,7 +228,10 @@ def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
 
         jobs.append(runner.StreamJob(pool.argv(), log_dir / "pool-ninja.log", cwd=pool.build_dir, on_line=pool_line,
                                      gate=pool_gate, on_result=pool_result, on_exit=pool_exit))
-        many = runner.stream_many(jobs, timeout=plan.timeout)
+        try:
+            many = runner.stream_many(jobs, timeout=plan.timeout)
+        finally:
+            pool.release()  # normally done by finish(); here when the pool never ran
     if many.first_failure is not None:
         i = many.first_failure
         if i == len(pending):  # the pool's ninja: blame the package whose unit failed

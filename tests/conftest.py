@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -61,13 +62,61 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
                           env=full_env, timeout=timeout, cwd=cwd or REPO)
 
 
+# The two packages every CI run builds, once, through the one-ninja pool (sm_90, ~9 min on 2 cores).
+POOL_VERSIONS = {"causal-conv1d": "1.7.0", "mamba-ssm": "2.3.2.post1"}
+
+
+@dataclass(frozen=True)
+class PoolWheels:
+    out: Path                      # the wheels + manifest.json (`mamba-build wheels --out`)
+    proc: subprocess.CompletedProcess
+    wheels: dict                   # package name -> its wheel in ``out``
+    seconds: float
+    trees: dict                    # package name -> its kept, patched, built source tree (objects and build.ninja)
+
+
 @pytest.fixture(scope="session")
-def causal_conv1d_wheels(tmp_path_factory):
-    """The real causal-conv1d sdist from PyPI built ONCE per session for sm_90 by `mamba-build wheels`
-    (the compile pipeline + manifest): about 5-8 minutes on 2 cores. Returns (out_dir, process)."""
-    out = tmp_path_factory.mktemp("cc-wheels")
-    proc = run_cli("wheels", "--out", str(out), "--package", "causal-conv1d", "--arch", "9.0", "--no-ptx",
-                   "--no-cache", timeout=2400)
+def pool_mamba_ssm_source() -> tuple[str, str | None]:
+    """THE place that says which mamba-ssm source the pool builds: (``--source`` spec, ``--version`` pin or None).
+    Default: the PyPI sdist of 2.3.2.post1. To build another tree (e.g. 2.3.2.post1 with upstream main's
+    setup.py), make this fixture return (that tree's path, None); every user of ``pool_wheels`` follows."""
+    return "pypi", POOL_VERSIONS["mamba-ssm"]
+
+
+@pytest.fixture(scope="session")
+def pool_wheels(tmp_path_factory, pool_mamba_ssm_source) -> PoolWheels:
+    """causal-conv1d 1.7.0 and mamba-ssm built ONCE per session, at the same time, through the pool's one ninja,
+    for sm_90 without PTX, by `mamba-build wheels` (fetch, patch, pool build, arch check, smoke test in staging:
+    import-only without a GPU). About 9 minutes on 2 cores. ``--split-units``, as on a many-core machine: the
+    split-bwd-units and split-bwd-launch units are built, linked and imported (on 2 slots the split costs no wall
+    time: 535 vs 529 s, docs/benchmarks.md). The build trees are kept (``trees``): the mutant tests compile
+    mutated units with the very commands of this build."""
+    import time
+
+    source, pin = pool_mamba_ssm_source
+    out = tmp_path_factory.mktemp("pool-wheels")
+    builds = tmp_path_factory.mktemp("pool-builds")
+    argv = ["wheels", "--out", str(out), "--package", "causal-conv1d,mamba-ssm", "--arch", "9.0", "--no-ptx",
+            "--no-cache", "--schedule", "pool", "--version", f"causal-conv1d=={POOL_VERSIONS['causal-conv1d']}",
+            "--keep-build", "--build-dir", str(builds), "--split-units"]
+    if pin:
+        argv += ["--version", f"mamba-ssm=={pin}"]
+    if source != "pypi":
+        argv += ["--source", f"mamba-ssm={source}"]
+    start = time.monotonic()
+    proc = run_cli(*argv, env={"PYTHONUNBUFFERED": "1"}, timeout=3600)
+    seconds = time.monotonic() - start
     if proc.returncode != 0:
-        pytest.fail(f"mamba-build wheels failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return out, proc
+        pytest.fail(f"mamba-build wheels (both packages, pool) failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    wheels = {name: next(out.glob(name.replace("-", "_") + "-*.whl")) for name in POOL_VERSIONS}
+    trees = {name: next(p for p in builds.glob("run-*/src/*")
+                        if p.name.replace("-", "_").lower().startswith(name.replace("-", "_"))) for name in POOL_VERSIONS}
+    return PoolWheels(out, proc, wheels, seconds, trees)
+
+
+@pytest.fixture(scope="session")
+def causal_conv1d_wheels(pool_wheels):
+    """The real causal-conv1d sdist from PyPI built for sm_90 by `mamba-build wheels`: the pool build of both
+    packages (``pool_wheels``), so CI compiles it once. Returns (out_dir, process); out_dir also holds the
+    mamba-ssm wheel (its users pick causal_conv1d-*.whl, and the index tests index the directory whole)."""
+    return pool_wheels.out, pool_wheels.proc

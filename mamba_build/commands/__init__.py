@@ -16,4 +16,5 @@ COMMANDS = (
     "verify",
     "index",
     "matrix",
+    "test",
 )

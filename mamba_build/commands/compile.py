@@ -65,6 +65,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="smoke-test verified cache hits again (default: reuse the verdict stored with them)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON; else a JSON report")
+    p.add_argument("--upstream-tests", nargs="?", type=int, const=0, metavar="N",
+                   help="then run the tests upstream ships in its source against the built wheels (staged, "
+                        "like `mamba-build test --wheel`); N: a random sample of N per package (default: all)")
 
 
 def options_from_args(args: argparse.Namespace) -> CompileOptions:
@@ -183,18 +186,39 @@ def run(args: argparse.Namespace) -> int:
     used = _launcher_stats(plan, before)
     if used is not None:
         print(f"launcher: {used.summary()} (this build)", file=sys.stderr)
+    upstream = _upstream_tests(plan, report, args.upstream_tests) if args.upstream_tests is not None else None
     if args.json:
         print(dumps({"plan": plan.to_dict(), "wheels": to_jsonable(report.wheels), "smoke": to_jsonable(report.smoke),
                      "installed": report.installed, "timings_s": {k: round(v, 2) for k, v in report.timings.items()},
                      "launcher_stats": None if used is None else {
                          "name": used.name, "hits": used.hits, "misses": used.misses,
-                         "uncacheable": used.uncacheable, "errors": used.errors, "by_language": used.by_language}}))
+                         "uncacheable": used.uncacheable, "errors": used.errors, "by_language": used.by_language},
+                     **({"upstream_tests": [r.to_json() for r in upstream]} if upstream is not None else {})}))
     else:
         print(render_smoke(report.smoke))
         for w in report.wheels:
             print(f"wheel: {w.wheel}")
         print("installed" if report.installed else "not installed (--no-install)")
+    if upstream is not None and any(r.failed for r in upstream):
+        return ExitCode.CHECK_FAILED  # the wheels passed the smoke test (and are installed if asked); upstream's tests did not
     return ExitCode.OK
+
+
+def _upstream_tests(plan: BuildPlan, report, sample: int):
+    """compile --upstream-tests: the built wheels, staged, against the tests of the very sources they were built from."""
+    import tempfile
+    from pathlib import Path
+
+    from mamba_build.commands.test import render, run_tests
+
+    names = [w.package for w in report.wheels if w.package in ALL_PACKAGES]
+    sources = {p.name: str(p.source) for p in plan.packages if str(p.source) != "pypi"}
+    with tempfile.TemporaryDirectory(prefix="mamba-build-upstream-tests-") as tmp:
+        runs = run_tests(names, python=plan.python, wheels=[str(w.wheel) for w in report.wheels],
+                         sample=sample or None, seed=0, time_budget=None, sources=sources, workdir=Path(tmp),
+                         timeout=plan.timeout, index_url=plan.index_url, find_links=list(plan.find_links))
+        print(render(runs), file=sys.stderr)
+    return runs
 
 
 def _launcher_stats(plan: BuildPlan, before=None):

@@ -21,8 +21,8 @@ Causal depthwise conv1d, x: (batch, dim, L), weight: (dim, W)::
 with x[..., s] = 0 for s < 0 (the last tap multiplies the current step); then optionally
 ``silu``.
 
-Selective scan (real A), u, delta: (batch, dim, L), A: (dim, N); B, C either (dim, N) (fixed
-over time), (batch, N, L) or (batch, G, N, L) (variable; channel d uses group d // (dim / G)).
+Selective scan, u, delta: (batch, dim, L), A: (dim, N); B, C either (dim, N) (fixed over time),
+(batch, N, L) or (batch, G, N, L) (variable; channel d uses group d // (dim / G)).
 With delta <- delta + delta_bias[d], then softplus(delta) if delta_softplus::
 
     h[b, d, n, -1] = 0
@@ -31,6 +31,13 @@ With delta <- delta + delta_bias[d], then softplus(delta) if delta_softplus::
     y              = y * silu(z)          (when z is given)
 
 ``return_last_state=True`` also returns h[:, :, :, L-1] (batch, dim, N).
+
+Complex A (a complex64 (dim, N)): h is complex and stands for N pairs of conjugate states, so
+y[b, d, t] = 2 Re(sum_n C h) + D u; fixed B, C are complex (dim, N), variable ones real with real and
+imaginary parts interleaved along the last dim (batch, [G,] N, 2L), as mamba_ssm takes them.
+
+Mamba2's block (``mamba2_block_ref``) is this scan with one A, delta and D per head, then
+RMSNorm(y * silu(z)) per group.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["causal_conv1d_ref", "selective_scan_ref", "mamba_block_ref", "mamba_param_count"]
+__all__ = ["causal_conv1d_ref", "selective_scan_ref", "mamba_block_ref", "mamba_param_count", "mamba2_block_ref",
+           "mamba2_param_count"]
 
 
 def _compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
@@ -86,11 +94,25 @@ def _expand_bc(M: torch.Tensor, batch: int, dim: int, seqlen: int) -> tuple[torc
     raise ValueError(f"B/C must have 2, 3 or 4 dims, not {M.dim()}")
 
 
+def _bc_at(M: torch.Tensor, variable: bool, t0: int, t1: int) -> torch.Tensor:
+    """B or C for steps t0..t1-1 as (batch, dim, T, N) when variable, else (dim, 1, N)."""
+    return M[..., t0:t1].transpose(-1, -2) if variable else M[:, None, :]
+
+
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                        return_last_state=False):
-    """Reference selective scan; signature of mamba_ssm's ``selective_scan_fn`` (real A only)."""
-    if A.is_complex():
-        raise NotImplementedError("complex A is not covered by this reference")
+    """Reference selective scan; signature of mamba_ssm's ``selective_scan_fn`` (real or complex A)."""
+    return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                           return_last_state=False, chunk=None):
+    """:func:`selective_scan_ref` with the chunk length chosen (None: from the tensor sizes).
+
+    The recurrence is evaluated ``chunk`` steps at a time in closed form (the sequential loop of the
+    module docstring, unrolled: h[t] = exp(S[t] - S[s0-1]) h[s0-1] + sum_{s0<=s<=t} exp(S[t] - S[s]) x[s], with
+    S the running sum of delta*A inside the chunk); ``chunk=1`` is the plain loop. Every exponent is <= 0
+    (A's real part is negative, delta positive), so nothing overflows."""
     dtype_in = u.dtype
     cdt = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
     u_, dt = u.to(cdt), delta.to(cdt)
@@ -99,26 +121,47 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         dt = dt + delta_bias.to(cdt)[:, None]
     if delta_softplus:
         dt = F.softplus(dt)
-    A_ = A.to(cdt)
-    B_, b_var = _expand_bc(B.to(cdt), batch, dim, seqlen)
-    C_, c_var = _expand_bc(C.to(cdt), batch, dim, seqlen)
+    complex_ = A.is_complex()
+    ctype = (torch.complex128 if cdt == torch.float64 else torch.complex64) if complex_ else cdt
+    A_ = A.to(ctype)
+    B_, b_var = _expand_bc(_as_complex_bc(B, cdt) if complex_ else B.to(cdt), batch, dim, seqlen)
+    C_, c_var = _expand_bc(_as_complex_bc(C, cdt) if complex_ else C.to(cdt), batch, dim, seqlen)
     dstate = A_.shape[1]
-    h = u_.new_zeros(batch, dim, dstate)
+    if chunk is None:  # the (T, T) step matrix of a chunk: ~4M elements on a GPU, ~32K on a CPU (fewer, larger ops
+        budget = (1 << 22) if u_.is_cuda else (1 << 15)  # pay on a GPU; less memory traffic on a CPU)
+        chunk = max(1, min(64, int(math.sqrt(budget / max(1, batch * dim * dstate)))))
+    h = u_.new_zeros(batch, dim, dstate, dtype=ctype)
     ys = []
-    for t in range(seqlen):
-        dt_t = dt[:, :, t, None]  # (batch, dim, 1)
-        decay = torch.exp(dt_t * A_)  # (batch, dim, N)
-        b_t = B_[..., t] if b_var else B_  # (batch, dim, N) or (dim, N)
-        h = decay * h + dt_t * b_t * u_[:, :, t, None]
-        c_t = C_[..., t] if c_var else C_
-        ys.append((h * c_t).sum(-1))
-    y = torch.stack(ys, dim=-1)  # (batch, dim, L)
+    for t0 in range(0, seqlen, chunk):
+        t1 = min(seqlen, t0 + chunk)
+        dt_c = dt[:, :, t0:t1, None]                                  # (b, d, T, 1)
+        S = torch.cumsum(dt_c * A_[:, None, :], dim=2)                # (b, d, T, N)
+        x = dt_c * _bc_at(B_, b_var, t0, t1) * u_[:, :, t0:t1, None]  # (b, d, T, N)
+        seg = S[:, :, :, None, :] - S[:, :, None, :, :]               # (b, d, T(t), T(s), N)
+        steps = t1 - t0
+        pos = torch.arange(steps, device=u_.device)
+        keep = (pos[:, None] >= pos[None, :])[None, None, :, :, None]  # s <= t
+        decay = torch.exp(seg.masked_fill(~keep, float("-inf")))     # 0 where s > t
+        hs = torch.exp(S) * h[:, :, None, :] + (decay * x[:, :, None, :, :]).sum(3)  # (b, d, T, N)
+        yc = (hs * _bc_at(C_, c_var, t0, t1)).sum(-1)                # (b, d, T)
+        ys.append(2 * yc.real if complex_ else yc)  # complex A: the state and its conjugate
+        h = hs[:, :, -1]
+    y = torch.cat(ys, dim=-1)  # (batch, dim, L)
     if D is not None:
         y = y + D.to(cdt)[:, None] * u_
     if z is not None:
         y = y * F.silu(z.to(cdt))
     out = y.to(dtype_in)
     return (out, h) if return_last_state else out
+
+
+def _as_complex_bc(M: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
+    """Complex A: fixed B/C are complex (dim, N); variable ones are real with (real, imag) interleaved
+    along L (batch, [G,] N, 2L), as mamba_ssm takes them."""
+    if M.is_complex():
+        return M.to(torch.complex128 if cdt == torch.float64 else torch.complex64)
+    M = M.to(cdt)
+    return torch.view_as_complex(M.reshape(*M.shape[:-1], M.shape[-1] // 2, 2).contiguous())
 
 
 def mamba_param_count(d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
@@ -154,3 +197,46 @@ def mamba_block_ref(block, hidden_states: torch.Tensor) -> torch.Tensor:
     y = selective_scan_ref(x, delta, A, Bm.transpose(1, 2), Cm.transpose(1, 2), block.D.float(), z=z,
                            delta_bias=block.dt_proj.bias.float(), delta_softplus=True)
     return F.linear(y.transpose(1, 2), block.out_proj.weight, block.out_proj.bias)
+
+
+def mamba2_param_count(d_model: int, d_state: int = 128, d_conv: int = 4, expand: int = 2, headdim: int = 64,
+                       ngroups: int = 1) -> int:
+    """Parameters of mamba_ssm's ``Mamba2`` block (default biases, rmsnorm, D per head): 6,468,320 for
+    (1024, 64, 4, 2)."""
+    d_inner = expand * d_model
+    nheads = d_inner // headdim
+    conv_dim = d_inner + 2 * ngroups * d_state
+    return (d_model * (2 * d_inner + 2 * ngroups * d_state + nheads)  # in_proj [z, x, B, C, dt], no bias
+            + conv_dim * d_conv + conv_dim                          # depthwise conv1d weight + bias
+            + 3 * nheads                                            # dt_bias, A_log, D
+            + d_inner                                               # the gated RMSNorm's weight
+            + d_inner * d_model)                                    # out_proj, no bias
+
+
+def mamba2_block_ref(block, hidden_states: torch.Tensor) -> torch.Tensor:
+    """Forward of a mamba_ssm ``Mamba2`` block from its parameters, with our references.
+
+    The SSM of Mamba2 is the selective scan with one scalar A, delta and D per head (shared by the head's
+    ``headdim`` channels) and B, C in ``ngroups`` groups; then y * silu(z) is RMS-normalised per group
+    (``norm_before_gate=False``) and projected out. Attribute names of ``mamba_ssm.modules.mamba2.Mamba2``."""
+    batch, seqlen, _ = hidden_states.shape
+    d_ssm, ngroups, d_state = block.d_ssm, block.ngroups, block.d_state
+    nheads, headdim = block.nheads, block.headdim
+    zxbcdt = F.linear(hidden_states, block.in_proj.weight, block.in_proj.bias)
+    z, xBC, dt = torch.split(zxbcdt, [d_ssm, d_ssm + 2 * ngroups * d_state, nheads], dim=-1)
+    xBC = causal_conv1d_ref(xBC.transpose(1, 2), block.conv1d.weight.squeeze(1), block.conv1d.bias,
+                            activation="silu")  # (b, conv_dim, L)
+    x, Bm, Cm = torch.split(xBC, [d_ssm, ngroups * d_state, ngroups * d_state], dim=1)
+    A = (-torch.exp(block.A_log.float())).repeat_interleave(headdim)[:, None].expand(d_ssm, d_state)
+    D = block.D.float()
+    if D.shape[0] == nheads:
+        D = D.repeat_interleave(headdim)
+    y = selective_scan_ref(x, dt.transpose(1, 2).repeat_interleave(headdim, dim=1), A,
+                           Bm.reshape(batch, ngroups, d_state, seqlen), Cm.reshape(batch, ngroups, d_state, seqlen),
+                           D, delta_bias=block.dt_bias.float().repeat_interleave(headdim), delta_softplus=True)
+    y = y.transpose(1, 2) * F.silu(z)  # (b, L, d_ssm)
+    group = block.norm.group_size or d_ssm
+    yg = y.reshape(batch, seqlen, d_ssm // group, group)
+    y = (yg * torch.rsqrt(yg.square().mean(-1, keepdim=True) + block.norm.eps)).reshape(batch, seqlen, d_ssm)
+    y = y * block.norm.weight
+    return F.linear(y, block.out_proj.weight, block.out_proj.bias)

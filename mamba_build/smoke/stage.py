@@ -44,8 +44,9 @@ class SmokeCheck:
     name: str
     status: str  # "ok", "fail", "skipped"
     detail: str = ""
-    max_abs_err: float | None = None
-    tol: float | None = None
+    max_abs_err: float | None = None  # |kernel - ref| at the worst element (element-wise check)
+    tol: float | None = None  # that element's bound, atol + rtol * |ref|
+    optional: bool = False  # may be skipped on a GPU (Mamba2 where triton does not import)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,14 @@ def other_extension_modules(staging: Path) -> list[str]:
         return []
     mods = {e.name.split(".", 1)[0] for e in staging.iterdir() if e.is_file() and e.name.endswith(".so")}
     return sorted(m for m in mods if m not in _TOP_LEVEL)
+
+
+def stage_wheels(wheels: Sequence[Path], python: str, staging: Path, timeout: float = 600) -> runner.CommandResult:
+    """``pip install --no-deps --no-index --target staging``: the wheels' files, and nothing of the environment."""
+    return runner.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(staging),
+                       "--disable-pip-version-check", "--no-warn-script-location", "--no-input",
+                       *[str(w) for w in wheels]],
+                      timeout=timeout, extra_env={"PIP_NO_INPUT": "1", "PIP_REQUIRE_VIRTUALENV": "0"})
 
 
 def _fail(name: str, detail: str, **kw) -> SmokeReport:
@@ -190,10 +199,7 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
         log_path.write_text(detail + "\n", encoding="utf-8")
         return _fail("install to staging", detail, **common)
 
-    pip = runner.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(staging),
-                      "--disable-pip-version-check", "--no-warn-script-location", "--no-input",
-                      *[str(w) for w in wheels]],
-                     timeout=min(timeout, 600), extra_env={"PIP_NO_INPUT": "1", "PIP_REQUIRE_VIRTUALENV": "0"})
+    pip = stage_wheels(wheels, python, staging, timeout=min(timeout, 600))
     with open(log_path, "w", encoding="utf-8", errors="replace") as fh:
         fh.write(f"$ {pip.cmdline}\n# rc={pip.returncode}\n{pip.output}\n")
     if not pip.ok:
@@ -237,12 +243,12 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
         return _fail("smoke script", f"the smoke test process {why}: {tail}", packages=tuple(packages), **common)
 
     checks = [SmokeCheck(str(c.get("name")), str(c.get("status")), str(c.get("detail") or ""),
-                         c.get("max_abs_err"), c.get("tol")) for c in payload.get("checks", [])]
+                         c.get("max_abs_err"), c.get("tol"), bool(c.get("optional"))) for c in payload.get("checks", [])]
     gpu = bool(payload.get("gpu"))
     any_fail = any(c.status not in (OK, SKIPPED) for c in checks)
     imports_ok = any(c.name.startswith("import ") and c.status == OK for c in checks)
     if gpu:  # on a GPU every numerical check must have run and passed
-        passed = not any_fail and imports_ok and all(c.status == OK for c in checks)
+        passed = not any_fail and imports_ok and all(c.status == OK or c.optional for c in checks)
     else:
         passed = not any_fail and imports_ok
     if res.timed_out or (res.returncode not in (0, 1)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -93,3 +94,61 @@ def test_echo_filter_drops_the_shims_copy_of_the_pool_output():
     for line in ["  [1/2] live", f"  {ninja_pool.ECHO_BEGIN}", "  [1/2] again", f"  {ninja_pool.ECHO_END}", "  link"]:
         handle(line)
     assert seen == ["  [1/2] live", "  link"]
+
+
+_OWNER = """
+import sys, time
+from mamba_build import ninja_pool
+pool = ninja_pool.NinjaPool(sys.argv[1] + "/pool", ["a"], "/bin/false", sys.executable, 2, lambda p, s: 0.0)
+pool.prepare(sys.argv[1])
+print(pool.bin / "ninja", flush=True)
+time.sleep(600)
+"""
+
+
+def _start_owner_and_shim(tmp_path):
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    shim = owner.stdout.readline().strip()
+    work = tmp_path / "build"
+    work.mkdir()
+    (work / "build.ninja").write_text(TORCH_STYLE)
+    proc = subprocess.Popen([shim, "-v", "-j", "2"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={"PATH": "/usr/bin:/bin", ninja_pool.PACKAGE_VAR: "a"})
+    request = tmp_path / "pool" / "spool" / "a.request.json"
+    deadline = time.monotonic() + 60
+    while not request.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert request.exists(), "the shim never handed in its build file"
+    return owner, proc
+
+
+def test_the_shim_stops_when_the_process_that_runs_the_pool_is_killed(tmp_path):
+    owner, proc = _start_owner_and_shim(tmp_path)
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None, "the shim must wait while its pool's owner lives"
+        owner.kill()  # SIGKILL: no clean-up of any kind in the owner
+        owner.wait(30)
+        start = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        for p in (owner, proc):
+            if p.poll() is None:
+                p.kill()
+    assert proc.returncode == 1 and time.monotonic() - start < 10
+    assert f"(pid {owner.pid})" in err and "has ended" in err and "a's units" in err, err
+
+
+def test_the_shim_takes_its_result_when_the_owner_finished_and_let_go(tmp_path):
+    pool = ninja_pool.NinjaPool(tmp_path / "pool", ["a"], "/bin/false", sys.executable, 2, lambda p, s: 0.0)
+    pool.prepare(tmp_path)
+    work = tmp_path / "build"
+    work.mkdir()
+    (work / "build.ninja").write_text(TORCH_STYLE)
+    proc = subprocess.Popen([str(pool.bin / "ninja"), "-v"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={"PATH": "/usr/bin:/bin", ninja_pool.PACKAGE_VAR: "a"})
+    while not (pool.spool / "a.request.json").exists():
+        time.sleep(0.05)
+    pool.finish(0)  # writes the result, then lets go of the lock
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "has ended" not in err
