@@ -52,6 +52,7 @@ class CompileOptions:
     split_units: bool | None = None  # None: decide (on with 4+ jobs)
     rerun_smoke: bool = False  # smoke-test verified cache hits again
     launcher: str = "none"  # --launcher: none / auto / ccache / sccache / a path to one (mamba_build/launcher.py)
+    install_deps: bool = True  # install the packages' missing runtime requirements first (--no-deps: refuse)
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,18 @@ class BuildPlan:
     launcher_host_units: bool = False  # host .cpp units cached too (torch wraps CXX with the launcher)
     launcher_env: dict[str, str] = field(default_factory=dict)  # PYTORCH_NVCC, CCACHE_DIR, TORCH_NO_COMPILER_WRAPPER
     launcher_path_prepend: str | None = None  # the launcher's directory, first on the build PATH
+    # what builds and installs into the target: its own pip, mamba-build's pip --python, or uv (mamba_build/installer.py)
+    installer: Any = None  # installer.Installer (None: the target's own pip)
+    runtime_deps: Any = None  # runtime_deps.RuntimeDeps: the packages' runtime requirements missing from the target
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
+
+    def installer_for(self):
+        """The plan's installer (mamba_build/installer.py); the target's own pip where none was chosen."""
+        from mamba_build.installer import default
+
+        return self.installer or default(self.python)
 
     def env_for(self, pkg: PackagePlan, makeflags: str | None = None) -> dict[str, str]:
         """Environment variables of the build process of one package.
@@ -381,6 +391,9 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
                                 info.extension_module, info.env_prefix))
     if opts.patch_torch not in ("process", "inplace"):
         raise UsageError(f"--patch-torch {opts.patch_torch!r}", "use --patch-torch process (default) or inplace")
+    from mamba_build.installer import choose as choose_installer
+
+    inst = choose_installer(env.python.executable, env.python.packages.get("pip"))
     return BuildPlan(
         packages=tuple(pkgs), python=env.python.executable, torch_version=t.version, torch_cuda=t.cuda,
         cxx11_abi=bool(t.cxx11_abi), cuda_home=tk.home, cuda_version=tk.version, toolkit_reason=target.reason,
@@ -396,6 +409,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         split_units=split_units, split_units_reason=split_units_reason, pool_order=pool_order,
         pool_order_reason=pool_order_reason, rerun_smoke=opts.rerun_smoke,
         gpus=tuple(g.name for g in env.gpus.gpus), cxx_std=cxx_std, cxx_std_reason=cxx_std_reason,
+        installer=inst,
     )
 
 
