@@ -52,7 +52,8 @@ class Installer:
 
     def install_argv(self, items: Iterable[str | Path], *, no_deps: bool = False, no_index: bool = False,
                      force_reinstall: bool = False, target: Path | str | None = None,
-                     constraints: Path | str | None = None) -> list[str]:
+                     constraints: Path | str | None = None, index_url: str | None = None,
+                     find_links: Sequence[str] = ()) -> list[str]:
         """Install wheels or requirements (``items``) into the target environment, or into ``target``
         (a staging directory) when given."""
         if self.kind == UV:
@@ -73,6 +74,10 @@ class Installer:
             argv += ["--target", str(target)]
         if constraints is not None:
             argv += ["-c", str(constraints)]
+        if index_url:
+            argv += ["--index-url", index_url]
+        for link in find_links:
+            argv += ["--find-links", str(link)]
         return argv + [str(i) for i in items]
 
     def command_line(self, items: Sequence[str]) -> str:

@@ -321,12 +321,14 @@ def install_missing(plan, deps: RuntimeDeps, workdir: Path, log=print) -> None:
     constraints.write_text("\n".join(deps.pins) + "\n", encoding="utf-8")
     log(f"deps    installing {', '.join(deps.missing)} ({inst.kind}; the {len(deps.pins)} installed "
         "distributions pinned)")
-    res = runner.run(inst.install_argv(deps.missing, constraints=constraints), timeout=1800)
+    res = runner.run(inst.install_argv(deps.missing, constraints=constraints, index_url=plan.index_url,
+                                       find_links=plan.find_links), timeout=1800)
     if not res.ok:
         raise BuildError(
             f"installing the runtime requirements {', '.join(deps.missing)} failed before the build "
             "(with every installed distribution pinned, so nothing already there was changed)",
-            f"install them yourself and rerun, e.g. `{deps.command}`, or pass --no-deps to build without them",
+            f"install them yourself and rerun: `{deps.command}` (offline: download their wheels elsewhere and "
+            "pass --find-links DIR, which this install uses too)",
             details="\n".join(res.output.strip().splitlines()[-25:]))
 
 

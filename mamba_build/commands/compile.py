@@ -21,8 +21,10 @@ def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = 
                    help="pin a version, e.g. --version mamba-ssm==2.2.6.post3")
     p.add_argument("--source", action="append", default=[], metavar="[PKG=]SPEC",
                    help="pypi (default), git+URL@REF, a local tree, or a .tar.gz/.zip; PKG= when building both")
-    p.add_argument("--index-url", help="package index for sources (default: pip's configuration / PyPI)")
-    p.add_argument("--find-links", action="append", default=[], metavar="DIR|URL", help="extra sdist locations")
+    p.add_argument("--index-url", help="package index for sources and missing runtime requirements "
+                                       "(default: pip's configuration / PyPI)")
+    p.add_argument("--find-links", action="append", default=[], metavar="DIR|URL",
+                   help="extra sdist locations (also searched for the wheels of missing runtime requirements)")
     p.add_argument("--arch", default=arch_default,
                    help="native (the visible GPUs), all (what the toolkit accepts), or a list: 8.0,9.0+PTX"
                         + (f" (default: {arch_default})" if arch_default else ""))
