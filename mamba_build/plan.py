@@ -302,8 +302,9 @@ def _pool_reason(nvcc_js: bool, jobs: int) -> str:
                                                    f", {jobs} units at a time"))
 
 
-def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None):
+def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None, installer=None):
     """(schedule, reason, ninja path, nvcc --jobserver) -- see mamba_build/jobserver.py."""
+    from mamba_build.installer import UV
     from mamba_build.jobserver import NINJA_JOBSERVER_MIN, find_ninja, nvcc_supports_jobserver
 
     if opts.schedule not in (None, "pool", "sequential"):
@@ -314,6 +315,13 @@ def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | 
         return "sequential", "--schedule sequential: one package after the other, MAX_JOBS each", ninja_path, False
     if not opts.use_ninja:
         return "sequential", "ninja off: setuptools compiles the units one by one", None, False
+    if installer is not None and installer.kind == UV:
+        why = ("uv build puts the environment's bin/ first on PATH, so torch runs the ninja there, never the "
+               "pool's (mamba_build/ninja_pool.py)")
+        if opts.schedule == "pool":
+            raise UsageError(f"--schedule pool: {why}", "build with pip: put pip >= 22.3 into mamba-build's "
+                             "environment (it then runs for the target with pip's --python option)")
+        return "sequential", f"{why}: one package after the other, MAX_JOBS each", ninja_path, False
     if not ninja.joins_jobserver:
         need = ".".join(map(str, NINJA_JOBSERVER_MIN))
         why = f"ninja {ninja.version_text} ({ninja.path}) cannot join a jobserver (needs >= {need})"
@@ -354,7 +362,10 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     njobs = opts.jobs if opts.jobs else rec.jobs
     jobs_reason = "--jobs" if opts.jobs else rec.reason
     split, split_reason = _split_compile(opts, env, njobs)
-    schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split)
+    from mamba_build.installer import choose as choose_installer
+
+    inst = choose_installer(env.python.executable, env.python.packages.get("pip"))
+    schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split, inst)
     if split is not None and not opts.jobs and not nvcc_js:  # keep memory in bounds with split-compile's larger jobs
         # (with nvcc --jobserver every split thread takes a slot, so the slots already bound memory)
         rec2 = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
@@ -391,9 +402,6 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
                                 info.extension_module, info.env_prefix))
     if opts.patch_torch not in ("process", "inplace"):
         raise UsageError(f"--patch-torch {opts.patch_torch!r}", "use --patch-torch process (default) or inplace")
-    from mamba_build.installer import choose as choose_installer
-
-    inst = choose_installer(env.python.executable, env.python.packages.get("pip"))
     return BuildPlan(
         packages=tuple(pkgs), python=env.python.executable, torch_version=t.version, torch_cuda=t.cuda,
         cxx11_abi=bool(t.cxx11_abi), cuda_home=tk.home, cuda_version=tk.version, toolkit_reason=target.reason,

@@ -90,3 +90,24 @@ def test_doctor_pip_check_reports_the_same_choice(monkeypatch):
     monkeypatch.setattr(installer, "uv_on_path", lambda: None)
     c = _pip_check(no_pip)
     assert c.status == Status.FAIL and "uv" in c.fix
+
+
+def test_uv_builds_one_package_after_the_other_with_max_jobs(monkeypatch):
+    """uv build puts the environment's bin/ first on PATH: torch would run the ninja there, not the pool's shim."""
+    from mamba_build import jobserver
+    from mamba_build.errors import UsageError
+    from mamba_build.jobserver import NinjaInfo
+
+    monkeypatch.setattr(jobserver, "find_ninja", lambda python, path_env=None: NinjaInfo("/v/bin/ninja", (1, 13), "1.13"))
+    monkeypatch.setattr(jobserver, "nvcc_supports_jobserver", lambda nvcc: True)
+    monkeypatch.setattr(installer, "own_pip_version", lambda: None)
+    monkeypatch.setattr(installer, "uv_on_path", lambda: ("/opt/bin/uv", "0.13.9"))
+    env = make_env()
+    env = replace(env, python=replace(env.python, packages={k: v for k, v in env.python.packages.items() if k != "pip"}))
+    pins = {"causal-conv1d": "1.7.0", "mamba-ssm": "2.3.2.post1"}
+    plan = resolve_plan(CompileOptions(versions=pins, arch="9.0"), env)
+    assert plan.installer.kind == installer.UV and plan.schedule == "sequential" and "uv build" in plan.schedule_reason
+    assert plan.env_for(plan.packages[0])["MAX_JOBS"] == str(plan.jobs)
+    with pytest.raises(UsageError):
+        resolve_plan(CompileOptions(versions=pins, arch="9.0", schedule="pool"), env)
+    assert resolve_plan(CompileOptions(versions=pins, arch="9.0"), make_env()).schedule == "pool"
