@@ -173,7 +173,10 @@ def test_doctor_probe_for_another_env(tool):
     doc = tool("doctor", "--probe", "--python", sys.executable, "--arch", "8.0", "--json", timeout=900)
     data = json.loads(doc.stdout)
     probe = data["probe"]
-    assert probe["compiled"] is True and probe["imported"] is True, json.dumps(probe)[:3000]
+    assert probe["ok"] is True and probe["run"]["imported"] is True, json.dumps(probe)[:3000]
+    check = next(c for c in data["checks"] if c["id"] == "probe")
+    assert check["status"] in ("ok", "warn") and "compiled in" in check["summary"], check
+    assert data["environment"]["python"]["executable"] == sys.executable
 
 
 def test_installed_tool_builds_the_fixture_it_ships_into_a_uv_venv_with_uv(tool, uv_venv, tmp_path):
