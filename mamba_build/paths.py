@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -44,13 +45,30 @@ def wheel_cache_dir() -> Path:
 
 
 def repo_root() -> Path:
-    """The source checkout this package runs from (for csrc/ and patches/)."""
+    """The source checkout this package runs from (meaningful only when running from one)."""
     return Path(__file__).resolve().parent.parent
 
 
+def shipped_dir(package: str, folder: str) -> Path:
+    """A top-level folder of the checkout (``patches/``, ``csrc/``) that the wheel ships as ``package``
+    (pyproject.toml's package-dir). Found through the import system, so the same way installed from the
+    wheel or editable (setuptools' editable finder maps the package to the checkout's folder); only a
+    checkout run without any install (PYTHONPATH) falls back to ``repo_root() / folder``."""
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        module = None
+    where = getattr(module, "__file__", None)
+    if where:
+        return Path(where).resolve().parent
+    return repo_root() / folder
+
+
 def patches_dir() -> Path:
-    return repo_root() / "patches"
+    """The patch recipes (the checkout's ``patches/``, ``mamba_build/patches`` in the wheel)."""
+    return shipped_dir("mamba_build.patches", "patches")
 
 
 def csrc_dir() -> Path:
-    return repo_root() / "csrc"
+    """mamba-build's own C++/CUDA sources (the checkout's ``csrc/``, ``mamba_build/csrc`` in the wheel)."""
+    return shipped_dir("mamba_build.csrc", "csrc")

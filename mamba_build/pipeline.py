@@ -13,6 +13,7 @@ import dataclasses
 import datetime as _dt
 import errno
 import hashlib
+import shlex
 import shutil
 import sys
 import threading
@@ -121,8 +122,8 @@ def _is_disk_full(exc: BaseException) -> bool:
 
 
 def _pip_wheel_argv(plan: BuildPlan, tree: Path, out_dir: Path) -> list[str]:
-    return [plan.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-cache-dir", "-v",
-            "-w", str(out_dir), str(tree)]
+    """`pip wheel --no-build-isolation --no-deps` (or uv's `build --wheel`) by the plan's installer."""
+    return plan.installer_for().wheel_argv(tree, out_dir)
 
 
 def _the_wheel(out_dir: Path, log_path: Path) -> Path:
@@ -273,11 +274,11 @@ def torch_map_patch(plan: BuildPlan):
 
 
 def install_wheels(plan: BuildPlan, wheels: list[Path]) -> None:
-    res = runner.run([plan.python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index",
-                      *map(str, wheels)], timeout=1800)
+    inst = plan.installer_for()
+    res = runner.run(inst.install_argv(wheels, no_deps=True, force_reinstall=True, no_index=True), timeout=1800)
     if not res.ok:
-        raise BuildError("pip could not install the built wheels (pip rolled back what it had started)",
-                         f"install them by hand: {plan.python} -m pip install --no-deps {' '.join(map(str, wheels))}",
+        raise BuildError(f"{inst.kind} could not install the built wheels (it rolled back what it had started)",
+                         "install them by hand: " + shlex.join(inst.install_argv(wheels, no_deps=True)),
                          details=res.output[-3000:])
 
 
@@ -381,9 +382,11 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
         with contextlib.ExitStack() as stack, torch_map_patch(plan):
             built: dict[str, BuiltWheel] = {}
             pending: list[PendingBuild] = []
+            trees: dict[str, Path] = {}
             for pkg in plan.packages:
                 fetched = fetch(pkg.name, pkg.version, pkg.source, run_dir / "src", plan.index_url,
                                 list(plan.find_links) or None)
+                trees[pkg.name] = fetched.tree
                 log(f"source  {pkg.name} {fetched.version}: {fetched.origin}"
                     + (f" (sha256 {fetched.sha256[:16]}...)" if fetched.sha256 else ""))
                 key_parts = cache_components(plan, pkg, fetched)
@@ -405,6 +408,12 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 pending.append(PendingBuild(pkg, fetched, key, key_parts, log_dir / f"build-{pkg.name}.log",
                                             run_dir / "wheels" / pkg.name))
             clock.lap("sources+patches")
+            from mamba_build.runtime_deps import after_fetch, install_missing
+
+            deps = after_fetch(plan, trees)
+            if deps is not None and deps.action == "install":  # before the build and the smoke test's child
+                install_missing(plan, deps, run_dir, log)
+                clock.lap("runtime deps")
             if pending:  # the smoke test's child imports torch and opens CUDA while the wheels build
                 from mamba_build.smoke.stage import WarmChild
 
@@ -426,7 +435,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                     "--rerun-smoke runs the test again")
             else:
                 smoke = smoke_test_wheels([w.wheel for w in report.wheels], python=plan.python,
-                                          workdir=run_dir / "staging", timeout=1800, warm=warm)
+                                          workdir=run_dir / "staging", timeout=1800, warm=warm,
+                                          installer=plan.installer_for())
             for name, (fut, wheel, seconds) in checks.items():  # a wrong arch list fails the build, smoke or not
                 sass, ptx = fut.result()
                 built[name].sass, built[name].ptx = sass, ptx

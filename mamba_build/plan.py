@@ -52,6 +52,7 @@ class CompileOptions:
     split_units: bool | None = None  # None: decide (on with 4+ jobs)
     rerun_smoke: bool = False  # smoke-test verified cache hits again
     launcher: str = "none"  # --launcher: none / auto / ccache / sccache / a path to one (mamba_build/launcher.py)
+    install_deps: bool = True  # install the packages' missing runtime requirements first (--no-deps: refuse)
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,18 @@ class BuildPlan:
     launcher_host_units: bool = False  # host .cpp units cached too (torch wraps CXX with the launcher)
     launcher_env: dict[str, str] = field(default_factory=dict)  # PYTORCH_NVCC, CCACHE_DIR, TORCH_NO_COMPILER_WRAPPER
     launcher_path_prepend: str | None = None  # the launcher's directory, first on the build PATH
+    # what builds and installs into the target: its own pip, mamba-build's pip --python, or uv (mamba_build/installer.py)
+    installer: Any = None  # installer.Installer (None: the target's own pip)
+    runtime_deps: Any = None  # runtime_deps.RuntimeDeps: the packages' runtime requirements missing from the target
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
+
+    def installer_for(self):
+        """The plan's installer (mamba_build/installer.py); the target's own pip where none was chosen."""
+        from mamba_build.installer import default
+
+        return self.installer or default(self.python)
 
     def env_for(self, pkg: PackagePlan, makeflags: str | None = None) -> dict[str, str]:
         """Environment variables of the build process of one package.
@@ -292,8 +302,9 @@ def _pool_reason(nvcc_js: bool, jobs: int) -> str:
                                                    f", {jobs} units at a time"))
 
 
-def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None):
+def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None, installer=None):
     """(schedule, reason, ninja path, nvcc --jobserver) -- see mamba_build/jobserver.py."""
+    from mamba_build.installer import UV
     from mamba_build.jobserver import NINJA_JOBSERVER_MIN, find_ninja, nvcc_supports_jobserver
 
     if opts.schedule not in (None, "pool", "sequential"):
@@ -304,6 +315,13 @@ def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | 
         return "sequential", "--schedule sequential: one package after the other, MAX_JOBS each", ninja_path, False
     if not opts.use_ninja:
         return "sequential", "ninja off: setuptools compiles the units one by one", None, False
+    if installer is not None and installer.kind == UV:
+        why = ("uv build puts the environment's bin/ first on PATH, so torch runs the ninja there, never the "
+               "pool's (mamba_build/ninja_pool.py)")
+        if opts.schedule == "pool":
+            raise UsageError(f"--schedule pool: {why}", "build with pip: put pip >= 22.3 into mamba-build's "
+                             "environment (it then runs for the target with pip's --python option)")
+        return "sequential", f"{why}: one package after the other, MAX_JOBS each", ninja_path, False
     if not ninja.joins_jobserver:
         need = ".".join(map(str, NINJA_JOBSERVER_MIN))
         why = f"ninja {ninja.version_text} ({ninja.path}) cannot join a jobserver (needs >= {need})"
@@ -344,7 +362,10 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     njobs = opts.jobs if opts.jobs else rec.jobs
     jobs_reason = "--jobs" if opts.jobs else rec.reason
     split, split_reason = _split_compile(opts, env, njobs)
-    schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split)
+    from mamba_build.installer import choose as choose_installer
+
+    inst = choose_installer(env.python.executable, env.python.packages.get("pip"))
+    schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split, inst)
     if split is not None and not opts.jobs and not nvcc_js:  # keep memory in bounds with split-compile's larger jobs
         # (with nvcc --jobserver every split thread takes a slot, so the slots already bound memory)
         rec2 = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
@@ -396,6 +417,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         split_units=split_units, split_units_reason=split_units_reason, pool_order=pool_order,
         pool_order_reason=pool_order_reason, rerun_smoke=opts.rerun_smoke,
         gpus=tuple(g.name for g in env.gpus.gpus), cxx_std=cxx_std, cxx_std_reason=cxx_std_reason,
+        installer=inst,
     )
 
 

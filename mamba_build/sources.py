@@ -565,6 +565,24 @@ def _finish(tree: Path, info: PackageInfo, version: str | None, origin: str, sha
 
 def _fetch_pypi(info: PackageInfo, version: str | None, dest: Path, index_url, find_links,
                 verify: bool) -> FetchedSource:
+    chosen, archive, from_cache = _pypi_sdist(info, version, index_url, find_links)
+    tree = extract_archive(archive, dest)
+    if chosen is None:
+        return _finish(tree, info, version, f"cache {archive} (index unreachable)", archive.parent.name, archive,
+                       True, verify)
+    return _finish(tree, info, str(chosen.version), chosen.url, archive.parent.name, archive, from_cache, verify)
+
+
+def download_sdist(package: str, version: str | None, index_url: str | None = None,
+                   find_links: Iterable[str] | str | None = None) -> Path:
+    """The sdist ``fetch`` would unpack, downloaded into (or found in) the cache, not unpacked."""
+    return _pypi_sdist(package_info(package), version, index_url, find_links)[1]
+
+
+def _pypi_sdist(info: PackageInfo, version: str | None, index_url, find_links
+                ) -> tuple[IndexFile | None, Path, bool]:
+    """(the index's file, the cached archive, whether it was cached before); the file is None when the
+    index was unreachable and a cached copy of the pinned version stood in."""
     idx, links = resolve_index(index_url, find_links)
     try:
         files = [f for f in list_sdists(info.name, index_url=idx, find_links=links) if f.filename]
@@ -572,9 +590,7 @@ def _fetch_pypi(info: PackageInfo, version: str | None, dest: Path, index_url, f
         cached = _find_cached_offline(info, version) if version else None
         if cached is None:
             raise
-        tree = extract_archive(cached, dest)
-        return _finish(tree, info, version, f"cache {cached} (index unreachable)", cached.parent.name, cached,
-                       True, verify)
+        return None, cached, True
     if version:
         want = Version(version)
         matches = [f for f in files if f.version == want]
@@ -592,9 +608,7 @@ def _fetch_pypi(info: PackageInfo, version: str | None, dest: Path, index_url, f
         chosen = max(good, key=lambda f: (f.version, f.filename.endswith(".tar.gz")))
     before = _cached(chosen.filename, chosen.sha256)
     archive = _download(chosen.url, chosen.filename, chosen.sha256, f"downloading {chosen.filename}")
-    tree = extract_archive(archive, dest)
-    return _finish(tree, info, str(chosen.version), chosen.url, archive.parent.name, archive, before is not None,
-                   verify)
+    return chosen, archive, before is not None
 
 
 def _fetch_archive(info: PackageInfo, version: str | None, spec: SourceSpec, dest: Path,

@@ -57,9 +57,10 @@ def check_python_tools(env: Environment) -> list[Check]:
                            "create a venv with Python 3.10-3.12: python3.12 -m venv .venv"))
     else:
         checks.append(ok("python", f"Python {py.version} at {py.executable}"))
-    pip_cmd = f"{py.executable} -m pip install"
-    for name, needed_for in (("pip", "installing the built wheels"),
-                             ("setuptools", "running upstream setup.py"),
+    inst, problem = _installer(env)
+    checks.append(check_pip(inst, problem))
+    pip_cmd = inst.command_line([]) if inst is not None else f"{py.executable} -m pip install"
+    for name, needed_for in (("setuptools", "running upstream setup.py"),
                              ("wheel", "upstream setup.py imports wheel.bdist_wheel"),
                              ("packaging", "upstream setup.py imports packaging.version")):
         version = py.packages.get(name)
@@ -70,8 +71,9 @@ def check_python_tools(env: Environment) -> list[Check]:
     # `import mamba_ssm` imports these at module level (mamba_ssm/modules/*.py, utils/generation.py, ops/triton)
     runtime = [name for name in ("einops", "transformers", "triton") if not py.packages.get(name)]
     if runtime:
-        checks.append(warn("runtime-deps", f"{', '.join(runtime)} not installed: `import mamba_ssm` will fail after "
-                           "the build (mamba-build installs the wheels with --no-deps)", f"{pip_cmd} {' '.join(runtime)}"))
+        checks.append(warn("runtime-deps", f"{', '.join(runtime)} not installed: `import mamba_ssm` needs them "
+                           "(compile installs the missing ones before building, pinned so torch stays; with "
+                           "--no-deps it refuses)", f"{pip_cmd} {' '.join(runtime)}"))
     else:
         checks.append(ok("runtime-deps", "einops, transformers, triton (what `import mamba_ssm` needs) are installed"))
     ninja = py.packages.get("ninja")
@@ -81,6 +83,29 @@ def check_python_tools(env: Environment) -> list[Check]:
         checks.append(warn("ninja", "ninja is not installed: torch falls back to a slow serial build",
                            f"{pip_cmd} ninja"))
     return checks
+
+
+def _installer(env: Environment):
+    """(installer, None) or (None, the EnvironmentProblem saying why there is none)."""
+    from mamba_build.errors import EnvironmentProblem
+    from mamba_build.installer import choose
+
+    try:
+        return choose(env.python.executable, env.python.packages.get("pip")), None
+    except EnvironmentProblem as err:
+        return None, err
+
+
+def check_pip(inst, problem=None) -> Check:
+    """What builds and installs into the environment (mamba_build/installer.py, the same choice as the
+    compile plan's): its own pip, mamba-build's pip run with --python (a venv made by uv has no pip), or uv."""
+    from mamba_build.installer import OWN_PIP
+
+    if inst is None:
+        return fail("pip", problem.message, problem.fix)
+    if inst.kind == OWN_PIP:
+        return ok("pip", f"pip {inst.version}")
+    return ok("pip", f"no pip in this environment: builds and installs by {inst.describe()}", inst.reason)
 
 
 def check_resources(env: Environment) -> Check:

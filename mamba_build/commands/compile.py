@@ -21,8 +21,10 @@ def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = 
                    help="pin a version, e.g. --version mamba-ssm==2.2.6.post3")
     p.add_argument("--source", action="append", default=[], metavar="[PKG=]SPEC",
                    help="pypi (default), git+URL@REF, a local tree, or a .tar.gz/.zip; PKG= when building both")
-    p.add_argument("--index-url", help="package index for sources (default: pip's configuration / PyPI)")
-    p.add_argument("--find-links", action="append", default=[], metavar="DIR|URL", help="extra sdist locations")
+    p.add_argument("--index-url", help="package index for sources and missing runtime requirements "
+                                       "(default: pip's configuration / PyPI)")
+    p.add_argument("--find-links", action="append", default=[], metavar="DIR|URL",
+                   help="extra sdist locations (also searched for the wheels of missing runtime requirements)")
     p.add_argument("--arch", default=arch_default,
                    help="native (the visible GPUs), all (what the toolkit accepts), or a list: 8.0,9.0+PTX"
                         + (f" (default: {arch_default})" if arch_default else ""))
@@ -55,6 +57,10 @@ def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = 
                         "SCCACHE_* remote storage), auto (ccache, else sccache, else none), none (default), or a "
                         "path to a ccache/sccache executable")
     p.add_argument("--timeout", type=float, default=3 * 3600.0, help="seconds allowed per package build")
+    p.add_argument("--no-deps", action="store_true",
+                   help="do not install the packages' missing runtime requirements (einops, transformers, ...) "
+                        "before building; fail at plan time with the pip line instead (default: install them, "
+                        "with everything already installed pinned)")
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -109,6 +115,7 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
         provision=args.provision, python=args.python, build_dir=args.build_dir, keep_build=args.keep_build,
         use_cache=not args.no_cache, timeout=args.timeout, schedule=args.schedule, split_units=args.split_units,
         rerun_smoke=getattr(args, "rerun_smoke", False), launcher=getattr(args, "launcher", None) or "none",
+        install_deps=not getattr(args, "no_deps", False),
     )
 
 
@@ -137,6 +144,8 @@ def describe_plan(plan: BuildPlan) -> str:
                                                          f"{'.'.join(map(str, v[1]))}" for k, v in plan.compiler_bounds.items()),
         launcher_line(plan),
         f"  wheels      {plan.wheel_dir} (local version +{plan.local_version})",
+        f"  builds by   {plan.installer_for().describe()}  [{plan.installer_for().reason}]",
+        *([f"  run deps    {plan.runtime_deps.summary()}"] if plan.runtime_deps is not None else []),
         f"  install     {'yes, after the smoke test passes' if plan.install else 'no'}",
         "  packages",
     ]
@@ -167,8 +176,9 @@ def resolve(opts: CompileOptions) -> BuildPlan:
             install(cuda)
             env = gather(opts.python, extensions=False)
     from mamba_build.launcher import with_launcher
+    from mamba_build.runtime_deps import with_runtime_deps
 
-    return with_launcher(resolve_plan(opts, env), opts.launcher, env)
+    return with_runtime_deps(with_launcher(resolve_plan(opts, env), opts.launcher, env), opts)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ HELP = "apply mamba-build's setup.py patches (archs, threads, no prebuilt wheel,
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", type=Path, help="source tree (holding setup.py), e.g. from `mamba-build fetch`")
-    parser.add_argument("--package", choices=packages.PACKAGES, help="default: detected from the tree")
+    parser.add_argument("--package", choices=packages.known_packages(), help="default: detected from the tree")
     parser.add_argument("--arch", help="CUDA archs, e.g. 9.0 or 8.0,9.0+PTX (default: $TORCH_CUDA_ARCH_LIST)")
     parser.add_argument("--threads", type=int, default=4, help="nvcc --threads (default 4)")
     parser.add_argument("--split-compile", type=int, metavar="N", help="nvcc --split-compile N")
@@ -32,13 +32,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def detect_package(tree: Path) -> str:
-    for name in packages.PACKAGES:
+    for name in packages.known_packages():
         info = packages.package_info(name)
         if (tree / info.import_name / "__init__.py").is_file():
             return name
     setup = tree / "setup.py"
     text = setup.read_text(encoding="utf-8", errors="replace") if setup.is_file() else ""
-    for name in packages.PACKAGES:
+    for name in packages.known_packages():
         if f'PACKAGE_NAME = "{packages.package_info(name).import_name}"' in text:
             return name
     raise UsageError(f"cannot tell whether {tree} is mamba-ssm or causal-conv1d", "pass --package")
@@ -52,10 +52,25 @@ def torch_cxx11_abi(python: str) -> bool:
     return res.stdout.strip().splitlines()[-1] == "1"
 
 
+def source_tree(path: Path) -> Path:
+    """``path`` itself when it holds setup.py; else the one source tree inside it (the folder
+    `mamba-build fetch --dest DIR` filled holds DIR/<name>-<version>/)."""
+    if (path / "setup.py").is_file():
+        return path
+    if not path.is_dir():
+        raise UsageError(f"{path} is not a directory", "point at a source tree, e.g. from `mamba-build fetch`")
+    trees = sorted(p for p in path.iterdir() if p.is_dir() and (p / "setup.py").is_file())
+    if len(trees) == 1:
+        return trees[0]
+    if not trees:
+        raise UsageError(f"{path} has no setup.py, nor a folder holding one",
+                         "point at a source tree, e.g. the folder `mamba-build fetch PKG --dest DIR` filled")
+    raise UsageError(f"{path} holds {len(trees)} source trees ({', '.join(p.name for p in trees)})",
+                     "name the one to patch: " + " or ".join(str(p) for p in trees))
+
+
 def run(args: argparse.Namespace) -> int:
-    tree: Path = args.dir
-    if not (tree / "setup.py").is_file():
-        raise UsageError(f"{tree} has no setup.py", "point at a source tree, e.g. from `mamba-build fetch`")
+    tree = source_tree(args.dir)
     arch_text = args.arch or os.environ.get("TORCH_CUDA_ARCH_LIST")
     if not arch_text:
         raise UsageError("no CUDA architecture given", "pass --arch, e.g. --arch 9.0 or --arch 8.0,9.0+PTX")

@@ -80,7 +80,9 @@ def run_tests(packages: list[str] | None, *, python: str, wheels: list[str], sam
         missing = [w for w in wheels if not Path(w).is_file()]
         if missing:
             raise UsageError(f"wheel(s) not found: {', '.join(missing)}", "pass existing .whl files to --wheel")
-        res = stage_wheels([Path(w) for w in wheels], python, staging)
+        from mamba_build.installer import for_python
+
+        res = stage_wheels([Path(w) for w in wheels], python, staging, installer=for_python(python))
         if not res.ok:
             raise UsageError("pip could not stage the wheels", f"check them with pip install --target; {res.output[-300:]}")
         held = [package_info(p).name for p in staged_packages(staging)]

@@ -118,11 +118,14 @@ def other_extension_modules(staging: Path) -> list[str]:
     return sorted(m for m in mods if m not in _TOP_LEVEL)
 
 
-def stage_wheels(wheels: Sequence[Path], python: str, staging: Path, timeout: float = 600) -> runner.CommandResult:
-    """``pip install --no-deps --no-index --target staging``: the wheels' files, and nothing of the environment."""
-    return runner.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(staging),
-                       "--disable-pip-version-check", "--no-warn-script-location", "--no-input",
-                       *[str(w) for w in wheels]],
+def stage_wheels(wheels: Sequence[Path], python: str, staging: Path, timeout: float = 600,
+                 installer=None) -> runner.CommandResult:
+    """``pip install --no-deps --no-index --target staging`` (or the plan's installer's equivalent): the
+    wheels' files, and nothing of the environment."""
+    from mamba_build.installer import default as default_installer
+
+    inst = installer or default_installer(python)
+    return runner.run(inst.install_argv(wheels, no_deps=True, no_index=True, target=staging),
                       timeout=timeout, extra_env={"PIP_NO_INPUT": "1", "PIP_REQUIRE_VIRTUALENV": "0"})
 
 
@@ -179,9 +182,10 @@ def _copy_scripts(workdir: Path) -> Path:
 
 
 def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, workdir: Path,
-                      timeout: float = 900, warm: WarmChild | None = None) -> SmokeReport:
+                      timeout: float = 900, warm: WarmChild | None = None, installer=None) -> SmokeReport:
     """Install ``wheels`` into ``workdir/smoke-staging`` (not the environment) and smoke-test them
-    in a child ``python``. Never raises for a failing build: read the report (or call
+    in a child ``python``. ``installer`` (mamba_build.installer; default: ``python``'s own pip) does the
+    staging install. Never raises for a failing build: read the report (or call
     ``report.raise_for_failure()``)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -199,13 +203,13 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
         log_path.write_text(detail + "\n", encoding="utf-8")
         return _fail("install to staging", detail, **common)
 
-    pip = stage_wheels(wheels, python, staging, timeout=min(timeout, 600))
+    pip = stage_wheels(wheels, python, staging, timeout=min(timeout, 600), installer=installer)
     with open(log_path, "w", encoding="utf-8", errors="replace") as fh:
         fh.write(f"$ {pip.cmdline}\n# rc={pip.returncode}\n{pip.output}\n")
     if not pip.ok:
         tail = "\n".join(pip.output.strip().splitlines()[-15:])
         why = "timed out" if pip.timed_out else ("could not start" if pip.missing else f"exited {pip.returncode}")
-        return _fail("install to staging", f"pip install --target {why}: {tail}", **common)
+        return _fail("install to staging", f"{inst.kind} install --target {why}: {tail}", **common)
 
     packages = staged_packages(staging)
     others = other_extension_modules(staging)
