@@ -53,6 +53,7 @@ class CompileOptions:
     rerun_smoke: bool = False  # smoke-test verified cache hits again
     launcher: str = "none"  # --launcher: none / auto / ccache / sccache / a path to one (mamba_build/launcher.py)
     install_deps: bool = True  # install the packages' missing runtime requirements first (--no-deps: refuse)
+    skip_missing_deps: bool = False  # --skip-missing-deps: neither install nor refuse; list them and build
 
 
 @dataclass(frozen=True)

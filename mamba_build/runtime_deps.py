@@ -65,11 +65,13 @@ class RuntimeDeps:
     missing: tuple[str, ...] = ()  # requirements to install before building, as declared
     mismatched: tuple[str, ...] = ()  # "triton>=3.5.0 (3.4.0 installed)": left as it is
     unknown: tuple[str, ...] = ()  # packages whose requirements are read after fetching (git, URL)
-    action: str = "none"  # "none": nothing missing; "install": before building; "refuse": --no-deps
+    action: str = "none"  # "none": nothing missing; "install": before building; "refuse": --no-deps;
+    # "skip": --skip-missing-deps (listed, not installed)
     pins: tuple[str, ...] = ()  # the constraints: every distribution in the target, name==version
     command: str = ""  # the line that installs the missing ones with torch pinned (the fix for --no-deps)
     reason: str = ""
     allowed: bool = True  # False with --no-deps
+    skip_missing: bool = False  # --skip-missing-deps
 
     def summary(self) -> str:
         """One line for the plan."""
@@ -78,6 +80,8 @@ class RuntimeDeps:
                     f"distributions already there pinned (constraints), so torch and the rest stay")
         elif self.action == "refuse":
             text = f"{', '.join(self.missing)} missing: --no-deps"
+        elif self.action == "skip":
+            text = f"{', '.join(self.missing)} missing, not installed (--skip-missing-deps): `{self.command}`"
         else:
             text = "every declared requirement is installed" if self.declared else "none declared"
         if self.unknown:
@@ -243,7 +247,8 @@ def pins_of(target: TargetDists) -> tuple[str, ...]:
 
 
 def _decide(declared: Mapping[str, tuple[str, ...]], read_from: Mapping[str, str], unknown: tuple[str, ...],
-            target: TargetDists, installer, install_deps: bool, building: Iterable[str]) -> RuntimeDeps:
+            target: TargetDists, installer, install_deps: bool, building: Iterable[str],
+            skip: bool = False) -> RuntimeDeps:
     missing: list[str] = []
     mismatched: list[str] = []
     for reqs in declared.values():
@@ -255,6 +260,10 @@ def _decide(declared: Mapping[str, tuple[str, ...]], read_from: Mapping[str, str
     command = installer.command_line([*missing, *pinned_torch]) if missing else ""
     if not missing:
         action, reason = "none", ""
+    elif skip:
+        action = "skip"
+        reason = ("--skip-missing-deps: nothing is installed; the smoke test's import shows whether the packages "
+                  "need them")
     elif install_deps:
         action = "install"
         reason = ("the wheels are installed with --no-deps (torch must not move), so what the packages import "
@@ -262,7 +271,7 @@ def _decide(declared: Mapping[str, tuple[str, ...]], read_from: Mapping[str, str
     else:
         action, reason = "refuse", "--no-deps: mamba-build installs nothing but the wheels it builds"
     return RuntimeDeps(dict(declared), dict(read_from), tuple(missing), tuple(mismatched), unknown, action,
-                       pins_of(target) if missing else (), command, reason, install_deps)
+                       pins_of(target) if missing else (), command, reason, install_deps, skip)
 
 
 def refusal(deps: RuntimeDeps, python: str) -> EnvironmentProblem:
@@ -286,7 +295,7 @@ def resolve_runtime_deps(opts, packages, installer, target: TargetDists | None =
         declared[pkg.name], read_from[pkg.name] = tuple(got[0]), got[1]
     target = target or target_dists(installer.python)
     deps = _decide(declared, read_from, tuple(unknown), target, installer, opts.install_deps,
-                   [p.name for p in packages])
+                   [p.name for p in packages], skip=getattr(opts, "skip_missing_deps", False))
     if deps.action == "refuse":
         raise refusal(deps, installer.python)
     return deps
@@ -304,7 +313,7 @@ def after_fetch(plan, trees: Mapping[str, Path]) -> RuntimeDeps:
             reqs, where = declared_in_tree(trees[name])
             declared[name], read_from[name] = tuple(reqs), where
     out = _decide(declared, read_from, (), target_dists(plan.python), plan.installer_for(), deps.allowed,
-                  [p.name for p in plan.packages])
+                  [p.name for p in plan.packages], skip=deps.skip_missing)
     if out.action == "refuse":
         raise refusal(out, plan.python)
     return out

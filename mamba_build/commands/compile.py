@@ -61,6 +61,10 @@ def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = 
                    help="do not install the packages' missing runtime requirements (einops, transformers, ...) "
                         "before building; fail at plan time with the pip line instead (default: install them, "
                         "with everything already installed pinned)")
+    p.add_argument("--skip-missing-deps", action="store_true",
+                   help="build even when declared runtime requirements are missing and cannot be installed (an "
+                        "offline machine): the plan lists them with the pip line, and the smoke test's import "
+                        "shows whether the packages need them")
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -116,6 +120,7 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
         use_cache=not args.no_cache, timeout=args.timeout, schedule=args.schedule, split_units=args.split_units,
         rerun_smoke=getattr(args, "rerun_smoke", False), launcher=getattr(args, "launcher", None) or "none",
         install_deps=not getattr(args, "no_deps", False),
+        skip_missing_deps=getattr(args, "skip_missing_deps", False),
     )
 
 

@@ -70,11 +70,12 @@ def test_missing_and_mismatched_leave_torch_the_built_packages_extras_and_other_
     assert mismatched == ["triton>=3.5.0 (3.4.0 installed)"]
 
 
-def _plan_deps(install_deps, target, tmp_path):
+def _plan_deps(install_deps, target, tmp_path, skip_missing_deps=False):
     tree = tmp_path / "tree"
-    tree.mkdir()
+    tree.mkdir(parents=True)
     (tree / "PKG-INFO").write_text(PKG_INFO)
-    opts = SimpleNamespace(index_url=None, find_links=(), install_deps=install_deps)
+    opts = SimpleNamespace(index_url=None, find_links=(), install_deps=install_deps,
+                           skip_missing_deps=skip_missing_deps)
     pkg = SimpleNamespace(name="demo", version=None, source=str(tree))
     inst = installer.Installer(installer.OWN_PIP, "/v/bin/python", ("/v/bin/python", "-m", "pip"), "26", "own")
     return runtime_deps.resolve_runtime_deps(opts, [pkg], inst, target=target)
@@ -93,6 +94,16 @@ def test_no_deps_refuses_at_plan_time_with_the_exact_pip_line(tmp_path):
         _plan_deps(False, _target(torch="2.14.1+cu130", triton="3.6.0"), tmp_path)
     assert "--no-deps" in err.value.message and "einops" in err.value.message
     assert "`/v/bin/python -m pip install einops 'transformers>=4' torch==2.14.1+cu130`" in err.value.fix
+
+
+def test_skip_missing_deps_builds_anyway_and_lists_the_pip_line(tmp_path):
+    # an offline machine (the GPU lease): neither install nor refuse; the plan says what is missing and how
+    for install_deps in (True, False):
+        deps = _plan_deps(install_deps, _target(torch="2.14.1+cu130", triton="3.6.0"), tmp_path / str(install_deps),
+                          skip_missing_deps=True)
+        assert deps.action == "skip" and deps.missing == ("einops", "transformers>=4")
+        assert "--skip-missing-deps" in deps.summary()
+        assert "/v/bin/python -m pip install einops 'transformers>=4' torch==2.14.1+cu130" in deps.summary()
 
 
 def test_nothing_missing_needs_nothing(tmp_path):
