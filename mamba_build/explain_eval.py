@@ -185,7 +185,7 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
     ]
     if project:
         p = summarize(project)
-        lines.append(f"| project logs (made here: tests/data/failure-logs, ../shared) | {p.n} | {p.correct} | "
+        lines.append(f"| project logs (made here: tests/data/failure-logs, ../shared), held-out | {p.n} | {p.correct} | "
                      f"{p.wrong} | {p.unknown} | {_pct(p.accuracy)} |")
     lines += ["", "## Per id (public corpus, held-out)", "",
               "| id | logs | correct | wrong | unknown | accuracy |", "|---|---:|---:|---:|---:|---:|"]
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = public_cases()
     ho = evaluate(cases, held_out=True)
     allp = evaluate(cases, held_out=False)
-    proj = evaluate(project_cases(), held_out=False)
+    proj = evaluate(project_cases(), held_out=True)
     seconds = time.monotonic() - t0
     text = render(ho, allp, proj, seconds)
     if a.write:
