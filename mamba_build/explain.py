@@ -17,7 +17,7 @@ API (for ``explain``, ``compile``, ``install`` and ``doctor``):
 * :func:`probe_context` ``() -> dict``: cheap facts about this machine (reads files, starts no
   process) usable as ``context`` when the log was made here.
 * :func:`load_catalog` ``(without=frozenset()) -> Catalog``: the catalog; ``without`` drops every
-  pattern that cites one of those corpus entries (the held-out evaluation, scripts/explain_eval.py).
+  pattern that cites one of those corpus entries (the held-out evaluation, mamba_build/explain_eval.py).
 
 How a log is read (the "reasoning", in this order):
 
@@ -155,6 +155,7 @@ class CatalogEntry:
     defaults: tuple[tuple[str, str], ...]
     source: str
     meta: tuple[PatternMeta, ...] = ()  # one per pattern, same order
+    doctor: tuple[str, ...] = ()        # the doctor checks that see it before a build (id or "family:")
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ def _base_catalog() -> tuple[tuple[CatalogEntry, ...], dict]:
             support=_compile_all(raw.get("support", []), fid), requires=_compile_all(raw.get("requires", []), fid),
             excludes=_compile_all(raw.get("excludes", []), fid),
             defaults=tuple(sorted(raw.get("defaults", {}).items())), source=raw.get("source", ""),
-            meta=tuple(m for _, m in specs),
+            meta=tuple(m for _, m in specs), doctor=tuple(raw.get("doctor", ())),
         ))
     entries.sort(key=lambda e: e.rank)
     return tuple(entries), data
@@ -339,8 +340,8 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     for e in base:
         keep = [i for i, m in enumerate(e.meta) if not (set(m.cites) & without)] if without else range(len(e.patterns))
         if without and len(keep) != len(e.patterns):
-            e = CatalogEntry(e.id, e.phase, e.rank, e.cause, e.fix, tuple(e.patterns[i] for i in keep), e.support,
-                             e.requires, e.excludes, e.defaults, e.source, tuple(e.meta[i] for i in keep))
+            e = dataclasses.replace(e, patterns=tuple(e.patterns[i] for i in keep),
+                                    meta=tuple(e.meta[i] for i in keep))
         entries.append(e)
     facts = _compile_all(data.get("facts", {}).get("patterns", []), "facts")
     cascade = _compile_all(data.get("cascade", {}).get("patterns", []), "cascade")
@@ -413,12 +414,13 @@ class Finding:
     evidence: tuple[tuple[int, str], ...]  # (1-based line number, line text)
     rank: int
     confidence: str = "high"               # "high": a strong trigger matched; "low": weak evidence only
+    doctor: tuple[str, ...] = ()           # `mamba-build doctor` checks that see this cause before a build
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "phase": self.phase, "rank": self.rank, "cause": self.cause,
             "fix": self.fix, "evidence": [{"line": n, "text": t} for n, t in self.evidence],
-            "confidence": self.confidence,
+            "confidence": self.confidence, "doctor_checks": list(self.doctor),
         }
 
 
@@ -821,7 +823,7 @@ def _finish(scan: _Scan, context: Mapping[str, str] | None, max_findings: int, t
         findings.append(Finding(
             id=entry.id, phase=entry.phase, cause=fill(entry.cause, values, entry_defaults),
             fix=fill(entry.fix, values, entry_defaults), evidence=tuple(evidence[:MAX_EVIDENCE]),
-            rank=entry.rank, confidence=conf,
+            rank=entry.rank, confidence=conf, doctor=entry.doctor,
         ))
     if findings and all(f.confidence == "low" for f in findings) and len({f.id for f in findings}) > 1:
         # only weak, disagreeing evidence: say unknown and show the candidates
@@ -1030,38 +1032,6 @@ def probe_context() -> dict[str, str]:
     return ctx
 
 
-# ----------------------------------------------------------------------------------- context
-
-
-def probe_context() -> dict[str, str]:
-    """Facts about this machine for placeholders; reads files only (no import of torch, no process)."""
-    ctx: dict[str, str] = {}
-    roots = sorted({str(Path(p).parent.parent) for p in glob.glob("/usr/local/cuda-*/bin/nvcc")})
-    env_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
-    if env_home:
-        ctx["cuda_home"] = env_home
-        if Path(env_home, "bin", "nvcc").exists() and env_home not in roots:
-            roots.insert(0, env_home)
-    if roots:
-        ctx["toolkits"] = ",".join(roots)
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec("torch")
-        if spec and spec.origin:
-            vfile = Path(spec.origin).parent / "version.py"
-            text = vfile.read_text(encoding="utf-8", errors="replace")[:20000]
-            m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)", text, re.M)
-            if m:
-                ctx["torch_version"] = m.group(1)
-            m = re.search(r"^cuda(?:\s*:[^=]*)?=\s*['\"]([\d.]+)['\"]", text, re.M)
-            if m:
-                ctx["torch_cuda"] = m.group(1)
-    except (ImportError, OSError, ValueError):
-        pass
-    return ctx
-
-
 # ----------------------------------------------------------------------------------- rendering
 
 
@@ -1093,6 +1063,9 @@ def render_text(expl: Explanation, width: int = 100) -> str:
                 for no, text in f.evidence:
                     out.append(f"     line {no}: {text[: width + 60]}")
             out.append(_wrap(f"Fix: {f.fix}", "   ", width))
+            if f.doctor:
+                out.append(_wrap("Seen before a build by `mamba-build doctor` (check "
+                                 + ", ".join(f.doctor) + ").", "   ", width))
         if expl.follow_on_lines:
             out.append("")
             out.append(_wrap("Consequences, not causes (they follow from the above): "

@@ -208,6 +208,7 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
         lines += ["", "## Project logs (made here)", "", "| log | label | explain said | verdict |", "|---|---|---|---|"]
         for r in project:
             lines.append(f"| {r.case.ref} {r.case.path.name} | {r.case.label} | {r.got} | {r.verdict} |")
+    lines += _catalog_table(cat, public_ho, project)
     tags: dict[str, int] = {}
     for r in public_ho:
         for t in r.case.tags:
@@ -215,6 +216,27 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
     lines += ["", "## Formats in the corpus", "",
               ", ".join(f"{t}: {n}" for t, n in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _catalog_table(cat, public: list[Result], project: list[Result]) -> list[str]:
+    """Every id: its logs in both corpora and the doctor checks that see it before it happens."""
+    from mamba_build import tables
+
+    notes = {f["id"]: f.get("doctor_note", "") for f in tables.load("failures")["failure"]}
+    n_pub: dict[str, int] = {}
+    n_proj: dict[str, int] = {}
+    for rows, counts in ((public, n_pub), (project, n_proj)):
+        for r in rows:
+            counts[r.case.label] = counts.get(r.case.label, 0) + 1
+    lines = ["", "## Catalog: logs per id, and what `mamba-build doctor` sees before a build", "",
+             "`doctor` lists the check ids (`family:` = every check of that family) from the entry's `doctor` "
+             "field in `mamba_build/data/failures.toml`; `-` = not knowable from the machine (the note says why).",
+             "", "| id | phase | public logs | project logs | doctor checks | note |", "|---|---|---:|---:|---|---|"]
+    for e in cat.entries:
+        checks = ", ".join(f"`{c}`" for c in e.doctor) or "-"
+        lines.append(f"| {e.id} | {e.phase} | {n_pub.get(e.id, 0)} | {n_proj.get(e.id, 0)} | {checks} | "
+                     f"{notes.get(e.id, '')} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
