@@ -180,6 +180,7 @@ class Catalog:
     joinable: tuple[tuple[bool, ...], ...] = ()
     support_lits: tuple[tuple[frozenset | None, ...], ...] = ()
     join_keywords: frozenset = frozenset()  # the literals of the joinable patterns
+    join_only: tuple[str, ...] = ()         # those that are not keywords (patterns indexed by `needs`)
     cond_blob: tuple[tuple[re.Pattern, frozenset | None], ...] = ()  # conditions, searched per batch
 
     def entry(self, failure_id: str) -> CatalogEntry | None:
@@ -379,6 +380,7 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     cond_blob = tuple((re.compile(p.pattern.replace("[^", "[^\\n"), p.flags | re.M), required_literals(p))
                       for p in conditions)
     joinable = tuple(tuple(bool(lt) and max(map(len, lt)) >= JOIN_MIN_LITERAL for lt in row) for row in lits)
+    join_kw = frozenset(k for row, jrow in zip(lits, joinable) for lt, j in zip(row, jrow) if j for k in lt)
     return Catalog(
         entries=tuple(entries),
         defaults=tuple(sorted(data.get("defaults", {}).items())),
@@ -386,7 +388,7 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
         keywords=tuple(sorted((k, frozenset(v)) for k, v in index.items())),
         always=frozenset(always), conditions=tuple(conditions), locale=locale, locale_re=locale_re,
         without=without, lits=lits, joinable=joinable, support_lits=support_lits, cond_blob=cond_blob,
-        join_keywords=frozenset(k for row, jrow in zip(lits, joinable) for lt, j in zip(row, jrow) if j for k in lt),
+        join_keywords=join_kw, join_only=tuple(sorted(join_kw - set(index))),
     )
 
 
@@ -551,7 +553,9 @@ class _Scan:
             lines = [normalize(ln, cat) for ln in lines]
             blob = "\n".join(lines)
         present = [(k, owners) for k, owners in cat.keywords if k in blob]
-        join_keys = [k for k in cat.join_keywords if k in blob]  # only wrapped messages need two-line matching
+        # only wrapped messages need two-line matching; most of their literals are keywords already looked for
+        join_keys = [k for k, _ in present if k in cat.join_keywords]
+        join_keys += [k for k in cat.join_only if k in blob]
         for ci, (cre, clits) in enumerate(cat.cond_blob):  # "somewhere in the log": one search per batch
             if ci not in self.conds_hit and (clits is None or any(lit in blob for lit in clits)):
                 if cre.search(blob):
