@@ -12,6 +12,7 @@ from typing import Any
 from mamba_build.probes.compilers import Compiler, probe_compilers
 from mamba_build.probes.gpu import GpuInfo, probe_gpus
 from mamba_build.probes.python_env import PythonEnv, probe_python_env, torch_cuda_home_guess
+from mamba_build.probes.search_paths import IncludeDir, LibcudaInfo, probe_include_dirs, probe_libcuda
 from mamba_build.probes.system import PlatformInfo, Resources, probe_platform, probe_resources
 from mamba_build.probes.toolkits import NvccOnPath, Toolkit, probe_toolkits
 
@@ -28,6 +29,8 @@ class Environment:
     torch_cuda_home_how: str
     compilers: tuple[Compiler, ...]
     probe_seconds: float
+    include_dirs: tuple[IncludeDir, ...] = ()  # CPATH & co. (stray CUDA headers)
+    libcuda: LibcudaInfo | None = None  # libcuda.so.1 as triton finds it (None: not probed)
 
     def toolkit_at(self, home: str | None) -> Toolkit | None:
         if not home:
@@ -58,6 +61,7 @@ def gather(python: str | None = None, build_dir: str | os.PathLike = ".", *, ext
         f_gpu = pool.submit(probe_gpus)
         f_tk = pool.submit(probe_toolkits)
         f_cc = pool.submit(probe_compilers)
+        f_lc = pool.submit(probe_libcuda)
         platform_info = probe_platform()
         resources = probe_resources(build_dir)
         toolkits, on_path = f_tk.result()
@@ -65,6 +69,6 @@ def gather(python: str | None = None, build_dir: str | os.PathLike = ".", *, ext
         env = Environment(
             platform=platform_info, resources=resources, python=f_py.result(), gpus=f_gpu.result(),
             toolkits=toolkits, nvcc_on_path=on_path, torch_cuda_home=guess, torch_cuda_home_how=how,
-            compilers=f_cc.result(), probe_seconds=0.0,
+            compilers=f_cc.result(), probe_seconds=0.0, include_dirs=probe_include_dirs(), libcuda=f_lc.result(),
         )
     return Environment(**{**env.__dict__, "probe_seconds": round(time.monotonic() - start, 3)})

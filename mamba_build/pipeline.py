@@ -94,9 +94,11 @@ def explain_failure(log: str | Path, plan: BuildPlan | None = None) -> tuple[str
         first = expl.findings[0]
         evidence = "\n".join(f"  {n}: {t}" for n, t in first.evidence[:6])
         extra = [f"also: [{f.id}] {f.cause}" for f in expl.findings[1:3]]
+        extra += [f"also considered: [{c.id}] {c.why_not_root}" for c in expl.alternatives[:2]]
         return f"[{first.id}] {first.cause}", first.fix, "\n".join([evidence, *extra]).rstrip()
     lines = "\n".join(f"  {n}: {t}" for n, t in expl.suspicious_lines[:10])
-    return "no known cause recognised in the log", None, lines
+    maybe = "\n".join(f"possible (weak evidence): [{c.id}] {c.why_not_root}" for c in expl.alternatives[:2])
+    return "no known cause recognised in the log", None, "\n".join(x for x in (lines, maybe) if x)
 
 
 def cache_components(plan: BuildPlan, pkg: PackagePlan, fetched) -> dict:

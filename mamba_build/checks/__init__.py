@@ -19,6 +19,8 @@ def run_checks(env: Environment, target: Target) -> list[Check]:
     checks: list[Check] = [system.check_platform(env), system.check_glibc(env)]
     checks += system.check_python_tools(env)
     checks.append(cuda.check_torch(env))
+    checks.append(cuda.check_torch_version(env))
+    checks.append(system.check_pkg_resources(env))
     checks += cuda.check_driver(env, target)
     checks.append(cuda.check_gpus(env))
     checks += cuda.check_toolkits(env, target)
@@ -28,10 +30,13 @@ def run_checks(env: Environment, target: Target) -> list[Check]:
     checks.append(cuda.check_target(env, target))
     checks.append(cuda.check_cuda_home(env, target))
     checks.append(cuda.check_toolkit_headers(env, target))
+    checks.append(cuda.check_include_path(env, target))
     checks.append(cuda.check_torch_vs_nvcc(env, target))
     checks.append(compilers.check_host_compiler(env, target))
+    checks.append(compilers.check_cxx_standard(env))
     checks.append(cuda.check_gpu_archs(env, target))
     checks.append(system.check_resources(env))
+    checks.append(cuda.check_libcuda(env))
     checks += installed.check_installed(env)
     return checks
 

@@ -113,6 +113,22 @@ def check_host_compiler(env: Environment, target: Target) -> Check:
                 _install_hint(env, limit or 11), listing)
 
 
+def check_cxx_standard(env: Environment) -> Check:
+    """torch's headers vs the -std=c++17 of mamba-ssm's setup.py (explain id cxx-standard)."""
+    from mamba_build.plan import torch_cxx_std
+
+    t = env.python.torch
+    if not t.importable:
+        return skip("cxx-standard", "torch is not importable; see the torch check")
+    std, why = torch_cxx_std(t.file)
+    if std is None:
+        return ok("cxx-standard", f"torch {t.version}'s headers accept C++17 (what mamba-ssm's setup.py asks for)", why)
+    return warn("cxx-standard", f"torch {t.version}'s headers require C++{std}, but mamba-ssm's setup.py compiles with "
+                f"-std=c++17: a plain `pip install mamba-ssm` stops with `C++{std} or later compatible compiler is "
+                "required`", "nothing to do for mamba-build compile (its cxx-std recipe raises the standard); "
+                "with pip, use a torch whose headers accept C++17", why)
+
+
 def host_compiler_choice(env: Environment, target: Target, *, allow_unsupported: bool = False):
     """The host compiler a build should use (rules in :mod:`mamba_build.hostcc`); CompilerError if none fits."""
     from mamba_build.hostcc import CompilerCandidate, HostLimits, choose_host_compiler

@@ -47,6 +47,29 @@ def check_torch(env: Environment) -> Check:
     return ok("torch", f"torch {t.version}, CUDA {t.cuda}, C++11 ABI {abi}", f"at {t.file}")
 
 
+def check_torch_version(env: Environment) -> Check:
+    """Pre-release, nightly and vendor builds of torch (explain id torch-version-unparsable)."""
+    from packaging.version import InvalidVersion, Version
+
+    v = env.python.torch.version
+    if not v:
+        return skip("torch-version", "torch is not installed")
+    try:
+        ver = Version(v)
+    except InvalidVersion:
+        return fail("torch-version", f"torch's version {v!r} is not a valid version: setup.py code that parses it "
+                    "(packaging.version) stops with InvalidVersion",
+                    "use a release build of torch (pypi.org or download.pytorch.org)")
+    release = v.split("+")[0].split(".")
+    if ver.is_prerelease or ver.is_devrelease or not all(p.isdigit() for p in release):
+        return warn("torch-version", f"torch {v} is a pre-release, nightly or vendor build: setup.py code that "
+                    "turns its version into numbers (int() of each part) stops with `invalid literal for int()`, "
+                    "and no prebuilt wheel is made for it",
+                    "nothing to do for mamba-build compile (it builds from source); for other packages use a "
+                    "release build of torch", details=f"torch.__version__ = {v}")
+    return ok("torch-version", f"torch {v} is a release build")
+
+
 def check_driver(env: Environment, target: Target) -> list[Check]:
     g = env.gpus
     if not g.nvidia_smi:
@@ -135,6 +158,61 @@ def check_toolkits(env: Environment, target: Target) -> list[Check]:
         else:
             checks.append(ok(cid, summary + (" [chosen]" if chosen else ""), details))
     return checks
+
+
+def check_libcuda(env: Environment) -> Check:
+    """libcuda.so.1 as triton looks for it (explain id triton-libcuda-missing)."""
+    from mamba_build.probes.search_paths import triton_links_libcuda_so
+
+    info = env.libcuda
+    triton = env.python.packages.get("triton")
+    if not triton:
+        return skip("libcuda", "triton is not installed")
+    if info is None:
+        return skip("libcuda", "not probed")
+    if not env.gpus.nvidia_smi:
+        return skip("libcuda", "no NVIDIA driver here: triton's kernels cannot run (nothing to look for)")
+    fix_dir = info.elsewhere[0] if info.elsewhere else "<the directory of libcuda.so.1>"
+    if not info.found:
+        where = (f"TRITON_LIBCUDA_PATH={info.env_path} holds no libcuda.so.1" if info.env_path else
+                 "libcuda.so.1 is neither in `ldconfig -p` nor in LD_LIBRARY_PATH")
+        return warn("libcuda", f"triton {triton} cannot find the driver library: {where}; mamba's Triton kernels "
+                    "(Mamba-2, layer norm) stop with `libcuda.so cannot found!`",
+                    f"export TRITON_LIBCUDA_PATH={fix_dir}  (or, as root, run `ldconfig`; in a container start it "
+                    "with --gpus all)", details=info.error or "")
+    site = os.path.dirname(os.path.dirname(env.python.torch.file)) if env.python.torch.file else None
+    if site and triton_links_libcuda_so(site) and not info.unversioned_dirs:
+        d = info.dirs[0]
+        return warn("libcuda", f"triton {triton} links its launcher with -lcuda, but {d} has only libcuda.so.1 "
+                    "(no libcuda.so): its first kernel stops with `/usr/bin/ld: cannot find -lcuda`",
+                    f"as root: ln -s libcuda.so.1 {d}/libcuda.so && ldconfig  (or upgrade triton)")
+    return ok("libcuda", f"triton {triton} finds libcuda.so.1 in {', '.join(info.dirs)}")
+
+
+def check_include_path(env: Environment, target: Target) -> Check:
+    """CUDA headers that CPATH & co. put before the toolkit's (explain id toolkit-headers-mixed)."""
+    tk = target.toolkit
+    own = {os.path.realpath(d) for d in env.python.nvidia_include_dirs}
+    home = os.path.realpath(tk.home) + os.sep if tk else None
+    for d in env.include_dirs:
+        real = os.path.realpath(d.path)
+        if real in own or (home and (real + os.sep).startswith(home)):
+            continue
+        what = None
+        if d.cub or d.thrust:
+            what = f"its own {'CUB' if d.cub else 'Thrust'} headers"
+        elif d.cudart_version and tk and tk.version and tables.major_minor(d.cudart_version) != tables.major_minor(tk.version):
+            what = f"the CUDA {d.cudart_version} runtime headers"
+        if what:
+            return warn("include-path", f"{d.var} adds {d.path}, with {what}, ahead of the target toolkit's "
+                        f"({tk.home if tk else 'none'}): mixed toolkit headers stop the build (e.g. Thrust's "
+                        "`The version of CUB in your include path is not compatible`)",
+                        f"remove {d.path} from {d.var} for the build", details=str(d))
+    from mamba_build.probes.search_paths import INCLUDE_VARS
+
+    names = "/".join(INCLUDE_VARS)
+    listed = ", ".join(d.path for d in env.include_dirs) or "nothing"
+    return ok("include-path", f"no stray CUDA headers on {names} ({listed})")
 
 
 def check_nvcc_on_path(env: Environment) -> Check | None:

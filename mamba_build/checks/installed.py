@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from mamba_build.checks.base import Check, fail, ok, skip, warn
@@ -33,19 +32,28 @@ def check_extension(env: Environment, ext: ExtensionInfo) -> list[Check]:
     elif ext.imports:
         checks.append(ok(icid, f"{ext.module} imports"))
     else:
-        err = ext.error or ""
-        if "undefined symbol" in err:
-            sym = re.search(r"undefined symbol:\s*(\S+)", err)
-            checks.append(fail(icid, f"{ext.module} was built against another torch (or C++ ABI): undefined symbol "
-                               f"{sym.group(1) if sym else ''}".rstrip(), rebuild_cmd(ext.package), err))
-        elif "GLIBCXX" in err or "GLIBC_" in err:
-            checks.append(fail(icid, f"{ext.module} needs a newer C/C++ runtime than this system has",
-                               rebuild_cmd(ext.package) + "  (building here links against the local runtime)", err))
-        else:
-            checks.append(fail(icid, f"{ext.module} does not import: {err[:200]}", rebuild_cmd(ext.package), err))
+        checks.append(_import_failure(env, ext, icid))
     if ext.origin and Path(ext.origin).exists():
         checks.extend(_binary_checks(env, ext))
     return checks
+
+
+# import failures that a build on this machine cures (it links against the local torch and runtime)
+_REBUILD_CURES = frozenset({"abi-undefined-symbol", "glibcxx-missing", "glibc-too-old", "extension-not-built",
+                            "extension-missing-from-wheel", "no-kernel-image"})
+
+
+def _import_failure(env: Environment, ext: ExtensionInfo, icid: str) -> Check:
+    """Why the module does not import, from the catalog of `mamba-build explain` (one classifier)."""
+    from mamba_build.explain import diagnose_text
+
+    err = ext.error or ""
+    context = {"package": ext.package, "module": ext.module, "torch_version": env.python.torch.version or ""}
+    root = diagnose_text(err, {k: v for k, v in context.items() if v}).root
+    if root is None:
+        return fail(icid, f"{ext.module} does not import: {err[:200]}", rebuild_cmd(ext.package), err)
+    fix = rebuild_cmd(ext.package) if root.id in _REBUILD_CURES else root.fix
+    return fail(icid, f"{ext.module} does not import [{root.id}]: {root.cause}", fix, err)
 
 
 def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:

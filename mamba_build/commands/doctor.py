@@ -101,7 +101,12 @@ def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
     what = (f"compiled in {result.compile_seconds:.0f}s with CUDA {tk.version}, {Path(choice.cxx).name}, "
             f"sm_{use_arch.replace('.', '')}")
     if not run_result.imported:
-        return fail("probe", what + ", but it does not import", "see details", run_result.error or ""), data
+        from mamba_build.explain import diagnose_text
+
+        root = diagnose_text(run_result.error or "").root
+        data["explain_id"] = root.id if root else None
+        return fail("probe", what + ", but it does not import" + (f" [{root.id}]: {root.cause}" if root else ""),
+                    root.fix if root else "see details", run_result.error or ""), data
     if run_result.ran_on_gpu:
         if run_result.passed:
             return ok("probe", what + "; ran on the GPU and matches torch.cumsum"), data

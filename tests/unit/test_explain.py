@@ -89,6 +89,25 @@ SNIPPETS = {
     "driver-too-old": "RuntimeError: The NVIDIA driver on your system is too old (found version 11040). Please "
                       "update your GPU driver by downloading and installing a new version from the URL\n",
     "no-kernel-image": "torch.AcceleratorError: CUDA error: no kernel image is available for execution on the device\n",
+    "wheel-tag-mismatch": "ERROR: causal_conv1d-1.7.0+cu12torch2.4cxx11abiTRUE-cp311-cp311-linux_x86_64.whl is not "
+                          "a supported wheel on this platform.\n",
+    "pip-missing": "/home/user/.venv/bin/python: No module named pip\n",
+    "pkg-resources-missing": "  File \"/v/site-packages/torch/utils/cpp_extension.py\", line 25, in <module>\n"
+                             "    from pkg_resources import packaging  # type: ignore[attr-defined]\n"
+                             "ModuleNotFoundError: No module named 'pkg_resources'\n",
+    "torch-version-unparsable": "packaging.version.InvalidVersion: Invalid version: 'gpgpu.1234'\n",
+    "toolkit-headers-mixed": "/usr/local/cuda-12.4/include/thrust/system/cuda/config.h:116:2: error: #error The "
+                             "version of CUB in your include path is not compatible with this release of Thrust. CUB "
+                             "is now included in the CUDA Toolkit, so you no longer need to use your own checkout of "
+                             "CUB. Define THRUST_IGNORE_CUB_VERSION_CHECK to ignore this.\n" + CASCADE_TAIL,
+    "cuda-runtime-missing": "ImportError: libcudart.so.12: cannot open shared object file: No such file or directory\n",
+    "torch-libs-not-loaded": "ImportError: libc10.so: cannot open shared object file: No such file or directory\n",
+    "triton-libcuda-missing": "AssertionError: libcuda.so cannot found!\n",
+    "build-too-slow": "Building wheels for collected packages: mamba-ssm\n"
+                      "  Building wheel for mamba-ssm (setup.py) ... |\n",
+    "extension-missing-from-wheel": "  Created wheel for mamba-ssm: filename=mamba_ssm-2.3.0-py3-none-any.whl "
+                                    "size=312345 sha256=ab\nSuccessfully built mamba-ssm\n"
+                                    "ModuleNotFoundError: No module named 'selective_scan_cuda'\n",
 }
 
 
@@ -318,11 +337,15 @@ def test_fill_never_raises():
 def test_json_schema():
     expl = ex.explain_text(SNIPPETS["cuda-home-wrong"])
     d = json.loads(json.dumps(expl.to_dict()))
-    assert set(d) == {"schema", "unknown", "findings", "suspicious_lines", "lines_read", "truncated"}
+    # fields are only ever added (the contract of --json): the original ones keep their meaning
+    assert {"schema", "unknown", "findings", "suspicious_lines", "lines_read", "truncated"} <= set(d)
+    assert {"facts", "second_candidate", "alternatives", "follow_on_lines"} <= set(d)
     assert d["schema"] == 1 and d["unknown"] is False and d["truncated"] is False
     assert isinstance(d["lines_read"], int) and d["lines_read"] > 5
     f = d["findings"][0]
-    assert set(f) == {"id", "phase", "rank", "cause", "fix", "evidence"}
+    assert {"id", "phase", "rank", "cause", "fix", "evidence"} <= set(f) and f["confidence"] == "high"
+    assert all(set(e) == {"line", "text"} for e in d["follow_on_lines"])
+    assert any("Error compiling objects" in e["text"] for e in d["follow_on_lines"])
     assert f["id"] == "cuda-home-wrong" and f["phase"] == "compile"
     assert all(set(e) == {"line", "text"} and isinstance(e["line"], int) for e in f["evidence"])
     u = ex.explain_text(CASCADE_TAIL).to_dict()
