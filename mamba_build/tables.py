@@ -58,6 +58,24 @@ def torch_pypi_cuda(torch_version: str) -> str | None:
     return load("torch")["pypi_default_cuda"].get(major_minor(torch_version))
 
 
+def pkg_resources_verdict(setuptools_version: str) -> str | None:
+    """Why `from pkg_resources import packaging` (torch 2.0.x's cpp_extension) fails with this
+    setuptools, or None when it works (data/setuptools.toml)."""
+    data = load("setuptools")["pkg_resources"]
+    have = version_tuple(setuptools_version)
+    if have >= version_tuple(data["removed_in"]):
+        return f"setuptools {setuptools_version} has no pkg_resources (removed in {data['removed_in']})"
+    for lo, hi in data["no_packaging"]:
+        if version_tuple(lo) <= have < version_tuple(hi):
+            return f"setuptools {setuptools_version}'s pkg_resources has no `packaging` ({lo} <= version < {hi})"
+    return None
+
+
+def pkg_resources_pin() -> str:
+    """The setuptools requirement that still has pkg_resources.packaging ("setuptools<82")."""
+    return load("setuptools")["pkg_resources"]["pin"]
+
+
 def major_minor(version: str) -> str:
     v = Version(version.split("+")[0])
     return f"{v.major}.{v.minor}"
