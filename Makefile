@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.14.1
 STAMP  := $(VENV)/.mamba-build-installed
 
-.PHONY: venv demo test test-fast doctor apt-deps clean bench
+.PHONY: venv demo test test-fast test-deps doctor apt-deps clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,12 @@ demo: venv
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow" tests
 
-test: venv apt-deps
+# what `import mamba_ssm` needs beside torch (its wheels install with --no-deps): the pool test imports the
+# staged mamba-ssm and collects upstream's tests (tests/integration/test_pool_both_real.py)
+test-deps: venv
+	@$(PY) -c "import einops, transformers" 2>/dev/null || $(PIP) install -q einops transformers
+
+test: venv apt-deps test-deps
 	$(PY) -m pytest -v --durations=25 tests
 
 bench: venv

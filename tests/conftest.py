@@ -71,3 +71,45 @@ def causal_conv1d_wheels(tmp_path_factory):
     if proc.returncode != 0:
         pytest.fail(f"mamba-build wheels failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return out, proc
+
+
+# mamba's next release as far as it can be had here (issue 15): the newest sdist with upstream main's setup.py
+MAMBA_MAIN_BASE = "2.3.2.post1"
+
+
+@pytest.fixture(scope="session")
+def mamba_main_source(test_cache, shared_dir, tmp_path_factory) -> Path:
+    """mamba-ssm 2.3.2.post1's sdist from PyPI with upstream main's setup.py put over its own
+    (``../shared/upstream/mamba-main-setup.py``: since July 2026 it builds selective_scan_cuda ONLY with
+    MAMBA_KEEP_CUDA_BUILD=TRUE, and MAMBA_SKIP_CUDA_BUILD is gone). Returns the tree, for ``--source``.
+    Nothing else is changed: main's setup.py builds the same csrc/ list as 2.3.2.post1's."""
+    from tests.pypi_sdists import sdist_tree
+
+    upstream = shared_dir / "upstream" / "mamba-main-setup.py"
+    if not upstream.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{upstream} is missing: CI must have ../shared/ beside the clone")
+        pytest.skip(f"{upstream} is not here (../shared/ beside the checkout)")
+    try:
+        tree = sdist_tree("mamba-ssm", MAMBA_MAIN_BASE, test_cache / "pypi-sdists", tmp_path_factory.mktemp("mamba-main"))
+    except OSError as exc:  # requests' ConnectionError is an OSError
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PyPI not reachable for mamba-ssm {MAMBA_MAIN_BASE}'s sdist: {exc}")
+    (tree / "setup.py").write_bytes(upstream.read_bytes())
+    return tree
+
+
+@pytest.fixture(scope="session")
+def mamba_main_wheels(mamba_main_source, tmp_path_factory) -> Path:
+    """``mamba_main_source`` built ONCE per session for sm_90 by `mamba-build wheels` (the compile pipeline: the
+    keep-cuda-build-on recipe, the wheel's extension check, the arch check, the smoke test in staging). About
+    6 minutes on 2 cores. Returns the folder holding the wheels (mamba_ssm-*.whl) and manifest.json.
+    (The pool build of both packages can take this over: point its mamba-ssm source at mamba_main_source.)"""
+    out = tmp_path_factory.mktemp("mamba-main-wheels")
+    proc = run_cli("wheels", "--out", str(out), "--package", "mamba-ssm", "--source", str(mamba_main_source),
+                   "--arch", "9.0", "--no-ptx", "--no-cache", timeout=3600)
+    if proc.returncode != 0:
+        pytest.fail(f"mamba-build wheels of mamba-ssm with main's setup.py failed ({proc.returncode}):\n"
+                    f"{proc.stderr[-6000:]}")
+    return out
