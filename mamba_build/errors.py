@@ -95,6 +95,13 @@ class BuildError(MambaBuildError):
     title = "build failed"
 
 
+class ExtensionMissingError(BuildError):
+    """The build "succeeded" but its wheel lacks the extension module it exists for (explain id
+    ``extension-missing-from-wheel``): setup.py switched the CUDA build off in a way we did not force on."""
+
+    title = "build failed"
+
+
 class SmokeTestError(MambaBuildError):
     exit_code = ExitCode.SMOKE
     title = "smoke test failed"

@@ -15,6 +15,12 @@ Recipe file format (one TOML file per package, ``patches/<package>.toml``)::
     template = '''...{placeholder}...'''    # replacement / inserted text
     when = "use_ninja"                      # optional: option that enables it; "!use_ninja" negates
     versions = ">=1.1"                      # optional: PEP 440 specifier on the package version
+    group = "cuda-build-switch"             # optional: see "Generations" below
+
+Generations: recipes that share a ``group`` (same file) are alternatives for different generations of
+that file (mamba's releases have ``SKIP_CUDA_BUILD``, its main branch since July 2026 ``KEEP_CUDA_BUILD``).
+Exactly one of them must find its anchor; the others report ``skipped (other generation)``. None found
+is "anchor not found" for each (loud, as always); more than one is an error too (the file is neither).
 
 Kind ``split_units`` (a build-speed recipe) splits one translation unit into several: each anchor
 match is one explicit template instantiation line; the target keeps the shared code plus one of them
@@ -182,6 +188,7 @@ class Recipe:
     expand: tuple[str, ...] = ()  # split_units: unit templates per anchor match (the first stays in the target)
     requires_file: str | None = None  # split_units: the file ``requires`` is checked against
     requires: tuple[str, ...] = ()  # split_units: regexes that must each match requires_file
+    group: str | None = None  # alternatives for different generations of the file: exactly one must match
 
     def enabled_by(self, options: PatchOptions) -> bool:
         if not self.when:
@@ -240,6 +247,10 @@ def _recipe_from_toml(raw: Mapping[str, Any], source: str) -> Recipe:
     if raw["kind"] == "regex_replace" and f"{MARKER}{raw['id']}" not in template:
         raise PatchError(f"{where}: a regex_replace template must carry the marker "
                          f"'{MARKER}{raw['id']}'", "add it as a trailing comment in the template")
+    if raw.get("group") is not None and (raw["kind"] == "split_units" or not isinstance(raw["group"], str)
+                                         or not raw["group"]):
+        raise PatchError(f"{where}: 'group' must be a non-empty string, and split_units recipes take none",
+                         "fix the recipe file")
     if raw.get("versions"):
         try:
             SpecifierSet(raw["versions"])
@@ -257,7 +268,7 @@ def _recipe_from_toml(raw: Mapping[str, Any], source: str) -> Recipe:
         when=when, versions=raw.get("versions"), source=source,
         sources_file=raw.get("sources_file"), sources_anchor=raw.get("sources_anchor"), first=raw.get("first"),
         expand=tuple(raw.get("expand") or ()), requires_file=raw.get("requires_file"),
-        requires=tuple(raw.get("requires") or ()),
+        requires=tuple(raw.get("requires") or ()), group=raw.get("group"),
     )
 
 
@@ -284,6 +295,13 @@ def _load_recipes_cached(package: str, patches_dir: str) -> tuple[Recipe, ...]:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise PatchError(f"duplicate recipe ids for {package}: {', '.join(dupes)}", "make recipe ids unique")
+    files: dict[str, set[str]] = {}
+    for r in recipes:
+        if r.group:
+            files.setdefault(r.group, set()).add(r.file)
+    split = sorted(g for g, f in files.items() if len(f) > 1)
+    if split:
+        raise PatchError(f"recipe group(s) {', '.join(split)} of {package} span several files", "a group is one file's generations")
     return tuple(recipes)
 
 
@@ -301,6 +319,7 @@ class Status(str, enum.Enum):
     ALREADY_APPLIED = "already applied"
     SKIPPED_OPTION = "skipped (option off)"
     SKIPPED_VERSION = "skipped (version)"
+    SKIPPED_GENERATION = "skipped (other generation)"  # a sibling of its group matched this file instead
     ANCHOR_NOT_FOUND = "anchor not found"
 
 
@@ -410,6 +429,32 @@ def apply_recipes_to_text(text: str, recipes: Sequence[Recipe], options: PatchOp
             out.text = "".join(pieces)
         out.fragments[recipe.id] = frags
     return out
+
+
+def _resolve_groups(recs: Sequence[Recipe], outcome: _Outcome, where: str) -> dict[str, str]:
+    """Recipes of one group are alternatives: the one that matched stays, the others leave ``outcome.missing``
+    and are returned ({id: why}) as skipped for another generation. None matched: all stay missing (loud)."""
+    groups: dict[str, list[Recipe]] = {}
+    for r in recs:
+        if r.group:
+            groups.setdefault(r.group, []).append(r)
+    skipped: dict[str, str] = {}
+    for group, members in groups.items():
+        hit = [r for r in members if r.id not in outcome.missing]
+        if len(hit) > 1:
+            raise PatchError(f"{where} has the anchors of {len(hit)} recipes of group {group!r} "
+                             f"({', '.join(r.id for r in hit)}), which are alternatives for different generations "
+                             "of the file", "upstream changed this file; report it to mamba-build with the package version")
+        if len(hit) == 1:
+            for r in members:
+                if r.id in outcome.missing:
+                    skipped[r.id] = f"this {r.file} is the generation of {hit[0].id} (group {group})"
+                    del outcome.missing[r.id]
+        else:
+            for r in members:  # say what was looked for, all generations
+                others = ", ".join(m.id for m in members if m is not r)
+                outcome.missing[r.id] += f"; nor the anchor of its alternative(s) {others} (group {group})"
+    return skipped
 
 
 def _selected(recipes: Sequence[Recipe], version: str | None, options: PatchOptions):
@@ -588,7 +633,11 @@ def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *
         target = tree / fname
         base, current = _read_base(target, package, version)
         outcome = apply_recipes_to_text(base, recs, options)
+        other_generation = _resolve_groups(recs, outcome, f"{target} of {package} {version or ''}".rstrip())
         for r in recs:
+            if r.id in other_generation:
+                results[r.id] = PatchResult(r.id, fname, Status.SKIPPED_GENERATION, other_generation[r.id])
+                continue
             if r.id in outcome.missing:
                 if strict:
                     raise _anchor_error(package, version, tree, r, outcome.missing[r.id])

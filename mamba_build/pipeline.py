@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mamba_build import archs as archs_mod
 from mamba_build import cache, paths, runner
-from mamba_build.errors import BuildError, DiskFullError, SmokeTestError
+from mamba_build.errors import BuildError, DiskFullError, ExtensionMissingError, SmokeTestError
 from mamba_build.plan import BuildPlan, PackagePlan
 from mamba_build.progress import ProgressDisplay, ProgressGroup
 
@@ -52,6 +52,7 @@ class CompileReport:
     installed: bool = False
     log_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, in the order they ran
+    patches: dict[str, list[dict]] = field(default_factory=dict)  # package -> recipe results (which switch it set)
 
 
 class _Stopwatch:
@@ -116,6 +117,7 @@ def cache_components(plan: BuildPlan, pkg: PackagePlan, fetched) -> dict:
         "unsupported_compiler": plan.compiler.unsupported_override, "archs": list(plan.archs),
         "nvcc_threads": plan.nvcc_threads, "split_compile": plan.split_compile, "include_dirs": list(plan.include_dirs),
         "local_version": plan.local_version, "split_units": plan.split_units, "cxx_std": plan.cxx_std,
+        **({"build_overlay": list(plan.build_overlay.requirements)} if plan.build_overlay else {}),
     }
 
 
@@ -244,6 +246,33 @@ def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
         p = pending[i]
         raise _build_failure(plan, p.pkg, many.results[i], p.log_path)
     return [(_the_wheel(p.out_dir, p.log_path), r.duration) for p, r in zip(pending, many.results)]
+
+
+def check_wheel_extension(pkg: PackagePlan, wheel: Path, log_path: Path | None = None) -> str:
+    """The wheel must hold ``pkg.extension_module`` as a top-level shared object (its member name is returned).
+
+    A setup.py that builds no CUDA extension still "succeeds" (mamba's main branch since July 2026 without
+    MAMBA_KEEP_CUDA_BUILD=TRUE): that wheel must never pass as a build."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BuildError(f"{wheel.name} is not a readable wheel ({exc})", f"read the build log {log_path}") from None
+    mod = pkg.extension_module
+    found = [n for n in names if "/" not in n and n.startswith(mod + ".") and n.endswith(".so")]
+    if found:
+        return found[0]
+    shared = [n for n in names if n.endswith(".so")]
+    switches = " / ".join(f"{k}" for k in (pkg.cuda_build_env or {}))
+    raise ExtensionMissingError(
+        f"{wheel.name} holds no {mod} extension module (its {len(names)} files include "
+        + (f"the shared objects {', '.join(shared[:3])}" if shared else "no shared object at all")
+        + f"): setup.py built no CUDA extension although pip reported success",
+        f"the source's setup.py switches the CUDA build off in a way mamba-build's recipes do not force on (known: "
+        f"{switches}); check `mamba-build patch DIR --dry-run` on the source and report it with the package "
+        f"version; nothing was installed" + (f"; build log: {log_path}" if log_path else ""))
 
 
 def check_wheel_archs(plan: BuildPlan, wheel: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -381,6 +410,11 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
     success = False
     warm = None
     try:
+        if plan.build_overlay is not None:  # build-only tools (build_tools.py): filled once, checked every run
+            from mamba_build.build_tools import ensure
+
+            ensure(plan.build_overlay, plan.python, index_url=plan.index_url, find_links=plan.find_links, log=log)
+            clock.lap("build tools")
         with contextlib.ExitStack() as stack, torch_map_patch(plan):
             built: dict[str, BuiltWheel] = {}
             pending: list[PendingBuild] = []
@@ -398,6 +432,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                     wheel_dir_pkg = run_dir / "wheels" / pkg.name
                     wheel_dir_pkg.mkdir(parents=True, exist_ok=True)
                     wheel = Path(shutil.copy2(hit.wheel, wheel_dir_pkg / hit.wheel.name))
+                    check_wheel_extension(pkg, wheel)
                     sass, ptx = check_wheel_archs(plan, wheel)
                     log(f"cached  {wheel.name} (cache key {key[:16]}..., sha256 verified); --no-cache rebuilds")
                     built[pkg.name] = BuiltWheel(pkg.name, fetched.version, wheel, Path(), 0.0, fetched.origin,
@@ -407,6 +442,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 results = apply_patches(fetched.tree, pkg.name, fetched.version, patch_options(plan))
                 raise_for_missing(results, fetched.tree, pkg.name, fetched.version)
                 log("patch   " + ", ".join(f"{r.recipe}: {r.status.value}" for r in results))
+                report.patches[pkg.name] = [r.as_dict() for r in results]
                 pending.append(PendingBuild(pkg, fetched, key, key_parts, log_dir / f"build-{pkg.name}.log",
                                             run_dir / "wheels" / pkg.name))
             clock.lap("sources+patches")
@@ -422,6 +458,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 warm = WarmChild(plan.python, run_dir / "staging")
             done = _build_all(plan, pending, run_dir, log_dir, log, show_progress)
             clock.lap("builds")
+            for p, wheel, _seconds in done:  # a wheel without its extension is a failed build, whatever pip said
+                check_wheel_extension(p.pkg, wheel, p.log_path)
             # the arch check (cuobjdump) of each new wheel runs while the smoke test does
             archs_pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(max(1, len(done))))
             checks = {}

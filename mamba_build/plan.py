@@ -13,6 +13,7 @@ from typing import Any
 from mamba_build import archs as archs_mod
 from mamba_build import jobs as jobs_mod
 from mamba_build import paths, tables
+from mamba_build.build_tools import BuildOverlay
 from mamba_build.checks import resolve_target
 from mamba_build.checks.compilers import torch_bounds, toolkit_limit
 from mamba_build.checks.cuda import math_include_dirs
@@ -63,6 +64,16 @@ class PackagePlan:
     source: str  # "pypi", git URL@ref, directory, archive
     extension_module: str
     env_prefix: str
+    # The switches that turn the CUDA extension ON in both generations of upstream's setup.py: the releases
+    # (up to mamba-ssm 2.3.2.post1) build it unless <P>SKIP_CUDA_BUILD=TRUE; mamba's main branch (July 2026,
+    # ../shared/upstream/mamba-main-setup.py) only when <P>KEEP_CUDA_BUILD=TRUE. The recipes skip-cuda-build-off /
+    # keep-cuda-build-on force whichever the source has (the patch step says which); both are set as well.
+    cuda_build_env: dict[str, str] | None = field(default=None, compare=False)  # filled from env_prefix
+
+    def __post_init__(self) -> None:
+        if self.cuda_build_env is None:
+            object.__setattr__(self, "cuda_build_env", {f"{self.env_prefix}SKIP_CUDA_BUILD": "FALSE",
+                                                        f"{self.env_prefix}KEEP_CUDA_BUILD": "TRUE"})
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,8 @@ class BuildPlan:
     # what builds and installs into the target: its own pip, mamba-build's pip --python, or uv (mamba_build/installer.py)
     installer: Any = None  # installer.Installer (None: the target's own pip)
     runtime_deps: Any = None  # runtime_deps.RuntimeDeps: the packages' runtime requirements missing from the target
+    # build tools the target environment lacks or cannot provide, on the build's PYTHONPATH only (build_tools.py)
+    build_overlay: BuildOverlay | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -159,12 +172,14 @@ class BuildPlan:
             "NVCC_CCBIN": self.compiler.cxx,
             "TORCH_CUDA_ARCH_LIST": archs_mod.torch_arch_list(self.archs),
             f"{pkg.env_prefix}FORCE_BUILD": "TRUE",
-            f"{pkg.env_prefix}SKIP_CUDA_BUILD": "FALSE",
+            **pkg.cuda_build_env,
             f"{pkg.env_prefix}FORCE_CXX11_ABI": "TRUE" if self.cxx11_abi else "FALSE",
             f"{pkg.env_prefix}LOCAL_VERSION": self.local_version,
             "PIP_NO_BUILD_ISOLATION": "0",  # pip's inverted spelling: "0" disables isolation
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         }
+        if self.build_overlay is not None:  # build-only tools: first on PYTHONPATH (and PATH), the env untouched
+            env.update(self.build_overlay.env(env["PATH"]))
         if self.include_dirs:
             env["CPATH"] = os.pathsep.join([*self.include_dirs, *filter(None, [os.environ.get("CPATH")])])
         nvcc_append = []
@@ -303,14 +318,16 @@ def _pool_reason(nvcc_js: bool, jobs: int) -> str:
                                                    f", {jobs} units at a time"))
 
 
-def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None, installer=None):
-    """(schedule, reason, ninja path, nvcc --jobserver) -- see mamba_build/jobserver.py."""
+def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None, installer=None,
+              ninja=None):
+    """(schedule, reason, ninja path, nvcc --jobserver) -- see mamba_build/jobserver.py. ``ninja``: the
+    NinjaInfo the builds run (found, or the build-only overlay's); None: looked up here."""
     from mamba_build.installer import UV
     from mamba_build.jobserver import NINJA_JOBSERVER_MIN, find_ninja, nvcc_supports_jobserver
 
     if opts.schedule not in (None, "pool", "sequential"):
         raise UsageError(f"--schedule {opts.schedule!r}", "use --schedule pool or --schedule sequential")
-    ninja = find_ninja(python) if opts.use_ninja else None
+    ninja = (ninja or find_ninja(python)) if opts.use_ninja else None
     ninja_path = ninja.path if ninja else None
     if opts.schedule == "sequential":
         return "sequential", "--schedule sequential: one package after the other, MAX_JOBS each", ninja_path, False
@@ -366,7 +383,9 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     from mamba_build.installer import choose as choose_installer
 
     inst = choose_installer(env.python.executable, env.python.packages.get("pip"))
-    schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split, inst)
+    overlay, ninja = _build_overlay(opts, env)
+    schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split, inst,
+                                                               ninja)
     if split is not None and not opts.jobs and not nvcc_js:  # keep memory in bounds with split-compile's larger jobs
         # (with nvcc --jobserver every split thread takes a slot, so the slots already bound memory)
         rec2 = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
@@ -419,7 +438,21 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         pool_order_reason=pool_order_reason, rerun_smoke=opts.rerun_smoke,
         gpus=tuple(g.name for g in env.gpus.gpus), cxx_std=cxx_std, cxx_std_reason=cxx_std_reason,
         installer=inst,
+        build_overlay=overlay,
     )
+
+
+def _build_overlay(opts: CompileOptions, env: Environment):
+    """(the build-only overlay or None, the NinjaInfo the builds run or None) -- mamba_build/build_tools.py."""
+    from mamba_build.build_tools import plan_overlay
+    from mamba_build.jobserver import NinjaInfo, find_ninja, parse_ninja_version
+
+    ninja = find_ninja(env.python.executable) if opts.use_ninja else None
+    overlay = plan_overlay(env.python, ninja_missing=ninja is not None and ninja.path is None)
+    if overlay is not None and overlay.ninja:
+        version = next(t.version for t in overlay.tools if t.name == "ninja")
+        ninja = NinjaInfo(overlay.ninja, parse_ninja_version(version), f"{version} (build-only overlay)")
+    return overlay, ninja
 
 
 def resolve_versions(opts: CompileOptions, cuda_version: str, torch_version: str | None = None) -> dict[str, str]:

@@ -76,11 +76,14 @@ class PoolWheels:
 
 
 @pytest.fixture(scope="session")
-def pool_mamba_ssm_source() -> tuple[str, str | None]:
+def pool_mamba_ssm_source(mamba_main_source) -> tuple[str, str | None]:
     """THE place that says which mamba-ssm source the pool builds: (``--source`` spec, ``--version`` pin or None).
-    Default: the PyPI sdist of 2.3.2.post1. To build another tree (e.g. 2.3.2.post1 with upstream main's
-    setup.py), make this fixture return (that tree's path, None); every user of ``pool_wheels`` follows."""
-    return "pypi", POOL_VERSIONS["mamba-ssm"]
+    It is mamba-ssm 2.3.2.post1's PyPI sdist with upstream main's setup.py (``mamba_main_source``): the same csrc/
+    as the release, built by the next release's setup.py (MAMBA_KEEP_CUDA_BUILD), so one build serves issue 15's
+    main-setup test and every user of ``pool_wheels``. The release's own setup.py is covered by the patch tests of
+    every release (tests/integration/test_patch_all_releases.py). Return ("pypi", "2.3.2.post1") to build the
+    release sdist instead; every user of ``pool_wheels`` follows."""
+    return str(mamba_main_source), None
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +123,39 @@ def causal_conv1d_wheels(pool_wheels):
     packages (``pool_wheels``), so CI compiles it once. Returns (out_dir, process); out_dir also holds the
     mamba-ssm wheel (its users pick causal_conv1d-*.whl, and the index tests index the directory whole)."""
     return pool_wheels.out, pool_wheels.proc
+
+
+# mamba's next release as far as it can be had here (issue 15): the newest sdist with upstream main's setup.py
+MAMBA_MAIN_BASE = "2.3.2.post1"
+
+
+@pytest.fixture(scope="session")
+def mamba_main_source(test_cache, shared_dir, tmp_path_factory) -> Path:
+    """mamba-ssm 2.3.2.post1's sdist from PyPI with upstream main's setup.py put over its own
+    (``../shared/upstream/mamba-main-setup.py``: since July 2026 it builds selective_scan_cuda ONLY with
+    MAMBA_KEEP_CUDA_BUILD=TRUE, and MAMBA_SKIP_CUDA_BUILD is gone). Returns the tree, for ``--source``.
+    Nothing else is changed: main's setup.py builds the same csrc/ list as 2.3.2.post1's."""
+    from tests.pypi_sdists import sdist_tree
+
+    upstream = shared_dir / "upstream" / "mamba-main-setup.py"
+    if not upstream.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{upstream} is missing: CI must have ../shared/ beside the clone")
+        pytest.skip(f"{upstream} is not here (../shared/ beside the checkout)")
+    try:
+        tree = sdist_tree("mamba-ssm", MAMBA_MAIN_BASE, test_cache / "pypi-sdists", tmp_path_factory.mktemp("mamba-main"))
+    except OSError as exc:  # requests' ConnectionError is an OSError
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PyPI not reachable for mamba-ssm {MAMBA_MAIN_BASE}'s sdist: {exc}")
+    (tree / "setup.py").write_bytes(upstream.read_bytes())
+    return tree
+
+
+@pytest.fixture(scope="session")
+def mamba_main_wheels(pool_wheels) -> Path:
+    """``mamba_main_source`` built for sm_90 by `mamba-build wheels` (the keep-cuda-build-on recipe, the wheel's
+    extension check, the arch check, the smoke test in staging): the pool build of both packages builds mamba-ssm
+    from this tree (``pool_mamba_ssm_source``), so CI compiles it once. Returns the folder holding the wheels
+    (mamba_ssm-*.whl, causal_conv1d-*.whl) and manifest.json."""
+    return pool_wheels.out

@@ -14,13 +14,13 @@ def resolve_target(env: Environment, cuda: str | None) -> Target:
 
 
 def run_checks(env: Environment, target: Target) -> list[Check]:
-    from mamba_build.checks import compilers, cuda, installed, system
+    from mamba_build.checks import build_tools, compilers, cuda, installed, system
 
     checks: list[Check] = [system.check_platform(env), system.check_glibc(env)]
     checks += system.check_python_tools(env)
+    checks.append(build_tools.check_pkg_resources(env))
     checks.append(cuda.check_torch(env))
     checks.append(cuda.check_torch_version(env))
-    checks.append(system.check_pkg_resources(env))
     checks += cuda.check_driver(env, target)
     checks.append(cuda.check_gpus(env))
     checks += cuda.check_toolkits(env, target)

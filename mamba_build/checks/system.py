@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-from mamba_build import jobs, tables
+from mamba_build import jobs
 from mamba_build.checks.base import Check, fail, ok, skip, warn
 from mamba_build.environment import Environment
 from mamba_build.probes.system import manylinux_glibc
@@ -109,34 +106,6 @@ def check_pip(inst, problem=None) -> Check:
     if inst.kind == OWN_PIP:
         return ok("pip", f"pip {inst.version}")
     return ok("pip", f"no pip in this environment: builds and installs by {inst.describe()}", inst.reason)
-
-
-_IMPORTS_PKG_RESOURCES = re.compile(r"^\s*(?:from\s+pkg_resources\s+import|import\s+pkg_resources)", re.M)
-
-
-def check_pkg_resources(env: Environment) -> Check:
-    """torch 2.0.x's cpp_extension.py does `from pkg_resources import packaging` at import; setuptools
-    82 removed pkg_resources and 70.x its `packaging` (explain id pkg-resources-missing)."""
-    cid = "pkg-resources"
-    path = env.python.torch.cpp_extension_path
-    setuptools = env.python.packages.get("setuptools")
-    if not path:
-        return skip(cid, "torch's cpp_extension.py not found")
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return skip(cid, f"could not read {path}: {exc}")
-    if not _IMPORTS_PKG_RESOURCES.search(text):
-        return ok(cid, "torch's cpp_extension does not import pkg_resources (any setuptools works)")
-    if not setuptools:
-        return skip(cid, "setuptools is not installed; see the setuptools check")
-    why = tables.pkg_resources_verdict(setuptools)
-    if why:
-        return fail(cid, f"torch {env.python.torch.version or ''}'s cpp_extension imports pkg_resources, but {why}: "
-                    "every CUDA extension build stops at `import torch.utils.cpp_extension`",
-                    f'{env.python.executable} -m pip install "{tables.pkg_resources_pin()}"  (and build with '
-                    "--no-build-isolation, as mamba-build compile does, so that pip uses it)", details=path)
-    return ok(cid, f"torch's cpp_extension imports pkg_resources; setuptools {setuptools} still has it")
 
 
 def check_resources(env: Environment) -> Check:

@@ -148,6 +148,7 @@ def describe_plan(plan: BuildPlan) -> str:
         f"  torch map   {plan.patch_torch}: " + ", ".join(f"CUDA {k}: gcc >= {'.'.join(map(str, v[0]))}, < "
                                                          f"{'.'.join(map(str, v[1]))}" for k, v in plan.compiler_bounds.items()),
         launcher_line(plan),
+        overlay_line(plan),
         f"  wheels      {plan.wheel_dir} (local version +{plan.local_version})",
         f"  builds by   {plan.installer_for().describe()}  [{plan.installer_for().reason}]",
         *([f"  run deps    {plan.runtime_deps.summary()}"] if plan.runtime_deps is not None else []),
@@ -155,8 +156,19 @@ def describe_plan(plan: BuildPlan) -> str:
         "  packages",
     ]
     for pkg in plan.packages:
-        lines.append(f"    {pkg.name} {pkg.version or '(from source tree)'} from {pkg.source}")
+        lines.append(f"    {pkg.name} {pkg.version or '(from source tree)'} from {pkg.source}  [CUDA build on: "
+                     + ", ".join(f"{k}={v}" for k, v in (pkg.cuda_build_env or {}).items())
+                     + "; the recipe skip-cuda-build-off or keep-cuda-build-on forces whichever switch setup.py has]")
     return "\n".join(lines)
+
+
+def overlay_line(plan: BuildPlan) -> str:
+    """The build-only overlay (mamba_build/build_tools.py): which tools, where, and why; or none."""
+    o = plan.build_overlay
+    if o is None:
+        return "  build tools the environment's own (setuptools, packaging, wheel, ninja)"
+    return (f"  build tools {', '.join(o.requirements)} from a build-only overlay on the build's PYTHONPATH"
+            + (" and PATH" if o.bin_dir else "") + f" ({o.path}; your environment is not changed)  [{o.describe()}]")
 
 
 def launcher_line(plan: BuildPlan) -> str:
@@ -204,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     upstream = _upstream_tests(plan, report, args.upstream_tests) if args.upstream_tests is not None else None
     if args.json:
         print(dumps({"plan": plan.to_dict(), "wheels": to_jsonable(report.wheels), "smoke": to_jsonable(report.smoke),
-                     "installed": report.installed, "timings_s": {k: round(v, 2) for k, v in report.timings.items()},
+                     "installed": report.installed, "patches": report.patches, "timings_s": {k: round(v, 2) for k, v in report.timings.items()},
                      "launcher_stats": None if used is None else {
                          "name": used.name, "hits": used.hits, "misses": used.misses,
                          "uncacheable": used.uncacheable, "errors": used.errors, "by_language": used.by_language},

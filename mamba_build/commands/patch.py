@@ -93,6 +93,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{package} {version or '?'} in {tree}{' (dry run: nothing written)' if args.dry_run else ''}")
         for r in results:
-            print(f"  {r.recipe:28} {r.status.value:22} {r.detail}")
+            print(f"  {r.recipe:28} {r.status.value:26} {r.detail}")
     patching.raise_for_missing(results, tree, package, version)
     return 0

@@ -21,6 +21,8 @@ EXTENSIONS = {
 MATH_HEADERS = ["cusparse.h", "cublas_v2.h", "cublasLt.h", "cusolverDn.h"]  # = probes.toolkits.MATH_HEADERS
 PACKAGES = ["pip", "setuptools", "wheel", "packaging", "ninja", "torch", "mamba-ssm", "causal-conv1d",
             "triton", "einops", "transformers", "pybind11", "numpy"]
+# modules a build imports that no distribution name tells about (found, not imported: find_spec)
+BUILD_MODULES = ["pkg_resources"]
 
 
 def emit(obj):
@@ -92,6 +94,7 @@ def main():
         "torch_wheel_tags": wheel_tags("torch"),
         "torch_origin": find_spec_origin("torch"),
         "extension_origins": {mod: find_spec_origin(mod) for mod in EXTENSIONS},
+        "module_origins": {mod: find_spec_origin(mod) for mod in BUILD_MODULES},
         "nvidia_include_dirs": nvidia_include_dirs(MATH_HEADERS),
     })
     if not want_torch:

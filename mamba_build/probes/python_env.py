@@ -37,6 +37,9 @@ class TorchInfo:
     gcc_bounds: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
     clang_bounds: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
     cpp_extension_path: str | None = None
+    # line of cpp_extension.py's module-level `import pkg_resources` / `from pkg_resources import ...`
+    # (torch 2.0.1: line 25, `from pkg_resources import packaging`); None: it has none (or unreadable)
+    pkg_resources_import: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class PythonEnv:
     extensions: tuple[ExtensionInfo, ...]
     child_error: str | None = None  # the child crashed or timed out
     nvidia_include_dirs: tuple[str, ...] = ()  # torch's NVIDIA pip packages' include dirs (math headers)
+    # where the target Python finds modules a build imports ({"pkg_resources": path or None}); empty: not asked
+    module_origins: dict[str, str | None] = field(default_factory=dict)
 
 
 def parse_child_output(stdout: str) -> list[dict[str, Any]]:
@@ -117,6 +122,24 @@ def read_compiler_bounds(cpp_extension: Path) -> tuple[dict, dict]:
     return maps.get("CUDA_GCC_VERSIONS", {}), maps.get("CUDA_CLANG_VERSIONS", {})
 
 
+def module_level_import(path: Path, module: str) -> int | None:
+    """Line of the first unconditional module-level ``import <module>`` / ``from <module>[.x] import ...``
+    in ``path`` (imports inside try/if/def do not count: they cannot break importing the file); None
+    when there is none or the file cannot be parsed. Read by parsing, never by importing."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Import) and any(a.name == module or a.name.startswith(module + ".")
+                                                for a in node.names):
+            return node.lineno
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and (node.module == module or node.module.startswith(module + ".")):
+            return node.lineno
+    return None
+
+
 def torch_cuda_home_guess(environ: dict[str, str] | None = None, path: str | None = None) -> tuple[str | None, str]:
     """Reproduce torch.utils.cpp_extension._find_cuda_home (torch 2.x, Linux).
 
@@ -154,22 +177,25 @@ def probe_python_env(python: str | None = None, *, extensions: bool = True, time
     torch_origin = py.get("torch_origin")
     cpp_ext = Path(torch_origin).parent / "utils" / "cpp_extension.py" if torch_origin else None
     gcc_b, clang_b = read_compiler_bounds(cpp_ext) if cpp_ext and cpp_ext.exists() else ({}, {})
+    pkg_res = module_level_import(cpp_ext, "pkg_resources") if cpp_ext and cpp_ext.exists() else None
     if t is None:
         err = "torch is not installed" if not packages.get("torch") else (child_error or "import torch crashed")
         torch_info = TorchInfo(importable=False, error=err, version=packages.get("torch"),
                                wheel_tags=tuple(py.get("torch_wheel_tags") or ()), gcc_bounds=gcc_b,
-                               clang_bounds=clang_b, cpp_extension_path=str(cpp_ext) if cpp_ext else None)
+                               clang_bounds=clang_b, cpp_extension_path=str(cpp_ext) if cpp_ext else None,
+                               pkg_resources_import=pkg_res)
     elif not t.get("ok"):
         torch_info = TorchInfo(importable=False, error=t.get("error"), version=packages.get("torch"),
                                wheel_tags=tuple(py.get("torch_wheel_tags") or ()), gcc_bounds=gcc_b,
-                               clang_bounds=clang_b, cpp_extension_path=str(cpp_ext) if cpp_ext else None)
+                               clang_bounds=clang_b, cpp_extension_path=str(cpp_ext) if cpp_ext else None,
+                               pkg_resources_import=pkg_res)
     else:
         torch_info = TorchInfo(
             importable=True, version=t.get("version"), cuda=t.get("cuda"), hip=t.get("hip"),
             cxx11_abi=t.get("cxx11_abi"), file=t.get("file"), cuda_available=bool(t.get("cuda_available")),
             devices=tuple(t.get("devices") or ()), arch_list=tuple(t.get("arch_list") or ()),
             wheel_tags=tuple(py.get("torch_wheel_tags") or ()), gcc_bounds=gcc_b, clang_bounds=clang_b,
-            cpp_extension_path=str(cpp_ext) if cpp_ext else None,
+            cpp_extension_path=str(cpp_ext) if cpp_ext else None, pkg_resources_import=pkg_res,
         )
     ext_records = {r["module"]: r for r in records if r["kind"] == "extension"}
     exts = []
@@ -185,4 +211,5 @@ def probe_python_env(python: str | None = None, *, extensions: bool = True, time
                                       rec.get("error"), rec.get("origin")))
     return PythonEnv(executable=py.get("executable") or exe, version=py.get("version"), packages=packages,
                      torch=torch_info, extensions=tuple(exts), child_error=child_error,
-                     nvidia_include_dirs=tuple(py.get("nvidia_include_dirs") or ()))
+                     nvidia_include_dirs=tuple(py.get("nvidia_include_dirs") or ()),
+                     module_origins=dict(py.get("module_origins") or {}))

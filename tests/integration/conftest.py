@@ -15,6 +15,14 @@ mamba-build installed editable; kept in ``$MAMBA_BUILD_TEST_CACHE/venv-torch201`
 fresh MAMBA_BUILD_CACHE (so the install path runs every session); the downloaded .deb and wheels are
 kept in ``$MAMBA_BUILD_TEST_CACHE/cuda118-files`` and passed with --find-links on later runs.
 
+The seeds' stack as a new user installs it today (tests/integration/test_old_stack_real.py):
+``torch201_seed_venv``: torch 2.0.1 (from ``wheels-torch201``, the same files as ``torch201_venv``) with the
+LATEST setuptools, 84.2.1, which has no pkg_resources, plus what mamba-ssm 1.1.3.post1 imports (einops,
+transformers 4.36.2); kept in ``$MAMBA_BUILD_TEST_CACHE/venv-torch201-seed`` (its extra wheels in
+``wheels-torch201-seed``). ``old_seed_sources``: release tarballs of causal-conv1d 1.1.1 and mamba-ssm
+1.1.3.post1 made from PyPI's sdists (see its docstring for exactly what they hold). ``old_seed_build``: ONE
+`compile --cuda 11.8 --arch 8.0` of both in that venv (12 min on 2 cores).
+
 CUDA 12.4 against torch 2.5.1 (tests/integration/test_cuda124_probe_real.py), made by the same helpers
 (``make_torch_venv``, ``cli_toolchain_install``): ``torch251_venv`` (torch==2.5.1, PyPI's default CUDA 12.4
 build; ``venv-torch251``, ``wheels-torch251``) and ``cuda124_cli_install`` (files in ``cuda124-files``).
@@ -223,3 +231,163 @@ def cuda118_cli_install(torch201_venv, test_cache, tmp_path_factory) -> CliInsta
 def cuda124_cli_install(torch251_venv, test_cache, tmp_path_factory) -> CliInstall:
     """`mamba-build toolchain install --cuda 12.4` by the torch 2.5.1 venv's CLI, into a fresh cache."""
     return cli_toolchain_install("12.4", torch251_venv, test_cache, tmp_path_factory.mktemp("mb-cache-124"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The seeds' stack: torch 2.0.1 + CUDA 11.8 + gcc-11, causal-conv1d 1.1.1 + mamba-ssm 1.1.3.post1, in a venv a new user
+# makes today (setuptools 84.2.1: no pkg_resources). tests/integration/test_old_stack_real.py
+
+SEED_EXTRAS = ("setuptools==84.2.1", "einops", "transformers==4.36.2")  # transformers: 1.1.3.post1's generation.py
+SEED_CHECK = ("import importlib.util, setuptools, torch, einops, transformers; "
+              "assert importlib.util.find_spec('pkg_resources') is None, 'pkg_resources found'; "
+              "print(setuptools.__version__, torch.__version__)")
+SEED_PINS = {"causal-conv1d": "1.1.1", "mamba-ssm": "1.1.3.post1"}
+# The nearest sdist that ships the CUDA sources each old release's setup.py lists (see old_seed_sources)
+CSRC_FROM = {"causal-conv1d": "1.5.2", "mamba-ssm": "2.2.5"}
+
+
+def _seed_ok(python: Path) -> bool:
+    if not python.exists():
+        return False
+    probe = _run([python, "-c", SEED_CHECK], 300)
+    return probe.returncode == 0 and probe.stdout.split() == ["84.2.1", TORCH201.torch_version]
+
+
+@pytest.fixture(scope="session")
+def torch201_seed_venv(torch201_venv, test_cache) -> Path:
+    """torch 2.0.1+cu117 with setuptools 84.2.1 (no pkg_resources), einops and transformers 4.36.2, and this
+    checkout's mamba-build (editable): a fresh venv as a new user makes it for the seeds' stack today.
+    torch and its NVIDIA libraries come from ``wheels-torch201`` (downloaded once by ``torch201_venv``); the
+    extras are downloaded once into ``wheels-torch201-seed``. ~1-2 min to create from the cached wheels."""
+    if sys.version_info[:2] > TORCH201.max_python:
+        pytest.skip("torch 2.0.1 has wheels for CPython <= 3.11 only")
+    base, extra = test_cache / "wheels-torch201", test_cache / "wheels-torch201-seed"
+    venv = test_cache / "venv-torch201-seed"
+    py = venv / "bin" / "python"
+    if not _seed_ok(py):
+        shutil.rmtree(venv, ignore_errors=True)
+        made = _run([sys.executable, "-m", "venv", venv], 300)
+        assert made.returncode == 0, made.stderr
+        extra.mkdir(parents=True, exist_ok=True)
+        got = _run([py, "-m", "pip", "download", "-q", "-d", extra, "--find-links", extra, *SEED_EXTRAS], 1800)
+        if got.returncode != 0:
+            if any(m in got.stderr for m in _PIP_OFFLINE):
+                pytest.skip(f"PyPI not reachable to download {' '.join(SEED_EXTRAS)}")
+            pytest.fail("pip download of the seed venv's extras failed:\n" + got.stderr[-3000:])
+        links = ["--find-links", base, "--find-links", extra]
+        inst = _run([py, "-m", "pip", "install", "-q", "--no-index", *links, *TORCH201.requirements[:2],
+                     *(r for r in TORCH201.requirements[2:] if not r.startswith("setuptools")), *SEED_EXTRAS], 1800)
+        assert inst.returncode == 0, inst.stderr[-3000:]
+        assert _seed_ok(py), _run([py, "-c", SEED_CHECK], 300).stderr[-2000:]
+    mb = _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", REPO], 600)
+    assert mb.returncode == 0, mb.stderr[-3000:]
+    return venv
+
+
+# GitHub's archive of tag vX: one top folder named <repo>-X (no "v")
+SEED_REPOS = {"causal-conv1d": "causal-conv1d", "mamba-ssm": "mamba"}
+SDIST_GENERATED = ("PKG-INFO", "*.egg-info", "setup.cfg")  # what `setup.py sdist` adds (setup.cfg: egg_info tags only)
+
+
+def release_tarball(package: str, version: str, csrc_from: str, test_cache: Path, work: Path) -> Path:
+    """``work/<package>/v<version>.tar.gz`` shaped as GitHub's release tarball, made from PyPI: see old_seed_sources."""
+    import tarfile
+
+    from tests.pypi_sdists import sdist_tree
+
+    cache = test_cache / "pypi-sdists"
+    own = sdist_tree(package, version, cache, work / "sdists")
+    donor = sdist_tree(package, csrc_from, cache, work / "sdists")
+    top = work / "trees" / f"{SEED_REPOS[package]}-{version}"
+    shutil.copytree(own, top, ignore=shutil.ignore_patterns(*SDIST_GENERATED))
+    assert not (top / "csrc").exists(), f"{package} {version}'s sdist has csrc/ now: use it"
+    shutil.copytree(donor / "csrc", top / "csrc")
+    from mamba_build.sources import verify_tree
+
+    verify_tree(top, package, version)  # every file setup.py lists is there (else the fixture is wrong)
+    out = work / package / f"v{version}.tar.gz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(out, "w:gz") as tf:
+        tf.add(top, arcname=top.name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def old_seed_sources(test_cache, tmp_path_factory) -> dict[str, Path]:
+    """Release tarballs of the seeds' pins, causal-conv1d 1.1.1 and mamba-ssm 1.1.3.post1, made at test time
+    from PyPI (GitHub is not reachable from here, and these releases' sdists lack their CUDA sources).
+
+    Each is shaped as GitHub's ``archive/refs/tags/v<version>.tar.gz`` (file ``v<version>.tar.gz``, one top folder
+    ``<repo>-<version>/``) and holds:
+
+    - the release's own sdist minus what ``setup.py sdist`` generates (PKG-INFO, *.egg-info, setup.cfg): its
+      setup.py (the old shape under test), its Python package, README, LICENSE, AUTHORS;
+    - ``csrc/`` from the NEAREST sdist that ships every file that setup.py lists (``CSRC_FROM``): causal-conv1d
+      1.5.2 (the first complete one; 1.1.1's setup.py lists csrc/causal_conv1d{.cpp,_fwd.cu,_bwd.cu,_update.cu})
+      and mamba-ssm 2.2.5 (1.1.3.post1 lists csrc/selective_scan/selective_scan{.cpp,_fwd_*.cu,_bwd_*.cu}).
+
+    These are real CUDA sources with the old build files, NOT the 1.1.x kernels: causal-conv1d 1.5.2's
+    ``causal_conv1d_fwd`` takes more arguments than 1.1.1's Python passes. The wheels are fit for the build, the
+    arch check and import, not for numbers (old_seed_build hides any GPU, so its smoke test is import-only).
+    Returns {package: tarball}."""
+    work = tmp_path_factory.mktemp("old-seed-sources")
+    try:
+        return {pkg: release_tarball(pkg, ver, CSRC_FROM[pkg], test_cache, work) for pkg, ver in SEED_PINS.items()}
+    except OSError as exc:  # requests' ConnectionError is an OSError
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PyPI not reachable for the sdists: {exc}")
+
+
+@dataclass
+class OldSeedBuild:
+    venv: Path
+    proc: subprocess.CompletedProcess
+    wheel_dir: Path
+    report: dict                 # compile --json's report
+    seconds: float
+    tools_before: str            # `pip list` of the venv's build tools before the compile
+    tools_after: str             # ... and after
+
+
+def build_tools_state(python: Path) -> str:
+    """Versions of the build tools in ``python``'s env and whether pkg_resources imports (the test's witness)."""
+    code = ("import importlib.metadata as m, importlib.util as u\n"
+            "for n in ('setuptools', 'packaging', 'ninja', 'wheel'):\n"
+            "    try: print(n, m.version(n), m.distribution(n)._path)\n"
+            "    except m.PackageNotFoundError: print(n, None)\n"
+            "print('pkg_resources', u.find_spec('pkg_resources') is not None)\n")
+    res = _run([python, "-c", code], 120)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+@pytest.fixture(scope="session")
+def old_seed_build(torch201_seed_venv, cuda118_cli_install, old_seed_sources, tmp_path_factory) -> OldSeedBuild:
+    """ONE `mamba-build compile --cuda 11.8 --arch 8.0 --no-install --json` of causal-conv1d 1.1.1 and mamba-ssm
+    1.1.3.post1 from their release tarballs (``--source``), run by the seed venv's own CLI (torch 2.0.1,
+    setuptools 84.2.1: the build needs the build-only setuptools overlay). Any GPU is hidden (see old_seed_sources).
+    About 12 minutes on 2 cores (740 s of build: 1430 s of CPU, mamba-ssm's selective_scan_bwd_*_complex.cu the
+    longest units)."""
+    import json
+    import time
+
+    if shutil.which("g++-11") is None:
+        why = "g++-11 is not installed (make apt-deps): CUDA 11.8 accepts gcc <= 11"
+        pytest.fail(why) if os.environ.get("CI") == "true" else pytest.skip(why)
+    py = torch201_seed_venv / "bin" / "python"
+    wheel_dir = tmp_path_factory.mktemp("old-seed-wheels")
+    env = dict(os.environ, MAMBA_BUILD_CACHE=str(cuda118_cli_install.cache), CUDA_VISIBLE_DEVICES="")
+    for key in ("CUDA_HOME", "CUDA_PATH", "CC", "CXX", "TORCH_CUDA_ARCH_LIST", "PYTHONPATH"):
+        env.pop(key, None)
+    before = build_tools_state(py)
+    start = time.monotonic()
+    proc = _run([torch201_seed_venv / "bin" / "mamba-build", "compile", "--cuda", "11.8", "--arch", "8.0",
+                 "--source", f"causal-conv1d={old_seed_sources['causal-conv1d']}",
+                 "--source", f"mamba-ssm={old_seed_sources['mamba-ssm']}",
+                 "--no-install", "--no-cache", "--wheel-dir", wheel_dir, "--json"], 2400, env=env)
+    seconds = time.monotonic() - start
+    after = build_tools_state(py)
+    if proc.returncode != 0:
+        pytest.fail(f"compile of the old seeds failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    return OldSeedBuild(torch201_seed_venv, proc, wheel_dir, json.loads(proc.stdout), seconds, before, after)

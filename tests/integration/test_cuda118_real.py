@@ -1,16 +1,15 @@
-"""CUDA 11.8 for real (issue 4): a clean machine builds causal-conv1d with CUDA 11.8 for torch 2.0.1.
+"""CUDA 11.8 for real (issue 4): a clean machine builds for torch 2.0.1 with CUDA 11.8.
 
 In order, sharing the expensive steps through session fixtures (tests/integration/conftest.py):
 a torch==2.0.1 (CUDA 11.7, PyPI) venv with this mamba-build; `mamba-build toolchain install --cuda 11.8`
 by that venv's CLI (compiler from Debian's nvidia-cuda-toolkit .deb through a private, rootless apt-get;
-headers and libcudart from NVIDIA's cu11 wheels); then ONE real build:
-`mamba-build compile --cuda 11.8 --package causal-conv1d --arch 8.0 --no-install --wheel-dir DIR`
+headers and libcudart from NVIDIA's cu11 wheels); the plan of `compile --cuda 11.8 --package causal-conv1d`
 without --version (the default must pick the newest release that builds against torch 2.0.1,
-data/packages.toml [[torch_requirement]]), whose plan must show gcc-11 chosen over the system gcc 12,
-whose wheel must hold exactly sm_80, and whose extension must import under torch 2.0.1.
+data/packages.toml [[torch_requirement]]; gcc-11 chosen over the system gcc 12). The real build with that
+toolkit is tests/integration/test_old_stack_real.py's ``old_seed_build`` (both seeds' packages, sm_80, gcc-11);
+its causal_conv1d_cuda shows that causal-conv1d 1.7.0's Python needs torch >= 2.4.
 
-Budget on 2 cores: ~1-3 min for the venv on a clean machine (wheels cached after), ~5 s for the
-toolkit, ~6-8 min for the build.
+Budget on 2 cores: ~1-3 min for the venv on a clean machine (wheels cached after), ~5 s for the toolkit.
 """
 
 from __future__ import annotations
@@ -18,12 +17,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
-from mamba_build import binary, packages
+from mamba_build import packages
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -64,22 +61,19 @@ def test_toolchain_install_118(cuda118_cli_install, gxx11, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_compile_causal_conv1d_118_for_torch201(torch201_venv, cuda118_cli_install, gxx11, tmp_path):
-    py = torch201_venv / "bin" / "python"
-    wheel_dir = tmp_path / "wheels"
+def test_compile_plan_for_torch201_picks_gcc11_and_the_newest_release(torch201_venv, cuda118_cli_install, gxx11):
+    """The plan of `compile --cuda 11.8 --package causal-conv1d` in the torch 2.0.1 venv (no --version): the
+    installed 11.8 toolkit, gcc-11 over the system gcc 12, and the newest release whose extension builds against
+    torch 2.0.1 (data/packages.toml [[torch_requirement]]). The real CUDA 11.8 build for torch 2.0.1 is
+    test_old_stack_real.py's (old_seed_build: both seeds' packages, sm_80, gcc-11), which replaced the causal-conv1d
+    1.7.0 build this test used to run (6-8 min of CI)."""
     env = dict(os.environ, MAMBA_BUILD_CACHE=str(cuda118_cli_install.cache))
     for key in ("CUDA_HOME", "CUDA_PATH", "CC", "CXX", "TORCH_CUDA_ARCH_LIST"):
         env.pop(key, None)
-    start = time.monotonic()
     proc = _run([torch201_venv / "bin" / "mamba-build", "compile", "--cuda", "11.8", "--package", "causal-conv1d",
-                 "--arch", "8.0", "--no-install", "--wheel-dir", wheel_dir], 1500, env=env)
-    seconds = time.monotonic() - start
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-6000:]
-    print(f"causal-conv1d CUDA 11.8 build: {seconds:.0f} s")
-
-    # the plan: the installed 11.8 toolkit, gcc-11 chosen over the system gcc 12
-    plan = out[out.index("mamba-build plan"):]
+                 "--arch", "8.0", "--no-install", "--dry-run"], 600, env=env)
+    plan = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-6000:]
     assert "torch       2.0.1+cu117" in plan
     assert f"CUDA 11.8 at {cuda118_cli_install.toolkit.path}" in plan
     compiler = next(line for line in plan.splitlines() if line.strip().startswith("compiler"))
@@ -94,22 +88,29 @@ def test_compile_causal_conv1d_118_for_torch201(torch201_venv, cuda118_cli_insta
     unmet = packages.unmet_torch_requirements("causal-conv1d", expected, "2.0.1")
     assert [r.scope for r in unmet] == ["python"]
 
-    (whl,) = sorted(wheel_dir.glob("causal_conv1d-*.whl"))
-    assert whl.name.startswith(f"causal_conv1d-{expected}+cu11torch2.0")
-    archs = binary.archs_in_wheel(whl)
-    assert list(archs.sass) == [80] and not list(archs.ptx), archs
 
-    # install into the venv, import the extension in a child; leave the venv as it was
-    inst = _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", whl], 600)
-    assert inst.returncode == 0, inst.stderr[-3000:]
-    try:
-        ext = _run([py, "-c", "import torch, causal_conv1d_cuda; print('EXT', causal_conv1d_cuda.causal_conv1d_fwd)"],
-                   300, cwd=tmp_path)
-        assert ext.returncode == 0 and "EXT" in ext.stdout, ext.stderr[-3000:]
-        # causal-conv1d >= 1.5.1's Python code needs torch >= 2.4 (torch.library.custom_op): the table says so
-        pkg = _run([py, "-c", "import causal_conv1d"], 300, cwd=tmp_path)
-        assert pkg.returncode != 0 and "custom_op" in pkg.stderr, (
-            "causal_conv1d now imports on torch 2.0.1: update [[torch_requirement]] in data/packages.toml\n"
-            + pkg.stderr[-2000:])
-    finally:
-        _run([py, "-m", "pip", "uninstall", "-q", "-y", "causal-conv1d"], 300)
+def test_causal_conv1d_170_python_needs_torch_24(torch201_venv, old_seed_build, test_cache, tmp_path):
+    """data/packages.toml's python-scope requirement, for real: causal-conv1d 1.7.0's Python package (its PyPI
+    sdist) with a real causal_conv1d_cuda built for torch 2.0.1 (old_seed_build's, from causal-conv1d 1.5.2's
+    CUDA sources) does not import on torch 2.0.1 (torch.library.custom_op), while the extension does."""
+    import zipfile
+
+    from tests.pypi_sdists import sdist_tree
+
+    tree = sdist_tree("causal-conv1d", "1.7.0", test_cache / "pypi-sdists", tmp_path / "sdist")
+    site = tmp_path / "site"
+    shutil.copytree(tree / "causal_conv1d", site / "causal_conv1d")
+    (whl,) = old_seed_build.wheel_dir.glob("causal_conv1d-*.whl")
+    with zipfile.ZipFile(whl) as zf:
+        (so,) = [n for n in zf.namelist() if n.startswith("causal_conv1d_cuda") and n.endswith(".so")]
+        zf.extract(so, site)
+    py = torch201_venv / "bin" / "python"
+    env = dict(os.environ, PYTHONPATH=str(site), CUDA_VISIBLE_DEVICES="")
+    ext = _run([py, "-c", "import torch, causal_conv1d_cuda; print('EXT', causal_conv1d_cuda.causal_conv1d_fwd)"],
+               300, cwd=tmp_path, env=env)
+    assert ext.returncode == 0 and "EXT" in ext.stdout, ext.stderr[-3000:]
+    # causal-conv1d >= 1.5.1's Python code needs torch >= 2.4 (torch.library.custom_op): the table says so
+    pkg = _run([py, "-c", "import causal_conv1d"], 300, cwd=tmp_path, env=env)
+    assert pkg.returncode != 0 and "custom_op" in pkg.stderr, (
+        "causal_conv1d now imports on torch 2.0.1: update [[torch_requirement]] in data/packages.toml\n"
+        + pkg.stderr[-2000:])

@@ -1,27 +1,32 @@
-"""Every recipe on the setup.py of EVERY release of mamba-ssm and causal-conv1d on PyPI.
+"""Every recipe on the setup.py of EVERY release of mamba-ssm and causal-conv1d on PyPI, and on mamba's
+main branch (July 2026): both generations of the CUDA-build switch (SKIP_CUDA_BUILD / KEEP_CUDA_BUILD).
 
 The sdists are downloaded at run time (PyPI JSON API, sha256-checked) and cached in the test cache
-(~/.cache/mamba-build-tests/pypi-sdists); nothing of upstream is committed.
+(~/.cache/mamba-build-tests/pypi-sdists); main's setup.py is read from ../shared/upstream/ (its README says
+where it comes from); nothing of upstream is committed.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import hashlib
-import tarfile
-import zipfile
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from mamba_build import patching
 from mamba_build.patching import PatchOptions, Status
+from packaging.version import Version
+from tests.pypi_sdists import PACKAGES
+from tests.pypi_sdists import download as _download
+from tests.pypi_sdists import extract as _extract
+from tests.pypi_sdists import sdists as _sdists
 from tests.setup_recorder import gencode_of, record
 
 pytestmark = pytest.mark.network
 
-PACKAGES = ("mamba-ssm", "causal-conv1d")
 # What PyPI held when the recipes were written; the test fails if a release disappears, and any
 # newer release is tested too (and must patch cleanly, or the recipes need a version-scoped variant).
 MIN_RELEASES = {"mamba-ssm": 26, "causal-conv1d": 22}
@@ -33,45 +38,6 @@ DEFAULTS = PatchOptions(archs=("9.0",))
 
 
 SPLITS = ("split-bwd-units", "split-bwd-launch")  # split_units recipes need the csrc/ tree (tested below)
-
-
-def _sdists(package: str) -> list[dict]:
-    import requests
-    resp = requests.get(f"https://pypi.org/pypi/{package}/json", timeout=30)
-    resp.raise_for_status()
-    out = []
-    for version, files in resp.json()["releases"].items():
-        for f in files:
-            if f["packagetype"] == "sdist" and not f.get("yanked"):
-                out.append({"package": package, "version": version, "filename": f["filename"], "url": f["url"],
-                            "sha256": f["digests"]["sha256"]})
-    return out
-
-
-def _download(item: dict, cache: Path) -> Path:
-    import requests
-    path = cache / item["filename"]
-    if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == item["sha256"]:
-        return path
-    resp = requests.get(item["url"], timeout=60)
-    resp.raise_for_status()
-    assert hashlib.sha256(resp.content).hexdigest() == item["sha256"], item["filename"]
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(resp.content)
-    tmp.replace(path)
-    return path
-
-
-def _extract(archive: Path, into: Path) -> Path:
-    """Trusted PyPI file; returns the tree (top-level directory)."""
-    if archive.name.endswith(".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(into)
-    else:
-        with tarfile.open(archive) as tf:
-            tf.extractall(into, filter="data")
-    (top,) = [p for p in into.iterdir() if p.is_dir()]
-    return top
 
 
 @pytest.fixture(scope="session")
@@ -89,19 +55,50 @@ def releases(test_cache, tmp_path_factory) -> list[dict]:
     return items
 
 
-def _expected_status(recipe: patching.Recipe, version: str, options: PatchOptions) -> Status:
+# the CUDA-build switch of each generation: every PyPI release has SKIP_CUDA_BUILD, main's setup.py KEEP_CUDA_BUILD
+GENERATION_RECIPE = {"release": "skip-cuda-build-off", "main": "keep-cuda-build-on"}
+
+
+def _expected_status(recipe: patching.Recipe, version: str, options: PatchOptions,
+                     generation: str = "release") -> Status:
     if not recipe.applies_to(version):
         return Status.SKIPPED_VERSION
     if not recipe.enabled_by(options):
         return Status.SKIPPED_OPTION
+    if recipe.group == "cuda-build-switch" and recipe.id != GENERATION_RECIPE[generation]:
+        return Status.SKIPPED_GENERATION
     return Status.APPLIED
 
 
-def test_every_release_takes_every_recipe_idempotently(releases, tmp_path):
+@pytest.fixture(scope="session")
+def main_setup_py(shared_dir) -> Path:
+    """mamba's setup.py on its main branch (July 2026: MAMBA_KEEP_CUDA_BUILD), ../shared/upstream."""
+    path = shared_dir / "upstream" / "mamba-main-setup.py"
+    if not path.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing: CI must have ../shared/ beside the clone")
+        pytest.skip(f"{path} is not here (../shared/ beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def main_generation(releases, main_setup_py, tmp_path_factory) -> dict:
+    """The newest release's tree (2.3.2.post1 at the time of writing) with main's setup.py: mamba's next
+    release as its main branch builds it."""
+    newest = max((i for i in releases if i["package"] == "mamba-ssm"), key=lambda i: Version(i["version"]))
+    tree = tmp_path_factory.mktemp("main-generation") / f"mamba_ssm-{newest['version']}-main"
+    shutil.copytree(newest["tree"], tree, ignore=shutil.ignore_patterns(f"*{patching.PRISTINE_SUFFIX}",
+                                                                       f"*{patching.PART_INFIX}*"))
+    (tree / "setup.py").write_bytes(main_setup_py.read_bytes())
+    return {"package": "mamba-ssm", "version": newest["version"], "tree": tree, "generation": "main"}
+
+
+def test_every_release_takes_every_recipe_idempotently(releases, main_generation, tmp_path):
     patched = []
-    for item in releases:
-        package, version = item["package"], item["version"]
-        tree = tmp_path / f"{package}-{version}"
+    cases = [*releases, main_generation]
+    for item in cases:
+        package, version, generation = item["package"], item["version"], item.get("generation", "release")
+        tree = tmp_path / f"{package}-{version}-{generation}"
         tree.mkdir()
         (tree / "setup.py").write_bytes((item["tree"] / "setup.py").read_bytes())
         recipes = patching.load_recipes(package)
@@ -109,31 +106,42 @@ def test_every_release_takes_every_recipe_idempotently(releases, tmp_path):
             patching.unpatch(tree)  # each option set from the pristine file: every recipe reports "applied"
             results = patching.apply_patches(tree, package, version, options)
             got = {r.recipe: r.status for r in results}
-            want = {r.id: _expected_status(r, version, options) for r in recipes}
-            assert got == want, f"{package} {version}"
+            want = {r.id: _expected_status(r, version, options, generation) for r in recipes}
+            assert got == want, f"{package} {version} ({generation})"
         first = (tree / "setup.py").read_bytes()
         again = patching.apply_patches(tree, package, version, ALL_ON)
         assert (tree / "setup.py").read_bytes() == first, f"{package} {version} not byte-identical"
         # (split_units needs the csrc/ tree: test_split_units_on_every_release_that_ships_the_unit)
-        assert {r.status for r in again if r.recipe not in SPLITS} <= {Status.ALREADY_APPLIED,
-                                                                             Status.SKIPPED_VERSION}, f"{package} {version}"
+        assert {r.status for r in again if r.recipe not in SPLITS} <= {
+            Status.ALREADY_APPLIED, Status.SKIPPED_VERSION, Status.SKIPPED_GENERATION}, f"{package} {version}"
         text = first.decode()
         compile(text, f"{package}-{version}/setup.py", "exec")
         assert (tree / "setup.py.mamba-build-orig").read_bytes() == (item["tree"] / "setup.py").read_bytes()
         patched.append((item, text))
-    assert len(patched) == len(releases)
+    assert len(patched) == len(releases) + 1
+    main_text = patched[-1][1]
+    assert "KEEP_CUDA_BUILD = True  # mamba-build:keep-cuda-build-on" in main_text
+    assert "SKIP_CUDA_BUILD" not in main_text  # main has no such switch: nothing was invented
 
 
-def test_patched_setup_py_of_every_release_builds_exactly_the_plan(releases, tmp_path):
+def test_patched_setup_py_of_every_release_builds_exactly_the_plan(releases, main_generation, tmp_path):
+    """Both generations: every release's patched setup.py and main's (whose unpatched file builds NO extension:
+    the silent trap the keep-cuda-build-on recipe exists for) hand exactly the plan's flags to one extension."""
+    cases = [*releases, main_generation]
+    pristine = tmp_path / "main-unpatched"
+    shutil.copytree(main_generation["tree"], pristine, ignore=shutil.ignore_patterns(f"*{patching.PRISTINE_SUFFIX}"))
+    patching.unpatch(pristine)
     files = []
-    for item in releases:
+    for item in cases:
         tree = item["tree"]
         patching.apply_patches(tree, item["package"], item["version"], ALL_ON)
         files.append(tree / "setup.py")
-    rec = record(files, tmp_path, timeout=300)
-    for item, f in zip(releases, files):
+    rec = record([*files, pristine / "setup.py"], tmp_path, timeout=300)
+    unpatched = rec[str(pristine / "setup.py")]
+    assert unpatched["ok"] and unpatched["extensions"] == [], unpatched  # main without MAMBA_KEEP_CUDA_BUILD=TRUE
+    for item, f in zip(cases, files):
         r = rec[str(f)]
-        label = f"{item['package']} {item['version']}"
+        label = f"{item['package']} {item['version']} ({item.get('generation', 'release')})"
         assert r["ok"], (label, r)
         assert len(r["extensions"]) == 1, label
         assert gencode_of(r["nvcc"]) == ["arch=compute_90,code=sm_90"], label

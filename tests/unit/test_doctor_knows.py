@@ -84,7 +84,8 @@ def _with_packages(env, **pkgs):
 def test_pkg_resources_of_torch_20(tmp_path, setuptools, status):
     ext = tmp_path / "cpp_extension.py"
     ext.write_text("import torch\nfrom pkg_resources import packaging  # type: ignore[attr-defined]\n")
-    env = _with_packages(_with_torch(make_env(), cpp_extension_path=str(ext), version="2.0.1+cu117"),
+    env = _with_packages(_with_torch(make_env(), cpp_extension_path=str(ext), version="2.0.1+cu117",
+                                     pkg_resources_import=2),  # what the probe reads from that file
                          setuptools=setuptools)
     c = judge(env)["pkg-resources"]
     assert c.status == status, c

@@ -111,7 +111,7 @@ def opts(**kw) -> PatchOptions:
 
 
 def test_recipe_sets_are_the_documented_ones():
-    assert SETUP_RECIPES == ["force-build", "skip-cuda-build-off", "cxx11-abi", "torch-compiler-map",
+    assert SETUP_RECIPES == ["force-build", "skip-cuda-build-off", "keep-cuda-build-on", "cxx11-abi", "torch-compiler-map",
                              "gencode-strip", "gencode-plan", "allow-unsupported-compiler", "nvcc-threads",
                              "no-prebuilt-wheel", "no-ninja", "cxx-std", "split-bwd-launch"]
     assert [r.id for r in patching.load_recipes("causal-conv1d")] == SETUP_RECIPES[:-2] + ["split-bwd-units"]
@@ -122,7 +122,8 @@ def test_default_options_apply_every_unconditional_recipe(tree):
     results = apply_patches(tree, "causal-conv1d", "1.7.0", opts())
     st = statuses(results)
     assert st == {
-        "force-build": Status.APPLIED, "skip-cuda-build-off": Status.APPLIED, "cxx11-abi": Status.APPLIED,
+        "force-build": Status.APPLIED, "skip-cuda-build-off": Status.APPLIED,
+        "keep-cuda-build-on": Status.SKIPPED_GENERATION, "cxx11-abi": Status.APPLIED,
         "torch-compiler-map": Status.SKIPPED_OPTION, "gencode-strip": Status.APPLIED,
         "gencode-plan": Status.APPLIED, "allow-unsupported-compiler": Status.SKIPPED_OPTION,
         "nvcc-threads": Status.APPLIED, "no-prebuilt-wheel": Status.APPLIED, "no-ninja": Status.SKIPPED_OPTION,
@@ -153,7 +154,7 @@ def test_reapply_same_options_is_byte_identical_and_reports_already_applied(tree
     assert (tree / "setup.py").read_bytes() == first
     assert (tree / "setup.py").stat().st_mtime_ns == mtime  # not even rewritten
     st = statuses(results)
-    assert {s for s in st.values()} == {Status.ALREADY_APPLIED, Status.SKIPPED_OPTION}
+    assert {s for s in st.values()} == {Status.ALREADY_APPLIED, Status.SKIPPED_OPTION, Status.SKIPPED_GENERATION}
     assert st["no-ninja"] is Status.ALREADY_APPLIED
 
 
@@ -295,6 +296,57 @@ def test_version_scoped_and_alternative_anchor_recipes(tree, tmp_path):
     r2 = apply_patches(tree, "demo", "2.0", opts(archs=("8.0", "9.0")), recipes=recipes)
     assert statuses(r2) == {"old-only": Status.SKIPPED_VERSION, "alt": Status.ALREADY_APPLIED}
     assert "OLD = True" not in (tree / "setup.py").read_text()
+
+
+# mamba's main branch (July 2026) replaced SKIP_CUDA_BUILD by KEEP_CUDA_BUILD (off unless "TRUE"): this line is
+# the shape of ../shared/upstream/mamba-main-setup.py, written for this test
+KEEP_LINE = 'KEEP_CUDA_BUILD = os.getenv("DEMO_KEEP_CUDA_BUILD", "FALSE") == "TRUE"'
+SKIP_LINE = 'SKIP_CUDA_BUILD = os.getenv("DEMO_SKIP_CUDA_BUILD", "FALSE") == "TRUE"'
+MAIN_GENERATION = SYNTHETIC.replace(SKIP_LINE, KEEP_LINE).replace("if not SKIP_CUDA_BUILD:", "if KEEP_CUDA_BUILD:")
+
+
+def test_the_cuda_switch_of_either_generation_is_forced_on(tree, tmp_path):
+    (tree / "setup.py").write_text(MAIN_GENERATION)
+    st = statuses(apply_patches(tree, "mamba-ssm", "2.3.2.post1", opts()))
+    assert st["keep-cuda-build-on"] is Status.APPLIED and st["skip-cuda-build-off"] is Status.SKIPPED_GENERATION
+    text = (tree / "setup.py").read_text()
+    assert f"KEEP_CUDA_BUILD = True  # mamba-build:keep-cuda-build-on (was: {KEEP_LINE})" in text
+    again = statuses(apply_patches(tree, "mamba-ssm", "2.3.2.post1", opts()))
+    assert again["keep-cuda-build-on"] is Status.ALREADY_APPLIED
+    assert again["skip-cuda-build-off"] is Status.SKIPPED_GENERATION
+    # the stubbed run: unpatched, main's generation builds NO extension; patched, it builds it
+    orig = tmp_path / "orig"
+    orig.mkdir()
+    (orig / "setup.py").write_text(MAIN_GENERATION)
+    rec = record([tree / "setup.py", orig / "setup.py"], tmp_path / "rec")
+    assert rec[str(orig / "setup.py")]["ok"] and rec[str(orig / "setup.py")]["extensions"] == []
+    assert rec[str(tree / "setup.py")]["extensions"] == ["demo_cuda"]
+
+
+def test_a_file_of_neither_or_both_generations_is_a_loud_patch_error(tree):
+    (tree / "setup.py").write_text(SYNTHETIC.replace(SKIP_LINE, 'BUILD_KERNELS = os.getenv("DEMO_KERNELS") == "1"'))
+    with pytest.raises(PatchError) as info:
+        apply_patches(tree, "mamba-ssm", "9.9.9", opts())
+    assert "skip-cuda-build-off" in info.value.message and "keep-cuda-build-on" in info.value.message
+    assert "group cuda-build-switch" in info.value.message and info.value.exit_code == ExitCode.PATCH
+    assert not (tree / "setup.py.mamba-build-orig").exists()
+    results = plan_patches(tree, "mamba-ssm", "9.9.9", opts(), strict=False)
+    assert statuses(results)["skip-cuda-build-off"] is Status.ANCHOR_NOT_FOUND
+    assert statuses(results)["keep-cuda-build-on"] is Status.ANCHOR_NOT_FOUND
+    (tree / "setup.py").write_text(SYNTHETIC.replace(SKIP_LINE, SKIP_LINE + "\n" + KEEP_LINE))
+    with pytest.raises(PatchError, match="alternatives for different generations"):
+        apply_patches(tree, "mamba-ssm", "9.9.9", opts())
+
+
+def test_group_rules_in_recipe_files(tmp_path):
+    body = ('[[recipe]]\nid = "{id}"\ndescription = "d"\nfile = "{file}"\nkind = "append"\nanchors = ["x"]\n'
+            'template = "y"\ngroup = "g"\n')
+    (tmp_path / "two.toml").write_text(body.format(id="a", file="setup.py") + body.format(id="b", file="other.py"))
+    with pytest.raises(PatchError, match="span several files"):
+        patching.load_recipes("two", tmp_path)
+    (tmp_path / "empty.toml").write_text(body.format(id="a", file="setup.py").replace('group = "g"', 'group = ""'))
+    with pytest.raises(PatchError, match="non-empty string"):
+        patching.load_recipes("empty", tmp_path)
 
 
 @pytest.mark.parametrize("body, message", [
