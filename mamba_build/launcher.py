@@ -320,6 +320,8 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
             env["CCACHE_BASEDIR"] = base
         if "hash_dir" not in user:
             env["CCACHE_NOHASHDIR"] = "1"
+        if user.get("remote_storage"):  # docs/ci/README.md: one object cache for every CI job
+            notes.append(f"remote storage {user['remote_storage']} (objects shared with every build that uses it)")
     else:
         remote = _sccache_remote(environ)
         if environ.get("SCCACHE_DIR"):
