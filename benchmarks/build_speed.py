@@ -944,20 +944,29 @@ def merge_runs(first: dict, *more: dict) -> dict:
     out["merged_from"] = [first.get("command")]
     out["merged_how"] = []
     for other in more:
+        how = _same_run(first, other)
+        same = how.startswith("same machine")
         out["merged_from"].append(other.get("command"))
-        out["merged_how"].append(_same_run(first, other))
+        out["merged_how"].append(how)
         oup = (other.get("phases") or {}).get("upstream") or {}
         for name, rec in (oup.get("packages") or {}).items():
             if (up["packages"].get(name) or {}).get("status") != "done":
                 up["packages"][name] = dict(rec, run=other.get("started"))
         ok = (other.get("phases") or {}).get("kernels")
         if ok and ok.get("markdown"):
+            md = ok["markdown"].strip()
+            if not same:  # another run's tables compare THAT run's wheels, not this run's
+                md = f"(from the run of {other.get('started')}: its own wheels, NOT this run's)\n\n" + md
             if kern is None:
-                kern = out["phases"]["kernels"] = dict(ok)
+                kern = out["phases"]["kernels"] = dict(ok, markdown=md)
+                if not same:
+                    kern["note"] = f"kernel tables of another run ({other.get('started')}), not of this run's wheels"
             else:
-                kern["markdown"] = (kern.get("markdown") or "").rstrip() + "\n\n" + ok["markdown"].strip()
-                kern["note"] = "both packages, one kernel_speed.py run per package (one per benchmark run)"
-        out["finished"] = other.get("finished") or out.get("finished")
+                kern["markdown"] = (kern.get("markdown") or "").rstrip() + "\n\n" + md
+                kern["note"] = ("both packages, one kernel_speed.py run per package (one per benchmark run)" if same
+                                else "kernel tables of several runs; those of other runs compare their own wheels")
+        if same:
+            out["finished"] = other.get("finished") or out.get("finished")
     pk = list(up["packages"].values())
     if pk and all(r.get("status") == "done" for r in pk):
         up.update(status="done", mode="sequential", wall_s=round(sum(r.get("wall_s") or 0 for r in pk), 3),

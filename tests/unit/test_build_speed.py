@@ -562,3 +562,8 @@ def test_merging_another_days_run_says_it_is_not_the_same_run():
     text = bs.render_report(bs.merge_runs(first, other))
     merged = _line(text, "- merged with the run of")
     assert "a different run: 2026-11-23 10:00:00 UTC on other-h200" in merged and "NOT from the same run" in merged
+    first["phases"]["kernels"] = None
+    other["phases"]["kernels"] = {"status": "done", "markdown": "| causal_conv1d | parity |"}
+    merged = bs.merge_runs({**first, "phases": {"cold": first["phases"]["cold"]}}, other)
+    assert merged["finished"] == first["finished"]  # another day's end is not this run's
+    assert "NOT this run's" in merged["phases"]["kernels"]["markdown"]
