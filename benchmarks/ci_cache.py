@@ -30,17 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from _report import machine, write_section  # noqa: E402
+from _report import ccache_counters, machine, write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def ccache_counters(ccache_dir: Path) -> dict[str, int]:
-    from mamba_build.launcher import parse_ccache_print_stats
-
-    res = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, CCACHE_DIR=str(ccache_dir)))
-    return parse_ccache_print_stats(res.stdout).raw
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc = subprocess.Popen(argv_, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=d)
                 _, status, ru = os.wait4(proc.pid, 0)
             c = ccache_counters(d / "ccache")
-            hits = c.get("direct_cache_hit", 0) + c.get("preprocessed_cache_hit", 0)
-            misses = c.get("cache_miss", 0)
+            hits, misses = c["hits"], c["misses"]
             job = {"job": k, "python": py, "command": shlex.join(argv_), "rc": os.waitstatus_to_exitcode(status),
                    "wall_s": round(time.monotonic() - start, 1), "cpu_s": round(ru.ru_utime + ru.ru_stime, 1),
                    "hits": hits, "misses": misses, "remote_hits": c.get("remote_storage_hit", 0),

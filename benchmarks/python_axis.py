@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from _report import machine, write_section  # noqa: E402
+from _report import ccache_counters, machine, write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.5
@@ -54,16 +54,6 @@ def cubins(wheel: Path, tool: str) -> dict[str, str]:
             for cubin in sorted(work.iterdir()):
                 out[f"{so.name.split('.')[0]}/{cubin.name}"] = hashlib.sha256(cubin.read_bytes()).hexdigest()
     return out
-
-
-def ccache_counts(ccache_dir: Path) -> tuple[int, int]:
-    """(hits, misses) so far in a ccache directory (ccache --print-stats)."""
-    from mamba_build.launcher import parse_ccache_print_stats
-
-    res = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, CCACHE_DIR=str(ccache_dir)))
-    st = parse_ccache_print_stats(res.stdout)
-    return st.hits, st.misses
 
 
 def run_job(argv: list[str], env: dict[str, str], log: Path) -> dict:
@@ -109,13 +99,13 @@ def main(argv: list[str] | None = None) -> int:
                  f"{args.package}={args.sdist.resolve()}", "--arch", args.arch, "--python", py, "--launcher",
                  args.launcher, "--no-cache", "--out", str(out / f"wheels-{k}"), "--json", *shlex.split(args.extra)]
         print(f"[{k}] Python {version}: {shlex.join(argv_)}", flush=True)
-        before = ccache_counts(out / "ccache")
+        before = ccache_counters(out / "ccache")
         res = run_job(argv_, env, out / f"job-{k}.log")
         res.pop("report")
-        after = ccache_counts(out / "ccache")
+        after = ccache_counters(out / "ccache")
         wheels = sorted((out / f"wheels-{k}").glob("*.whl"))
         job = {"python": version, "python_path": py, "command": shlex.join(argv_), **res,
-               "hits": after[0] - before[0], "misses": after[1] - before[1],
+               "hits": after["hits"] - before["hits"], "misses": after["misses"] - before["misses"],
                "wheel": wheels[0].name if wheels else None,
                "cubins": cubins(wheels[0], tool) if wheels else {}}
         jobs.append(job)

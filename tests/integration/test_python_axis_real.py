@@ -11,14 +11,11 @@ this venv's, see benchmarks/torch_venv.py).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -33,9 +30,17 @@ pytestmark = [pytest.mark.slow,
                                  reason="ccache is not installed (`make apt-deps` or `apt-get install ccache`)")]
 
 OTHER = "3.12"
-_spec = importlib.util.spec_from_file_location("torch_venv", REPO / "benchmarks" / "torch_venv.py")
-torch_venv = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(torch_venv)
+
+
+def _benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+torch_venv = _benchmark("torch_venv")  # a venv of this torch for another Python
+python_axis = _benchmark("python_axis")  # cubins(): every cubin of a wheel, hashed
 
 
 @pytest.fixture(scope="module")
@@ -54,22 +59,6 @@ def other_python(test_cache) -> str:
     key = f"torch{version.replace('.', '')}-py{OTHER.replace('.', '')}"
     return str(torch_venv.make(OTHER, version, test_cache / f"venv-{key}", test_cache / f"wheels-{key}",
                                Path(sys.prefix)))
-
-
-def cubins(wheel: Path, tmp: Path) -> dict[str, str]:
-    """{cubin name: sha256} of every cubin in the wheel's extension modules."""
-    out = {}
-    with zipfile.ZipFile(wheel) as zf:
-        for name in (n for n in zf.namelist() if n.endswith(".so")):
-            work = tmp / Path(name).name
-            work.mkdir(parents=True)
-            so = work / "ext.so"
-            so.write_bytes(zf.read(name))
-            subprocess.run([str(find_cuobjdump()), "-xelf", "all", str(so)], cwd=work, check=True,
-                           capture_output=True, timeout=300)
-            for cubin in sorted(work.glob("*.cubin")):
-                out[cubin.name] = hashlib.sha256(cubin.read_bytes()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +92,8 @@ def test_the_other_python_takes_the_nvcc_unit_from_the_cache(two_pythons):
 
 
 def test_two_pythons_wheels_hold_byte_identical_kernels(two_pythons):
-    root, ((_, w1, _, _), (_, w2, _, _)) = two_pythons
-    a, b = cubins(w1, root / "x1"), cubins(w2, root / "x2")
+    _, ((_, w1, _, _), (_, w2, _, _)) = two_pythons
+    tool = str(find_cuobjdump())
+    a, b = python_axis.cubins(w1, tool), python_axis.cubins(w2, tool)
     assert a and any(".sm_80." in n for n in a)
     assert a == b
