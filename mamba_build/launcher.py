@@ -293,12 +293,13 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
                                  INSTALL_FIX[name] + (f", or a newer {name}" if "needs >=" in skipped[0] else ""))
     command = [info.path, nvcc]
     notes: list[str] = []
-    if headers is not None:
+    headers = [headers] if headers is not None and not isinstance(headers, (list, tuple)) else list(headers or ())
+    if headers:
         from mamba_build.torch_headers import launcher_argv
 
         command = launcher_argv(headers, command)
-        notes.append(f"torch's headers at {headers.target} (one path per content, so units hit across Python "
-                     "versions)")
+        notes.append(f"torch's headers at {headers[0].target}" + "".join(f", {h.source} at {h.target}" for h in headers[1:])
+                     + " (one path per content, so units hit across Python versions)")
     env: dict[str, str] = {"PYTORCH_NVCC": shlex.join(command)}
     where = f"{info.name} {info.version_str} ({info.path})"
     cache_dir: str | None
@@ -314,8 +315,8 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
         # at different paths (each job its own MAMBA_BUILD_CACHE) still name them alike
         if build_dir and not user.get("base_dir"):
             base = build_dir
-            if headers is not None:
-                common = os.path.commonpath([os.path.abspath(build_dir), str(Path(headers.target).parents[2])])
+            if headers:
+                common = os.path.commonpath([os.path.abspath(build_dir), *(str(Path(h.target).parents[2]) for h in headers)])
                 base = common if common != os.sep else build_dir
             env["CCACHE_BASEDIR"] = base
         if "hash_dir" not in user:
@@ -476,9 +477,9 @@ def with_launcher(plan, choice: str, env=None):
         cpp_ext = read_cpp_extension(torch.cpp_extension_path or (
             str(Path(torch.file).parent / "utils" / "cpp_extension.py") if torch.file else None))
         if (choice or "none").strip() != "none":
-            from mamba_build.torch_headers import header_map
+            from mamba_build.torch_headers import header_maps
 
-            headers = header_map(torch.file, torch.version or "")
+            headers = header_maps(torch.file, torch.version or "", plan.include_dirs)
     build_path = plan.env_for(plan.packages[0])["PATH"] if plan.packages else os.environ.get("PATH", "")
     got = resolve(choice, nvcc=str(Path(plan.cuda_home) / "bin" / "nvcc"), python=plan.python,
                   use_ninja=plan.use_ninja, cpp_extension_text=cpp_ext, build_path=build_path,

@@ -95,6 +95,22 @@ def header_map(torch_file: str | None, torch_version: str) -> HeaderMap | None:
     return HeaderMap(str(include), str(paths.cache_home() / SUBDIR / f"{safe}-{digest[:16]}" / "include"), digest, how)
 
 
+def dir_map(include: str) -> HeaderMap | None:
+    """The content-addressed place of another include directory (the plan's CPATH: CUDA math headers from torch's
+    nvidia-* packages, ~200 files, hashed here); None when it is not a directory."""
+    d = Path(include)
+    if not d.is_dir():
+        return None
+    digest = _files_digest(d)
+    return HeaderMap(str(d), str(paths.cache_home() / SUBDIR / f"cpath-{digest[:16]}" / "include"), digest, "files")
+
+
+def header_maps(torch_file: str | None, torch_version: str, extra_dirs=()) -> list[HeaderMap]:
+    """torch's headers and the plan's extra include directories, each at one path per content."""
+    maps = [header_map(torch_file, torch_version), *(dir_map(d) for d in extra_dirs)]
+    return [m for m in maps if m is not None]
+
+
 def ensure_copy(source: str, target: str) -> None:
     """Copy ``source`` to ``target`` unless it is there (atomic: parallel units race, one rename wins)."""
     dest = Path(target)
@@ -115,12 +131,8 @@ def ensure_copy(source: str, target: str) -> None:
 
 def rewrite(argv: Sequence[str], source: str, target: str) -> list[str]:
     """``argv`` with every include directory under ``source`` moved under ``target`` (-I/-isystem, joined or not)."""
-    src = source.rstrip("/")
-
     def moved(path: str) -> str:
-        if path == src or path.startswith(src + "/"):
-            return target.rstrip("/") + path[len(src):]
-        return path
+        return _moved(path, source, target)
 
     out: list[str] = []
     take_next = False
@@ -142,22 +154,43 @@ def rewrite(argv: Sequence[str], source: str, target: str) -> list[str]:
     return out
 
 
-def launcher_argv(mapping: HeaderMap, command: Sequence[str]) -> list[str]:
+def launcher_argv(mappings, command: Sequence[str]) -> list[str]:
     """What PYTORCH_NVCC runs: this module (in mamba-build's own Python), then ``command`` (launcher, nvcc)."""
-    return [sys.executable, "-m", "mamba_build.torch_headers", "--map", f"{mapping.source}={mapping.target}", "--",
-            *command]
+    if isinstance(mappings, HeaderMap):
+        mappings = [mappings]
+    maps = [a for m in mappings for a in ("--map", f"{m.source}={m.target}")]
+    return [sys.executable, "-m", "mamba_build.torch_headers", *maps, "--", *command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 4 or args[0] != "--map" or "=" not in args[1] or args[2] != "--":
-        print("usage: python -m mamba_build.torch_headers --map FROM=TO -- COMMAND ...", file=sys.stderr)
+    pairs: list[tuple[str, str]] = []
+    while len(args) >= 2 and args[0] == "--map" and "=" in args[1]:
+        source, _, target = args[1].partition("=")
+        pairs.append((source, target))
+        args = args[2:]
+    if not pairs or len(args) < 2 or args[0] != "--":
+        print("usage: python -m mamba_build.torch_headers --map FROM=TO [--map FROM=TO ...] -- COMMAND ...",
+              file=sys.stderr)
         return 2
-    source, _, target = args[1].partition("=")
-    ensure_copy(source, target)
-    command = rewrite(args[3:], source, target)
+    command = args[1:]
+    cpath = os.environ.get("CPATH")
+    for source, target in pairs:
+        ensure_copy(source, target)
+        command = rewrite(command, source, target)
+        if cpath:
+            cpath = os.pathsep.join(_moved(p, source, target) for p in cpath.split(os.pathsep))
+    if cpath is not None:
+        os.environ["CPATH"] = cpath
     os.execvp(command[0], command)
     return 127  # not reached
+
+
+def _moved(path: str, source: str, target: str) -> str:
+    src = source.rstrip("/")
+    if path == src or path.startswith(src + "/"):
+        return target.rstrip("/") + path[len(src):]
+    return path
 
 
 if __name__ == "__main__":

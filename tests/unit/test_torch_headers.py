@@ -131,3 +131,27 @@ def test_no_launcher_no_header_copy(tmp_path, monkeypatch, choice):
                         env)
     none = launcher.with_launcher(plan, choice, env)
     assert "PYTORCH_NVCC" not in none.launcher_env and not (tmp_path / "cache" / "torch-include").exists()
+
+
+def test_cpath_dirs_are_mapped_too(tmp_path, monkeypatch):
+    """The CUDA math headers the plan adds through CPATH (torch's nvidia-* packages, one copy per venv) get one path
+    per content as well; the launcher rewrites CPATH before ccache hashes it."""
+    monkeypatch.setenv("MAMBA_BUILD_CACHE", str(tmp_path / "cache"))
+    dirs = []
+    for venv in ("py311", "py312"):
+        d = tmp_path / venv / "nvidia" / "cu13" / "include"
+        d.mkdir(parents=True)
+        (d / "cublas_v2.h").write_text("// cublas\n")
+        dirs.append(str(d))
+    maps = [torch_headers.header_maps(fake_torch(tmp_path / f"site{k}", HEADERS), "2.14.1", [d]) for k, d in enumerate(dirs)]
+    assert [len(m) for m in maps] == [2, 2] and maps[0][1].target == maps[1][1].target != maps[0][0].target
+    assert "/cpath-" in maps[0][1].target and torch_headers.dir_map(str(tmp_path / "none")) is None
+    src = dirs[1]
+    env = dict(__import__("os").environ, CPATH=f"{src}:/other/include")
+    argv = [sys.executable, "-m", "mamba_build.torch_headers", *[a for m in maps[1] for a in ("--map", f"{m.source}={m.target}")],
+            "--", "sh", "-c", 'echo "$CPATH"; echo "$0"', f"-I{maps[1][0].source}/c10"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr
+    cpath, arg = out.stdout.split("\n")[:2]
+    assert cpath == f"{maps[1][1].target}:/other/include" and arg == f"-I{maps[1][0].target}/c10"
+    assert Path(maps[1][1].target, "cublas_v2.h").read_text() == "// cublas\n"
