@@ -1,4 +1,5 @@
-"""Shared helpers for benchmark scripts: machine description and a section writer for docs/benchmarks.md."""
+"""Shared helpers for benchmark scripts: machine description, a section writer for docs/benchmarks.md, and
+ccache's counters."""
 
 from __future__ import annotations
 
@@ -50,3 +51,16 @@ def write_section(name: str, body: str, doc: Path = DOC) -> None:
         text = text.rstrip() + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text, encoding="utf-8")
+
+
+def ccache_counters(ccache_dir: Path) -> dict[str, int]:
+    """ccache's counters (``ccache --print-stats``) of one cache directory; ``hits`` and ``misses`` added."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from mamba_build.launcher import parse_ccache_print_stats
+
+    res = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, CCACHE_DIR=str(ccache_dir)))
+    st = parse_ccache_print_stats(res.stdout)
+    return {**st.raw, "hits": st.hits, "misses": st.misses}

@@ -13,9 +13,10 @@ for mamba-build's speed-ups one by one:
 
 Usage::
 
-    python benchmarks/sass_parity.py A B [--arch 90] [--json out.json]
+    python benchmarks/sass_parity.py A B [--arch 90 | --arch 75,80,90 | --arch all] [--json out.json]
 
-A and B are wheels, shared objects or object files. Every cubin for the arch is disassembled with
+A and B are wheels, shared objects, object files, or directories (every .whl, .so and .o in them, together:
+a split build's units on one side, the whole unit on the other). Every cubin for the arch is disassembled with
 cuobjdump (the toolkit's, or the one Triton ships); kernels are matched by mangled name, and their
 instruction text (with encodings) must be identical. Exit 0: identical; 1: some kernel differs or is
 missing; 2: usage error. Where timings on a GPU are wanted too, see benchmarks/kernel_speed.py.
@@ -52,6 +53,9 @@ def cuobjdump() -> Path:
 
 def objects(path: Path, tmp: Path) -> list[Path]:
     """The binaries to disassemble: the extension modules inside a wheel, or the file itself."""
+    if path.is_dir():
+        return [o for f in sorted(path.rglob("*")) if f.is_file() and f.suffix in (".whl", ".so", ".o")
+                for o in objects(f, tmp)]
     if path.suffix == ".whl":
         out = []
         with zipfile.ZipFile(path) as zf:
@@ -67,8 +71,11 @@ def objects(path: Path, tmp: Path) -> list[Path]:
 
 def kernels(binary: Path, arch: int, tool: Path) -> dict[str, str]:
     """{mangled kernel name: SASS text (instructions and encodings)} for one arch."""
-    text = subprocess.run([str(tool), "-sass", str(binary)], capture_output=True, text=True, check=True,
-                          timeout=1800).stdout
+    res = subprocess.run([str(tool), "-sass", "-arch", f"sm_{arch}", str(binary)], capture_output=True, text=True,
+                         timeout=1800)
+    if res.returncode != 0:  # a binary without that arch: cuobjdump refuses the filter, so read it all
+        res = subprocess.run([str(tool), "-sass", str(binary)], capture_output=True, text=True, check=True, timeout=1800)
+    text = res.stdout
     found: dict[str, str] = {}
     current_arch, name, body = None, None, []
 
@@ -116,35 +123,55 @@ def compare(a: dict[str, str], b: dict[str, str]) -> dict:
             "same": bool(names) and not differ and set(a) == set(b)}
 
 
+def archs_in(binary: Path, tool: Path) -> set[int]:
+    text = subprocess.run([str(tool), "-lelf", str(binary)], capture_output=True, text=True, timeout=600).stdout
+    return {int(m) for m in re.findall(r"\.sm_(\d+)[a-z]?\.cubin", text)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("a", type=Path)
     p.add_argument("b", type=Path)
-    p.add_argument("--arch", type=int, default=90, help="SM number whose SASS is compared (default 90)")
+    p.add_argument("--arch", default="90",
+                   help="SM number(s) whose SASS is compared: 90 (default), a list 75,80,90, or all (every arch in A)")
     p.add_argument("--json", type=Path, help="write the comparison here")
     args = p.parse_args(argv)
     for f in (args.a, args.b):
-        if not f.is_file():
+        if not f.exists():
             print(f"sass_parity: {f} does not exist", file=sys.stderr)
             return 2
     tool = cuobjdump()
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        a = collect(args.a, args.arch, tool, Path(tmp))
-        b = collect(args.b, args.arch, tool, Path(tmp))
-    result = compare(a, b)
-    result.update({"a": str(args.a), "b": str(args.b), "arch": args.arch, "cuobjdump": str(tool)})
+        if args.arch == "all":
+            archs = sorted(set().union(*(archs_in(o, tool) for o in objects(args.a, Path(tmp)))))
+        else:
+            archs = [int(x) for x in args.arch.replace(" ", "").split(",") if x]
+        for arch in archs:
+            a = collect(args.a, arch, tool, Path(tmp))
+            b = collect(args.b, arch, tool, Path(tmp))
+            result = compare(a, b)
+            result.update({"a": str(args.a), "b": str(args.b), "arch": arch, "cuobjdump": str(tool)})
+            results.append(result)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    if not a:
-        print(f"sass_parity: no sm_{args.arch} kernels in {args.a}", file=sys.stderr)
-        return 2
-    verdict = "IDENTICAL" if result["same"] else "DIFFERENT"
-    print(f"sm_{args.arch}: {verdict}: {result['identical']} of {len(set(a) | set(b))} kernels identical "
-          f"({result['instructions_a']} instructions in A); only in A: {len(result['only_in_a'])}, only in B: "
-          f"{len(result['only_in_b'])}, differing: {len(result['differ'])}")
-    for n in result["differ"][:10] + result["only_in_a"][:5] + result["only_in_b"][:5]:
-        print(f"  {n}")
-    return 0 if result["same"] else 1
+        args.json.write_text(json.dumps(results[0] if len(results) == 1 else results, indent=1))
+    rc = 0
+    for result in results:
+        arch, n = result["arch"], result["kernels_a"]
+        if not n:
+            print(f"sass_parity: no sm_{arch} kernels in {args.a}", file=sys.stderr)
+            rc = max(rc, 2)
+            continue
+        verdict = "IDENTICAL" if result["same"] else "DIFFERENT"
+        names = len(set(result["only_in_a"]) | set(result["only_in_b"])) + result["identical"] + len(result["differ"])
+        print(f"sm_{arch}: {verdict}: {result['identical']} of {names} kernels identical "
+              f"({result['instructions_a']} instructions in A); only in A: {len(result['only_in_a'])}, only in B: "
+              f"{len(result['only_in_b'])}, differing: {len(result['differ'])}")
+        for k in result["differ"][:10] + result["only_in_a"][:5] + result["only_in_b"][:5]:
+            print(f"  {k}")
+        if not result["same"]:
+            rc = max(rc, 1)
+    return rc if results else 2
 
 
 if __name__ == "__main__":

@@ -236,13 +236,14 @@ def read_cpp_extension(path: str | None) -> str | None:
 
 def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: bool = True,
             cpp_extension_text: str | None = None, build_path: str | None = None, build_dir: str | None = None,
-            environ: Mapping[str, str] | None = None) -> LauncherChoice:
+            environ: Mapping[str, str] | None = None, headers=None) -> LauncherChoice:
     """Resolve ``--launcher`` (none / auto / ccache / sccache / a path to one) into a LauncherChoice.
 
     ``nvcc``: the toolkit's nvcc (what PYTORCH_NVCC runs); ``build_path``: the PATH the build process
     gets (decides which launcher torch's own wrapping would pick for the host units); ``build_dir``: where
     the runs compile (every run in a fresh subdirectory): the base dir that makes paths relative, so a
-    unit compiled in an earlier run is a hit.
+    unit compiled in an earlier run is a hit; ``headers``: a torch_headers.HeaderMap (torch's headers at one
+    path per content, so that a unit compiled for another Python's torch of the same release is a hit).
     Raises UsageError for a bad value, EnvironmentProblem for a requested launcher that is missing,
     too old, or that this torch cannot be given.
     """
@@ -290,10 +291,18 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
         name = names[0]
         raise EnvironmentProblem(f"--launcher {choice}: " + "; ".join(skipped),
                                  INSTALL_FIX[name] + (f", or a newer {name}" if "needs >=" in skipped[0] else ""))
-    env: dict[str, str] = {"PYTORCH_NVCC": shlex.join([info.path, nvcc])}
+    command = [info.path, nvcc]
+    notes: list[str] = []
+    headers = [headers] if headers is not None and not isinstance(headers, (list, tuple)) else list(headers or ())
+    if headers:
+        from mamba_build.torch_headers import launcher_argv
+
+        command = launcher_argv(headers, command)
+        notes.append(f"torch's headers at {headers[0].target}" + "".join(f", {h.source} at {h.target}" for h in headers[1:])
+                     + " (one path per content, so units hit across Python versions)")
+    env: dict[str, str] = {"PYTORCH_NVCC": shlex.join(command)}
     where = f"{info.name} {info.version_str} ({info.path})"
     cache_dir: str | None
-    notes: list[str] = []
     if info.name == "ccache":
         user = ccache_user_config(info, environ)
         if user.get("cache_dir"):
@@ -301,11 +310,19 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
         else:
             cache_dir, dir_note = str(default_cache_dir("ccache")), "mamba-build's"
             env["CCACHE_DIR"] = cache_dir
-        # each run compiles in a fresh directory: paths relative to it, and the CWD (hashed with -g) left out
+        # each run compiles in a fresh directory: paths relative to it, and the CWD (hashed with -g) left out;
+        # with torch's headers in mamba-build's cache, the base covers them too, so that CI jobs whose caches sit
+        # at different paths (each job its own MAMBA_BUILD_CACHE) still name them alike
         if build_dir and not user.get("base_dir"):
-            env["CCACHE_BASEDIR"] = build_dir
+            base = build_dir
+            if headers:
+                common = os.path.commonpath([os.path.abspath(build_dir), *(str(Path(h.target).parents[2]) for h in headers)])
+                base = common if common != os.sep else build_dir
+            env["CCACHE_BASEDIR"] = base
         if "hash_dir" not in user:
             env["CCACHE_NOHASHDIR"] = "1"
+        if user.get("remote_storage"):  # docs/ci/README.md: one object cache for every CI job
+            notes.append(f"remote storage {user['remote_storage']} (objects shared with every build that uses it)")
     else:
         remote = _sccache_remote(environ)
         if environ.get("SCCACHE_DIR"):
@@ -454,15 +471,19 @@ def with_launcher(plan, choice: str, env=None):
     """
     from dataclasses import replace
 
-    cpp_ext = None
+    cpp_ext, headers = None, None
     if env is not None:
         torch = env.python.torch
         cpp_ext = read_cpp_extension(torch.cpp_extension_path or (
             str(Path(torch.file).parent / "utils" / "cpp_extension.py") if torch.file else None))
+        if (choice or "none").strip() != "none":
+            from mamba_build.torch_headers import header_maps
+
+            headers = header_maps(torch.file, torch.version or "", plan.include_dirs)
     build_path = plan.env_for(plan.packages[0])["PATH"] if plan.packages else os.environ.get("PATH", "")
     got = resolve(choice, nvcc=str(Path(plan.cuda_home) / "bin" / "nvcc"), python=plan.python,
                   use_ninja=plan.use_ninja, cpp_extension_text=cpp_ext, build_path=build_path,
-                  build_dir=plan.build_dir)
+                  build_dir=plan.build_dir, headers=headers)
     return replace(plan, launcher=got.name, launcher_path=got.path, launcher_version=got.version,
                    launcher_reason=got.reason, launcher_cache_dir=got.cache_dir, launcher_host_units=got.host_units,
                    launcher_env=dict(got.env), launcher_path_prepend=got.path_prepend)

@@ -143,6 +143,12 @@ class BuildPlan:
     runtime_deps: Any = None  # runtime_deps.RuntimeDeps: the packages' runtime requirements missing from the target
     # build tools the target environment lacks or cannot provide, on the build's PYTHONPATH only (build_tools.py)
     build_overlay: BuildOverlay | None = None
+    # nvcc --threads, why (mamba_build/costs.py choose_threads), and the build time the costs table predicts
+    nvcc_threads_reason: str = ""
+    predicted_build_s: float | None = None  # max(longest unit, cpu_work_s / jobs), one-core s of the 2-core machine
+    cpu_work_s: float | None = None  # CPU seconds of the units (one core), the same units
+    cpu_bound_s: float | None = None  # cpu_work_s / jobs: the CPU-work bound
+    prediction_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -278,7 +284,7 @@ def torch_cxx_std(torch_file: str | None) -> tuple[str | None, str]:
     return std, f"{header} stops anything older than C++{std} (#error), and setup.py asks for c++17"
 
 
-def _split_units(opts: CompileOptions, jobs: int, *, pool: bool, archs: int, nvcc_threads: int) -> tuple[bool, str]:
+def _split_units(opts: CompileOptions, jobs: int, *, pool: bool, archs, nvcc_threads: int) -> tuple[bool, str]:
     """split_units recipes on or off: where the measured costs (mamba_build/costs.py) predict it faster."""
     from mamba_build.costs import choose_split_units
 
@@ -294,7 +300,7 @@ def _split_units(opts: CompileOptions, jobs: int, *, pool: bool, archs: int, nvc
 
 
 def _split_compile_needed(opts: CompileOptions, jobs: int, split: int, reason: str, nvcc_js: bool, *,
-                          split_units: bool, archs: int, nvcc_threads: int) -> tuple[int | None, str, bool]:
+                          split_units: bool, archs, nvcc_threads: int) -> tuple[int | None, str, bool]:
     """Automatic split-compile stays on only where one unit, not the total work, bounds the build: where the
     units outnumber the slots, every slot is busy with a whole unit anyway, and nvcc's threads would only
     oversubscribe the CPUs (or, through the jobserver, take slots from units waiting to start)."""
@@ -304,11 +310,50 @@ def _split_compile_needed(opts: CompileOptions, jobs: int, split: int, reason: s
     if b is None:
         return split, reason, nvcc_js
     longest, spread = b
+    if spread >= longest and nvcc_threads > 1:
+        return None, (f"off: at --threads {nvcc_threads} the longest unit ({longest:.0f} s) no longer outlasts the work "
+                      f"per slot ({spread:.0f} s, data/build_costs.toml), so split-compile's threads would only "
+                      "oversubscribe the CPUs"), False
     if spread >= longest:
         return None, (f"off: the total work bounds the build, not one unit (predicted {spread:.0f} s of CPU per slot "
                       f"against the longest unit's {longest:.0f} s, data/build_costs.toml), so every slot is busy "
                       "with a whole unit and nvcc's threads would only oversubscribe the CPUs"), False
     return split, reason + f" (predicted: the longest unit {longest:.0f} s, the total work {spread:.0f} s per slot)", nvcc_js
+
+
+def _nvcc_threads(opts: CompileOptions, jobs: int, *, pool: bool, archs, split_units: bool) -> tuple[int, str]:
+    """nvcc --threads: where slots would otherwise idle (mamba_build/costs.py choose_threads), else 1."""
+    from mamba_build.costs import choose_threads
+
+    if opts.nvcc_threads:
+        return opts.nvcc_threads, "--nvcc-threads"
+    groups = [list(opts.packages)] if pool else [[p] for p in opts.packages]
+    choices = [choose_threads(g, jobs, split_units=split_units, archs=archs) for g in groups]
+    if choices and all(c is not None for c in choices):
+        best = max(choices, key=lambda c: c.threads)
+        return best.threads, best.reason
+    t = max(1, min(len(archs), 4))
+    return t, f"{t}: one per arch, at most 4 (a package here has no measured costs in data/build_costs.toml)"
+
+
+def _prediction(opts: CompileOptions, jobs: int, *, pool: bool, archs, split_units: bool,
+                nvcc_threads: int) -> tuple[float | None, float | None, float | None, str]:
+    """(predicted build s, CPU work s, CPU-work bound s, the line that says how) from data/build_costs.toml."""
+    from mamba_build.costs import bound
+
+    groups = [list(opts.packages)] if pool else [[p] for p in opts.packages]
+    terms = [bound(g, jobs, split_units=split_units, archs=archs, nvcc_threads=nvcc_threads) for g in groups]
+    if not terms or any(t is None for t in terms):
+        return None, None, None, "no prediction: a package here has no measured costs in data/build_costs.toml"
+    predicted = sum(max(t) for t in terms)
+    cpu_bound = sum(t[1] for t in terms)
+    work = cpu_bound * jobs
+    longest = max(t[0] for t in terms)
+    how = (f"max(longest unit {longest:.0f} s, CPU work {work:.0f} s / {jobs} slots = {cpu_bound:.0f} s)"
+           + ("" if pool or len(groups) == 1 else ", per package, one after the other"))
+    return predicted, work, cpu_bound, (f"{how}; one-core seconds of the 2-core machine (data/build_costs.toml), "
+                                        f"{len(archs)} arch{'s' if len(archs) != 1 else ''} weighted by their "
+                                        "measured cost; the whole command adds pip, the links, the smoke test")
 
 
 def _pool_reason(nvcc_js: bool, jobs: int) -> str:
@@ -391,13 +436,17 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         rec2 = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
         if rec2.jobs < njobs:
             njobs, jobs_reason = rec2.jobs, rec2.reason
-    nvcc_threads = opts.nvcc_threads or max(1, min(len(archs), 4))
-    split_units, split_units_reason = _split_units(opts, njobs, pool=schedule == "pool", archs=len(archs),
-                                                   nvcc_threads=nvcc_threads)
+    # units split or whole at one thread per unit (threads help only where slots idle: decided after)
+    split_units, split_units_reason = _split_units(opts, njobs, pool=schedule == "pool", archs=archs,
+                                                   nvcc_threads=opts.nvcc_threads or 1)
+    nvcc_threads, nvcc_threads_reason = _nvcc_threads(opts, njobs, pool=schedule == "pool", archs=archs,
+                                                      split_units=split_units)
     if split is not None and opts.split_compile is None:
         split, split_reason, nvcc_js = _split_compile_needed(opts, njobs, split, split_reason, nvcc_js,
-                                                             split_units=split_units, archs=len(archs),
+                                                             split_units=split_units, archs=archs,
                                                              nvcc_threads=nvcc_threads)
+    predicted_s, cpu_work_s, cpu_bound_s, prediction_reason = _prediction(
+        opts, njobs, pool=schedule == "pool", archs=archs, split_units=split_units, nvcc_threads=nvcc_threads)
     if schedule == "pool":
         schedule_reason = _pool_reason(nvcc_js, njobs)
     pool_order, pool_order_reason = ((), "")
@@ -439,6 +488,8 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         gpus=tuple(g.name for g in env.gpus.gpus), cxx_std=cxx_std, cxx_std_reason=cxx_std_reason,
         installer=inst,
         build_overlay=overlay,
+        nvcc_threads_reason=nvcc_threads_reason, predicted_build_s=predicted_s, cpu_work_s=cpu_work_s,
+        cpu_bound_s=cpu_bound_s, prediction_reason=prediction_reason,
     )
 
 

@@ -495,3 +495,75 @@ def test_merge_adds_a_later_runs_upstream_package_and_kernel_table():
     assert "speedup = upstream total 1316 s" in text and "9.8x" in _line(text, "- speedup")
     assert "| causal_conv1d | parity |" in text and "| selective_scan | parity |" in text
     assert "merged with the run of `python benchmarks/build_speed.py --phases upstream,kernels" in text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 17: repeated cold runs, the CPU-work bound, upstream's arch list, runs that are not the same run
+
+
+def test_repeated_cold_runs_report_the_median_and_the_spread():
+    runs = [_results(cold=w, warm=None, upstream=None) for w in (150.0, 130.0, 171.0)]
+    res = bs.add_repeats(runs[0], runs[1:])
+    text = bs.render_report(res)
+    line = _line(text, "- cold build")
+    assert "median of 3 cold runs: 150 s (2:30)" in line and "spread (max - min) 41 s" in line
+    assert "**pass**" not in line and "**miss**" in line  # 150 is not under 150
+    assert text.count("- cold run ") == 3
+    assert bs.add_repeats(runs[1], [])["cold_repeats"][0]["wall_s"] == 130.0
+
+
+def test_cold_wall_against_the_cpu_work_bound():
+    res = _results(cold=140.0, warm=None, upstream=None)  # 1500 CPU s on 16 CPUs: bound 93.75 s
+    res["plan"] = {"predicted_build_s": 613.0, "cpu_bound_s": 613.0, "cpu_work_s": 9810.0, "jobs": 16,
+                   "nvcc_threads": 1, "split_units": True}
+    text = bs.render_table(res)
+    line = _line(text, "- CPU-work bound")
+    assert "1500 CPU s / 16 CPUs = 93.8 s" in line and "1.49" in line and "**miss**" in line
+    assert "build ~613 s" in _line(text, "- the plan predicted")
+    res["phases"]["cold"]["wall_s"] = 100.0
+    assert "**pass**" in _line(bs.render_table(res), "- CPU-work bound")
+
+
+def test_targets_of_an_arch_equal_run():
+    res = _results(cold=700.0, warm=None, upstream=(835.0, 481.0))
+    res["targets"] = {"cold_s": None, "speedup": 3.0}
+    text = bs.render_table(res)
+    assert _line(text, "- cold build") == "- cold build (both packages, whole command): 700 s (11:40)"
+    speed = _line(text, "- speedup")
+    assert "(target >= 3x)" in speed and "1.9x" in speed and "**miss**" in speed
+    args = bs.parse_args(["--sdists", "s", "--out", "o", "--target-cold-s", "0", "--target-speedup", "3"])
+    assert args.target_cold_s is None and args.target_speedup == 3.0
+
+
+def _sdist(path: Path, archs: list[int]) -> Path:
+    body = "\n".join(f'cc_flag.append("arch=compute_{a},code=sm_{a}")' for a in archs)
+    data = f"import os\ncc_flag = []\n{body}\n".encode()
+    with tarfile.open(path, "w:gz") as tf:
+        info = tarfile.TarInfo(f"{path.name.split('.tar')[0]}/setup.py")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_upstream_arch_list_is_read_from_the_sdists(tmp_path):
+    nine = [75, 80, 87, 90, 100, 120, 103, 110, 121]
+    a = _sdist(tmp_path / "a-1.0.tar.gz", nine)
+    b = _sdist(tmp_path / "b-2.0.tar.gz", nine)
+    assert bs.upstream_arch_list([a, b]) == "7.5,8.0,8.7,9.0,10.0,12.0,10.3,11.0,12.1"
+    with pytest.raises(SystemExit, match="different arch lists"):
+        bs.upstream_arch_list([a, _sdist(tmp_path / "c-1.0.tar.gz", [80, 90])])
+
+
+def test_merging_another_days_run_says_it_is_not_the_same_run():
+    first = _results(cold=700.0, warm=None, upstream=None)
+    first["started"], first["finished"] = "2026-12-05 10:00:00 UTC", "2026-12-05 10:20:00 UTC"
+    other = _results(cold=None, warm=None, upstream=(835.0, 481.0))
+    other["machine"]["hostname"] = "other-h200"
+    text = bs.render_report(bs.merge_runs(first, other))
+    merged = _line(text, "- merged with the run of")
+    assert "a different run: 2026-11-23 10:00:00 UTC on other-h200" in merged and "NOT from the same run" in merged
+    first["phases"]["kernels"] = None
+    other["phases"]["kernels"] = {"status": "done", "markdown": "| causal_conv1d | parity |"}
+    merged = bs.merge_runs({**first, "phases": {"cold": first["phases"]["cold"]}}, other)
+    assert merged["finished"] == first["finished"]  # another day's end is not this run's
+    assert "NOT this run's" in merged["phases"]["kernels"]["markdown"]

@@ -192,6 +192,9 @@ def test_ccache_keeps_the_users_cache_dir(clean_env):
     got = resolve("ccache", (a,))
     assert "CCACHE_DIR" not in got.env and got.cache_dir == "/users/ccache" and "your cache_dir" in got.reason
     assert "CCACHE_BASEDIR" not in got.env  # configured in ccache.conf
+    fake_ccache(a, config="(environment) remote_storage = http://cache.example/ccache")
+    shared = resolve("ccache", (a,))
+    assert "remote storage http://cache.example/ccache" in shared.reason  # docs/ci: shared by every CI job
 
 
 def test_sccache_env_and_the_users_remote_storage(clean_env):

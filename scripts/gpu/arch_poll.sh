@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# GPU: follow scripts/gpu/arch_session.sh's driver for up to N seconds (default 540) or until it is done, printing
+# progress every minute; then copy what there is into $OUT (each run's results.json, table.md, cold.log tail,
+# cold.pool.ninja_log; parity.json; kernels.json/.md; steps.txt; driver.log), so a lease cut short still brings
+# back every finished step. Usage: bash scripts/gpu/arch_poll.sh [seconds]
+set -u
+S=${SESSION_DIR:-/tmp/i17s}; OUT=${OUT:-/tmp/mb-out}; mkdir -p "$OUT"
+limit=${1:-540}; start=$(date +%s); last=0
+[ -d "$S" ] || { echo "nothing in $S: start it with bash scripts/gpu/arch_session.sh"; exit 1; }
+progress() {
+  echo "== $(date -u '+%T UTC') (+$(( $(date +%s) - start ))s)"; cat "$S/steps.txt" 2>/dev/null
+  [ -f "$S/current" ] && { cat "$S/current"; sed -n 's/^log //p' "$S/current" | while read -r l; do tail -n 3 "$l" | cut -c1-200; done; }
+  for r in "$S"/*/current; do [ -f "$r" ] && sed -n 's/^log //p' "$r" | while read -r l; do tail -n 2 "$l" | cut -c1-200; done; done
+}
+while [ ! -e "$S/done" ]; do
+  now=$(date +%s); [ $((now - start)) -ge "$limit" ] && break
+  if [ $((now - last)) -ge 60 ]; then progress; last=$now; fi
+  sleep 5
+done
+if [ -e "$S/done" ]; then echo "finished: $(cat "$S/done")"; else echo "still running:"; progress; fi
+for f in machine.txt steps.txt driver.log parity.json kernels.json kernels.md; do [ -f "$S/$f" ] && cp "$S/$f" "$OUT/"; done
+for d in "$S"/a9 "$S"/n1 "$S"/n2 "$S"/n3; do
+  [ -d "$d" ] || continue; n=$(basename "$d"); mkdir -p "$OUT/$n"
+  for f in results.json table.md cold.pool.ninja_log; do [ -f "$d/$f" ] && cp "$d/$f" "$OUT/$n/"; done
+  [ -f "$d/cold.log" ] && tail -c 3000000 "$d/cold.log" > "$OUT/$n/cold.log"
+done
+for l in "$S"/*.log; do [ -f "$l" ] && tail -c 200000 "$l" > "$OUT/step-$(basename "$l")"; done
+find "$OUT" -type f -printf "%8s %p\n" | head -40
+for d in a9 n1 n2 n3; do [ -f "$S/$d/table.md" ] && { echo "== $d"; sed -n '/^| build/,$p' "$S/$d/table.md" | head -30; }; done
+exit 0
