@@ -4,7 +4,8 @@
 # cold.pool.ninja_log; parity.json; kernels.json/.md; steps.txt; driver.log), so a lease cut short still brings
 # back every finished step. Usage: bash scripts/gpu/arch_poll.sh [seconds]
 set -u
-S=${SESSION_DIR:-/tmp/i17s}; OUT=${OUT:-/tmp/mb-out}; mkdir -p "$OUT"
+S=${SESSION_DIR:-/tmp/i17s}; FINAL_OUT=${OUT:-/tmp/mb-out}; OUT=$(mktemp -d)  # collected here, then packed:
+# the device tool brings back at most 8 files, so $FINAL_OUT gets results.tar.gz (everything) and steps.txt
 limit=${1:-540}; start=$(date +%s); last=0
 [ -d "$S" ] || { echo "nothing in $S: start it with bash scripts/gpu/arch_session.sh"; exit 1; }
 progress() {
@@ -26,5 +27,7 @@ for d in "$S"/a9 "$S"/n1 "$S"/n2 "$S"/n3; do
 done
 for l in "$S"/*.log; do [ -f "$l" ] && tail -c 200000 "$l" > "$OUT/step-$(basename "$l")"; done
 find "$OUT" -type f -printf "%8s %p\n" | head -40
+mkdir -p "$FINAL_OUT"; tar -C "$OUT" -czf "$FINAL_OUT/results.tar.gz" .; cp "$S/steps.txt" "$FINAL_OUT/" 2>/dev/null
+ls -l "$FINAL_OUT"
 for d in a9 n1 n2 n3; do [ -f "$S/$d/table.md" ] && { echo "== $d"; sed -n '/^| build/,$p' "$S/$d/table.md" | head -30; }; done
 exit 0
