@@ -13,7 +13,7 @@ from mamba_build.probes.compilers import Compiler, probe_compilers
 from mamba_build.probes.gpu import GpuInfo, probe_gpus
 from mamba_build.probes.python_env import PythonEnv, probe_python_env, torch_cuda_home_guess
 from mamba_build.probes.system import PlatformInfo, Resources, probe_platform, probe_resources
-from mamba_build.probes.toolkits import NvccOnPath, Toolkit, probe_toolkits
+from mamba_build.probes.toolkits import NvccOnPath, Toolkit, conda_prefix_of, probe_toolkits
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Environment:
     torch_cuda_home_how: str
     compilers: tuple[Compiler, ...]
     probe_seconds: float
+    conda_prefixes: tuple[str, ...] = ()  # $CONDA_PREFIX and the conda environment of the target Python
 
     def toolkit_at(self, home: str | None) -> Toolkit | None:
         if not home:
@@ -51,13 +52,19 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def conda_prefixes(python: str | None = None) -> tuple[str, ...]:
+    """The conda environments in play: $CONDA_PREFIX (the activated one) and the one of ``python``."""
+    found = [os.environ.get("CONDA_PREFIX") or None, conda_prefix_of(python)]
+    return tuple(dict.fromkeys(p for p in found if p))
+
+
 def gather(python: str | None = None, build_dir: str | os.PathLike = ".", *, extensions: bool = True) -> Environment:
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=5) as pool:
         f_py = pool.submit(probe_python_env, python, extensions=extensions)
         f_gpu = pool.submit(probe_gpus)
-        f_tk = pool.submit(probe_toolkits)
-        f_cc = pool.submit(probe_compilers)
+        f_tk = pool.submit(probe_toolkits, None, python)
+        f_cc = pool.submit(probe_compilers, None, conda_prefixes(python))
         platform_info = probe_platform()
         resources = probe_resources(build_dir)
         toolkits, on_path = f_tk.result()
@@ -65,6 +72,6 @@ def gather(python: str | None = None, build_dir: str | os.PathLike = ".", *, ext
         env = Environment(
             platform=platform_info, resources=resources, python=f_py.result(), gpus=f_gpu.result(),
             toolkits=toolkits, nvcc_on_path=on_path, torch_cuda_home=guess, torch_cuda_home_how=how,
-            compilers=f_cc.result(), probe_seconds=0.0,
+            compilers=f_cc.result(), probe_seconds=0.0, conda_prefixes=conda_prefixes(python),
         )
     return Environment(**{**env.__dict__, "probe_seconds": round(time.monotonic() - start, 3)})
