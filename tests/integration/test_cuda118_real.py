@@ -25,7 +25,7 @@ import pytest
 
 from mamba_build import binary, packages
 
-pytestmark = [pytest.mark.slow, pytest.mark.network]
+pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.toolchain]
 
 
 def _run(argv, timeout, **kw):
