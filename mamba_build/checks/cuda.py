@@ -105,8 +105,8 @@ def check_toolkits(env: Environment, target: Target) -> list[Check]:
     checks: list[Check] = []
     if not env.toolkits:
         want = target.cuda or env.python.torch.cuda or "12.8"
-        fix = (f"mamba-build toolchain install --cuda {want}  (no root needed), or install the "
-               f"CUDA {want} toolkit and export CUDA_HOME=/usr/local/cuda-{want}")
+        fix = (f"mamba-build toolchain install --cuda {want}  (no root needed; `mamba-build compile` does it itself), "
+               f"or install the CUDA {want} toolkit and export CUDA_HOME=/usr/local/cuda-{want}")
         runtime_only = [p for p in env.conda_prefixes if _has_cudart(p)]
         if runtime_only:  # e.g. `conda install cudatoolkit==11.8`: the runtime libraries, no compiler
             return [fail("toolkits", f"no CUDA toolkit found: the conda environment {runtime_only[0]} has the CUDA "
@@ -198,7 +198,8 @@ def check_target(env: Environment, target: Target) -> Check:
         return ok("target", f"target toolkit: CUDA {target.toolkit.version} at {target.toolkit.home}", target.reason)
     want = target.cuda or env.python.torch.cuda
     others = ", ".join(sorted({t.version for t in env.toolkits if t.version})) or "none"
-    fix = (f"mamba-build toolchain install --cuda {want}  (no root needed)" if want else
+    fix = (f"mamba-build toolchain install --cuda {want}  (no root needed; `mamba-build compile` does it itself)"
+           if want else
            "install a CUDA build of torch first")
     return fail("target", f"no usable toolkit for CUDA {want or '?'} ({target.reason}); toolkits found: {others}",
                 fix)
