@@ -2,6 +2,7 @@
 #   make demo   - build both Mamba extensions with the default plan (--arch 9.0 when no GPU is visible)
 #   make test   - the whole test suite, real toolchain included (what .ci/run calls)
 #   make test-fast - unit tests only
+#   make test-bare - the real-toolchain tests on "a bare machine": a mount namespace without /usr/local/cuda*
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +11,7 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.14.1
 STAMP  := $(VENV)/.mamba-build-installed
 
-.PHONY: venv demo test test-fast test-deps doctor apt-deps clean bench
+.PHONY: venv demo test test-fast test-deps test-bare doctor apt-deps clean bench
 
 # uv: the tests of venvs made by uv (tests/integration/test_user_envs_real.py)
 $(STAMP): pyproject.toml
@@ -53,6 +54,14 @@ test-deps: venv
 
 test: venv apt-deps test-deps
 	$(PY) -m pytest -v --durations=25 tests
+
+# The real-toolchain tests with this machine's CUDA toolkit hidden (scripts/test_bare_machine.sh: root or user
+# namespaces): they use only the toolkit the project provisions itself (tests/conftest.py::cuda_home).
+BARE_TESTS ?= tests/integration/test_bare_machine.py tests/integration/test_doctor_real.py \
+	tests/integration/test_probe_real.py tests/integration/test_compile_real.py::test_fixture_builds_through_the_pipeline \
+	tests/integration/test_conda_prefix_real.py tests/unit/test_sass_parity.py tests/unit/test_hostcc.py
+test-bare: venv apt-deps
+	scripts/test_bare_machine.sh $(PY) -m pytest -v --durations=25 $(BARE_TESTS)
 
 bench: venv
 	$(PY) benchmarks/doctor_speed.py

@@ -14,7 +14,7 @@ from mamba_build.probes.gpu import GpuInfo, probe_gpus
 from mamba_build.probes.python_env import PythonEnv, probe_python_env, torch_cuda_home_guess
 from mamba_build.probes.search_paths import IncludeDir, LibcudaInfo, probe_include_dirs, probe_libcuda
 from mamba_build.probes.system import PlatformInfo, Resources, probe_platform, probe_resources
-from mamba_build.probes.toolkits import NvccOnPath, Toolkit, probe_toolkits
+from mamba_build.probes.toolkits import NvccOnPath, Toolkit, conda_prefix_of, probe_toolkits
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Environment:
     probe_seconds: float
     include_dirs: tuple[IncludeDir, ...] = ()  # CPATH & co. (stray CUDA headers)
     libcuda: LibcudaInfo | None = None  # libcuda.so.1 as triton finds it (None: not probed)
+    conda_prefixes: tuple[str, ...] = ()  # $CONDA_PREFIX and the conda environment of the target Python
 
     def toolkit_at(self, home: str | None) -> Toolkit | None:
         if not home:
@@ -54,13 +55,19 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def conda_prefixes(python: str | None = None) -> tuple[str, ...]:
+    """The conda environments in play: $CONDA_PREFIX (the activated one) and the one of ``python``."""
+    found = [os.environ.get("CONDA_PREFIX") or None, conda_prefix_of(python)]
+    return tuple(dict.fromkeys(p for p in found if p))
+
+
 def gather(python: str | None = None, build_dir: str | os.PathLike = ".", *, extensions: bool = True) -> Environment:
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=5) as pool:
         f_py = pool.submit(probe_python_env, python, extensions=extensions)
         f_gpu = pool.submit(probe_gpus)
-        f_tk = pool.submit(probe_toolkits)
-        f_cc = pool.submit(probe_compilers)
+        f_tk = pool.submit(probe_toolkits, None, python)
+        f_cc = pool.submit(probe_compilers, None, conda_prefixes(python))
         f_lc = pool.submit(probe_libcuda)
         platform_info = probe_platform()
         resources = probe_resources(build_dir)
@@ -70,5 +77,6 @@ def gather(python: str | None = None, build_dir: str | os.PathLike = ".", *, ext
             platform=platform_info, resources=resources, python=f_py.result(), gpus=f_gpu.result(),
             toolkits=toolkits, nvcc_on_path=on_path, torch_cuda_home=guess, torch_cuda_home_how=how,
             compilers=f_cc.result(), probe_seconds=0.0, include_dirs=probe_include_dirs(), libcuda=f_lc.result(),
+            conda_prefixes=conda_prefixes(python),
         )
     return Environment(**{**env.__dict__, "probe_seconds": round(time.monotonic() - start, 3)})

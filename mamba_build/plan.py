@@ -15,8 +15,8 @@ from mamba_build import jobs as jobs_mod
 from mamba_build import paths, tables
 from mamba_build.build_tools import BuildOverlay
 from mamba_build.checks import resolve_target
-from mamba_build.checks.compilers import torch_bounds, toolkit_limit
-from mamba_build.checks.cuda import math_include_dirs
+from mamba_build.checks.compilers import nearest_torch_bounds, toolkit_limit
+from mamba_build.checks.cuda import build_include_dirs
 from mamba_build.environment import Environment, to_jsonable
 from mamba_build.errors import EnvironmentProblem, SourceError, ToolkitError, UsageError
 from mamba_build.select import validate_cuda_version
@@ -43,7 +43,7 @@ class CompileOptions:
     install: bool = True
     patch_torch: str = "process"  # or "inplace"
     allow_unsupported_compiler: bool = False
-    provision: bool = False
+    provision: bool = True  # install a toolkit when none usable is found (--no-provision: never)
     python: str | None = None
     build_dir: str | None = None
     keep_build: bool = False
@@ -116,7 +116,7 @@ class BuildPlan:
     use_cache: bool
     gpu_present: bool
     timeout: float
-    include_dirs: tuple[str, ...] = ()  # added through CPATH: math headers the toolkit lacks
+    include_dirs: tuple[str, ...] = ()  # added through CPATH: a conda toolkit's targets/*/include, math headers it lacks
     schedule: str = "sequential"  # "pool": one jobserver for every build, packages at the same time
     schedule_reason: str = ""
     ninja: str | None = None  # the ninja the builds run (its directory goes first on PATH)
@@ -149,6 +149,9 @@ class BuildPlan:
     cpu_work_s: float | None = None  # CPU seconds of the units (one core), the same units
     cpu_bound_s: float | None = None  # cpu_work_s / jobs: the CPU-work bound
     prediction_reason: str = ""
+    # the toolkit `compile` installs (installed) first because none usable was found (mamba_build/provision.py):
+    # {"cuda", "reason", "home", "how", "command"}; None: the toolkit was already there
+    provision: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -410,12 +413,12 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         want = cuda or t.cuda
         found = ", ".join(sorted({f"{x.version} ({x.home})" for x in env.toolkits if x.usable})) or "none"
         raise ToolkitError(f"no usable CUDA {want} toolkit found (found: {found})",
-                           f"run `mamba-build toolchain install --cuda {want}` (no root needed), pass --provision to "
-                           f"do it now, or install CUDA {want} and set CUDA_HOME")
+                           f"run `mamba-build toolchain install --cuda {want}` (no root needed), leave out "
+                           f"--no-provision to let compile do it, or install CUDA {want} and set CUDA_HOME")
     if tk.version.split(".")[0] != t.cuda.split(".")[0]:
         raise ToolkitError(f"nvcc {tk.version} ({tk.home}) and torch's CUDA {t.cuda} differ in major version",
-                           f"use a CUDA {t.cuda.split('.')[0]}.x toolkit (`mamba-build toolchain install --cuda {t.cuda}`) "
-                           "or a torch built for that CUDA major")
+                           f"use a CUDA {t.cuda.split('.')[0]}.x toolkit (`mamba-build toolchain install --cuda {t.cuda}`; "
+                           "compile does it itself unless --no-provision) or a torch built for that CUDA major")
     if not tk.has_cub:
         raise ToolkitError(f"{tk.home} lacks the CCCL/cub headers the Mamba kernels include",
                            f"mamba-build toolchain install --cuda {tk.version}")
@@ -456,7 +459,10 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         pool_order, pool_order_reason = _pool_order(opts.packages, split_units)
     cxx_std, cxx_std_reason = torch_cxx_std(t.file)
     bounds = {}
-    gcc_b = torch_bounds(env, target, "gcc")
+    # torch's CUDA_GCC_VERSIONS entry for this toolkit (added in the build process, or replaced: its upper bound
+    # from the toolkit's host_config.h); a minor torch's map lacks (13.1+ for torch 2.14) takes the lower bound
+    # of the newest minor of the same major it has
+    gcc_b = nearest_torch_bounds(env, target, "gcc")
     limit = toolkit_limit(target, "gcc")
     if limit is not None:
         lo = tuple(gcc_b[0]) if gcc_b else (6, 0, 0)
@@ -481,7 +487,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         install=opts.install, patch_torch=opts.patch_torch, compiler_bounds=bounds, local_version=local_version,
         index_url=opts.index_url, find_links=opts.find_links, keep_build=opts.keep_build, use_cache=opts.use_cache,
         gpu_present=bool(env.gpus.gpus), timeout=opts.timeout,
-        include_dirs=tuple(math_include_dirs(env, tk)),
+        include_dirs=tuple(build_include_dirs(env, tk)),
         schedule=schedule, schedule_reason=schedule_reason, ninja=ninja_path, nvcc_jobserver=nvcc_js,
         split_units=split_units, split_units_reason=split_units_reason, pool_order=pool_order,
         pool_order_reason=pool_order_reason, rerun_smoke=opts.rerun_smoke,

@@ -263,6 +263,56 @@ def _list_index(index: str, info: PackageInfo) -> list[IndexFile]:
     return _parse_html(resp.text, url, info)
 
 
+@dataclass(frozen=True)
+class ProjectFile:
+    """One file of a project on the index, as the Simple API lists it (any kind: wheel or sdist)."""
+    filename: str
+    url: str
+    sha256: str | None
+    size: int | None = None
+    yanked: bool = False
+
+
+def list_project_files(project: str, index_url: str | None = None) -> list[ProjectFile]:
+    """Every file of ``project`` on the package index (PEP 691 JSON, else PEP 503 HTML), with the
+    index's sha256 (and size where the index gives it). The index is pip's (see :func:`resolve_index`)."""
+    index, _ = resolve_index(index_url, ())
+    url = urljoin(index, canonicalize_name(project) + "/")
+    resp = _get(url, f"listing {project}", accept="application/vnd.pypi.simple.v1+json, text/html;q=0.1")
+    if resp.status_code == 404:
+        raise SourceError(f"{project} is not on the package index {index}",
+                          "check --index-url / PIP_INDEX_URL (it must mirror https://pypi.org/simple)")
+    if resp.status_code >= 400:
+        raise NetworkError(f"the package index answered HTTP {resp.status_code} for {url}",
+                           "check --index-url / PIP_INDEX_URL and your credentials for the mirror")
+    out: list[ProjectFile] = []
+    if "json" in resp.headers.get("Content-Type", ""):
+        for f in resp.json().get("files", []):
+            out.append(ProjectFile(f.get("filename", ""), urljoin(url, f.get("url", "")),
+                                   (f.get("hashes") or {}).get("sha256"), f.get("size"), bool(f.get("yanked"))))
+        return out
+    p = _LinkParser()
+    p.feed(resp.text)
+    for href, attrs in p.links:
+        full = urljoin(url, href)
+        sha = full.split("#sha256=", 1)[1] if "#sha256=" in full else None
+        out.append(ProjectFile(unquote(urlparse(full).path.rsplit("/", 1)[-1]), full.split("#", 1)[0], sha,
+                               None, "data-yanked" in attrs))
+    return out
+
+
+def download_bytes(url: str, what: str, expected_sha: str | None) -> bytes:
+    """A small file (metadata, a metapackage wheel) read into memory, its sha256 checked when known."""
+    resp = _get(url, what)
+    if resp.status_code >= 400:
+        raise NetworkError(f"HTTP {resp.status_code} while {what} ({url})", "rerun; check the index or proxy")
+    data = resp.content
+    if expected_sha and hashlib.sha256(data).hexdigest() != expected_sha.lower():
+        raise SourceError(f"sha256 of {url.rsplit('/', 1)[-1]} does not match the index while {what}",
+                          "rerun; if it persists, the index or a proxy serves a different file")
+    return data
+
+
 def _list_find_links(link: str, info: PackageInfo) -> list[IndexFile]:
     if link.startswith(("http://", "https://")):
         resp = _get(link, f"reading find-links page for {info.pypi_name}")

@@ -26,7 +26,7 @@ def load(name: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class CudaRelease:
     version: str
-    min_driver: str
+    min_driver: str | None  # None: not recorded (the release notes' driver table was not read for it)
     archs: tuple[int, ...]
     gcc_max: int
     clang_max: int
@@ -35,7 +35,7 @@ class CudaRelease:
 def cuda_releases() -> dict[str, CudaRelease]:
     data = load("cuda")["release"]
     return {
-        v: CudaRelease(v, d["min_driver"], tuple(d["archs"]), d["gcc_max"], d["clang_max"])
+        v: CudaRelease(v, d.get("min_driver"), tuple(d["archs"]), d["gcc_max"], d["clang_max"])
         for v, d in data.items()
     }
 

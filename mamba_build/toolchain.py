@@ -8,7 +8,13 @@ them out as a normal CUDA_HOME::
     cuda-13.0/nvvm/bin/cicc, nvvm/libdevice
     cuda-13.0/include/ (runtime, crt/, cccl/, + cuBLAS/cuSPARSE/cuSOLVER headers when found)
     cuda-13.0/lib64/libcudart.so -> libcudart.so.13   (lib -> lib64)
-    cuda-13.0/mamba-build-toolchain.json
+    cuda-13.0/mamba-build-toolchain.json, mamba-build-toolchain.lock.json
+
+CUDA 13.x releases the pin table does not list (13.1 and later) are resolved from the package index
+at install time through NVIDIA's ``cuda-toolkit`` metapackage (:mod:`mamba_build.toolkit_index`, the
+``[resolve]`` table) and installed the same way; every install writes the wheel set it used (files,
+sha256) to ``mamba-build-toolchain.lock.json`` next to the toolkit, and ``install(lock=...)`` installs
+exactly such a set again.
 
 ``bin/nvcc --version`` is run in the staging folder; only then is it renamed into place, so a
 failure or Ctrl-C leaves nothing half-made. Releases whose PyPI wheels lack the compiler driver
@@ -215,15 +221,25 @@ def _normalize_cuda(cuda: str) -> str:
     return f"{int(major)}.{int(minor)}"
 
 
+def installable_text() -> str:
+    """What ``install`` can assemble, for messages: the pinned releases and the majors resolved from the index."""
+    from mamba_build.toolkit_index import rules
+
+    pinned = ", ".join(installable_releases()) or "none"
+    resolved = ", ".join(f"any {m}.x" for m in sorted(rules()))
+    return pinned + (f"; {resolved} NVIDIA publishes on the package index (resolved at install time)" if resolved else "")
+
+
 def release_pins(cuda: str) -> ReleasePins:
-    """Pins for ``cuda`` (``"12.4"`` or ``"12.4.1"``); UsageError (exit 2) for a release not pinned."""
+    """Pins for ``cuda`` (``"12.4"`` or ``"12.4.1"``) from the pin table; UsageError (exit 2) for a release not
+    pinned. ``install`` resolves the releases of ``[resolve]`` majors from the index instead (toolkit_index)."""
     version = _normalize_cuda(cuda)
     releases = pinned_releases()
     if version not in releases:
         ok = installable_releases()
         raise UsageError(
             f"CUDA {cuda} is not a release mamba-build can install (installable: "
-            f"{', '.join(ok) or 'none'}; pinned but incomplete on PyPI: "
+            f"{installable_text()}; pinned but incomplete on PyPI: "
             f"{', '.join(_sorted(v for v, p in releases.items() if not p.complete)) or 'none'})",
             f"use --cuda {ok[-1] if ok else 'X.Y'}, or install the CUDA {version} toolkit yourself "
             "(NVIDIA's runfile installs without root: sh cuda_<ver>_linux.run --silent --toolkit "
@@ -247,6 +263,14 @@ class ToolchainInfo:
     created: str = ""
     layout: dict[str, str] = field(default_factory=dict)
     math_headers: dict[str, Any] | None = None  # {"source": dir, "files": [...]}, or None
+    origin: str = ""  # "pin table", "index (cuda-toolkit 13.5.0)" or "lock <file>"
+
+    @property
+    def lock_file(self) -> Path:
+        """The wheel set (names, versions, files, sha256) this toolkit was assembled from."""
+        from mamba_build.toolkit_index import LOCK_NAME
+
+        return self.path / LOCK_NAME
 
     @property
     def cuda_home(self) -> Path:
@@ -274,6 +298,7 @@ class ToolchainInfo:
             "format": 1, "cuda": self.cuda, "nvcc_version": self.nvcc_version,
             "nvcc_version_text": self.nvcc_version_text, "archs": self.archs, "wheels": self.wheels,
             "debs": self.debs, "created": self.created, "layout": self.layout, "math_headers": self.math_headers,
+            "origin": self.origin,
         }
 
     @classmethod
@@ -288,7 +313,8 @@ class ToolchainInfo:
                    nvcc_version_text=data.get("nvcc_version_text", ""), archs=list(data.get("archs", [])),
                    wheels=list(data.get("wheels", [])), debs=list(data.get("debs", [])),
                    created=data.get("created", ""),
-                   layout=dict(data.get("layout", {})), math_headers=data.get("math_headers"))
+                   layout=dict(data.get("layout", {})), math_headers=data.get("math_headers"),
+                   origin=data.get("origin", ""))
 
 
 def toolkit_dir(cuda: str) -> Path:
@@ -339,11 +365,38 @@ def remove(cuda: str) -> Path:
 # install
 
 
+def release_for_install(cuda: str, *, index_url: str | None = None, find_links: Path | str | None = None,
+                        lock: Path | None = None) -> tuple[ReleasePins, str, dict[str, Any] | None]:
+    """(pins, origin, resolved lock or None) of what ``install`` assembles for ``cuda``: the ``lock`` file when
+    given, else the pin table's entry, else (a ``[resolve]`` major) the wheel set resolved from the index."""
+    from mamba_build import toolkit_index
+
+    version = _normalize_cuda(cuda)
+    if lock is not None:
+        pins, data = toolkit_index.pins_from_lock(Path(lock), version)
+        return pins, f"lock {lock}", data
+    if version in pinned_releases() or not toolkit_index.resolvable(version):
+        return release_pins(version), "pin table", None
+    if find_links and not index_url:
+        raise UsageError(
+            f"CUDA {version} is resolved from the package index at install time, and --find-links without "
+            "--index-url works offline",
+            f"install it once where the index is reachable and pass its {toolkit_index.LOCK_NAME} here with "
+            "--lock FILE --find-links DIR (the wheels it names in DIR); or add --index-url")
+    pins, data = toolkit_index.resolve(version, index_url=index_url)
+    meta = data["metapackage"]
+    return pins, f"index ({meta['name']} {meta['version']})", data
+
+
 def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None = None,
-            find_links: Path | str | None = None, math_headers_from: Path | None = None,
+            find_links: Path | str | None = None, math_headers_from: Path | Sequence[Path] | None = None,
             force: bool = False, timeout: float = 1800.0, debs_dir: Path | None = None,
-            debian_mirror: str | None = None) -> ToolchainInfo:
+            debian_mirror: str | None = None, lock: Path | None = None) -> ToolchainInfo:
     """Assemble the toolkit for CUDA ``cuda`` from pinned PyPI wheels; see the module docstring.
+
+    Releases the pin table does not list are resolved from the index at install time (majors of its
+    ``[resolve]`` table; :mod:`mamba_build.toolkit_index`); ``lock``: install exactly the wheel set of a
+    lock file instead. Either way the wheel set is written next to the toolkit as its lock file.
 
     ``wheels_dir``: where downloaded wheels are kept (default: the cache's ``wheels/nvidia``);
     files already there with the pinned sha256 are not downloaded again. ``find_links``: a folder
@@ -357,7 +410,12 @@ def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None 
     ``find_links`` is searched for the pinned .deb files too; ``debian_mirror`` replaces the
     archive URI of the pin table (e.g. a local mirror).
     """
-    pins = release_pins(cuda)
+    target = paths.toolchains_dir() / f"cuda-{_normalize_cuda(cuda)}"
+    if target.exists() and not force:
+        existing = ToolchainInfo.from_dir(target)
+        if existing is not None and existing.nvcc.exists():
+            return existing
+    pins, origin, resolved = release_for_install(cuda, index_url=index_url, find_links=find_links, lock=lock)
     if not pins.complete:
         raise ToolkitError(
             f"NVIDIA's PyPI wheels for CUDA {pins.cuda} do not contain a compiler: "
@@ -368,12 +426,8 @@ def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None 
             f"(sh cuda_{pins.cuda}.*_linux.run --silent --toolkit --toolkitpath=$HOME/cuda-{pins.cuda}) "
             f"or with conda (conda install -c nvidia/label/cuda-{pins.cuda}.0 cuda-nvcc cuda-cudart-dev "
             f"libcublas-dev libcusparse-dev libcusolver-dev) and set CUDA_HOME to it; or build with "
-            f"a release that PyPI does provide: {', '.join(installable_releases())}")
+            f"a release that PyPI does provide: {installable_text()}")
     target = paths.toolchains_dir(create=True) / f"cuda-{pins.cuda}"
-    if target.exists() and not force:
-        existing = ToolchainInfo.from_dir(target)
-        if existing is not None and existing.nvcc.exists():
-            return existing
 
     wheel_store = Path(wheels_dir) if wheels_dir else paths.wheel_cache_dir() / "nvidia"
     files = fetch_wheels(pins, wheel_store, index_url=index_url, find_links=find_links, timeout=timeout)
@@ -387,7 +441,10 @@ def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None 
     try:
         layout = assemble(pins, files, staging, debs=debs)
         headers = _add_math_headers(staging, pins.cuda, math_headers_from)
-        info = _validate(staging, pins, files, layout, headers, debs)
+        info = _validate(staging, pins, files, layout, headers, debs, origin=origin)
+        from mamba_build.toolkit_index import lock_data
+
+        info.lock_file.write_text(json.dumps(lock_data(pins, origin, resolved), indent=2) + "\n", encoding="utf-8")
         _commit(staging, target)
         info.path = target
         return info
@@ -794,9 +851,11 @@ def assemble(pins: ReleasePins, files: dict[str, Path], dest: Path,
     return layout
 
 
-def _math_header_dirs(cuda: str, source: Path | None) -> list[Path]:
+def _math_header_dirs(cuda: str, source: Path | Sequence[Path] | None) -> list[Path]:
     spec = _load_table().get("math_headers", {})
     rels = spec.get(cuda.split(".")[0], [])
+    if source is not None and not isinstance(source, (str, os.PathLike)):
+        return [Path(s) for s in source]  # include folders as given (e.g. the target environment's)
     if source is not None:
         source = Path(source)
         return [source] + [source / r for r in rels]
@@ -807,7 +866,7 @@ def _math_header_dirs(cuda: str, source: Path | None) -> list[Path]:
     return dirs
 
 
-def _add_math_headers(dest: Path, cuda: str, source: Path | None) -> dict[str, Any] | None:
+def _add_math_headers(dest: Path, cuda: str, source: Path | Sequence[Path] | None) -> dict[str, Any] | None:
     """Copy cuBLAS/cuSPARSE/cuSOLVER headers (torch's CUDA headers include them) into include/."""
     globs = _load_table().get("math_headers", {}).get("globs", [])
     include = dest / "include"
@@ -846,7 +905,8 @@ def parse_gpu_archs(text: str) -> list[int]:
 
 
 def _validate(staging: Path, pins: ReleasePins, files: dict[str, Path], layout: dict[str, str],
-              math_headers: dict[str, Any] | None, debs: dict[str, Path] | None = None) -> ToolchainInfo:
+              math_headers: dict[str, Any] | None, debs: dict[str, Path] | None = None,
+              origin: str = "pin table") -> ToolchainInfo:
     nvcc = staging / "bin" / "nvcc"
     result = runner.run([nvcc, "--version"], timeout=60)
     parsed = parse_nvcc_version(result.stdout) if result.ok else None
@@ -866,7 +926,7 @@ def _validate(staging: Path, pins: ReleasePins, files: dict[str, Path], layout: 
         debs=[{"package": d.package, "version": d.version, "file": d.filename, "sha256": d.sha256,
                "archive": f"{pins.apt.uri} {pins.apt.suite}" if pins.apt else ""} for d in pins.debs],
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        layout=layout, math_headers=math_headers,
+        layout=layout, math_headers=math_headers, origin=origin,
     )
     (staging / METADATA_NAME).write_text(json.dumps(info.to_json(), indent=2) + "\n", encoding="utf-8")
     return info

@@ -44,6 +44,101 @@ def shared_dir() -> Path:
     return SHARED
 
 
+# ---------------------------------------------------------------------------------------------
+# The CUDA toolkit of the real-toolchain tests, provisioned by the project itself
+
+TEST_CUDA = "13.0"  # torch 2.14.1 (the venv's) is a CUDA 13.0 build
+_TOOLKIT_CODE = ("mamba_build/toolchain.py", "mamba_build/toolkit_index.py", "mamba_build/data/toolchains.toml")
+
+
+def _toolkit_stamp() -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for rel in _TOOLKIT_CODE:
+        h.update((REPO / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def provision_toolkit(cuda: str = TEST_CUDA) -> Path:
+    """The CUDA toolkit every real-toolchain test uses: `mamba-build toolchain install --cuda X.Y` (this
+    checkout's CLI, run in a child) into ``$MAMBA_BUILD_TEST_CACHE/toolkits`` (its MAMBA_BUILD_CACHE: the
+    toolkit and the downloaded wheels stay there). Done once per machine, and again (``--force``) when the code
+    that assembles toolkits changed (a stamp of toolchain.py, toolkit_index.py, data/toolchains.toml). Nothing
+    of /usr/local/cuda* is used. ``$MAMBA_BUILD_TEST_CUDA_HOME`` overrides it (a toolkit of your own).
+    Network failure: skip (an error under CI=true, see pytest_runtest_makereport)."""
+    import fcntl
+
+    override = os.environ.get("MAMBA_BUILD_TEST_CUDA_HOME")
+    if override:
+        return Path(override)
+    cache = tests_cache_root() / "toolkits"
+    cache.mkdir(parents=True, exist_ok=True)
+    home = cache / "toolchains" / f"cuda-{cuda}"
+    stamp_file = cache / f"cuda-{cuda}.stamp"
+    stamp = _toolkit_stamp()
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one install at a time (parallel sessions on one machine)
+        current = stamp_file.read_text().strip() if stamp_file.is_file() else None
+        if current == stamp and (home / "bin" / "nvcc").is_file():
+            return home.resolve()
+        argv = ["toolchain", "install", "--cuda", cuda] + (["--force"] if home.exists() else [])
+        proc = run_cli(*argv, env={"MAMBA_BUILD_CACHE": str(cache)}, timeout=3600)
+        if proc.returncode == 8:  # ExitCode.NETWORK
+            pytest.skip(f"cannot provision CUDA {cuda} for the real-toolchain tests (network): {proc.stderr[-400:]}")
+        if proc.returncode != 0 or not (home / "bin" / "nvcc").is_file():
+            pytest.fail(f"`mamba-build toolchain install --cuda {cuda}` failed ({proc.returncode}):\n"
+                        + (proc.stdout + proc.stderr)[-3000:])
+        stamp_file.write_text(stamp + "\n")
+    return home.resolve()
+
+
+@pytest.fixture(scope="session")
+def cuda_home() -> Path:
+    """CUDA_HOME of the real-toolchain tests (see :func:`provision_toolkit`)."""
+    return provision_toolkit()
+
+
+@pytest.fixture(scope="session")
+def cuda_env(cuda_home) -> dict:
+    """Environment additions that point a `mamba-build` child at the provisioned toolkit."""
+    return {"CUDA_HOME": str(cuda_home)}
+
+
+# ---------------------------------------------------------------------------------------------
+# CI=true: a skipped real-toolchain test is an error
+
+ALLOWED_SKIP_MARKERS = ("gpu",)  # `gpu`: depends on whether a GPU is visible (skips where that does not hold)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "toolchain: uses a real CUDA toolkit (provisioned by the project, see "
+                                       "tests/conftest.py); under CI=true its skip is an error")
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true (the CI runner sets it) a skip of a test marked `toolchain` becomes an error/failure: CI must
+    run the real-toolchain tests, not skip them because a toolkit, a tool or the network was missing. Allowed:
+    tests also marked `gpu` (ALLOWED_SKIP_MARKERS), which skip where a GPU is (not) visible."""
+    outcome = yield
+    rep = outcome.get_result()
+    if not (rep.skipped and _ci()) or hasattr(rep, "wasxfail"):
+        return
+    if item.get_closest_marker("toolchain") is None:
+        return
+    if any(item.get_closest_marker(m) is not None for m in ALLOWED_SKIP_MARKERS):
+        return
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3 else str(rep.longrepr)
+    rep.outcome = "failed"
+    rep.longrepr = (f"CI=true: the real-toolchain test {item.nodeid} was skipped ({reason}); in CI it must run. "
+                    "Only tests marked `gpu` may skip (tests/conftest.py: ALLOWED_SKIP_MARKERS).")
+
+
 def has_gpu() -> bool:
     if not shutil.which("nvidia-smi"):
         return False
@@ -87,13 +182,13 @@ def pool_mamba_ssm_source(mamba_main_source) -> tuple[str, str | None]:
 
 
 @pytest.fixture(scope="session")
-def pool_wheels(tmp_path_factory, pool_mamba_ssm_source) -> PoolWheels:
+def pool_wheels(tmp_path_factory, pool_mamba_ssm_source, cuda_env) -> PoolWheels:
     """causal-conv1d 1.7.0 and mamba-ssm built ONCE per session, at the same time, through the pool's one ninja,
     for sm_90 without PTX, by `mamba-build wheels` (fetch, patch, pool build, arch check, smoke test in staging:
     import-only without a GPU). About 9 minutes on 2 cores. ``--split-units``, as on a many-core machine: the
     split-bwd-units and split-bwd-launch units are built, linked and imported (on 2 slots the split costs no wall
     time: 535 vs 529 s, docs/benchmarks.md). The build trees are kept (``trees``): the mutant tests compile
-    mutated units with the very commands of this build."""
+    mutated units with the very commands of this build. The toolkit: the tests' provisioned one (``cuda_env``)."""
     import time
 
     source, pin = pool_mamba_ssm_source
@@ -107,7 +202,7 @@ def pool_wheels(tmp_path_factory, pool_mamba_ssm_source) -> PoolWheels:
     if source != "pypi":
         argv += ["--source", f"mamba-ssm={source}"]
     start = time.monotonic()
-    proc = run_cli(*argv, env={"PYTHONUNBUFFERED": "1"}, timeout=3600)
+    proc = run_cli(*argv, env={**cuda_env, "PYTHONUNBUFFERED": "1"}, timeout=3600)
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         pytest.fail(f"mamba-build wheels (both packages, pool) failed ({proc.returncode}):\n{proc.stderr[-6000:]}")

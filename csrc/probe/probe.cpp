@@ -4,6 +4,7 @@
 // (pybind11 + torch's Tensor casters) rather than the all-in-one <torch/extension.h>: same
 // binding machinery, half the compile time, and compile time is what the probe is for.
 #include <ATen/core/Tensor.h>
+#include <c10/cuda/CUDAGuard.h>  // like the Mamba bindings: the host unit needs the CUDA runtime headers too
 #include <torch/python.h>
 #include <torch/version.h>
 
@@ -21,6 +22,9 @@ namespace {
 
 // Inclusive prefix sum along the last dimension (compare with torch.cumsum(x, -1)).
 at::Tensor inclusive_scan(const at::Tensor& x) {
+  // as causal_conv1d.cpp guards x's device (a CPU tensor is refused by the kernel's own check)
+  c10::cuda::OptionalCUDAGuard device_guard;
+  if (x.is_cuda()) device_guard.set_device(x.device());
   return mamba_build_probe::inclusive_scan_cuda(x);
 }
 

@@ -30,6 +30,20 @@ def torch_bounds(env: Environment, target: Target, kind: str):
     return table.get(tk.version)
 
 
+def nearest_torch_bounds(env: Environment, target: Target, kind: str):
+    """torch's entry for the toolkit's CUDA X.Y, else the entry of the newest X.(lower) it has (torch's map
+    stops at the CUDA releases its version knew: 2.14.1's at 13.0), else None. Its lower bound is what the
+    in-process map extension (patches/setup-common.toml, torch-compiler-map) gives a newer minor."""
+    exact = torch_bounds(env, target, kind)
+    tk = target.toolkit
+    if exact is not None or tk is None or not tk.version:
+        return exact
+    table = env.python.torch.gcc_bounds if kind == "gcc" else env.python.torch.clang_bounds
+    major, minor = tables.version_tuple(tk.version)[:2]
+    lower = [k for k in table if tables.version_tuple(k)[:1] == (major,) and tables.version_tuple(k)[1:2] < (minor,)]
+    return table[max(lower, key=tables.version_tuple)] if lower else None
+
+
 def judge(comp: Compiler, env: Environment, target: Target) -> tuple[bool, bool | None, str]:
     """(accepted by the toolkit, accepted by torch's map (None: no entry), explanation)."""
     limit = toolkit_limit(target, comp.kind)

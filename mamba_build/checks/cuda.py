@@ -95,6 +95,13 @@ def _driver_vs(driver: str, cuda: str, who: str) -> Check:
     rel = tables.cuda_release(cuda)
     major = int(cuda.split(".")[0])
     compat = tables.minor_compat_driver(major)
+    if rel is not None and rel.min_driver is None:  # not recorded (data/cuda.toml): judged by minor compatibility
+        if compat and version_tuple(driver) >= version_tuple(compat):
+            return warn(cid, f"driver {driver} runs CUDA {cuda} ({who}) at least through minor-version compatibility "
+                        f"(>= {compat}); the driver that fully supports {cuda} is not recorded in mamba-build's data",
+                        f"nothing to do for building; to JIT-compile PTX of CUDA {cuda} the driver of that release is "
+                        "needed (NVIDIA's CUDA release notes, table 3)")
+        rel = None
     if rel and version_tuple(driver) >= version_tuple(rel.min_driver):
         return ok(cid, f"driver {driver} >= {rel.min_driver} needed by CUDA {cuda} ({who})")
     if compat and version_tuple(driver) >= version_tuple(compat):
@@ -121,9 +128,15 @@ def check_toolkits(env: Environment, target: Target) -> list[Check]:
     checks: list[Check] = []
     if not env.toolkits:
         want = target.cuda or env.python.torch.cuda or "12.8"
-        checks.append(fail("toolkits", "no CUDA toolkit found (no nvcc anywhere)",
-                           f"mamba-build toolchain install --cuda {want}  (no root needed), or install the "
-                           f"CUDA {want} toolkit and export CUDA_HOME=/usr/local/cuda-{want}"))
+        fix = (f"mamba-build toolchain install --cuda {want}  (no root needed; `mamba-build compile` does it itself), "
+               f"or install the CUDA {want} toolkit and export CUDA_HOME=/usr/local/cuda-{want}")
+        runtime_only = [p for p in env.conda_prefixes if _has_cudart(p)]
+        if runtime_only:  # e.g. `conda install cudatoolkit==11.8`: the runtime libraries, no compiler
+            return [fail("toolkits", f"no CUDA toolkit found: the conda environment {runtime_only[0]} has the CUDA "
+                         "runtime libraries (libcudart) but no nvcc (conda's `cudatoolkit` package ships no compiler)",
+                         f"conda install -c nvidia cuda-nvcc={want} cuda-cudart-dev={want} cuda-cccl={want}  "
+                         f"(in that environment); or {fix}")]
+        checks.append(fail("toolkits", "no CUDA toolkit found (no nvcc anywhere)", fix))
         return checks
     for tk in env.toolkits:
         cid = f"toolkit:{tk.home}"
@@ -215,6 +228,13 @@ def check_include_path(env: Environment, target: Target) -> Check:
     return ok("include-path", f"no stray CUDA headers on {names} ({listed})")
 
 
+def _has_cudart(prefix: str) -> bool:
+    import glob
+
+    return bool(glob.glob(os.path.join(prefix, "lib", "libcudart.so*"))
+                or glob.glob(os.path.join(prefix, "targets", "*", "lib", "libcudart.so*")))
+
+
 def check_nvcc_on_path(env: Environment) -> Check | None:
     p = env.nvcc_on_path
     if p is None:
@@ -256,7 +276,8 @@ def check_target(env: Environment, target: Target) -> Check:
         return ok("target", f"target toolkit: CUDA {target.toolkit.version} at {target.toolkit.home}", target.reason)
     want = target.cuda or env.python.torch.cuda
     others = ", ".join(sorted({t.version for t in env.toolkits if t.version})) or "none"
-    fix = (f"mamba-build toolchain install --cuda {want}  (no root needed)" if want else
+    fix = (f"mamba-build toolchain install --cuda {want}  (no root needed; `mamba-build compile` does it itself)"
+           if want else
            "install a CUDA build of torch first")
     return fail("target", f"no usable toolkit for CUDA {want or '?'} ({target.reason}); toolkits found: {others}",
                 fix)
@@ -303,6 +324,15 @@ def check_gpu_archs(env: Environment, target: Target) -> Check:
                     f"use {hint}: mamba-build toolchain install --cuda {newer[-1] if newer else 'X.Y'}")
     sms = ", ".join(f"sm_{g.compute_capability.replace('.', '')}" for g in env.gpus.gpus if g.compute_capability)
     return ok("gpu-arch", f"CUDA {tk.version} can target {sms}")
+
+
+def build_include_dirs(env: Environment, toolkit: Toolkit) -> list[str]:
+    """Include dirs a torch CUDA extension build needs beyond what torch's cpp_extension adds
+    (``$CUDA_HOME/include``): the toolkit's own headers where they live elsewhere (a conda environment's
+    ``targets/x86_64-linux/include``), then its missing math headers (:func:`math_include_dirs`)."""
+    own = os.path.realpath(os.path.join(toolkit.home, "include"))
+    dirs = [d for d in toolkit.include_dirs if os.path.realpath(d) != own]
+    return list(dict.fromkeys(dirs + math_include_dirs(env, toolkit)))
 
 
 def math_include_dirs(env: Environment, toolkit: Toolkit) -> list[str]:

@@ -46,8 +46,11 @@ def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = 
     p.add_argument("--allow-unsupported-compiler", action="store_true",
                    help="use the newest gcc even if the toolkit rejects it (nvcc -allow-unsupported-compiler); "
                         "may miscompile")
-    p.add_argument("--provision", action="store_true",
-                   help="if the requested CUDA toolkit is missing, assemble it with `toolchain install`")
+    p.add_argument("--provision", dest="provision", action="store_true", default=None,
+                   help="if no usable toolkit of torch's CUDA major (or of --cuda X.Y) is found, assemble one without "
+                        "root with `toolchain install` before building (the default)")
+    p.add_argument("--no-provision", dest="provision", action="store_false",
+                   help="never install a toolkit: stop with the fix instead")
     p.add_argument("--python", metavar="PATH", help="the Python environment to build for (default: this one)")
     p.add_argument("--build-dir", help="temporary build directory (default: ~/.cache/mamba-build/builds)")
     p.add_argument("--keep-build", action="store_true", help="keep the source trees and intermediate files")
@@ -116,7 +119,7 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
         split_compile=split, use_ninja=not args.no_ninja, wheel_dir=getattr(args, "wheel_dir", None),
         install=not getattr(args, "no_install", True),
         patch_torch=args.patch_torch, allow_unsupported_compiler=args.allow_unsupported_compiler,
-        provision=args.provision, python=args.python, build_dir=args.build_dir, keep_build=args.keep_build,
+        provision=args.provision is not False, python=args.python, build_dir=args.build_dir, keep_build=args.keep_build,
         use_cache=not args.no_cache, timeout=args.timeout, schedule=args.schedule, split_units=args.split_units,
         rerun_smoke=getattr(args, "rerun_smoke", False), launcher=getattr(args, "launcher", None) or "none",
         install_deps=not getattr(args, "no_deps", False),
@@ -147,7 +150,8 @@ def describe_plan(plan: BuildPlan) -> str:
                              f"[{plan.prediction_reason}]" if plan.predicted_build_s is not None
                              else plan.prediction_reason or "no prediction"),
         f"  ninja       {'on' if plan.use_ninja else 'off'}" + (f" ({plan.ninja})" if plan.use_ninja and plan.ninja else ""),
-        f"  headers     CPATH += {', '.join(plan.include_dirs)}  [the toolkit lacks the CUDA math headers torch includes]"
+        f"  headers     CPATH += {', '.join(plan.include_dirs)}  [headers torch's cpp_extension does not add: the "
+        "toolkit's own outside $CUDA_HOME/include (conda), the CUDA math headers it lacks]"
         if plan.include_dirs else "  headers     the toolkit's own",
         f"  torch map   {plan.patch_torch}: " + ", ".join(f"CUDA {k}: gcc >= {'.'.join(map(str, v[0]))}, < "
                                                          f"{'.'.join(map(str, v[1]))}" for k, v in plan.compiler_bounds.items()),
@@ -181,25 +185,34 @@ def launcher_line(plan: BuildPlan) -> str:
     return describe(plan)
 
 
-def resolve(opts: CompileOptions) -> BuildPlan:
-    """Gather the environment (provisioning the toolkit if asked) and resolve the plan."""
+def resolve(opts: CompileOptions, *, dry_run: bool = False) -> BuildPlan:
+    """Gather the environment and resolve the plan. Without a usable toolkit of torch's CUDA major (or of
+    --cuda X.Y) one is provisioned first (mamba_build/provision.py) unless --no-provision; with ``dry_run``
+    the plan shows the toolkit-to-be and nothing is installed."""
+    from dataclasses import replace
+
+    from mamba_build import provision
     from mamba_build.environment import gather
     from mamba_build.plan import resolve_plan
+    from mamba_build.select import validate_cuda_version
 
     env = gather(opts.python, extensions=False)
-    if opts.provision and opts.cuda:
-        from mamba_build.select import validate_cuda_version
-        from mamba_build.toolchain import find, install
-
-        cuda = validate_cuda_version(opts.cuda)
-        if not any(t.usable and t.version == cuda for t in env.toolkits) and find(cuda) is None:
-            print(f"provisioning CUDA {cuda} with `mamba-build toolchain install --cuda {cuda}`", file=sys.stderr)
-            install(cuda)
-            env = gather(opts.python, extensions=False)
+    cuda = validate_cuda_version(opts.cuda) if opts.cuda else None
+    need = provision.decide(env, cuda) if opts.provision else None
+    if need is not None and dry_run:
+        env = provision.with_planned(env, need)
+    elif need is not None:
+        provision.provision(need, env, log=lambda msg: print(msg, file=sys.stderr))
+        env = gather(opts.python, extensions=False)
     from mamba_build.launcher import with_launcher
     from mamba_build.runtime_deps import with_runtime_deps
 
-    return with_runtime_deps(with_launcher(resolve_plan(opts, env), opts.launcher, env), opts)
+    plan = with_runtime_deps(with_launcher(resolve_plan(opts, env), opts.launcher, env), opts)
+    if need is not None:
+        plan = replace(plan, provision=need.to_dict(), toolkit_reason=(
+            f"{'will be provisioned' if dry_run else 'provisioned'}: {need.to_dict()['command']} ({need.how}); "
+            f"{need.reason}"))
+    return plan
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     from mamba_build.pipeline import execute
     from mamba_build.render import dumps
 
-    plan = resolve(options_from_args(args))
+    plan = resolve(options_from_args(args), dry_run=args.dry_run)
     if args.dry_run:
         print(dumps(plan.to_dict()) if args.json else describe_plan(plan))
         return ExitCode.OK

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
     """Compile, import and (with a GPU) run the probe extension with the target toolkit."""
     from mamba_build.checks.compilers import choose_for_build
-    from mamba_build.checks.cuda import math_include_dirs
+    from mamba_build.checks.cuda import build_include_dirs
     from mamba_build.probe import build_probe, run_probe
 
     tk = target.toolkit
@@ -80,7 +80,7 @@ def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
     result = build_probe(cuda_home=Path(tk.home), cc=choice.cc, cxx=choice.cxx, arch=use_arch,
                          python=env.python.executable, workdir=workdir,
                          extra_nvcc_flags=("-allow-unsupported-compiler",) if choice.unsupported_override else (),
-                         extra_include_dirs=[Path(d) for d in math_include_dirs(env, tk)])
+                         extra_include_dirs=[Path(d) for d in build_include_dirs(env, tk)])
     data = {"ok": result.ok, "arch": use_arch, "toolkit": tk.home, "cuda": tk.version, "cc": choice.cc,
             "cxx": choice.cxx, "compile_seconds": round(result.compile_seconds, 1),
             "log": str(result.log_path) if result.log_path else None}

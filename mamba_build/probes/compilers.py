@@ -1,4 +1,8 @@
-"""Host C/C++ compilers on PATH: gcc/g++, gcc-N/g++-N, clang/clang++. Returns data only."""
+"""Host C/C++ compilers on PATH: gcc/g++, gcc-N/g++-N, clang/clang++, conda's x86_64-conda-linux-gnu-gcc/g++
+(also in the bin/ of the conda environments in play when they are not on PATH). Returns data only.
+
+Conda's compilers come first, so that at an equal version the environment's own compiler (the one that
+matches its libstdc++) is preferred to the system's."""
 
 from __future__ import annotations
 
@@ -46,15 +50,23 @@ def _version(path: str, kind: str) -> tuple[int, ...]:
     return tuple(int(p) for p in m.group(1).split(".")) if (res.ok and m) else ()
 
 
+# conda-forge's gcc_linux-64 / gxx_linux-64 (and the aarch64 / ppc64le builds) name their drivers this way
+CONDA_TRIPLETS = ("x86_64-conda-linux-gnu", "aarch64-conda-linux-gnu", "powerpc64le-conda-linux-gnu")
+
+
 def candidate_names() -> list[tuple[str, str, str]]:
-    names = [("gcc", "gcc", "g++"), ("clang", "clang", "clang++")]
+    names = [("gcc", f"{t}-gcc", f"{t}-g++") for t in CONDA_TRIPLETS]
+    names += [("gcc", "gcc", "g++"), ("clang", "clang", "clang++")]
     names += [("gcc", f"gcc-{n}", f"g++-{n}") for n in VERSIONED]
     names += [("clang", f"clang-{n}", f"clang++-{n}") for n in range(10, 22)]
     return names
 
 
-def probe_compilers(path: str | None = None) -> tuple[Compiler, ...]:
+def probe_compilers(path: str | None = None, conda_prefixes: tuple[str, ...] = ()) -> tuple[Compiler, ...]:
     search = path if path is not None else os.environ.get("PATH", "")
+    extra = [os.path.join(p, "bin") for p in conda_prefixes if os.path.join(p, "bin") not in search.split(os.pathsep)]
+    if extra:
+        search = os.pathsep.join([search, *extra]) if search else os.pathsep.join(extra)
     found: list[tuple[str, str, str | None]] = []
     for kind, cc_name, cxx_name in candidate_names():
         cc = shutil.which(cc_name, path=search)

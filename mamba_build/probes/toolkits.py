@@ -3,6 +3,14 @@
 Places looked at: $CUDA_HOME / $CUDA_PATH, `nvcc` on PATH resolved through symlinks AND wrapper
 scripts, /usr/local/cuda*, /opt/cuda*, /usr/lib/cuda, conda prefixes, `nvidia/cuda_nvcc` inside
 site-packages, and toolkits assembled by `mamba-build toolchain install`.
+
+Conda environments (``$CONDA_PREFIX``, and the environment of ``--python`` when it has ``conda-meta/``)
+lay a toolkit out differently from NVIDIA's installers (conda-forge's cuda-nvcc / cuda-cudart-dev /
+cuda-cccl recipes, and the nvidia channel's): ``bin/nvcc`` (its nvcc.profile points at
+``$(_TARGET_DIR_)``), ``nvvm/``, and the headers and libraries under ``targets/x86_64-linux/include``
+and ``targets/x86_64-linux/lib`` (``lib/`` holds symlinks to the libraries, ``include/`` no CUDA header).
+Such a prefix is a toolkit here like any other; :attr:`Toolkit.include_dirs` says where its headers are,
+because torch's cpp_extension adds only ``$CUDA_HOME/include`` for the host compiler.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ class Toolkit:
     host_config: str | None
     managed: bool  # assembled by mamba-build
     missing_math_headers: tuple[str, ...] = ()  # of MATH_HEADERS
+    include_dirs: tuple[str, ...] = ()  # where its cuda_runtime_api.h is: include/, or targets/<arch>/include (conda)
 
     @property
     def usable(self) -> bool:
@@ -130,13 +139,22 @@ def _find_header(home: Path, *rel: str) -> Path | None:
     return None
 
 
+def conda_prefix_of(python: str | None) -> str | None:
+    """The conda environment ``python`` belongs to (its prefix holds ``conda-meta/``), else None."""
+    if not python:
+        return None
+    prefix = Path(python).parent.parent
+    return str(prefix) if (prefix / "conda-meta").is_dir() else None
+
+
 def looks_like_toolkit(home: Path) -> bool:
     return (home / "nvvm").is_dir() or _find_header(home, "cuda_runtime_api.h") is not None
 
 
-def candidate_homes(environ: dict[str, str] | None = None, extra_site_dirs: list[str] | None = None
-                    ) -> tuple[dict[str, list[str]], NvccOnPath | None]:
-    """Map toolkit home -> how it was found. Also returns what `nvcc` on PATH really is."""
+def candidate_homes(environ: dict[str, str] | None = None, extra_site_dirs: list[str] | None = None,
+                    python: str | None = None) -> tuple[dict[str, list[str]], NvccOnPath | None]:
+    """Map toolkit home -> how it was found. Also returns what `nvcc` on PATH really is.
+    ``python``: the target interpreter; its conda environment (if it is one) is searched too."""
     env = os.environ if environ is None else environ
     found: dict[str, list[str]] = {}
 
@@ -171,6 +189,9 @@ def candidate_homes(environ: dict[str, str] | None = None, extra_site_dirs: list
     for var in ("CONDA_PREFIX",):
         if env.get(var):
             add(env[var], f"${var}")
+    target_env = conda_prefix_of(python)
+    if target_env:
+        add(target_env, "conda environment of --python")
     for site in (extra_site_dirs if extra_site_dirs is not None else [p for p in sys.path if "site-packages" in p]):
         add(Path(site) / "nvidia" / "cuda_nvcc", "site-packages nvidia/cuda_nvcc")
     managed = paths.toolchains_dir(create=False)
@@ -231,11 +252,13 @@ def describe(home: str, sources: list[str], timeout: float = 20.0) -> Toolkit:
         host_config=str(host_config) if host_config else None,
         managed=os.path.realpath(home).startswith(managed_root + os.sep),
         missing_math_headers=tuple(h for h in MATH_HEADERS if _find_header(home_p, h) is None),
+        include_dirs=tuple(str(d) for d in _include_dirs(home_p) if (d / "cuda_runtime_api.h").exists()),
     )
 
 
-def probe_toolkits(environ: dict[str, str] | None = None) -> tuple[tuple[Toolkit, ...], NvccOnPath | None]:
-    homes, on_path = candidate_homes(environ)
+def probe_toolkits(environ: dict[str, str] | None = None, python: str | None = None
+                   ) -> tuple[tuple[Toolkit, ...], NvccOnPath | None]:
+    homes, on_path = candidate_homes(environ, python=python)
     with ThreadPoolExecutor(max_workers=4) as pool:
         toolkits = list(pool.map(lambda item: describe(item[0], item[1]), homes.items()))
     return tuple(toolkits), on_path

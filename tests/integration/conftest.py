@@ -45,8 +45,10 @@ from mamba_build.errors import ExitCode, MambaBuildError, NetworkError
 
 @pytest.fixture(scope="session")
 def nvidia_wheel_cache(test_cache) -> Path:
-    """Where downloaded NVIDIA wheels are kept between runs (``$MAMBA_BUILD_TEST_CACHE/nvidia-wheels``)."""
-    path = test_cache / "nvidia-wheels"
+    """Where downloaded NVIDIA wheels are kept between runs: the wheel store of the tests' provisioned toolkits
+    (``$MAMBA_BUILD_TEST_CACHE/toolkits/wheels/nvidia``, tests/conftest.py::provision_toolkit), so that each
+    file is downloaded once."""
+    path = test_cache / "toolkits" / "wheels" / "nvidia"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -1,4 +1,5 @@
-"""The whole compile pipeline for real: real nvcc 13.0, real torch 2.14.1, real sources.
+"""The whole compile pipeline for real: real nvcc 13.0 (the toolkit the tests provision with `mamba-build
+toolchain install`, tests/conftest.py::cuda_home), real torch 2.14.1, real sources.
 
 1. Our upstream-shaped fixture package (csrc/fixture: FORCE_BUILD switches, a prebuilt-wheel
    downloader, a hard-coded -gencode list with sm_70 that CUDA 13 rejects), about 1 min.
@@ -20,15 +21,14 @@ import pytest
 from mamba_build.binary import archs_in_wheel
 from tests.conftest import REPO, run_cli
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path("/usr/local/cuda-13.0/bin/nvcc").exists(), reason="needs CUDA 13.0")]
+pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
 
 
 @pytest.fixture(scope="module")
-def fixture_build(tmp_path_factory):
+def fixture_build(tmp_path_factory, cuda_env):
     out = tmp_path_factory.mktemp("fixture-wheels")
     proc = run_cli("compile", "--package", "mb-fixture", "--source", str(REPO / "csrc" / "fixture"), "--arch", "8.0",
-                   "--no-install", "--no-cache", "--wheel-dir", str(out), "--json", timeout=1200)
+                   "--no-install", "--no-cache", "--wheel-dir", str(out), "--json", env=cuda_env, timeout=1200)
     return proc, out
 
 
@@ -63,18 +63,18 @@ def test_fixture_smoke_is_import_only_without_gpu(fixture_build):
     assert any(c["name"].startswith("import mb_fixture_cuda") and c["status"] == "ok" for c in smoke["checks"])
 
 
-def test_warm_rebuild_is_a_verified_cache_hit(fixture_build, tmp_path):
+def test_warm_rebuild_is_a_verified_cache_hit(fixture_build, tmp_path, cuda_env):
     proc, out = fixture_build
     assert proc.returncode == 0
     first = next(out.glob("*.whl"))
     again = run_cli("compile", "--package", "mb-fixture", "--source", str(REPO / "csrc" / "fixture"), "--arch", "8.0",
-                    "--no-install", "--wheel-dir", str(tmp_path), timeout=600)
+                    "--no-install", "--wheel-dir", str(tmp_path), env=cuda_env, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "cached  " in again.stderr and "sha256 verified" in again.stderr and "build   " not in again.stderr
     assert (tmp_path / first.name).read_bytes() == first.read_bytes()
 
 
-def test_build_failure_is_explained_and_nothing_is_left(tmp_path):
+def test_build_failure_is_explained_and_nothing_is_left(tmp_path, cuda_env):
     """A source tree whose .cu does not compile: a typed build error with the log, no wheel."""
     import shutil
 
@@ -83,7 +83,7 @@ def test_build_failure_is_explained_and_nothing_is_left(tmp_path):
     (broken / "csrc" / "fixture_kernel.cu").write_text('#include "no_such_header_mamba_build.h"\n')
     out = tmp_path / "wheels"
     proc = run_cli("compile", "--package", "mb-fixture", "--source", str(broken), "--arch", "8.0", "--no-install",
-                   "--wheel-dir", str(out), timeout=900)
+                   "--wheel-dir", str(out), env=cuda_env, timeout=900)
     assert proc.returncode == 6, proc.stderr[-2000:]
     assert "mamba-build build failed" in proc.stderr and "no_such_header_mamba_build.h" in proc.stderr
     assert "full log:" in proc.stderr
@@ -110,7 +110,7 @@ def test_real_causal_conv1d_imports_in_a_child_process(causal_conv1d_wheels, tmp
     assert proc.stdout.strip() == "1.7.0"
 
 
-def test_ctrl_c_mid_build_restores_torch_and_leaves_nothing(tmp_path):
+def test_ctrl_c_mid_build_restores_torch_and_leaves_nothing(tmp_path, cuda_env):
     """SIGINT while nvcc runs, with --patch-torch inplace: exit 130, torch's file byte-identical,
     no wheel, no compiler processes left, the build tree removed."""
     import hashlib
@@ -124,7 +124,7 @@ def test_ctrl_c_mid_build_restores_torch_and_leaves_nothing(tmp_path):
     before = hashlib.sha256(target.read_bytes()).hexdigest()
     out = tmp_path / "wheels"
     build_dir = tmp_path / "builds"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **cuda_env)
     proc = subprocess.Popen([sys.executable, "-m", "mamba_build", "compile", "--package", "mb-fixture", "--source",
                              str(REPO / "csrc" / "fixture"), "--arch", "8.0", "--no-install", "--no-cache",
                              "--patch-torch", "inplace", "--wheel-dir", str(out), "--build-dir", str(build_dir)],

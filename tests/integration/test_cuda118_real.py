@@ -22,7 +22,7 @@ import pytest
 
 from mamba_build import packages
 
-pytestmark = [pytest.mark.slow, pytest.mark.network]
+pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.toolchain]
 
 
 def _run(argv, timeout, **kw):

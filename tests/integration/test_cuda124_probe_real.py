@@ -23,7 +23,7 @@ import pytest
 
 from mamba_build.hostcc import parse_host_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.network]
+pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.toolchain]
 
 
 def _run(argv, timeout, **kw):

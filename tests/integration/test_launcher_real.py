@@ -16,8 +16,7 @@ import pytest
 from mamba_build.binary import archs_in_wheel
 from tests.conftest import REPO, run_cli
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path("/usr/local/cuda-13.0/bin/nvcc").exists(), reason="needs CUDA 13.0"),
+pytestmark = [pytest.mark.slow, pytest.mark.toolchain,
               pytest.mark.skipif(shutil.which("ccache") is None,
                                  reason="ccache is not installed (`make apt-deps` or `apt-get install ccache`)")]
 
@@ -39,10 +38,10 @@ def nvcc_results(log: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def two_builds(tmp_path_factory):
+def two_builds(tmp_path_factory, cuda_env):
     root = tmp_path_factory.mktemp("launcher")
     env = {"CCACHE_DIR": str(root / "ccache"), "CCACHE_LOGFILE": str(root / "ccache.log"),
-           "MAMBA_BUILD_CACHE": str(root / "mb-cache")}
+           "MAMBA_BUILD_CACHE": str(root / "mb-cache"), **cuda_env}
     runs = []
     for i in (1, 2):
         out = root / f"wheels{i}"
@@ -56,11 +55,11 @@ def two_builds(tmp_path_factory):
     return runs
 
 
-def test_plan_records_the_launcher(two_builds):
+def test_plan_records_the_launcher(two_builds, cuda_home):
     report, _, _, stderr = two_builds[0]
     plan = report["plan"]
     assert plan["launcher"] == "ccache" and plan["launcher_path"] == shutil.which("ccache")
-    assert plan["launcher_env"]["PYTORCH_NVCC"].endswith("/usr/local/cuda-13.0/bin/nvcc")
+    assert plan["launcher_env"]["PYTORCH_NVCC"].endswith(f"{cuda_home}/bin/nvcc")
     assert "launcher    ccache" in stderr
 
 

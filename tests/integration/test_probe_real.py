@@ -1,4 +1,5 @@
-"""The toolchain probe, for real: compile with CUDA 13.0 + gcc 12, import in a child, inspect the .so.
+"""The toolchain probe, for real: compile with CUDA 13.0 (the toolkit the tests provision with `mamba-build
+toolchain install`, tests/conftest.py::cuda_home) + gcc 12, import in a child, inspect the .so.
 
 Without a GPU the probe is built for sm_80 and only imported (reported as import-only, never as a
 GPU pass); with one it is built for the GPU's arch and its kernel is run against torch.cumsum.
@@ -16,9 +17,8 @@ import pytest
 from mamba_build import probe, runner
 from tests.conftest import has_gpu
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
 
-CUDA_HOME = Path(os.environ.get("MAMBA_BUILD_TEST_CUDA_HOME", "/usr/local/cuda-13.0"))
 CC = shutil.which("gcc-12") or "gcc"
 CXX = shutil.which("g++-12") or "g++"
 PYTHON = sys.executable
@@ -32,9 +32,9 @@ def _gpu_arch() -> str | None:
     return res.stdout.strip().splitlines()[-1] if res.ok and res.stdout.strip() else None
 
 
-def _cuobjdump() -> str | None:
+def _cuobjdump(cuda_home: Path) -> str | None:
     """The toolkit's cuobjdump, else one on PATH, else the copy triton ships (a pip toolkit may lack it)."""
-    candidates = [CUDA_HOME / "bin" / "cuobjdump", shutil.which("cuobjdump")]
+    candidates = [cuda_home / "bin" / "cuobjdump", shutil.which("cuobjdump")]
     res = runner.run([PYTHON, "-c", "import triton, os; print(os.path.dirname(triton.__file__))"], timeout=120)
     if res.ok and res.stdout.strip():
         candidates.append(Path(res.stdout.strip().splitlines()[-1]) / "backends" / "nvidia" / "bin" / "cuobjdump")
@@ -45,12 +45,10 @@ def _cuobjdump() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def built_probe(tmp_path_factory):
-    if not (CUDA_HOME / "bin" / "nvcc").exists():
-        pytest.skip(f"no CUDA toolkit at {CUDA_HOME}")
+def built_probe(tmp_path_factory, cuda_home):
     arch = _gpu_arch() or "8.0"
     workdir = tmp_path_factory.mktemp("probe")
-    result = probe.build_probe(cuda_home=CUDA_HOME, cc=CC, cxx=CXX, arch=arch, python=PYTHON, workdir=workdir)
+    result = probe.build_probe(cuda_home=cuda_home, cc=CC, cxx=CXX, arch=arch, python=PYTHON, workdir=workdir)
     print(f"\nprobe compile: {result.compile_seconds}s for arch {arch} (child wall {result.wall_seconds:.1f}s); "
           f"extra include dirs: {[str(p) for p in result.include_dirs_added]}; log {result.log_path}")
     return arch, result
@@ -67,10 +65,10 @@ def test_probe_compiles_within_budget(built_probe, record_property):
     assert result.log_path.is_file() and "nvcc" in result.log_path.read_text()
 
 
-def test_probe_so_holds_exactly_the_requested_arch(built_probe):
+def test_probe_so_holds_exactly_the_requested_arch(built_probe, cuda_home):
     arch, result = built_probe
     assert result.ok
-    tool = _cuobjdump()
+    tool = _cuobjdump(cuda_home)
     if tool is None:
         pytest.skip("no cuobjdump (neither in the toolkit, on PATH, nor in triton)")
     sm = "sm_" + arch.replace(".", "")
@@ -107,11 +105,14 @@ def test_probe_imports_in_a_child_and_reports_its_build(built_probe):
         assert run.max_abs_err == {}
 
 
-def test_probe_with_wrapper_cuda_home_fails_with_a_fix(tmp_path):
-    """CUDA_HOME=/usr/local (what torch guesses from the wrapper nvcc) must fail, and say why."""
-    if not os.access("/usr/local/bin/nvcc", os.X_OK) or (Path("/usr/local/include/cuda_runtime_api.h")).exists():
-        pytest.skip("this machine has no wrapper nvcc in /usr/local/bin")
-    result = probe.build_probe(cuda_home=Path("/usr/local"), cc=CC, cxx=CXX, arch="8.0", python=PYTHON,
+def test_probe_with_wrapper_cuda_home_fails_with_a_fix(tmp_path, cuda_home):
+    """CUDA_HOME=<dir of a wrapper nvcc> (what torch guesses from a wrapper like /usr/local/bin/nvcc) must fail,
+    and say why. The wrapper is made here: `exec <the provisioned toolkit>/bin/nvcc "$@"`."""
+    wrap = tmp_path / "wrap"
+    (wrap / "bin").mkdir(parents=True)
+    (wrap / "bin" / "nvcc").write_text(f'#!/bin/sh\nexec {cuda_home}/bin/nvcc "$@"\n')
+    (wrap / "bin" / "nvcc").chmod(0o755)
+    result = probe.build_probe(cuda_home=wrap, cc=CC, cxx=CXX, arch="8.0", python=PYTHON,
                                workdir=tmp_path, timeout=300)
     assert not result.ok
     assert result.include_dirs_added == ()

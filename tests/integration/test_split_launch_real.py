@@ -19,7 +19,7 @@ import pytest
 from mamba_build.patching import PatchOptions, apply_patches
 from tests.conftest import REPO, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
 SDIST = REPO / ".carry" / "sdists" / "mamba_ssm-2.3.2.post1.tar.gz"
 FLAGS = ["-O3", "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__", "-U__CUDA_NO_BFLOAT16_OPERATORS__",
          "-U__CUDA_NO_BFLOAT16_CONVERSIONS__", "-U__CUDA_NO_BFLOAT162_OPERATORS__", "-U__CUDA_NO_BFLOAT162_CONVERSIONS__",
@@ -49,9 +49,9 @@ def sources(tmp_path_factory, test_cache):
     return whole / "csrc" / "selective_scan", split / "csrc" / "selective_scan"
 
 
-def _plan() -> dict:
+def _plan(cuda_env: dict) -> dict:
     proc = run_cli("compile", "--package", "mamba-ssm", "--version", "mamba-ssm==2.3.2.post1", "--arch", "9.0",
-                   "--dry-run", "--json", timeout=300)
+                   "--dry-run", "--json", env=cuda_env, timeout=300)
     if proc.returncode != 0:
         pytest.fail(proc.stderr[-3000:])
     return json.loads(proc.stdout)
@@ -63,9 +63,9 @@ def _symbols(obj: Path, flag: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"^\s*(?:[0-9a-f]+\s+)?[A-Za-z]\s+(.+)$", out, re.MULTILINE)}
 
 
-def test_the_two_units_hold_the_whole_files_kernels_once_each(sources):
+def test_the_two_units_hold_the_whole_files_kernels_once_each(sources, cuda_env):
     whole_dir, split_dir = sources
-    plan = _plan()
+    plan = _plan(cuda_env)
     import torch
 
     inc = Path(torch.__file__).parent / "include"

@@ -15,7 +15,7 @@ import pytest
 from mamba_build import tables, toolchain
 from mamba_build.hostcc import parse_host_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.network]
+pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.toolchain]
 
 TINY_CU = textwrap.dedent("""\
     #include <cuda_runtime.h>

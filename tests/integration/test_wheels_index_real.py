@@ -14,16 +14,15 @@ import pytest
 from mamba_build.binary import archs_in_wheel
 from tests.conftest import REPO, run_cli
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path("/usr/local/cuda-13.0/bin/nvcc").exists(), reason="needs CUDA 13.0")]
+pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
 
 
 @pytest.fixture(scope="module")
-def fixture_wheels(tmp_path_factory):
+def fixture_wheels(tmp_path_factory, cuda_env):
     """The fixture built by `mamba-build wheels` for two archs (+PTX for the newest): ~1-2 min."""
     out = tmp_path_factory.mktemp("fixture-dist")
     proc = run_cli("wheels", "--out", str(out), "--package", "mb-fixture", "--source", str(REPO / "csrc" / "fixture"),
-                   "--arch", "8.0,9.0", "--no-cache", timeout=1800)
+                   "--arch", "8.0,9.0", "--no-cache", env=cuda_env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
 

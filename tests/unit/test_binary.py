@@ -75,6 +75,7 @@ def test_scan_fatbin_rejects_non_elf(tmp_path):
         binary.scan_fatbin(junk)
 
 
+@pytest.mark.toolchain  # real nvcc (tests/conftest.py::cuda_home)
 def test_real_binary_cuobjdump_and_fatbin_scan_agree(cuda_so):
     scanned = binary.scan_fatbin(cuda_so)
     assert scanned.sass == (80, 90) and scanned.ptx == (90,)
@@ -87,12 +88,14 @@ def test_real_binary_cuobjdump_and_fatbin_scan_agree(cuda_so):
     assert archs.tool == str(tool)
 
 
+@pytest.mark.toolchain  # real nvcc (tests/conftest.py::cuda_home)
 def test_list_archs_falls_back_without_cuobjdump(cuda_so, monkeypatch):
     monkeypatch.setattr(binary, "find_cuobjdump", lambda explicit=None: None)
     archs = binary.list_archs(cuda_so)
     assert (archs.sass, archs.ptx, archs.tool) == ((80, 90), (90,), binary.TOOL_FATBIN_SCAN)
 
 
+@pytest.mark.toolchain  # real nvcc (tests/conftest.py::cuda_home)
 def test_archs_in_wheel_unions_shared_objects(cuda_so, tmp_path):
     whl = tmp_path / "demo-1.0-py3-none-any.whl"
     with zipfile.ZipFile(whl, "w") as zf:

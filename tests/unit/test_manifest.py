@@ -104,6 +104,7 @@ def test_parse_wheel_name_with_local_label():
         manifest.parse_wheel_name("not-a-wheel.zip")
 
 
+@pytest.mark.toolchain  # real nvcc (tests/conftest.py::cuda_home)
 def test_record_for_real_wheel_reads_archs_from_binary(tmp_path, cuda_so):
     whl = build_wheel(tmp_path, "causal_conv1d", "1.7.0+cu13torch2.14cxx11abiTRUE", "causal_conv1d_fixture",
                       so_file=cuda_so)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.wheel_factory import KERNEL, NVCC, compile_cuda_so, cuda_so, nvcc_available  # noqa: F401
+from tests.unit.wheel_factory import KERNEL, compile_cuda_so, cuda_so  # noqa: F401
+
+pytestmark = pytest.mark.toolchain  # real nvcc: the toolkit provisioned by tests/conftest.py::cuda_home
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "sass_parity.py"
 spec = importlib.util.spec_from_file_location("sass_parity", SCRIPT)
@@ -17,25 +19,24 @@ sass_parity = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sass_parity)
 
 
-def _obj(tmp: Path, name: str, source: str, gencode=("-gencode", "arch=compute_90,code=sm_90")) -> Path:
+def _obj(tmp: Path, name: str, source: str, gencode=("-gencode", "arch=compute_90,code=sm_90"), *, nvcc: Path) -> Path:
     src = tmp / f"{name}.cu"
     src.write_text(source)
     out = tmp / f"{name}.o"
-    subprocess.run([str(NVCC), *gencode, "-c", str(src), "-o", str(out)], check=True, capture_output=True, timeout=300)
+    subprocess.run([str(nvcc), *gencode, "-c", str(src), "-o", str(out)], check=True, capture_output=True, timeout=300)
     return out
 
 
 @pytest.fixture(scope="module")
-def objs(tmp_path_factory):
-    if not nvcc_available():
-        pytest.skip(f"nvcc not found at {NVCC}")
+def objs(tmp_path_factory, cuda_home):
+    nvcc = cuda_home / "bin" / "nvcc"
     tmp = tmp_path_factory.mktemp("sass")
     changed = KERNEL.replace("a[i] += b[i];", "a[i] += 2.0f * b[i];")
     extra = KERNEL + "__global__ void scale(float* a, int n) { int i = threadIdx.x; if (i < n) a[i] *= 3.0f; }\n"
-    return {"a": _obj(tmp, "a", KERNEL), "same": _obj(tmp, "same", KERNEL), "changed": _obj(tmp, "changed", changed),
-            "extra": _obj(tmp, "extra", extra),
+    return {"a": _obj(tmp, "a", KERNEL, nvcc=nvcc), "same": _obj(tmp, "same", KERNEL, nvcc=nvcc),
+            "changed": _obj(tmp, "changed", changed, nvcc=nvcc), "extra": _obj(tmp, "extra", extra, nvcc=nvcc),
             "two_archs": _obj(tmp, "two", KERNEL, ("-gencode", "arch=compute_80,code=sm_80",
-                                                   "-gencode", "arch=compute_90,code=sm_90"))}
+                                                   "-gencode", "arch=compute_90,code=sm_90"), nvcc=nvcc)}
 
 
 def test_same_source_is_identical(objs, capsys):
