@@ -113,7 +113,11 @@ def cache_components(plan: BuildPlan, pkg: PackagePlan, fetched) -> dict:
         "unsupported_compiler": plan.compiler.unsupported_override, "archs": list(plan.archs),
         "nvcc_threads": plan.nvcc_threads, "split_compile": plan.split_compile, "include_dirs": list(plan.include_dirs),
         "local_version": plan.local_version, "split_units": plan.split_units, "cxx_std": plan.cxx_std,
+        "provenance": PROVENANCE_STAMP,  # cached wheels carry dist-info/mamba_build.json and the torch pin
     }
+
+
+PROVENANCE_STAMP = 1  # the stamp's schema (mamba_build/provenance.py); a wheel cached before it lacks the stamp
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -167,6 +171,7 @@ class PendingBuild:
     key_parts: dict
     log_path: Path
     out_dir: Path
+    recipes: tuple = ()  # (recipe, file, status) of each patch recipe: the wheel's provenance lists them
 
 
 def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
@@ -270,12 +275,29 @@ def torch_map_patch(plan: BuildPlan):
 
 
 def install_wheels(plan: BuildPlan, wheels: list[Path]) -> None:
-    res = runner.run([plan.python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index",
+    install_wheel_files(plan.python, wheels)
+
+
+def install_wheel_files(python: str, wheels: list[Path]) -> None:
+    """The one final install step (`compile` and `install`): these verified wheel files, no dependencies."""
+    res = runner.run([python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index",
                       *map(str, wheels)], timeout=1800)
     if not res.ok:
-        raise BuildError("pip could not install the built wheels (pip rolled back what it had started)",
-                         f"install them by hand: {plan.python} -m pip install --no-deps {' '.join(map(str, wheels))}",
+        raise BuildError("pip could not install the wheels (pip rolled back what it had started)",
+                         f"install them by hand: {python} -m pip install --no-deps {' '.join(map(str, wheels))}",
                          details=res.output[-3000:])
+
+
+def stamp_wheel(plan: BuildPlan, p: PendingBuild, wheel: Path, seconds: float) -> None:
+    """mamba_build.json (provenance) into the new wheel's dist-info and ``Requires-Dist: torch==X.Y.*``."""
+    from mamba_build import provenance
+
+    recipes = [{"recipe": r, "file": f, "status": s} for r, f, s in p.recipes]
+    doc = provenance.of_build(plan, source_origin=p.fetched.origin, source_sha256=p.fetched.sha256,
+                              recipes=recipes, recipes_sha256=p.key_parts.get("recipes"), build_seconds=seconds)
+    if not p.fetched.sha256:  # a source tree, not an archive: the digest of its files (the cache key's)
+        doc["source_tree_digest"] = p.key_parts.get("source_sha256")
+    provenance.stamp(wheel, doc)
 
 
 def known_python_limits(plan: BuildPlan, wheels: list[BuiltWheel], checks) -> dict[str, str]:
@@ -400,13 +422,16 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 raise_for_missing(results, fetched.tree, pkg.name, fetched.version)
                 log("patch   " + ", ".join(f"{r.recipe}: {r.status.value}" for r in results))
                 pending.append(PendingBuild(pkg, fetched, key, key_parts, log_dir / f"build-{pkg.name}.log",
-                                            run_dir / "wheels" / pkg.name))
+                                            run_dir / "wheels" / pkg.name,
+                                            tuple((r.recipe, r.file, r.status.value) for r in results)))
             clock.lap("sources+patches")
             if pending:  # the smoke test's child imports torch and opens CUDA while the wheels build
                 from mamba_build.smoke.stage import WarmChild
 
                 warm = WarmChild(plan.python, run_dir / "staging")
             done = _build_all(plan, pending, run_dir, log_dir, log, show_progress)
+            for p, wheel, seconds in done:  # provenance + torch pin in the dist-info, before anything reads it
+                stamp_wheel(plan, p, wheel, seconds)
             clock.lap("builds")
             # the arch check (cuobjdump) of each new wheel runs while the smoke test does
             archs_pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(max(1, len(done))))

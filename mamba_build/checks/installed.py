@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mamba_build.archs import runs_on
 from mamba_build.checks.base import Check, fail, ok, skip, warn
 from mamba_build.environment import Environment
 from mamba_build.probes.python_env import ExtensionInfo
@@ -44,8 +45,29 @@ def check_extension(env: Environment, ext: ExtensionInfo) -> list[Check]:
         else:
             checks.append(fail(icid, f"{ext.module} does not import: {err[:200]}", rebuild_cmd(ext.package), err))
     if ext.origin and Path(ext.origin).exists():
+        checks.extend(provenance_checks(env, ext))
         checks.extend(_binary_checks(env, ext))
     return checks
+
+
+def provenance_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
+    """What the installed wheel's dist-info/mamba_build.json says it was built against, against this torch."""
+    from mamba_build import provenance
+    from mamba_build.channels import Channel
+
+    cid = f"provenance:{ext.package}"
+    prov, dist_info = provenance.read_installed(Path(ext.origin).parent, ext.package)
+    if prov is None:
+        where = f" ({dist_info.name} has no {provenance.FILE_NAME})" if dist_info else ""
+        return [skip(cid, f"{ext.package} was not built by mamba-build{where}: what it was built against is unknown")]
+    built = provenance.channel_of(prov)
+    t = env.python.torch
+    here = Channel.of(t.version, t.cuda, t.cxx11_abi) if t.importable else None
+    if built is not None and here is not None and built != here:
+        return [fail(cid, f"{ext.package}: " + "; ".join(built.differences(here)) + " (its dist-info/"
+                     f"{provenance.FILE_NAME}): it will fail to import or misbehave", rebuild_cmd(ext.package),
+                     provenance.describe(prov))]
+    return [ok(cid, f"{ext.package} {provenance.describe(prov)}")]
 
 
 def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
@@ -78,9 +100,7 @@ def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
     missing = []
     for g in gpus:
         sm = int(g.compute_capability.replace(".", ""))
-        # SASS runs on the same major with minor >= built minor; PTX JITs onto any newer GPU.
-        runs = any(a // 10 == sm // 10 and a <= sm for a in archs.sass) or any(p <= sm for p in archs.ptx)
-        if not runs:
+        if not runs_on(archs.sass, archs.ptx, sm):
             missing.append((g, sm))
     if missing:
         g, sm = missing[0]

@@ -15,5 +15,6 @@ COMMANDS = (
     "toolchain",
     "verify",
     "index",
+    "install",
     "matrix",
 )

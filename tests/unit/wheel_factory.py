@@ -37,7 +37,7 @@ def compile_cuda_so(out_dir: Path, gencode: list[str] = GENCODE) -> Path:
 
 
 def build_wheel(work: Path, dist_name: str, version: str, module: str, *, so_file: Path | None = None,
-                requires_python: str | None = None) -> Path:
+                requires_python: str | None = None, requires: tuple[str, ...] = ()) -> Path:
     """`pip wheel` a project named ``dist_name`` with one package ``module`` (importable)."""
     proj = work / f"src-{dist_name}-{version}"
     if proj.exists():
@@ -50,6 +50,7 @@ def build_wheel(work: Path, dist_name: str, version: str, module: str, *, so_fil
         shutil.copy2(so_file, pkg / "_kernels.so")
         package_data = f", package_data={{{module!r}: ['*.so']}}, include_package_data=True"
     rp = f", python_requires={requires_python!r}" if requires_python else ""
+    rp += f", install_requires={list(requires)!r}" if requires else ""
     (proj / "setup.py").write_text(
         f"from setuptools import setup\nsetup(name={dist_name!r}, version={version!r}, "
         f"packages=[{module!r}]{package_data}{rp})\n")
