@@ -310,7 +310,7 @@ def render_plan(plan: InstallPlan) -> str:
             lines.append(f"install {choice.chosen.record.filename} (channel {choice.chosen.channel})")
         else:
             action = "nothing (--no-build)" if plan.no_build else (
-                f"build with `mamba-build compile`" + (f" ({choice.package}=={choice.build_version})"
+                "build with `mamba-build compile`" + (f" ({choice.package}=={choice.build_version})"
                                                        if choice.build_version else ""))
             lines.append(f"{'none' if plan.no_build else 'build'}    {choice.package}: {action}")
         for c in choice.candidates:

@@ -18,25 +18,10 @@ from packaging.version import Version
 from mamba_build import index, manifest, provenance
 from mamba_build.commands import index as index_cmd
 from mamba_build.errors import UsageError
-from tests.unit.wheel_factory import build_wheel, clean_pip_env
+from tests.unit.wheel_factory import build_wheel, clean_pip_env, prov, stamped
 
 CU13_214 = "cu13-torch2.14-cxx11abiTRUE"
 CU13_29 = "cu13-torch2.9-cxx11abiTRUE"
-
-
-def prov(torch: str, cuda: str, abi: bool = True) -> dict:
-    return {"schema_version": 1, "torch_version": torch, "torch_cuda": cuda, "cxx11_abi": abi,
-            "toolkit_version": cuda, "host_compiler": "g++ 12.2.0", "flags": [], "archs_sass": [90],
-            "archs_ptx": [], "source_origin": "test", "source_sha256": None, "mamba_build_version": "t"}
-
-
-def stamped(work: Path, dist: Path, name: str, version: str, module: str, facts: dict | None, **kw) -> Path:
-    """A real wheel (pip wheel), stamped like the build stamps it, finalized into ``dist``'s manifest."""
-    whl = build_wheel(work, name, version, module, **kw)
-    if facts is not None:
-        provenance.stamp(whl, facts)
-    manifest.finalize_wheel(whl, dist, run_auditwheel=False)
-    return dist / whl.name
 
 
 @pytest.mark.parametrize("raw,norm", [

@@ -66,6 +66,24 @@ def build_wheel(work: Path, dist_name: str, version: str, module: str, *, so_fil
     return new[0]
 
 
+def prov(torch: str, cuda: str, abi: bool = True) -> dict:
+    """A provenance document (dist-info/mamba_build.json) of a build against this torch/CUDA/ABI."""
+    return {"schema_version": 1, "torch_version": torch, "torch_cuda": cuda, "cxx11_abi": abi,
+            "toolkit_version": cuda, "host_compiler": "g++ 12.2.0", "flags": [], "archs_sass": [90],
+            "archs_ptx": [], "source_origin": "test", "source_sha256": None, "mamba_build_version": "t"}
+
+
+def stamped(work: Path, dist: Path, name: str, version: str, module: str, facts: dict | None, **kw) -> Path:
+    """A real wheel (pip wheel), stamped as the build stamps it, finalized into ``dist``'s manifest."""
+    from mamba_build import manifest, provenance
+
+    whl = build_wheel(work, name, version, module, **kw)
+    if facts is not None:
+        provenance.stamp(whl, facts)
+    manifest.finalize_wheel(whl, dist, run_auditwheel=False)
+    return dist / whl.name
+
+
 def clean_pip_env() -> dict[str, str]:
     """Environment for a pip that sees only the index it is given (no config, no find-links)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
