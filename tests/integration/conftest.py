@@ -253,3 +253,23 @@ def cuda118_cli_install(torch201_venv, test_cache, tmp_path_factory) -> CliInsta
 def cuda124_cli_install(torch251_venv, test_cache, tmp_path_factory) -> CliInstall:
     """`mamba-build toolchain install --cuda 12.4` by the torch 2.5.1 venv's CLI, into a fresh cache."""
     return cli_toolchain_install("12.4", torch251_venv, test_cache, tmp_path_factory.mktemp("mb-cache-124"))
+
+
+UV_VERSION = "0.13.9"
+
+
+@pytest.fixture(scope="session")
+def uv_exe(test_cache) -> Path:
+    """uv: the one next to this Python or on PATH, else uv==0.13.9 from PyPI into
+    ``$MAMBA_BUILD_TEST_CACHE/uv-0.13.9`` (a ~20 MB wheel, once per machine)."""
+    for cand in (Path(sys.executable).parent / "uv", shutil.which("uv")):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+            return Path(cand)
+    target = test_cache / f"uv-{UV_VERSION}"
+    exe = target / "bin" / "uv"
+    if not exe.is_file():
+        got = _run([sys.executable, "-m", "pip", "install", "-q", "--target", target, f"uv=={UV_VERSION}"], 600)
+        if got.returncode != 0 and any(m in got.stderr for m in _PIP_OFFLINE):
+            pytest.skip(f"PyPI not reachable to download uv=={UV_VERSION}")
+        assert got.returncode == 0, got.stderr[-3000:]
+    return exe
