@@ -218,3 +218,37 @@ def test_installed_provenance_check(tmp_path):
     (dist_info / provenance.FILE_NAME).unlink()
     (check,) = provenance_checks(make_env(), ext)
     assert check.status.value == "skip" and "not built by mamba-build" in check.summary
+
+
+def test_nothing_fits_builds_with_compile_pinned_to_the_index_version(real_index, monkeypatch):
+    """The fallback is `compile`'s own resolve + execute, for exactly the packages nothing fits (the real build
+    runs in tests/integration); here: what it is asked for."""
+    import mamba_build.commands.compile as compile_cmd
+
+    root, _a, _b = real_index
+    asked = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_resolve(opts):
+        asked["opts"] = opts
+        raise Stop
+
+    monkeypatch.setattr(compile_cmd, "resolve", fake_resolve)
+    target = no_gpu_target(torch_version="2.6.0+cu124", torch_cuda="12.4", cxx11_abi=False)
+    plan = install.resolve_install(root.as_uri(), target=target, arch="8.0", cuda="12.4")
+    assert [c.package for c in plan.to_build] == ["mb-fixture"] and not plan.to_install
+    assert "build    mb-fixture: build with `mamba-build compile` (mb-fixture==0.3.0)" in install.render_plan(plan)
+    logged = []
+    with pytest.raises(Stop):
+        install.execute_install(plan, log=logged.append)
+    opts = asked["opts"]
+    assert opts.packages == ("mb-fixture",) and opts.versions == {"mb-fixture": "0.3.0"}
+    assert opts.python == target.python and opts.arch == "8.0" and opts.cuda == "12.4" and opts.install
+    assert any("built for torch 2.14, this environment has torch 2.6" in m for m in logged)
+    # a --source replaces the version pin (the tree says its version)
+    plan = replace(plan, sources={"mb-fixture": "/src/fixture"})
+    with pytest.raises(Stop):
+        install.execute_install(plan, log=logged.append)
+    assert asked["opts"].sources == {"mb-fixture": "/src/fixture"} and asked["opts"].versions == {}
