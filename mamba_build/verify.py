@@ -152,9 +152,9 @@ def check_index_pages(root: Path, manifest: Manifest, report: VerifyReport) -> N
                 listed[fn] = channel
                 check = checks.get(fn)
                 path = root / fn
-                if check is None or not path.is_file():
-                    continue  # a kept entry whose wheel lives elsewhere
-                rec = manifest.records[fn]
+                rec = manifest.records.get(fn)
+                if check is None or rec is None or not path.is_file():
+                    continue  # a kept entry whose wheel lives elsewhere, or one already failed (not in the manifest)
                 built = Channel.of(rec.torch_version, rec.torch_cuda, rec.cxx11_abi)
                 if built is None or built.name != channel:
                     check.problems.append(f"listed in channel {channel}, but built for "

@@ -252,3 +252,28 @@ def test_nothing_fits_builds_with_compile_pinned_to_the_index_version(real_index
     with pytest.raises(Stop):
         install.execute_install(plan, log=logged.append)
     assert asked["opts"].sources == {"mb-fixture": "/src/fixture"} and asked["opts"].versions == {}
+
+
+def test_an_index_served_over_http(real_index, tmp_path):
+    """The same index through a web server (loopback): pages and wheel fetched over HTTP, 404 understood."""
+    import functools
+    import http.server
+    import threading
+
+    root, a, _b = real_index
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args, **kw: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        plan = install.resolve_install(url, target=no_gpu_target())
+        (choice,) = plan.choices
+        assert choice.chosen.record.filename == a.name and choice.chosen.url.startswith("http://127.0.0.1")
+        got = install.fetch_wheel(choice.chosen, tmp_path / "dl")
+        assert got.read_bytes() == a.read_bytes()
+        with pytest.raises(UsageError, match="no manifest.json"):
+            install.resolve_install(url + "simple/", target=no_gpu_target())
+    finally:
+        server.shutdown()
+        server.server_close()
