@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.network]
 
 CH25, CH26 = "cu12-torch2.5-cxx11abiFALSE", "cu12-torch2.6-cxx11abiFALSE"
 LABEL = {CH25: "cu12torch2.5cxx11abifalse", CH26: "cu12torch2.6cxx11abifalse"}
+TORCH = {CH25: "2.5", CH26: "2.6"}
 
 
 def _run(argv, timeout=600, **kw) -> subprocess.CompletedProcess:
@@ -176,7 +177,8 @@ def test_printed_pip_line_gives_each_environment_its_own_wheel(root, torch251_ve
         assert argv[:4] == ["python", "-m", "pip", "install"]
         proc = _run([py, *argv[1:]], 600, env=clean_env())
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert "torch" not in proc.stdout.split("Successfully installed", 1)[-1]  # torch stays as it was
+        done = proc.stdout.split("Successfully installed", 1)[-1].split()
+        assert done and not [d for d in done if d.startswith(("torch-", "triton-"))], done  # torch stays as it was
         assert installed_version(py) == f"0.3.0+{LABEL[channel]}"
         imp = _run([py, "-c", "import torch, mb_fixture_cuda"], 300)
         assert imp.returncode == 0, imp.stderr
@@ -214,7 +216,7 @@ def test_printed_lines_resolve_per_torch_and_never_pair_another(root, torch251_v
                     assert not torch_planned, (tool, channel, plan)  # the installed torch fits: left alone
                 else:
                     # the other channel: the resolver would REPLACE torch by that channel's release, never pair
-                    assert torch_planned and torch_planned[0].startswith(f"torch=={channel[9:12]}."), (tool, plan)
+                    assert torch_planned and torch_planned[0].startswith(f"torch=={TORCH[channel]}."), (tool, plan)
     print(json.dumps({" ".join(k): v for k, v in seen.items()}, indent=1))
     # with the channel as the only index, the other torch's wheel is unsatisfiable for both tools
     url = f"{root.as_uri()}/simple/{CH26}/"
@@ -282,3 +284,25 @@ def test_a_tampered_wheel_is_refused(root, torch251_venv, tmp_path):
     assert installed_version(py) is None
     bad = run_cli("verify", str(copy), timeout=600)
     assert bad.returncode == 1 and "sha256" in bad.stdout
+
+
+def test_nothing_fits_so_install_builds_it_with_compile(dists, torch260_venv, build_env, tmp_path):
+    """An index with only the torch 2.5 wheel, an environment with torch 2.6: `install` says why the candidate
+    does not fit, builds the fixture with the compile pipeline (12.4 toolkit), and installs that build."""
+    only25 = tmp_path / "only25"
+    assert run_cli("index", str(dists[CH25]), "--out", str(only25), timeout=300).returncode == 0
+    py = env_with_torch(tmp_path / "env", torch260_venv)
+    start = time.monotonic()
+    proc = run_cli("install", "--index-url", only25.as_uri(), "--python", str(py), "--source",
+                   str(REPO / "csrc" / "fixture"), "--arch", "8.0", "--cuda", "12.4", "--json",
+                   env=build_env, timeout=1800, cwd=tmp_path)
+    print(f"install by building: {time.monotonic() - start:.0f} s")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    assert f"mb_fixture-0.3.0+{LABEL[CH25]}" in proc.stderr and "built for torch 2.6" not in proc.stderr
+    assert "built for torch 2.5, this environment has torch 2.6" in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["installed"] == [] and doc["built"] == [next(iter(doc["built"]))]
+    assert doc["built"][0].startswith(f"mb_fixture-0.3.0+{LABEL[CH26]}-")
+    assert installed_version(py) == f"0.3.0+{LABEL[CH26]}"
+    prov, _ = provenance.read_installed(purelib(py), "mb-fixture")
+    assert prov["channel"] == CH26 and prov["torch_version"] == "2.6.0+cu124"
