@@ -32,20 +32,33 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan (and the result) as JSON")
 
 
-def _sources(specs: list[str], packages: list[str]) -> dict[str, str]:
+def _sources(specs: list[str]) -> tuple[dict[str, str], list[str]]:
+    """({package: spec} of the PKG=SPEC ones, the bare SPECs)."""
+    from mamba_build.packages import package_info
+
+    named, bare = {}, []
+    for spec in specs:
+        head, sep, rest = spec.partition("=")
+        if sep and "/" not in head and ":" not in head:
+            named[package_info(head).name] = rest
+        else:
+            bare.append(spec)
+    return named, bare
+
+
+def _with_bare_source(plan, bare: list[str]):
+    """A bare --source SPEC belongs to the one package that will be built (ambiguous otherwise)."""
+    from dataclasses import replace
+
     from mamba_build.errors import UsageError
     from mamba_build.packages import package_info
 
-    out = {}
-    for spec in specs:
-        head, sep, rest = spec.partition("=")
-        if sep and "/" not in head:
-            out[package_info(head).name] = rest
-        elif len(packages) == 1:
-            out[package_info(packages[0]).name] = spec
-        else:
-            raise UsageError(f"--source {spec!r} is ambiguous", "write --source PKG=SPEC, or give one --package")
-    return out
+    if not bare or not plan.to_build:
+        return plan
+    if len(bare) > 1 or len(plan.to_build) > 1:
+        raise UsageError(f"--source {bare[0]!r} is ambiguous: {len(plan.to_build)} package(s) would be built "
+                         f"({', '.join(c.package for c in plan.to_build)})", "write --source PKG=SPEC for each")
+    return replace(plan, sources={**plan.sources, package_info(plan.to_build[0].package).name: bare[0]})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from mamba_build.render import dumps
 
     packages = [p.strip() for item in args.package for p in item.split(",") if p.strip()]
+    named, bare = _sources(args.source)
     plan = resolve_install(args.index_url, python=args.python, packages=packages, arch=args.arch,
-                           no_build=args.no_build, sources=_sources(args.source, packages), cuda=args.cuda)
+                           no_build=args.no_build, sources=named, cuda=args.cuda)
+    plan = _with_bare_source(plan, bare)
     if args.dry_run:
         print(dumps(plan.to_dict()) if args.json else render_plan(plan))
         return ExitCode.OK

@@ -301,7 +301,7 @@ def test_nothing_fits_so_install_builds_it_with_compile(dists, torch260_venv, bu
     assert f"mb_fixture-0.3.0+{LABEL[CH25]}" in proc.stderr and "built for torch 2.6" not in proc.stderr
     assert "built for torch 2.5, this environment has torch 2.6" in proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["installed"] == [] and doc["built"] == [next(iter(doc["built"]))]
+    assert doc["installed"] == [] and len(doc["built"]) == 1
     assert doc["built"][0].startswith(f"mb_fixture-0.3.0+{LABEL[CH26]}-")
     assert installed_version(py) == f"0.3.0+{LABEL[CH26]}"
     prov, _ = provenance.read_installed(purelib(py), "mb-fixture")

@@ -277,3 +277,17 @@ def test_an_index_served_over_http(real_index, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_source_options_of_the_command(real_index):
+    from mamba_build.commands.install import _sources, _with_bare_source
+
+    assert _sources(["mb-fixture=/src/fx", "/src/other", "git+https://h/r.git@v1"]) == \
+        ({"mb-fixture": "/src/fx"}, ["/src/other", "git+https://h/r.git@v1"])
+    root, _a, _b = real_index
+    target = no_gpu_target(torch_version="2.6.0+cu124", torch_cuda="12.4", cxx11_abi=False)
+    plan = install.resolve_install(root.as_uri(), target=target)
+    assert _with_bare_source(plan, ["/src/fx"]).sources == {"mb-fixture": "/src/fx"}
+    assert _with_bare_source(install.resolve_install(root.as_uri(), target=no_gpu_target()), ["/x"]).sources == {}
+    with pytest.raises(UsageError, match="ambiguous"):
+        _with_bare_source(plan, ["/a", "/b"])
