@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ import pytest
 from mamba_build import provenance
 from mamba_build.binary import unresolved_torch_symbols
 from mamba_build.install import extension_objects
+from mamba_build.manifest import finalize_wheel
 from tests.conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -80,20 +82,42 @@ def build_env(cuda124_cli_install) -> dict[str, str]:
     return {"MAMBA_BUILD_CACHE": str(cuda124_cli_install.cache)}
 
 
+@dataclass
+class Built:
+    dists: dict[str, Path]                 # channel -> a wheel dir with manifest.json
+    fallback: subprocess.CompletedProcess  # `install` into a torch 2.6 environment from the torch-2.5-only index
+    fallback_python: Path
+
+
 @pytest.fixture(scope="module")
-def dists(torch251_venv, torch260_venv, build_env, tmp_path_factory) -> dict[str, Path]:
-    """`mamba-build wheels` of the fixture for each torch (sm_80 + compute_80 PTX); channel -> its wheel dir."""
-    out = {}
-    for channel, venv in ((CH25, torch251_venv), (CH26, torch260_venv)):
-        dest = tmp_path_factory.mktemp(f"dist-{channel}")
-        start = time.monotonic()
-        proc = run_cli("wheels", "--python", str(venv / "bin" / "python"), "--cuda", "12.4", "--package", "mb-fixture",
-                       "--source", str(REPO / "csrc" / "fixture"), "--arch", "8.0", "--out", str(dest), "--no-cache",
-                       env=build_env, timeout=1800)
-        assert proc.returncode == 0, proc.stderr[-5000:]
-        print(f"wheels for {channel}: {time.monotonic() - start:.0f} s")
-        out[channel] = dest
-    return out
+def built(torch251_venv, torch260_venv, build_env, tmp_path_factory) -> Built:
+    """The fixture for torch 2.5.1 by `mamba-build wheels`; for torch 2.6.0 by `mamba-build install` from an index
+    holding only the 2.5 wheel (nothing fits, so it builds with the compile pipeline), its wheel then recorded as
+    `wheels` records one (finalize_wheel): both sm_80 + compute_80 PTX, CUDA 12.4 toolkit, one build each."""
+    tmp = tmp_path_factory.mktemp("built")
+    dist25, dist26, only25 = tmp / "dist-25", tmp / "dist-26", tmp / "only25"
+    start = time.monotonic()
+    proc = run_cli("wheels", "--python", str(torch251_venv / "bin" / "python"), "--cuda", "12.4", "--package",
+                   "mb-fixture", "--source", str(REPO / "csrc" / "fixture"), "--arch", "8.0", "--out", str(dist25),
+                   "--no-cache", env=build_env, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    print(f"wheels for {CH25}: {time.monotonic() - start:.0f} s")
+    assert run_cli("index", str(dist25), "--out", str(only25), timeout=300).returncode == 0
+    py = env_with_torch(tmp / "env26", torch260_venv)
+    start = time.monotonic()
+    fallback = run_cli("install", "--index-url", only25.as_uri(), "--python", str(py), "--source",
+                       str(REPO / "csrc" / "fixture"), "--arch", "8.0+PTX", "--cuda", "12.4", "--json",
+                       env=build_env, timeout=1800, cwd=tmp)
+    print(f"install (building) for {CH26}: {time.monotonic() - start:.0f} s")
+    assert fallback.returncode == 0, fallback.stderr[-5000:]
+    (whl,) = (tmp / "wheelhouse").glob("mb_fixture-*.whl")  # compile's default --wheel-dir, in the cwd
+    finalize_wheel(whl, dist26)
+    return Built({CH25: dist25, CH26: dist26}, fallback, py)
+
+
+@pytest.fixture(scope="module")
+def dists(built) -> dict[str, Path]:
+    return built.dists
 
 
 @pytest.fixture(scope="module")
@@ -249,13 +273,15 @@ def test_symbol_check_agrees_with_a_real_import(root, torch251_venv, torch260_ve
     cudart12 = next((torch251_venv / "lib").glob("python3.*/site-packages/nvidia/cuda_runtime/lib"))
     torches = {CH25: torch251_venv / "bin" / "python", CH26: torch260_venv / "bin" / "python",
                "2.14.1": Path(sys.executable)}
+    pairs = {CH25: (CH25, CH26, "2.14.1"), CH26: (CH25,)}  # (26, 26) imports in the install test already
     results = {}
     for channel in (CH25, CH26):
         sos = extension_objects(wheel_of(root, channel), tmp_path / channel)
         stage = tmp_path / f"stage-{channel}"
         stage.mkdir()
         shutil.copy2(sos[0], stage / sos[0].name.split("-", 1)[1])
-        for torch_name, py in torches.items():
+        for torch_name in pairs[channel]:
+            py = torches[torch_name]
             torch_dir = _run([py, "-c", "import torch, os; print(os.path.dirname(torch.__file__))"], 300).stdout.strip()
             missing = [s for v in unresolved_torch_symbols(sos, torch_dir).values() for s in v]
             imp = _run([py, "-c", "import sys, torch; sys.path.insert(0, sys.argv[1]); import mb_fixture_cuda", stage],
@@ -266,8 +292,8 @@ def test_symbol_check_agrees_with_a_real_import(root, torch251_venv, torch260_ve
                 named = re.search(r"undefined symbol: (\S+)", imp.stderr)
                 assert named and named.group(1) in missing, (imp.stderr, missing)
     print(json.dumps({" / ".join(k): v[:2] for k, v in results.items()}, indent=1))
-    assert not results[(CH25, CH25)][0] and not results[(CH26, CH26)][0]
-    assert results[(CH25, "2.14.1")][0] and results[(CH26, "2.14.1")][0]  # a real mismatch, caught
+    assert not results[(CH25, CH25)][0] and results[(CH25, CH25)][1] == 0
+    assert results[(CH25, "2.14.1")][0]  # a real mismatch, caught
 
 
 def test_a_tampered_wheel_is_refused(root, torch251_venv, tmp_path):
@@ -286,23 +312,16 @@ def test_a_tampered_wheel_is_refused(root, torch251_venv, tmp_path):
     assert bad.returncode == 1 and "sha256" in bad.stdout
 
 
-def test_nothing_fits_so_install_builds_it_with_compile(dists, torch260_venv, build_env, tmp_path):
-    """An index with only the torch 2.5 wheel, an environment with torch 2.6: `install` says why the candidate
-    does not fit, builds the fixture with the compile pipeline (12.4 toolkit), and installs that build."""
-    only25 = tmp_path / "only25"
-    assert run_cli("index", str(dists[CH25]), "--out", str(only25), timeout=300).returncode == 0
-    py = env_with_torch(tmp_path / "env", torch260_venv)
-    start = time.monotonic()
-    proc = run_cli("install", "--index-url", only25.as_uri(), "--python", str(py), "--source",
-                   str(REPO / "csrc" / "fixture"), "--arch", "8.0", "--cuda", "12.4", "--json",
-                   env=build_env, timeout=1800, cwd=tmp_path)
-    print(f"install by building: {time.monotonic() - start:.0f} s")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    assert f"mb_fixture-0.3.0+{LABEL[CH25]}" in proc.stderr and "built for torch 2.6" not in proc.stderr
+def test_nothing_fits_so_install_builds_it_with_compile(built):
+    """The torch 2.6 environment and an index with only the torch 2.5 wheel (the `built` fixture): `install`
+    said why the candidate does not fit, built the fixture with the compile pipeline and installed that build."""
+    proc, py = built.fallback, built.fallback_python
+    assert f"mb_fixture-0.3.0+{LABEL[CH25]}" in proc.stderr
     assert "built for torch 2.5, this environment has torch 2.6" in proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["installed"] == [] and len(doc["built"]) == 1
+    assert doc["plan"]["choices"][0]["action"] == "build"
     assert doc["built"][0].startswith(f"mb_fixture-0.3.0+{LABEL[CH26]}-")
     assert installed_version(py) == f"0.3.0+{LABEL[CH26]}"
     prov, _ = provenance.read_installed(purelib(py), "mb-fixture")
-    assert prov["channel"] == CH26 and prov["torch_version"] == "2.6.0+cu124"
+    assert prov["channel"] == CH26 and prov["torch_version"] == "2.6.0+cu124" and prov["archs"] == ["8.0+PTX"]
