@@ -173,10 +173,11 @@ def test_one_channel_per_torch_with_provenance_in_each_wheel(root):
 def test_install_gives_each_environment_its_own_wheel(root, torch251_venv, torch260_venv, tmp_path):
     for channel, venv in ((CH25, torch251_venv), (CH26, torch260_venv)):
         py = env_with_torch(tmp_path / channel, venv)
-        doctor = run_cli("doctor", "--python", str(py), "--index-url", root.as_uri(), "--json", timeout=600)
-        checks = {c["id"]: c for c in json.loads(doctor.stdout)["checks"]}
-        assert checks["index:mb-fixture"]["status"] == "ok", checks["index:mb-fixture"]
-        assert wheel_of(root, channel).name in checks["index:mb-fixture"]["summary"]
+        if channel == CH25:  # doctor says beforehand what install then does (once: doctor probes everything)
+            doctor = run_cli("doctor", "--python", str(py), "--index-url", root.as_uri(), "--json", timeout=600)
+            checks = {c["id"]: c for c in json.loads(doctor.stdout)["checks"]}
+            assert checks["index:mb-fixture"]["status"] == "ok", checks["index:mb-fixture"]
+            assert wheel_of(root, channel).name in checks["index:mb-fixture"]["summary"]
         start = time.monotonic()
         proc = run_cli("install", "--index-url", root.as_uri(), "--python", str(py), "--json", timeout=900)
         print(f"install into the {channel} environment: {time.monotonic() - start:.0f} s")
@@ -189,8 +190,9 @@ def test_install_gives_each_environment_its_own_wheel(root, torch251_venv, torch
         assert imp.returncode == 0, imp.stderr
         prov, _where = provenance.read_installed(purelib(py), "mb-fixture")
         assert prov["channel"] == channel  # provenance travels into the environment
-        again = run_cli("install", "--index-url", root.as_uri(), "--python", str(py), timeout=900)
-        assert again.returncode == 0 and "already installed" in again.stderr
+        if channel == CH25:
+            again = run_cli("install", "--index-url", root.as_uri(), "--python", str(py), timeout=900)
+            assert again.returncode == 0 and "already installed" in again.stderr
 
 
 def test_printed_pip_line_gives_each_environment_its_own_wheel(root, torch251_venv, torch260_venv, tmp_path):
