@@ -65,3 +65,18 @@ def gencode_flags(archs: Sequence[str]) -> list[str]:
 def torch_arch_list(archs: Sequence[str]) -> str:
     """Value for TORCH_CUDA_ARCH_LIST ('8.0;9.0+PTX')."""
     return ";".join(archs)
+
+
+def sass_and_ptx(archs: Sequence[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """('8.0', '9.0+PTX') -> ((80, 90), (90,)): the SASS and PTX a build of these archs holds."""
+    sass = tuple(sorted({sm_number(a) for a in archs}))
+    ptx = tuple(sorted({sm_number(a) for a in archs if a.endswith("+PTX")}))
+    return sass, ptx
+
+
+def runs_on(sass: Iterable[int], ptx: Iterable[int], sm: int) -> bool:
+    """Does a binary holding this SASS/PTX run on a GPU of compute capability ``sm`` (86 = 8.6)?
+
+    SASS runs on the same major with a minor >= the built one; PTX is JIT-compiled onto any newer GPU.
+    """
+    return any(a // 10 == sm // 10 and a <= sm for a in sass) or any(p <= sm for p in ptx)

@@ -227,3 +227,80 @@ def archs_in_wheel(whl_path: str | os.PathLike, cuobjdump: str | os.PathLike | N
             result = archs if result is None else result.union(archs)
     assert result is not None
     return result
+
+
+# --- dynamic symbols (the C++ ABI check of an extension against a torch) ---------------------------
+# ELF64 little endian: section headers give .dynsym (SHT_DYNSYM = 11) and its string table (sh_link);
+# each Elf64_Sym is u32 name, u8 info, u8 other, u16 shndx, u64 value, u64 size. shndx 0 = undefined.
+_SHT_DYNSYM = 11
+_SYM = struct.Struct("<IBBHQQ")
+# mangled C++ names in torch's namespaces (functions, and vtables/typeinfo of their classes)
+TORCH_NAMESPACES = re.compile(r"^_Z(?:T[VIS])?NK?(?:3c10|2at|5torch)")
+
+
+@dataclass(frozen=True)
+class DynamicSymbols:
+    defined: frozenset[str]
+    undefined: frozenset[str]
+    needed: tuple[str, ...] = ()  # DT_NEEDED libraries
+
+
+def dynamic_symbols(so_path: str | os.PathLike) -> DynamicSymbols:
+    """Names in the ``.dynsym`` table of a 64-bit little-endian ELF file (no binutils needed)."""
+    import mmap
+
+    with open(so_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            raise ValueError(f"{so_path}: not a 64-bit little-endian ELF file")
+        shoff, = struct.unpack_from("<Q", data, 0x28)
+        shentsize, shnum, _shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+        sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+        defined: set[str] = set()
+        undefined: set[str] = set()
+        needed: list[str] = []
+        for _name, sh_type, _flags, _addr, offset, size, link, _info, _align, entsize in sections:
+            if sh_type == 6:  # SHT_DYNAMIC: DT_NEEDED (1) entries point into its string table
+                str_off = sections[link][4]
+                for pos in range(offset, offset + size, 16):
+                    tag, val = struct.unpack_from("<qQ", data, pos)
+                    if tag == 0:
+                        break
+                    if tag == 1:
+                        end = data.find(b"\0", str_off + val)
+                        needed.append(data[str_off + val:end].decode("utf-8", "replace"))
+            if sh_type != _SHT_DYNSYM:
+                continue
+            str_off = sections[link][4]
+            step = entsize or _SYM.size
+            for pos in range(offset + step, offset + size, step):  # entry 0 is the null symbol
+                st_name, _st_info, _other, shndx, _value, _size = _SYM.unpack_from(data, pos)
+                if not st_name:
+                    continue
+                end = data.find(b"\0", str_off + st_name)
+                name = data[str_off + st_name:end].decode("utf-8", "replace")
+                (undefined if shndx == 0 else defined).add(name)
+    return DynamicSymbols(frozenset(defined), frozenset(undefined), tuple(needed))
+
+
+def torch_libraries(torch_dir: str | os.PathLike) -> list[Path]:
+    """torch's own shared libraries (``torch/lib/libtorch*.so``, ``libc10*.so``, ``libshm.so``)."""
+    lib = Path(torch_dir) / "lib"
+    return sorted(p for p in lib.glob("lib*.so*") if p.is_file() and re.match(r"lib(torch|c10|shm)", p.name))
+
+
+def unresolved_torch_symbols(so_paths, torch_dir: str | os.PathLike) -> dict[str, list[str]]:
+    """{extension file name: its undefined c10::/at::/torch:: symbols that no torch library defines}.
+
+    Empty lists everywhere: the extension links against this torch (what ``undefined symbol`` at import
+    would otherwise report). Raises ValueError when torch's libraries are not found."""
+    libs = torch_libraries(torch_dir)
+    if not libs:
+        raise ValueError(f"no torch libraries under {Path(torch_dir) / 'lib'}")
+    available: set[str] = set()
+    for lib in libs:
+        available |= dynamic_symbols(lib).defined
+    out: dict[str, list[str]] = {}
+    for so in so_paths:
+        wanted = {s.split("@", 1)[0] for s in dynamic_symbols(so).undefined if TORCH_NAMESPACES.match(s)}
+        out[Path(so).name] = sorted(wanted - available)
+    return out

@@ -263,11 +263,22 @@ def parse_wheel_name(filename: str) -> tuple[str, str, str]:
     return str(name), str(version), ".".join(interpreters)
 
 
-def record_for_wheel(whl_path: str | os.PathLike, build_info: Mapping[str, Any],
+def build_info_of(whl_path: str | os.PathLike) -> dict[str, Any]:
+    """What the wheel's own provenance (dist-info/mamba_build.json) says, as ``build_info``; {} without one."""
+    from mamba_build import provenance
+
+    prov = provenance.read_wheel(whl_path)
+    return provenance.manifest_facts(prov) if prov else {}
+
+
+def record_for_wheel(whl_path: str | os.PathLike, build_info: Mapping[str, Any] | None = None,
                      *, cuobjdump: str | os.PathLike | None = None) -> WheelRecord:
     """Record for one wheel: hash, size and name parts from the file, archs from its binaries,
-    the rest from ``build_info`` (keys: :data:`BUILD_INFO_KEYS`; missing ones are null/empty)."""
+    the rest from ``build_info`` (keys: :data:`BUILD_INFO_KEYS`; missing ones are null/empty), by default
+    from the provenance the build stamped into the wheel (:func:`build_info_of`)."""
     path = Path(whl_path)
+    if build_info is None:
+        build_info = build_info_of(path)
     unknown = sorted(set(build_info) - set(BUILD_INFO_KEYS))
     if unknown:
         raise ValueError(f"record_for_wheel: unknown build_info keys {unknown}; allowed: {BUILD_INFO_KEYS}")
@@ -300,12 +311,13 @@ def record_for_wheel(whl_path: str | os.PathLike, build_info: Mapping[str, Any],
 
 
 def finalize_wheel(whl_path: str | os.PathLike, out_dir: str | os.PathLike,
-                   build_info: Mapping[str, Any], *, run_auditwheel: bool = True,
+                   build_info: Mapping[str, Any] | None = None, *, run_auditwheel: bool = True,
                    cuobjdump: str | os.PathLike | None = None) -> WheelRecord:
     """Copy a built wheel into ``out_dir`` and add its record to ``out_dir/manifest.json``.
 
-    Runs ``auditwheel show`` for the manifest unless ``build_info`` already has an ``auditwheel``
-    summary (records ``available: false`` when auditwheel is not installed).
+    ``build_info`` defaults to the wheel's own provenance (:func:`build_info_of`). Runs ``auditwheel
+    show`` for the manifest unless ``build_info`` already has an ``auditwheel`` summary (records
+    ``available: false`` when auditwheel is not installed).
     """
     from mamba_build import hygiene
 
@@ -317,7 +329,7 @@ def finalize_wheel(whl_path: str | os.PathLike, out_dir: str | os.PathLike,
         tmp = dest.with_name(f".{dest.name}.partial")
         shutil.copy2(src, tmp)
         os.replace(tmp, dest)
-    info = dict(build_info)
+    info = dict(build_info) if build_info is not None else build_info_of(dest)
     if "auditwheel" not in info:
         if run_auditwheel:
             shown = hygiene.auditwheel_show(dest)

@@ -118,7 +118,11 @@ def cache_components(plan: BuildPlan, pkg: PackagePlan, fetched) -> dict:
         "nvcc_threads": plan.nvcc_threads, "split_compile": plan.split_compile, "include_dirs": list(plan.include_dirs),
         "local_version": plan.local_version, "split_units": plan.split_units, "cxx_std": plan.cxx_std,
         **({"build_overlay": list(plan.build_overlay.requirements)} if plan.build_overlay else {}),
+        "provenance": PROVENANCE_STAMP,  # cached wheels carry dist-info/mamba_build.json and the torch pin
     }
+
+
+PROVENANCE_STAMP = 1  # the stamp's schema (mamba_build/provenance.py); a wheel cached before it lacks the stamp
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -172,6 +176,7 @@ class PendingBuild:
     key_parts: dict
     log_path: Path
     out_dir: Path
+    recipes: tuple = ()  # (recipe, file, status) of each patch recipe: the wheel's provenance lists them
 
 
 def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
@@ -305,12 +310,33 @@ def torch_map_patch(plan: BuildPlan):
 
 
 def install_wheels(plan: BuildPlan, wheels: list[Path]) -> None:
-    inst = plan.installer_for()
+    install_wheel_files(plan.python, wheels, plan.installer_for())
+
+
+def install_wheel_files(python: str, wheels: list[Path], installer=None) -> None:
+    """The one final install step (`compile` and `install`): these verified wheel files, no dependencies, by
+    ``installer`` (mamba_build/installer.py: the target's pip, mamba-build's pip --python, or uv; default: the
+    choice for ``python``)."""
+    from mamba_build.installer import for_python
+
+    inst = installer or for_python(python)
     res = runner.run(inst.install_argv(wheels, no_deps=True, force_reinstall=True, no_index=True), timeout=1800)
     if not res.ok:
-        raise BuildError(f"{inst.kind} could not install the built wheels (it rolled back what it had started)",
+        raise BuildError(f"{inst.kind} could not install the wheels (it rolled back what it had started)",
                          "install them by hand: " + shlex.join(inst.install_argv(wheels, no_deps=True)),
                          details=res.output[-3000:])
+
+
+def stamp_wheel(plan: BuildPlan, p: PendingBuild, wheel: Path, seconds: float) -> None:
+    """mamba_build.json (provenance) into the new wheel's dist-info and ``Requires-Dist: torch==X.Y.*``."""
+    from mamba_build import provenance
+
+    recipes = [{"recipe": r, "file": f, "status": s} for r, f, s in p.recipes]
+    doc = provenance.of_build(plan, source_origin=p.fetched.origin, source_sha256=p.fetched.sha256,
+                              recipes=recipes, recipes_sha256=p.key_parts.get("recipes"), build_seconds=seconds)
+    if not p.fetched.sha256:  # a source tree, not an archive: the digest of its files (the cache key's)
+        doc["source_tree_digest"] = p.key_parts.get("source_sha256")
+    provenance.stamp(wheel, doc)
 
 
 def known_python_limits(plan: BuildPlan, wheels: list[BuiltWheel], checks) -> dict[str, str]:
@@ -444,7 +470,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 log("patch   " + ", ".join(f"{r.recipe}: {r.status.value}" for r in results))
                 report.patches[pkg.name] = [r.as_dict() for r in results]
                 pending.append(PendingBuild(pkg, fetched, key, key_parts, log_dir / f"build-{pkg.name}.log",
-                                            run_dir / "wheels" / pkg.name))
+                                            run_dir / "wheels" / pkg.name,
+                                            tuple((r.recipe, r.file, r.status.value) for r in results)))
             clock.lap("sources+patches")
             from mamba_build.runtime_deps import after_fetch, install_missing
 
@@ -457,6 +484,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
 
                 warm = WarmChild(plan.python, run_dir / "staging")
             done = _build_all(plan, pending, run_dir, log_dir, log, show_progress)
+            for p, wheel, seconds in done:  # provenance + torch pin in the dist-info, before anything reads it
+                stamp_wheel(plan, p, wheel, seconds)
             clock.lap("builds")
             for p, wheel, _seconds in done:  # a wheel without its extension is a failed build, whatever pip said
                 check_wheel_extension(p.pkg, wheel, p.log_path)

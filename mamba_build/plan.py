@@ -12,8 +12,9 @@ from typing import Any
 
 from mamba_build import archs as archs_mod
 from mamba_build import jobs as jobs_mod
-from mamba_build import paths, tables
+from mamba_build import paths
 from mamba_build.build_tools import BuildOverlay
+from mamba_build.channels import Channel
 from mamba_build.checks import resolve_target
 from mamba_build.checks.compilers import nearest_torch_bounds, toolkit_limit
 from mamba_build.checks.cuda import build_include_dirs
@@ -467,8 +468,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     if limit is not None:
         lo = tuple(gcc_b[0]) if gcc_b else (6, 0, 0)
         bounds[tk.version] = (lo, (limit + 1, 0))
-    tv = tables.version_tuple(t.version)
-    local_version = f"cu{tk.version.split('.')[0]}torch{tv[0]}.{tv[1]}cxx11abi{'TRUE' if t.cxx11_abi else 'FALSE'}"
+    local_version = Channel.of(t.version, t.cuda, bool(t.cxx11_abi)).local_version  # same CUDA major as tk
     versions = resolve_versions(opts, tk.version, t.version)
     pkgs = []
     for name in opts.packages:

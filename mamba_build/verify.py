@@ -1,14 +1,19 @@
-"""Re-check a wheel directory against its manifest: hashes, sizes, archs read from the binaries,
-and that every wheel in the directory is listed."""
+"""Re-check a wheel directory against its manifest: hashes, sizes, archs read from the binaries, the
+provenance each wheel carries (dist-info/mamba_build.json and its torch pin), that every wheel in the
+directory is listed, and, for an index root, that every channel page lists each wheel in its own channel
+with the right sha256 and core metadata."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mamba_build import provenance
 from mamba_build.binary import archs_in_wheel
 from mamba_build.errors import MambaBuildError
+from mamba_build.index import SIMPLE
 from mamba_build.manifest import Manifest, ManifestError, sha256_file, wheels_in
 
 
@@ -18,13 +23,14 @@ class WheelCheck:
     problems: list[str] = field(default_factory=list)
     archs_sass: tuple[int, ...] | None = None
     archs_ptx: tuple[int, ...] | None = None
+    notes: list[str] = field(default_factory=list)  # worth saying, not a failure
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_json(self) -> dict:
-        return {"filename": self.filename, "ok": self.ok, "problems": list(self.problems),
+        return {"filename": self.filename, "ok": self.ok, "problems": list(self.problems), "notes": list(self.notes),
                 "archs_sass": None if self.archs_sass is None else list(self.archs_sass),
                 "archs_ptx": None if self.archs_ptx is None else list(self.archs_ptx)}
 
@@ -90,11 +96,84 @@ def verify_dir(directory: str | os.PathLike, *, check_archs: bool = True,
                 if tuple(archs.ptx) != tuple(record.archs_ptx):
                     check.problems.append(f"PTX archs in the binary are {_fmt(archs.ptx)}, "
                                           f"manifest says {_fmt(record.archs_ptx)}")
+        if path.is_file():
+            check_provenance(path, record, check)
     for whl in wheels_in(root):
         if whl.name not in manifest:
             check = WheelCheck(whl.name, ["in the directory but not in manifest.json (unknown provenance)"])
             report.checks.append(check)
+    if (root / SIMPLE).is_dir():
+        check_index_pages(root, manifest, report)
     return report
+
+
+_COMPARED = ("torch_version", "torch_cuda", "cxx11_abi", "toolkit_version", "host_compiler", "source_sha256",
+             "source_origin", "mamba_build_version")
+
+
+def check_provenance(path: Path, record, check: WheelCheck) -> None:
+    """The wheel's own dist-info/mamba_build.json agrees with its manifest record, and METADATA pins torch."""
+    prov = provenance.read_wheel(path)
+    if prov is None:
+        check.notes.append(f"no dist-info/{provenance.FILE_NAME} (built before provenance stamps): only the "
+                           "manifest says what it was built against, and its METADATA does not pin torch")
+        return
+    for key in _COMPARED:
+        if prov.get(key) != getattr(record, key):
+            check.problems.append(f"{key}: the wheel's {provenance.FILE_NAME} says {prov.get(key)!r}, "
+                                  f"manifest.json says {getattr(record, key)!r}")
+    for key in ("archs_sass", "archs_ptx"):
+        if tuple(prov.get(key) or ()) != tuple(getattr(record, key)):
+            check.problems.append(f"{key}: the wheel's {provenance.FILE_NAME} says {prov.get(key)}, the binary "
+                                  f"(manifest.json) {list(getattr(record, key))}")
+    channel = provenance.channel_of(prov)
+    meta = provenance.wheel_metadata(path)
+    pins = provenance.torch_requirements(meta.decode("utf-8", "replace")) if meta else []
+    if channel is not None and not any(channel.torch_requirement in p for p in pins):
+        check.problems.append(f"METADATA requires {pins or 'no torch'}, not {channel.torch_requirement}: a resolver "
+                              "could pair it with another torch")
+
+
+def check_index_pages(root: Path, manifest: Manifest, report: VerifyReport) -> None:
+    """Every channel page entry of a wheel in ROOT: right channel, right sha256, right core metadata;
+    every wheel of the manifest listed in its channel."""
+    from mamba_build.channels import Channel
+    from mamba_build.index import METADATA_SUFFIX, read_index
+
+    channels, legacy = read_index(root)
+    for project in legacy:
+        report.problems.append(f"simple/{project}/ is a page of the old layout that serves every torch at once: "
+                               "re-run `mamba-build index` to move it into channels")
+    checks = {c.filename: c for c in report.checks}
+    listed: dict[str, str] = {}
+    for channel, projects in channels.items():
+        for project, entries in projects.items():
+            for fn, entry in entries.items():
+                listed[fn] = channel
+                check = checks.get(fn)
+                path = root / fn
+                rec = manifest.records.get(fn)
+                if check is None or rec is None or not path.is_file():
+                    continue  # a kept entry whose wheel lives elsewhere, or one already failed (not in the manifest)
+                built = Channel.of(rec.torch_version, rec.torch_cuda, rec.cxx11_abi)
+                if built is None or built.name != channel:
+                    check.problems.append(f"listed in channel {channel}, but built for "
+                                          f"{built.name if built else 'an unknown torch'}")
+                if entry.sha256 != rec.sha256:
+                    check.problems.append(f"simple/{channel}/{project}/ gives sha256 {entry.sha256}, the file has "
+                                          f"{rec.sha256}")
+                meta_file = root / (fn + METADATA_SUFFIX)
+                if entry.core_metadata_sha256:
+                    have = sha256_file(meta_file) if meta_file.is_file() else None
+                    inside = provenance.wheel_metadata(path)
+                    if have != entry.core_metadata_sha256:
+                        check.problems.append(f"{meta_file.name} (PEP 658) is missing or does not match the page's "
+                                              "core-metadata hash")
+                    elif inside is None or hashlib.sha256(inside).hexdigest() != have:
+                        check.problems.append(f"{meta_file.name} differs from the wheel's own METADATA")
+    for rec in manifest:
+        if (root / rec.filename).is_file() and rec.filename not in listed:
+            checks[rec.filename].problems.append("not listed on any channel page (re-run `mamba-build index`)")
 
 
 def render(report: VerifyReport) -> str:
@@ -102,6 +181,7 @@ def render(report: VerifyReport) -> str:
     for problem in report.problems:
         lines.append(f"  FAIL  {problem}")
     for check in report.checks:
+        notes = [f"          note: {n}" for n in check.notes]
         if check.ok:
             archs = ""
             if check.archs_sass is not None:
@@ -110,6 +190,7 @@ def render(report: VerifyReport) -> str:
         else:
             lines.append(f"  FAIL  {check.filename}")
             lines.extend(f"          - {p}" for p in check.problems)
+        lines.extend(notes)
     failed = sum(1 for c in report.checks if not c.ok)
     if report.ok:
         lines.append(f"{len(report.checks)} wheel(s) verified, all ok")

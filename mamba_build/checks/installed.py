@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mamba_build.archs import runs_on
 from mamba_build.checks.base import Check, fail, ok, skip, warn
 from mamba_build.environment import Environment
 from mamba_build.probes.python_env import ExtensionInfo
@@ -34,6 +35,7 @@ def check_extension(env: Environment, ext: ExtensionInfo) -> list[Check]:
     else:
         checks.append(_import_failure(env, ext, icid))
     if ext.origin and Path(ext.origin).exists():
+        checks.extend(provenance_checks(env, ext))
         checks.extend(_binary_checks(env, ext))
     return checks
 
@@ -54,6 +56,26 @@ def _import_failure(env: Environment, ext: ExtensionInfo, icid: str) -> Check:
         return fail(icid, f"{ext.module} does not import: {err[:200]}", rebuild_cmd(ext.package), err)
     fix = rebuild_cmd(ext.package) if root.id in _REBUILD_CURES else root.fix
     return fail(icid, f"{ext.module} does not import [{root.id}]: {root.cause}", fix, err)
+
+
+def provenance_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
+    """What the installed wheel's dist-info/mamba_build.json says it was built against, against this torch."""
+    from mamba_build import provenance
+    from mamba_build.channels import Channel
+
+    cid = f"provenance:{ext.package}"
+    prov, dist_info = provenance.read_installed(Path(ext.origin).parent, ext.package)
+    if prov is None:
+        where = f" ({dist_info.name} has no {provenance.FILE_NAME})" if dist_info else ""
+        return [skip(cid, f"{ext.package} was not built by mamba-build{where}: what it was built against is unknown")]
+    built = provenance.channel_of(prov)
+    t = env.python.torch
+    here = Channel.of(t.version, t.cuda, t.cxx11_abi) if t.importable else None
+    if built is not None and here is not None and built != here:
+        return [fail(cid, f"{ext.package}: " + "; ".join(built.differences(here)) + " (its dist-info/"
+                     f"{provenance.FILE_NAME}): it will fail to import or misbehave", rebuild_cmd(ext.package),
+                     provenance.describe(prov))]
+    return [ok(cid, f"{ext.package} {provenance.describe(prov)}")]
 
 
 def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
@@ -86,9 +108,7 @@ def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
     missing = []
     for g in gpus:
         sm = int(g.compute_capability.replace(".", ""))
-        # SASS runs on the same major with minor >= built minor; PTX JITs onto any newer GPU.
-        runs = any(a // 10 == sm // 10 and a <= sm for a in archs.sass) or any(p <= sm for p in archs.ptx)
-        if not runs:
+        if not runs_on(archs.sass, archs.ptx, sm):
             missing.append((g, sm))
     if missing:
         g, sm = missing[0]

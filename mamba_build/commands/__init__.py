@@ -15,6 +15,7 @@ COMMANDS = (
     "toolchain",
     "verify",
     "index",
+    "install",
     "matrix",
     "test",
 )

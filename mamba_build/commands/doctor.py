@@ -30,6 +30,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="arch for --probe when no GPU is visible (default 8.0; with a GPU: the GPU's)")
     p.add_argument("--python", metavar="PATH", help="the Python environment to inspect (default: this one)")
     p.add_argument("--verbose", "-v", action="store_true", help="show the details of every check")
+    p.add_argument("--index-url", metavar="URL",
+                   help="also say what `mamba-build install --index-url URL` would install here (or build)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if args.probe:
         probe_check, probe_data = run_probe_check(env, target, probe_arch)
         checks.append(probe_check)
+    install_plan = None
+    if getattr(args, "index_url", None):
+        install_plan, index_checks = index_check(env, args.index_url)
+        checks.extend(index_checks)
     failed = any(c.status == Status.FAIL for c in checks)
     if args.json:
         doc = {
@@ -52,11 +58,25 @@ def run(args: argparse.Namespace) -> int:
         }
         if probe_data is not None:
             doc["probe"] = probe_data
+        if install_plan is not None:
+            doc["install_plan"] = install_plan.to_dict()
         sys.stdout.write(dumps(doc) + "\n")
     else:
         title = f"mamba-build {__version__} doctor" + (f" (target CUDA {cuda})" if cuda else "")
         print_checks(checks, verbose=args.verbose, title=title)
     return ExitCode.CHECK_FAILED if failed else ExitCode.OK
+
+
+def index_check(env, index_url: str):
+    """(install plan or None, checks): what `install --index-url` would do here; never raises."""
+    from mamba_build.errors import MambaBuildError
+    from mamba_build.install import plan_checks, resolve_install, target_from_env
+
+    try:
+        plan = resolve_install(index_url, target=target_from_env(env))
+    except MambaBuildError as err:
+        return None, [fail("index", f"cannot plan an install from {index_url}: {err.message}", err.fix)]
+    return plan, plan_checks(plan)
 
 
 def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:

@@ -7,7 +7,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from mamba_build import __version__
 from mamba_build.archs import parse_arch_list, sm_number
 from mamba_build.commands.compile import add_build_options, describe_plan, options_from_args, render_smoke, resolve
 from mamba_build.errors import ExitCode
@@ -63,9 +62,6 @@ def run(args: argparse.Namespace) -> int:
     print(describe_plan(plan), file=sys.stderr)
     report = execute(plan, log=lambda msg: print(msg, file=sys.stderr), show_progress=not args.json)
     print(render_smoke(report.smoke), file=sys.stderr)
-    flags = [f"--arch {','.join(plan.archs)}", f"MAX_JOBS={plan.jobs}", f"nvcc --threads {plan.nvcc_threads}"]
-    if plan.split_compile is not None:
-        flags.append(f"--split-compile {plan.split_compile}")
     records = []
     for built in report.wheels:
         wheel = built.wheel
@@ -73,13 +69,7 @@ def run(args: argparse.Namespace) -> int:
             from mamba_build.hygiene import auditwheel_repair
 
             wheel = auditwheel_repair(wheel, out / ".build" / "manylinux")
-        info = {
-            "torch_version": plan.torch_version, "torch_cuda": plan.torch_cuda, "cxx11_abi": plan.cxx11_abi,
-            "toolkit_version": plan.cuda_version, "host_compiler": f"{Path(plan.compiler.cxx).name} {plan.compiler.version}",
-            "flags": flags, "source_sha256": built.source_sha256, "source_origin": built.source_origin,
-            "build_seconds": round(built.seconds, 1), "mamba_build_version": __version__,
-        }
-        records.append(finalize_wheel(wheel, out, info))
+        records.append(finalize_wheel(wheel, out))  # the facts: the provenance the build stamped into the wheel
         print(f"wheel: {out / wheel.name}", file=sys.stderr)
     for leftover in sorted((out / ".build").glob("**/*"), reverse=True):
         leftover.unlink() if leftover.is_file() else leftover.rmdir()

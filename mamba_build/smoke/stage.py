@@ -209,7 +209,7 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
     if not pip.ok:
         tail = "\n".join(pip.output.strip().splitlines()[-15:])
         why = "timed out" if pip.timed_out else ("could not start" if pip.missing else f"exited {pip.returncode}")
-        return _fail("install to staging", f"{inst.kind} install --target {why}: {tail}", **common)
+        return _fail("install to staging", f"{installer.kind if installer else 'pip'} install --target {why}: {tail}", **common)
 
     packages = staged_packages(staging)
     others = other_extension_modules(staging)

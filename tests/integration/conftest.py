@@ -26,6 +26,10 @@ transformers 4.36.2); kept in ``$MAMBA_BUILD_TEST_CACHE/venv-torch201-seed`` (it
 CUDA 12.4 against torch 2.5.1 (tests/integration/test_cuda124_probe_real.py), made by the same helpers
 (``make_torch_venv``, ``cli_toolchain_install``): ``torch251_venv`` (torch==2.5.1, PyPI's default CUDA 12.4
 build; ``venv-torch251``, ``wheels-torch251``) and ``cuda124_cli_install`` (files in ``cuda124-files``).
+``torch260_venv``: a second CUDA-12 torch (2.6.0, PyPI's default build is CUDA 12.4 too) for the index
+tests (tests/integration/test_install_index_real.py); its nvidia-*-cu12 wheels are the same files as
+torch 2.5.1's, found in ``wheels-torch251`` and hard-linked into ``wheels-torch260``, so a machine that has
+the torch 2.5.1 wheels downloads only torch 2.6.0, triton 3.2.0 and cuSPARSELt (~1.3 GB).
 """
 
 from __future__ import annotations
@@ -112,6 +116,7 @@ class TorchVenv:
     torch_version: str           # torch.__version__ it must report, e.g. "2.0.1+cu117"
     max_python: tuple[int, int]  # newest CPython with torch wheels of that release
     download: str                # what a clean machine downloads, for the docstring/skip text
+    shares: tuple[str, ...] = ()  # keys of other venvs whose cached wheels are reused (found, hard-linked)
 
 
 TORCH201 = TorchVenv("torch201", ("torch==2.0.1", "numpy<2", *_EXTRAS), "2.0.1+cu117", (3, 11),
@@ -119,6 +124,10 @@ TORCH201 = TorchVenv("torch201", ("torch==2.0.1", "numpy<2", *_EXTRAS), "2.0.1+c
 # PyPI's default torch 2.5.1 wheel is the CUDA 12.4 build (nvidia-*-cu12 12.4.x dependencies)
 TORCH251 = TorchVenv("torch251", ("torch==2.5.1", "numpy", *_EXTRAS), "2.5.1+cu124", (3, 12),
                      "torch 2.5.1 + its nvidia-*-cu12 dependencies: ~2.9 GB")
+# PyPI's default torch 2.6.0 wheel is CUDA 12.4 as well; most of its nvidia-*-cu12 pins equal 2.5.1's
+TORCH260 = TorchVenv("torch260", ("torch==2.6.0", "numpy", *_EXTRAS), "2.6.0+cu124", (3, 13),
+                     "torch 2.6.0 + triton 3.2.0 + cuSPARSELt, the other nvidia-*-cu12 wheels shared with "
+                     "torch 2.5.1: ~1.3 GB (~3.2 GB alone)", shares=("torch251",))
 
 
 def _run(argv, timeout: float, **kw) -> subprocess.CompletedProcess:
@@ -145,12 +154,15 @@ def make_torch_venv(spec: TorchVenv, test_cache: Path) -> Path:
         made = _run([sys.executable, "-m", "venv", venv], 300)
         assert made.returncode == 0, made.stderr
         wheels.mkdir(parents=True, exist_ok=True)
-        # keep the wheels for the next run
-        got = _run([py, "-m", "pip", "download", "-q", "-d", wheels, "--find-links", wheels, *spec.requirements], 1800)
+        # keep the wheels for the next run (wheels cached for the venvs it shares with are found, not downloaded)
+        shared = [test_cache / f"wheels-{k}" for k in spec.shares if (test_cache / f"wheels-{k}").is_dir()]
+        links = [arg for d in [wheels, *shared] for arg in ("--find-links", d)]
+        got = _run([py, "-m", "pip", "download", "-q", "-d", wheels, *links, *spec.requirements], 1800)
         if got.returncode != 0:
             if any(m in got.stderr for m in _PIP_OFFLINE):
                 pytest.skip(f"PyPI not reachable to download {spec.requirements[0]} ({spec.download})")
             pytest.fail(f"pip download {spec.requirements[0]} failed:\n" + got.stderr[-3000:])
+        _hardlink_copies(wheels, shared)
         inst = _run([py, "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels, *spec.requirements],
                     1800)
         assert inst.returncode == 0, inst.stderr[-3000:]
@@ -159,6 +171,17 @@ def make_torch_venv(spec: TorchVenv, test_cache: Path) -> Path:
     mb = _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", REPO], 600)
     assert mb.returncode == 0, mb.stderr[-3000:]
     return venv
+
+
+def _hardlink_copies(wheels: Path, shared: list[Path]) -> None:
+    """pip download copies what it finds in another cache dir: make those copies hard links (no 2 GB twice)."""
+    for other in shared:
+        for src in other.glob("*.whl"):
+            dup = wheels / src.name
+            if dup.is_file() and not dup.samefile(src) and dup.stat().st_size == src.stat().st_size:
+                tmp = dup.with_name(dup.name + ".link")
+                os.link(src, tmp)
+                os.replace(tmp, dup)
 
 
 @pytest.fixture(scope="session")
@@ -171,6 +194,13 @@ def torch201_venv(test_cache) -> Path:
 def torch251_venv(test_cache) -> Path:
     """venv with torch 2.5.1+cu124 and this checkout's mamba-build (editable); returns the venv folder."""
     return make_torch_venv(TORCH251, test_cache)
+
+
+@pytest.fixture(scope="session")
+def torch260_venv(test_cache, torch251_venv) -> Path:
+    """venv with torch 2.6.0+cu124 and this checkout's mamba-build (editable); made after torch251_venv so the
+    shared nvidia-*-cu12 wheels are downloaded once."""
+    return make_torch_venv(TORCH260, test_cache)
 
 
 @dataclass
@@ -393,3 +423,23 @@ def old_seed_build(torch201_seed_venv, cuda118_cli_install, old_seed_sources, tm
     if proc.returncode != 0:
         pytest.fail(f"compile of the old seeds failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
     return OldSeedBuild(torch201_seed_venv, proc, wheel_dir, json.loads(proc.stdout), seconds, before, after)
+
+
+UV_VERSION = "0.13.9"
+
+
+@pytest.fixture(scope="session")
+def uv_exe(test_cache) -> Path:
+    """uv: the one next to this Python or on PATH, else uv==0.13.9 from PyPI into
+    ``$MAMBA_BUILD_TEST_CACHE/uv-0.13.9`` (a ~20 MB wheel, once per machine)."""
+    for cand in (Path(sys.executable).parent / "uv", shutil.which("uv")):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+            return Path(cand)
+    target = test_cache / f"uv-{UV_VERSION}"
+    exe = target / "bin" / "uv"
+    if not exe.is_file():
+        got = _run([sys.executable, "-m", "pip", "install", "-q", "--target", target, f"uv=={UV_VERSION}"], 600)
+        if got.returncode != 0 and any(m in got.stderr for m in _PIP_OFFLINE):
+            pytest.skip(f"PyPI not reachable to download uv=={UV_VERSION}")
+        assert got.returncode == 0, got.stderr[-3000:]
+    return exe

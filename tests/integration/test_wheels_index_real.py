@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mamba_build import provenance
 from mamba_build.binary import archs_in_wheel
 from tests.conftest import REPO, run_cli
 
@@ -33,6 +35,7 @@ def index_root(tmp_path_factory, fixture_wheels, causal_conv1d_wheels):
     cc_out, _ = causal_conv1d_wheels
     proc = run_cli("index", str(fixture_wheels), str(cc_out), "--out", str(root), timeout=300)
     assert proc.returncode == 0, proc.stderr
+    (root / "index-output.txt").write_text(proc.stdout)
     return root
 
 
@@ -43,13 +46,19 @@ def test_wheels_manifest_records_archs_from_the_binary(fixture_wheels):
     assert entry["toolkit_version"] == "13.0" and entry["torch_version"].startswith("2.14.1")
     assert entry["host_compiler"].startswith("g++") and entry["build_seconds"] > 0
     whl = fixture_wheels / entry["filename"]
+    prov = provenance.read_wheel(whl)  # the manifest's build facts are the wheel's own stamp
+    assert {k: prov[k] for k in provenance.MANIFEST_KEYS if k in entry} == \
+        {k: entry[k] for k in provenance.MANIFEST_KEYS if k in prov}
+    assert prov["channel"] == "cu13-torch2.14-cxx11abiTRUE" and prov["archs"] == ["8.0", "9.0+PTX"]
     found = archs_in_wheel(whl)
     assert (list(found.sass), list(found.ptx)) == ([80, 90], [90])
 
 
 def test_index_is_pip_installable_into_a_fresh_venv(index_root, tmp_path):
-    simple = index_root / "simple"
-    assert (simple / "mb-fixture" / "index.html").exists() and (simple / "causal-conv1d" / "index.json").exists()
+    channel = index_root / "simple" / "cu13-torch2.14-cxx11abiTRUE"
+    assert (channel / "mb-fixture" / "index.html").exists() and (channel / "causal-conv1d" / "index.json").exists()
+    out = (index_root / "index-output.txt").read_text()
+    (pip_line,) = [ln.split("pip: ", 1)[1] for ln in out.splitlines() if ln.strip().startswith("pip: ")]
     venv = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     py = venv / "bin" / "python"
@@ -60,9 +69,13 @@ def test_index_is_pip_installable_into_a_fresh_venv(index_root, tmp_path):
     # venv's bundled setuptools is older than torch requires; let the project venv's one be seen instead
     subprocess.run([str(py), "-m", "pip", "uninstall", "-y", "-q", "setuptools"], timeout=300,
                    env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"})
-    proc = subprocess.run([str(py), "-m", "pip", "install", "--no-cache-dir", "--index-url", simple.as_uri(),
-                           "mb-fixture", "causal-conv1d"], capture_output=True, text=True, timeout=900,
-                          env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path)})
+    # the line `index` printed for this channel, offline: the default index is an empty one
+    (tmp_path / "empty" / "simple").mkdir(parents=True)
+    argv = shlex.split(pip_line)
+    assert argv[:4] == ["python", "-m", "pip", "install"] and "causal-conv1d==1.7.0+cu13torch2.14cxx11abitrue" in argv
+    proc = subprocess.run([str(py), *argv[1:], "--no-cache-dir"], capture_output=True, text=True, timeout=900,
+                          env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path),
+                               "PIP_INDEX_URL": (tmp_path / "empty" / "simple").as_uri()})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     code = ("import torch, mb_fixture_cuda, causal_conv1d_cuda, causal_conv1d, os; "
             "print(os.path.dirname(mb_fixture_cuda.__file__)); print(causal_conv1d.__version__)")

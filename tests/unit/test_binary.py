@@ -107,3 +107,60 @@ def test_archs_in_wheel_unions_shared_objects(cuda_so, tmp_path):
     with zipfile.ZipFile(empty, "w") as zf:
         zf.writestr("pure/__init__.py", "")
     assert binary.archs_in_wheel(empty).empty
+
+
+# --- dynamic symbols: the C++ ABI check `install` runs ------------------------------------------
+
+def _gxx(tmp_path, name, source, *extra):
+    import shutil as _sh
+    import subprocess as _sp
+
+    gxx = _sh.which("g++")
+    if gxx is None:
+        pytest.skip("g++ not installed")
+    src = tmp_path.parent / f"src-{name}.cpp"  # never next to the libraries (torch/lib/lib*.so* is globbed)
+    src.write_text(source)
+    out = tmp_path / name
+    _sp.run([gxx, "-shared", "-fPIC", "-o", str(out), str(src), *extra], check=True, capture_output=True, timeout=120)
+    return out
+
+
+def test_dynamic_symbols_and_unresolved_torch_symbols(tmp_path):
+    from mamba_build.binary import dynamic_symbols, unresolved_torch_symbols
+
+    lib = tmp_path / "torch" / "lib"
+    lib.mkdir(parents=True)
+    c10 = _gxx(lib, "libc10.so", "namespace c10 { int have(int x) { return x; } }\n"
+                                 "namespace at { struct T { virtual ~T(); }; T::~T() {} }\n")
+    ext = _gxx(tmp_path, "ext.so", "namespace c10 { int have(int); int gone(int); }\n"
+                                   "namespace other { int elsewhere(); }\n"
+                                   "int use(int x) { return c10::have(x) + c10::gone(x) + other::elsewhere(); }\n",
+               f"-L{lib}", "-lc10")
+    syms = dynamic_symbols(ext)
+    assert "_ZN3c104haveEi" in syms.undefined and "_ZN3c104goneEi" in syms.undefined
+    assert "_Z3usei" in syms.defined
+    assert "_ZN3c104haveEi" in dynamic_symbols(c10).defined and "_ZN2at1TD2Ev" in dynamic_symbols(c10).defined
+    assert "libc10.so" in syms.needed
+    # c10::gone is missing from "torch"; other::elsewhere is not torch's business
+    assert unresolved_torch_symbols([ext], tmp_path / "torch") == {"ext.so": ["_ZN3c104goneEi"]}
+    with pytest.raises(ValueError, match="no torch libraries"):
+        unresolved_torch_symbols([ext], tmp_path / "nothing")
+
+
+def test_dynamic_symbols_agree_with_readelf(tmp_path):
+    import shutil as _sh
+    import subprocess as _sp
+
+    from mamba_build.binary import dynamic_symbols
+
+    if _sh.which("readelf") is None:
+        pytest.skip("readelf not installed")
+    so = _gxx(tmp_path, "x.so", "#include <string>\nstd::string f(const char* s) { return s; }\n")
+    out = _sp.run(["readelf", "--dyn-syms", "-W", str(so)], capture_output=True, text=True, check=True).stdout
+    undefined, defined = set(), set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[0].rstrip(":").isdigit() and parts[7]:
+            (undefined if parts[6] == "UND" else defined).add(parts[7].split("@")[0])
+    syms = dynamic_symbols(so)
+    assert syms.undefined == undefined and syms.defined == defined

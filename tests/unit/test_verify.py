@@ -103,3 +103,40 @@ def test_missing_or_corrupt_manifest(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text('{"schema_version": 1}')
     rc, out = run_verify(capsys, str(tmp_path))
     assert rc == 1 and "does not match the manifest schema" in out
+
+
+def test_verify_an_index_root_checks_channels_provenance_and_core_metadata(tmp_path):
+    """verify ROOT of an index: each wheel's stamp against its record, its channel page, its .metadata."""
+    import json as _json
+
+    from mamba_build import index, provenance
+    from mamba_build.verify import verify_dir
+    from tests.unit.wheel_factory import build_wheel, prov, stamped
+
+    work, root = tmp_path / "work", tmp_path / "root"
+    a = stamped(work, root, "mb_fixture", "0.3.0+cu13torch2.14cxx11abiTRUE", "mbf", prov("2.14.1", "13.0"))
+    stray = build_wheel(work, "stray", "1.0", "stray_mod")  # in ROOT, in no manifest
+    (root / stray.name).write_bytes(stray.read_bytes())
+    index.build_index([root])
+    report = verify_dir(root, check_archs=False)
+    by_name = {c.filename: c for c in report.checks}
+    assert by_name[a.name].ok, by_name[a.name].problems
+    assert not by_name[stray.name].ok and not report.problems
+    # a page naming the wrong channel, a .metadata that lies, a manifest record that disagrees with the stamp
+    page = root / "simple" / "cu13-torch2.14-cxx11abiTRUE" / "mb-fixture"
+    moved = root / "simple" / "cu13-torch2.9-cxx11abiTRUE" / "mb-fixture"
+    moved.parent.mkdir(parents=True)
+    page.rename(moved)
+    (root / (a.name + ".metadata")).write_text("Metadata-Version: 2.1\n")
+    doc = _json.loads((root / "manifest.json").read_text())
+    doc["wheels"][0]["toolkit_version"] = "12.8"
+    (root / "manifest.json").write_text(_json.dumps(doc))
+    problems = {c.filename: c.problems for c in verify_dir(root, check_archs=False).checks}[a.name]
+    assert any("listed in channel cu13-torch2.9-cxx11abiTRUE, but built for cu13-torch2.14" in p for p in problems)
+    assert any(".metadata (PEP 658) is missing or does not match" in p for p in problems)
+    assert any(f"toolkit_version: the wheel's {provenance.FILE_NAME} says '13.0', manifest.json says '12.8'" in p
+               for p in problems)
+    # the old flat layout is a directory problem
+    (root / "simple" / "mb-fixture").mkdir()
+    (root / "simple" / "mb-fixture" / "index.html").write_text(f'<a href="../../{a.name}#sha256={"a" * 64}">{a.name}</a>')
+    assert any("old layout" in p for p in verify_dir(root, check_archs=False).problems)

@@ -37,7 +37,7 @@ def compile_cuda_so(out_dir: Path, gencode: list[str] = GENCODE, nvcc: Path = NV
 
 
 def build_wheel(work: Path, dist_name: str, version: str, module: str, *, so_file: Path | None = None,
-                requires_python: str | None = None) -> Path:
+                requires_python: str | None = None, requires: tuple[str, ...] = ()) -> Path:
     """`pip wheel` a project named ``dist_name`` with one package ``module`` (importable)."""
     proj = work / f"src-{dist_name}-{version}"
     if proj.exists():
@@ -50,6 +50,7 @@ def build_wheel(work: Path, dist_name: str, version: str, module: str, *, so_fil
         shutil.copy2(so_file, pkg / "_kernels.so")
         package_data = f", package_data={{{module!r}: ['*.so']}}, include_package_data=True"
     rp = f", python_requires={requires_python!r}" if requires_python else ""
+    rp += f", install_requires={list(requires)!r}" if requires else ""
     (proj / "setup.py").write_text(
         f"from setuptools import setup\nsetup(name={dist_name!r}, version={version!r}, "
         f"packages=[{module!r}]{package_data}{rp})\n")
@@ -63,6 +64,24 @@ def build_wheel(work: Path, dist_name: str, version: str, module: str, *, so_fil
     new = sorted(set(out.glob("*.whl")) - before)
     assert len(new) == 1, new
     return new[0]
+
+
+def prov(torch: str, cuda: str, abi: bool = True) -> dict:
+    """A provenance document (dist-info/mamba_build.json) of a build against this torch/CUDA/ABI."""
+    return {"schema_version": 1, "torch_version": torch, "torch_cuda": cuda, "cxx11_abi": abi,
+            "toolkit_version": cuda, "host_compiler": "g++ 12.2.0", "flags": [], "archs_sass": [],
+            "archs_ptx": [], "source_origin": "test", "source_sha256": None, "mamba_build_version": "t"}
+
+
+def stamped(work: Path, dist: Path, name: str, version: str, module: str, facts: dict | None, **kw) -> Path:
+    """A real wheel (pip wheel), stamped as the build stamps it, finalized into ``dist``'s manifest."""
+    from mamba_build import manifest, provenance
+
+    whl = build_wheel(work, name, version, module, **kw)
+    if facts is not None:
+        provenance.stamp(whl, facts)
+    manifest.finalize_wheel(whl, dist, run_auditwheel=False)
+    return dist / whl.name
 
 
 def clean_pip_env() -> dict[str, str]:
