@@ -4,6 +4,12 @@ Corpora (each log carries the id that the *resolution* of its thread supports, n
 
 * ``tests/data/public-logs/``: real logs from public issue threads (SOURCES.toml: file, id, url,
   group, tags, why). Nobody here wrote them.
+* ``tests/data/public-logs-blind/``: a second, BLIND set of real public logs (same SOURCES format, refs
+  ``blind:NNN``), collected by another person than the catalog's author and labelled (committed)
+  before ``explain`` ever ran on them. Its first-contact score (the catalog as it was, nothing tuned
+  on it) is recorded in ``FIRST_CONTACT.toml`` there and reported apart from the later,
+  cross-validated score; patterns written from a blind log cite it (``from = ["blind:NNN"]``), so
+  the grouped cross-validation holds them out exactly like the public corpus.
 * ``tests/data/failure-logs/`` (LABELS.md table) and ``../shared/failure-logs/`` (id = file name):
   real logs made on the project's machines; reported separately.
 
@@ -16,7 +22,8 @@ Scores: a log is ``correct`` when the root finding's id equals the label (``unkn
 explain finds nothing), ``unknown`` when explain finds nothing for a labelled log, ``wrong`` when
 it names another id. A wrong confident answer is worse than unknown, so both are counted apart.
 
-CLI: ``python -m mamba_build.explain_eval [--write docs/explain-evaluation.md] [--check]``
+CLI: ``python -m mamba_build.explain_eval [--write docs/explain-evaluation.md] [--check]
+[--record-first-contact]``
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ else:  # pragma: no cover
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLIC = REPO / "tests" / "data" / "public-logs"
+BLIND = REPO / "tests" / "data" / "public-logs-blind"
+FIRST_CONTACT = BLIND / "FIRST_CONTACT.toml"
 OURS = REPO / "tests" / "data" / "failure-logs"
 SHARED = REPO.parent / "shared" / "failure-logs"
 DOC = REPO / "docs" / "explain-evaluation.md"
@@ -67,14 +76,67 @@ class Result:
     verdict: str      # "correct" | "wrong" | "unknown"
 
 
-def public_cases(folder: Path = PUBLIC) -> list[Case]:
+def public_cases(folder: Path = PUBLIC, prefix: str = "public") -> list[Case]:
     data = tomllib.loads((folder / "SOURCES.toml").read_text(encoding="utf-8"))
     out = []
     for row in data.get("log", []):
         num = row["file"].split("-", 1)[0]
-        out.append(Case(f"public:{num}", folder / row["file"], row["id"], row.get("group") or row["url"],
+        out.append(Case(f"{prefix}:{num}", folder / row["file"], row["id"], row.get("group") or row["url"],
                         row["url"], tuple(row.get("tags", ())), row.get("why", "")))
     return out
+
+
+def blind_cases() -> list[Case]:
+    """The blind set (tests/data/public-logs-blind/), refs ``blind:NNN``."""
+    return public_cases(BLIND, "blind")
+
+
+@dataclass(frozen=True)
+class FirstContact:
+    """The recorded score of the unchanged catalog on the blind set (FIRST_CONTACT.toml)."""
+
+    catalog_commit: str    # the commit whose explain/catalog produced the results
+    labels_commit: str     # the commit that fixed the labels before any scoring
+    date: str
+    rows: tuple[dict, ...]  # file, label, got, confidence, second, verdict, note
+
+    def summary(self) -> "Summary":
+        return Summary(len(self.rows), sum(r["verdict"] == "correct" for r in self.rows),
+                       sum(r["verdict"] == "wrong" for r in self.rows),
+                       sum(r["verdict"] == "unknown" for r in self.rows))
+
+
+def load_first_contact(path: Path = FIRST_CONTACT) -> FirstContact | None:
+    if not path.exists():
+        return None
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return FirstContact(data["catalog_commit"], data["labels_commit"], data["date"],
+                        tuple(data.get("result", ())))
+
+
+def _toml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def record_first_contact(results: list[Result], catalog_commit: str, labels_commit: str, date: str,
+                         notes: dict[str, str] | None = None, path: Path = FIRST_CONTACT) -> None:
+    """Write FIRST_CONTACT.toml from the results of the unchanged catalog (notes: file -> why it missed)."""
+    notes = notes or {}
+    lines = ["# First contact of `mamba-build explain` with the blind set (written by",
+             "# `python -m mamba_build.explain_eval --record-first-contact`; `note` explains each miss).",
+             "# This is a measurement, never updated after the catalog changes: the later, cross-validated",
+             "# score is computed live (docs/explain-evaluation.md).",
+             f"catalog_commit = {_toml_str(catalog_commit)}", f"labels_commit = {_toml_str(labels_commit)}",
+             f"date = {_toml_str(date)}", ""]
+    for r in results:
+        name = r.case.path.name
+        lines += ["[[result]]", f"file = {_toml_str(name)}", f"label = {_toml_str(r.case.label)}",
+                  f"got = {_toml_str(r.got)}", f"confidence = {_toml_str(r.confidence)}",
+                  f"second = {_toml_str(r.second)}", f"verdict = {_toml_str(r.verdict)}"]
+        if notes.get(name):
+            lines.append(f"note = {_toml_str(notes[name])}")
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
 
 
 def project_cases() -> list[Case]:
@@ -146,11 +208,14 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def render(public_ho: list[Result], public_all: list[Result], project: list[Result], seconds: float) -> str:
+def render(public_ho: list[Result], public_all: list[Result], project: list[Result], seconds: float,
+           blind_ho: list[Result] | None = None, first: FirstContact | None = None) -> str:
     s, a = summarize(public_ho), summarize(public_all)
     cat = ex.load_catalog()
     n_specs = sum(len(e.patterns) for e in cat.entries)
     cited = sum(1 for e in cat.entries for m in e.meta if any(c.startswith("public:") for c in m.cites))
+    cited_blind = sum(1 for e in cat.entries for m in e.meta if any(c.startswith("blind:") for c in m.cites))
+    blind_ho = blind_ho or []
     groups = len({r.case.group for r in public_ho})
     lines = [
         "# `mamba-build explain` on real logs nobody here wrote",
@@ -165,8 +230,13 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
         "(`tests/data/public-logs/`, sources and the reason for each label in `SOURCES.toml`). "
         "Each label is the cause the thread's resolution supports, not the loudest line.",
         f"* Catalog: {n_specs} trigger patterns in {len(cat.entries)} entries; {cited} of them record that "
-        "they were written from public logs (`from = [\"public:NNN\"]`), the others encode the failure "
+        "they were written from public logs (`from = [\"public:NNN\"]`), "
+        f"{cited_blind} from blind-set logs (`from = [\"blind:NNN\"]`), the others encode the failure "
         "class from the tool that prints the message (`src:`), or predate the corpus.",
+        f"* Blind set: {len(blind_ho)} more real logs (`tests/data/public-logs-blind/`), collected and labelled "
+        "by another person than the catalog's author, labels committed before explain ran on them; "
+        "scored first with the catalog as it was (the first contact, recorded once), then held out "
+        "like the public corpus. Both are reported below, apart.",
         "* Held-out (grouped cross-validation, leave one group out): each log is explained by a catalog "
         "without every pattern that cites any log of its group (its thread, or one reporter's problem in "
         "several threads). This is the number that counts.",
@@ -183,6 +253,16 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
         f"| public corpus, held-out | {s.n} | {s.correct} | {s.wrong} | {s.unknown} | **{_pct(s.accuracy)}** |",
         f"| public corpus, all patterns (for reference) | {a.n} | {a.correct} | {a.wrong} | {a.unknown} | {_pct(a.accuracy)} |",
     ]
+    if first:
+        f = first.summary()
+        lines.append(f"| blind set, first contact (catalog of {first.catalog_commit}, nothing tuned on it) | {f.n} | "
+                     f"{f.correct} | {f.wrong} | {f.unknown} | **{_pct(f.accuracy)}** |")
+    if blind_ho:
+        b, g = summarize(blind_ho), summarize(public_ho + blind_ho)
+        lines.append(f"| blind set, held-out (grouped CV, today's catalog) | {b.n} | {b.correct} | {b.wrong} | "
+                     f"{b.unknown} | {_pct(b.accuracy)} |")
+        lines.append(f"| public + blind, held-out (the gate) | {g.n} | {g.correct} | {g.wrong} | {g.unknown} | "
+                     f"**{_pct(g.accuracy)}** |")
     if project:
         p = summarize(project)
         lines.append(f"| project logs (made here: tests/data/failure-logs, ../shared), held-out | {p.n} | {p.correct} | "
@@ -208,7 +288,11 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
         lines += ["", "## Project logs (made here)", "", "| log | label | explain said | verdict |", "|---|---|---|---|"]
         for r in project:
             lines.append(f"| {r.case.ref} {r.case.path.name} | {r.case.label} | {r.got} | {r.verdict} |")
-    lines += _catalog_table(cat, public_ho, project)
+    if first:
+        lines += _first_contact_section(first, blind_ho)
+    if blind_ho:
+        lines += _blind_now_section(blind_ho)
+    lines += _catalog_table(cat, public_ho + blind_ho, project)
     tags: dict[str, int] = {}
     for r in public_ho:
         for t in r.case.tags:
@@ -216,6 +300,67 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
     lines += ["", "## Formats in the corpus", "",
               ", ".join(f"{t}: {n}" for t, n in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _id_table(rows: list[tuple[str, "Summary"]]) -> list[str]:
+    out = ["| id | logs | correct | wrong | unknown | accuracy |", "|---|---:|---:|---:|---:|---:|"]
+    for fid, m in rows:
+        out.append(f"| {fid} | {m.n} | {m.correct} | {m.wrong} | {m.unknown} | {_pct(m.accuracy)} |")
+    return out
+
+
+def _first_contact_section(first: FirstContact, blind_ho: list[Result]) -> list[str]:
+    f = first.summary()
+    by_file = {r.case.path.name: r.case for r in blind_ho}
+    ids: dict[str, list[dict]] = {}
+    for r in first.rows:
+        ids.setdefault(r["label"], []).append(r)
+    per = [(k, Summary(len(v), sum(x["verdict"] == "correct" for x in v), sum(x["verdict"] == "wrong" for x in v),
+                       sum(x["verdict"] == "unknown" for x in v))) for k, v in sorted(ids.items())]
+    lines = ["", "## Blind set, first contact", "",
+             f"{f.n} real logs from public threads that are not in the public corpus (`tests/data/public-logs-blind/`, "
+             "sources and the reason for each label in its `SOURCES.toml`), collected by a second developer "
+             "who had read the catalog's ids and cause/fix sentences but not its patterns, and who labelled "
+             "each log from its thread's resolution (or, without one, from what the log itself establishes). "
+             f"The labels were committed ({first.labels_commit}) before explain ran on any of them; then the "
+             f"unchanged explain of {first.catalog_commit} scored them ({first.date}). **This is the honest number: "
+             f"{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, {f.unknown} unknown.** It is recorded in "
+             "`tests/data/public-logs-blind/FIRST_CONTACT.toml` and never recomputed.", ""]
+    lines += _id_table(per)
+    for title, verdict in (("Wrong answers at first contact", "wrong"), ("Unknown at first contact", "unknown")):
+        rows = [r for r in first.rows if r["verdict"] == verdict]
+        lines += ["", f"### {title}", ""]
+        if not rows:
+            lines.append("None.")
+            continue
+        lines += ["| log | label | explain said | why it missed | thread |", "|---|---|---|---|---|"]
+        for r in rows:
+            case = by_file.get(r["file"])
+            url = case.url if case else ""
+            got = r["got"] + (f" ({r['confidence']})" if r.get("confidence") else "")
+            lines.append(f"| {r['file']} | {r['label']} | {got} | {r.get('note', '').replace('|', chr(92) + '|')} | {url} |")
+    return lines
+
+
+def _blind_now_section(blind_ho: list[Result]) -> list[str]:
+    b = summarize(blind_ho)
+    lines = ["", "## Blind set, held-out with today's catalog (grouped cross-validation)", "",
+             "Each blind log is explained by the catalog without every pattern that cites a log of its "
+             "group (`from = [\"blind:NNN\"]`), so a pattern written after the first contact from one "
+             "thread is never scored on that thread. This number is no longer blind (the misses above "
+             "guided the changes); the first contact is.", "",
+             f"**{b.correct}/{b.n} = {_pct(b.accuracy)}, {b.wrong} wrong, {b.unknown} unknown.**", ""]
+    lines += _id_table(list(per_id(blind_ho).items()))
+    for title, verdict in (("Wrong (blind, held-out)", "wrong"), ("Unknown (blind, held-out)", "unknown")):
+        rows = [r for r in blind_ho if r.verdict == verdict]
+        lines += ["", f"### {title}", ""]
+        if not rows:
+            lines.append("None.")
+            continue
+        lines += ["| log | label | explain said | confidence | thread |", "|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r.case.path.name} | {r.case.label} | {r.got} | {r.confidence or '-'} | {r.case.url} |")
+    return lines
 
 
 def _catalog_table(cat, public: list[Result], project: list[Result]) -> list[str]:
@@ -231,7 +376,7 @@ def _catalog_table(cat, public: list[Result], project: list[Result]) -> list[str
     lines = ["", "## Catalog: logs per id, and what `mamba-build doctor` sees before a build", "",
              "`doctor` lists the check ids (`family:` = every check of that family) from the entry's `doctor` "
              "field in `mamba_build/data/failures.toml`; `-` = not knowable from the machine (the note says why).",
-             "", "| id | phase | public logs | project logs | doctor checks | note |", "|---|---|---:|---:|---|---|"]
+             "", "| id | phase | public + blind logs | project logs | doctor checks | note |", "|---|---|---:|---:|---|---|"]
     for e in cat.entries:
         checks = ", ".join(f"`{c}`" for c in e.doctor) or "-"
         lines.append(f"| {e.id} | {e.phase} | {n_pub.get(e.id, 0)} | {n_proj.get(e.id, 0)} | {checks} | "
@@ -243,14 +388,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mamba_build.explain_eval", description=__doc__.split("\n")[0])
     ap.add_argument("--write", metavar="FILE", help="write the Markdown report there")
     ap.add_argument("--check", action="store_true", help="exit 1 when below MIN_ACCURACY or above MAX_WRONG")
+    ap.add_argument("--record-first-contact", nargs=2, metavar=("CATALOG_COMMIT", "LABELS_COMMIT"),
+                    help="score the blind set with the catalog as it is and write "
+                         "tests/data/public-logs-blind/FIRST_CONTACT.toml (once, before any change made from it)")
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     cases = public_cases()
     ho = evaluate(cases, held_out=True)
     allp = evaluate(cases, held_out=False)
     proj = evaluate(project_cases(), held_out=True)
+    blind = evaluate(blind_cases(), held_out=True) if (BLIND / "SOURCES.toml").exists() else []
+    if a.record_first_contact:
+        record_first_contact(blind, *a.record_first_contact, date=time.strftime("%Y-%m-%d"))
+        b = summarize(blind)
+        print(f"first contact recorded: {b.correct}/{b.n} correct ({_pct(b.accuracy)}), {b.wrong} wrong, "
+              f"{b.unknown} unknown -> {FIRST_CONTACT}", file=sys.stderr)
+        return 0
     seconds = time.monotonic() - t0
-    text = render(ho, allp, proj, seconds)
+    text = render(ho, allp, proj, seconds, blind, load_first_contact())
     if a.write:
         Path(a.write).write_text(text, encoding="utf-8")
     else:

@@ -39,9 +39,9 @@ def test_corpus_is_complete_and_consistent():
 
 def test_every_cited_corpus_entry_exists():
     refs = ex.corpus_refs()
-    known = {c.ref for c in CASES} | {c.ref for c in ev.project_cases()}
+    known = {c.ref for c in CASES} | {c.ref for c in ev.project_cases()} | {c.ref for c in ev.blind_cases()}
     for ref in refs:
-        if ref.startswith(("public:", "ours:", "shared:")):
+        if ref.startswith(("public:", "blind:", "ours:", "shared:")):
             assert ref in known or ref.startswith("shared:"), f"a pattern cites {ref}, which is not in the corpus"
         else:
             assert re.match(r"(src|seen):\s?\S", ref), f"provenance {ref!r} is neither a corpus entry nor a source"
