@@ -47,21 +47,33 @@ def test_blind_set_is_disjoint_from_the_public_corpus():
 def test_first_contact_is_recorded_for_every_blind_log():
     first = ev.load_first_contact()
     assert first is not None, "tests/data/public-logs-blind/FIRST_CONTACT.toml is missing"
-    assert re.fullmatch(r"[0-9a-f]{7,40}", first.catalog_commit) and re.fullmatch(r"[0-9a-f]{7,40}", first.labels_commit)
+    assert [b.number for b in first.batches] == sorted({c.batch for c in BLIND}), "a batch without its record"
+    for b in first.batches:
+        assert re.fullmatch(r"[0-9a-f]{7,40}", b.catalog_commit) and re.fullmatch(r"[0-9a-f]{7,40}", b.labels_commit)
     by_file = {r["file"]: r for r in first.rows}
     assert sorted(by_file) == sorted(c.path.name for c in BLIND), "the record and the blind set disagree"
     for c in BLIND:
         row = by_file[c.path.name]
+        assert row["batch"] == c.batch, c.path.name
         assert row["label"] == c.label, f"{c.path.name}: label changed after the first contact"
         assert row["verdict"] == ev._verdict(row["label"], row["got"]), c.path.name
         if row["verdict"] != "correct":
             assert row.get("note"), f"{c.path.name}: a first-contact miss needs its explanation (note)"
     s = first.summary()
-    assert s.n == s.correct + s.wrong + s.unknown
+    assert s.n == s.correct + s.wrong + s.unknown == len(BLIND)
+
+
+def test_the_first_batch_was_scored_by_the_catalog_before_any_blind_pattern():
+    """Batch 1's first contact is that of the catalog before the blind set existed (984d389)."""
+    first = ev.load_first_contact()
+    assert first.batch(1).catalog_commit == "984d389"
+    assert first.summary(1) == ev.Summary(56, 48, 5, 3)
 
 
 def test_report_shows_the_first_contact():
     text = ev.DOC.read_text(encoding="utf-8")
-    s = ev.load_first_contact().summary()
+    first = ev.load_first_contact()
     assert "## Blind set, first contact" in text
-    assert f"| {s.n} | {s.correct} | {s.wrong} | {s.unknown} | **{ev._pct(s.accuracy)}** |" in text
+    for b in first.batches:
+        s = first.summary(b.number)
+        assert f"| {s.n} | {s.correct} | {s.wrong} | {s.unknown} | **{ev._pct(s.accuracy)}** |" in text, b
