@@ -92,3 +92,10 @@ def test_torch_2_libraries_that_no_longer_exist_mean_another_torch():
 def test_a_source_tree_import_is_not_a_dependency_to_install():
     assert _root("ModuleNotFoundError: No module named 'src.models.layers'\n") == "unknown"
     assert _root("ModuleNotFoundError: No module named 'einops'\n") == "dependency-missing"
+
+
+def test_every_wording_of_the_toolkits_msvc_check():
+    for rng in ("between 2017 and 2022 (inclusive)", "2012, 2013, 2015, 2017 and 2019"):
+        line = (r"C:\CUDA\v10.2\include\crt/host_config.h(150): fatal error C1189: #error:  -- unsupported "
+                f"Microsoft Visual Studio version! Only the versions {rng} are supported!\n")
+        assert _root(line) == "gcc-unsupported", rng
