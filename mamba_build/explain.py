@@ -86,6 +86,8 @@ MAX_EVIDENCE = 6
 EVIDENCE_CHARS = 400
 TAIL_LINES = 3
 JOIN_MIN_LITERAL = 20  # a message is matched across a line break only when its pattern has a literal this long
+JOIN_FRAGMENT = 8      # the head and tail of such a literal: a line that holds one may be the half of a wrapped message
+HARD_WRAP_MIN = 60     # a line this long that ends without a space may have been cut mid-word by a terminal
 MAX_FOLLOW_ON = 6
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -156,6 +158,10 @@ class CatalogEntry:
     source: str
     meta: tuple[PatternMeta, ...] = ()  # one per pattern, same order
     doctor: tuple[str, ...] = ()        # the doctor checks that see it before a build (id or "family:")
+    # the corpus entries each support/requires/excludes regex was written from (same order; () = none)
+    support_cites: tuple[tuple[str, ...], ...] = ()
+    requires_cites: tuple[tuple[str, ...], ...] = ()
+    excludes_cites: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,11 @@ class Catalog:
     support_lits: tuple[tuple[frozenset | None, ...], ...] = ()
     join_keywords: frozenset = frozenset()  # the literals of the joinable patterns
     join_only: tuple[str, ...] = ()         # those that are not keywords (patterns indexed by `needs`)
+    # the head and tail (JOIN_FRAGMENT chars) of each joinable literal: a wrap splits the literal itself,
+    # so a line holding only a fragment still has to be tried joined with its neighbour
+    join_fragments: tuple[str, ...] = ()
+    join_owners: tuple[tuple[str, frozenset], ...] = ()  # joinable literal -> owners (found in the joined text)
+    fact_cites: tuple[tuple[str, ...], ...] = ()          # per facts regex, the corpus entries it was written from
     cond_blob: tuple[tuple[re.Pattern, frozenset | None], ...] = ()  # conditions, searched per batch
 
     def entry(self, failure_id: str) -> CatalogEntry | None:
@@ -189,6 +200,28 @@ class Catalog:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(e.id for e in self.entries)
+
+
+def _cited(items: Iterable[Any], where: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """A list of regexes, each a string or a table ``{re, from, note}``: (the regexes, their ``from``)."""
+    pats: list[str] = []
+    cites: list[tuple[str, ...]] = []
+    for raw in items:
+        if isinstance(raw, dict):
+            unknown = set(raw) - {"re", "from", "note"}
+            if "re" not in raw or unknown:
+                raise ValueError(f"failures.toml: a regex table in {where} needs 're' (and only 'from', 'note')")
+            pats.append(raw["re"])
+            cites.append(tuple(raw.get("from", ())))
+        else:
+            pats.append(raw)
+            cites.append(())
+    return tuple(pats), tuple(cites)
+
+
+def _keep(pats: tuple, cites: tuple[tuple[str, ...], ...], without: frozenset) -> tuple:
+    """The regexes of a cited list whose citations do not touch ``without``."""
+    return tuple(p for p, c in zip(pats, cites) if not (set(c) & without))
 
 
 def _compile_all(patterns: Iterable[str], where: str) -> tuple[re.Pattern, ...]:
@@ -306,13 +339,17 @@ def _base_catalog() -> tuple[tuple[CatalogEntry, ...], dict]:
         seen.add(fid)
         specs = [_pattern_spec(p, fid) for p in raw.get("patterns", [])]
         pats = _compile_all([s for s, _ in specs], fid)
+        support, support_cites = _cited(raw.get("support", []), f"{fid} support")
+        requires, requires_cites = _cited(raw.get("requires", []), f"{fid} requires")
+        excludes, excludes_cites = _cited(raw.get("excludes", []), f"{fid} excludes")
         entries.append(CatalogEntry(
             id=fid, phase=raw.get("phase", "any"), rank=int(raw.get("rank", 1000)),
             cause=raw.get("cause", ""), fix=raw.get("fix", ""), patterns=pats,
-            support=_compile_all(raw.get("support", []), fid), requires=_compile_all(raw.get("requires", []), fid),
-            excludes=_compile_all(raw.get("excludes", []), fid),
+            support=_compile_all(support, fid), requires=_compile_all(requires, fid),
+            excludes=_compile_all(excludes, fid),
             defaults=tuple(sorted(raw.get("defaults", {}).items())), source=raw.get("source", ""),
             meta=tuple(m for _, m in specs), doctor=tuple(raw.get("doctor", ())),
+            support_cites=support_cites, requires_cites=requires_cites, excludes_cites=excludes_cites,
         ))
     entries.sort(key=lambda e: e.rank)
     return tuple(entries), data
@@ -343,8 +380,19 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
         if without and len(keep) != len(e.patterns):
             e = dataclasses.replace(e, patterns=tuple(e.patterns[i] for i in keep),
                                     meta=tuple(e.meta[i] for i in keep))
+        if without and any(set(c) & without for c in (*e.support_cites, *e.requires_cites, *e.excludes_cites)):
+            e = dataclasses.replace(
+                e, support=_keep(e.support, e.support_cites, without), requires=_keep(e.requires, e.requires_cites, without),
+                excludes=_keep(e.excludes, e.excludes_cites, without),
+                support_cites=tuple(c for c in e.support_cites if not (set(c) & without)),
+                requires_cites=tuple(c for c in e.requires_cites if not (set(c) & without)),
+                excludes_cites=tuple(c for c in e.excludes_cites if not (set(c) & without)))
         entries.append(e)
-    facts = _compile_all(data.get("facts", {}).get("patterns", []), "facts")
+    fact_pats, fact_cites = _cited(data.get("facts", {}).get("patterns", []), "facts")
+    if without:
+        fact_cites, fact_pats = (tuple(c for c in fact_cites if not (set(c) & without)),
+                                 _keep(fact_pats, fact_cites, without))
+    facts = _compile_all(fact_pats, "facts")
     cascade = _compile_all(data.get("cascade", {}).get("patterns", []), "cascade")
     suspicious = _compile_all(data.get("suspicious", {}).get("patterns", []), "suspicious")
     conditions: list[re.Pattern] = []
@@ -381,6 +429,9 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
                       for p in conditions)
     joinable = tuple(tuple(bool(lt) and max(map(len, lt)) >= JOIN_MIN_LITERAL for lt in row) for row in lits)
     join_kw = frozenset(k for row, jrow in zip(lits, joinable) for lt, j in zip(row, jrow) if j for k in lt)
+    fragments = sorted({f for k in join_kw if len(k) >= JOIN_MIN_LITERAL
+                        for f in (k[:JOIN_FRAGMENT], k[-JOIN_FRAGMENT:]) if f.strip()} - join_kw)
+    join_owners = tuple(sorted((k, frozenset(index[k])) for k in join_kw if k in index))
     return Catalog(
         entries=tuple(entries),
         defaults=tuple(sorted(data.get("defaults", {}).items())),
@@ -389,18 +440,25 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
         always=frozenset(always), conditions=tuple(conditions), locale=locale, locale_re=locale_re,
         without=without, lits=lits, joinable=joinable, support_lits=support_lits, cond_blob=cond_blob,
         join_keywords=join_kw, join_only=tuple(sorted(join_kw - set(index))),
+        join_fragments=tuple(fragments), join_owners=join_owners, fact_cites=fact_cites,
     )
 
 
 def corpus_refs(catalog: Catalog | None = None) -> dict[str, list[str]]:
     """corpus reference -> the ids of the catalog entries whose patterns cite it."""
     out: dict[str, list[str]] = {}
-    for e in (catalog or load_catalog()).entries:
-        for m in e.meta:
-            for ref in m.cites:
+    cat = catalog or load_catalog()
+    for e in cat.entries:
+        for cites in (*(m.cites for m in e.meta), *e.support_cites, *e.requires_cites, *e.excludes_cites):
+            for ref in cites:
                 out.setdefault(ref, [])
                 if e.id not in out[ref]:
                     out[ref].append(e.id)
+    for cites in cat.fact_cites:
+        for ref in cites:
+            out.setdefault(ref, [])
+            if "facts" not in out[ref]:
+                out[ref].append("facts")
     return out
 
 
@@ -556,6 +614,7 @@ class _Scan:
         # only wrapped messages need two-line matching; most of their literals are keywords already looked for
         join_keys = [k for k, _ in present if k in cat.join_keywords]
         join_keys += [k for k in cat.join_only if k in blob]
+        join_keys += [k for k in cat.join_fragments if k in blob]
         for ci, (cre, clits) in enumerate(cat.cond_blob):  # "somewhere in the log": one search per batch
             if ci not in self.conds_hit and (clits is None or any(lit in blob for lit in clits)):
                 if cre.search(blob):
@@ -577,11 +636,23 @@ class _Scan:
             self._prev = (no, line, owners)
 
     def _join(self, prev: tuple[int, str, set], no: int, line: str, present) -> None:
-        """Trigger patterns whose match spans the break between two lines (a wrapped message)."""
+        """Trigger patterns whose match spans the break between two lines (a wrapped message).
+
+        Tried two ways: with one space at the break (pip, uv and terminals wrap at a space and indent
+        the next line), and, when the first line is long, ends without a space and the next line
+        starts at column 0, without one (a terminal that cut a word at its width: ``unsupp``/``orted``).
+        """
         head = prev[1].rstrip()
-        joined = head + " " + line.lstrip()
+        self._join_as(prev, head, head + " " + line.lstrip(), present, 1)
+        if len(prev[1]) >= HARD_WRAP_MIN and not prev[1][-1:].isspace() and line[:1] and not line[:1].isspace():
+            self._join_as(prev, prev[1], prev[1] + line, present, 0)
+
+    def _join_as(self, prev: tuple[int, str, set], head: str, joined: str, present, gap: int) -> None:
         owners = set(self.cat.always)
         for k, own in present:
+            if k in joined:
+                owners |= own
+        for k, own in self.cat.join_owners:  # a literal the wrap split is in neither line, only in the join
             if k in joined:
                 owners |= own
         for i in sorted(o for o in owners if isinstance(o, int)):
@@ -596,7 +667,7 @@ class _Scan:
                 if not all(n in joined for n in entry.meta[j].needs):
                     continue
                 m = p.search(joined)
-                if m and m.start() < len(head) < m.end() - 1:
+                if m and m.start() < len(head) < m.end() - gap:
                     if any(u.search(joined) for u in entry.meta[j].unless):
                         continue
                     if len(st.triggers) < MAX_TRIGGERS_KEPT:
@@ -641,7 +712,7 @@ class _Scan:
                     if p.search(line):
                         st.requires_hit = _Hit(no, line, {})
                         break
-        if "facts" in owners:
+        if "facts" in owners and self.cat.facts:
             for p in self.cat.facts:
                 m = p.search(line)
                 if m:

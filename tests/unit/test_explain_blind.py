@@ -1,0 +1,79 @@
+"""The blind set (tests/data/public-logs-blind/): real public logs collected and labelled by another
+developer than the catalog's author, labels committed before `explain` ever ran on them.
+
+These tests keep the set honest: complete and consistent, disjoint from the public corpus (no thread
+in both, so no pattern written from one corpus is scored on the same thread in the other), every
+label a catalog id, and the recorded first contact (FIRST_CONTACT.toml, the unchanged catalog's
+score) complete, with a reason for every miss. The whole evaluation runs in about a second.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mamba_build import explain as ex
+from mamba_build import explain_eval as ev
+
+BLIND = ev.blind_cases()
+
+
+def _thread(url: str) -> str:
+    return url.split("#", 1)[0].rstrip("/")
+
+
+def test_blind_set_is_complete_and_consistent():
+    files = sorted(p.name for p in ev.BLIND.glob("*.log"))
+    assert files == sorted(c.path.name for c in BLIND), "SOURCES.toml and the .log files disagree"
+    assert len(BLIND) >= 40
+    ids = set(ex.load_catalog().ids) | {"unknown"}
+    for c in BLIND:
+        assert c.ref.startswith("blind:"), c.ref
+        assert c.label in ids, f"{c.path.name}: {c.label!r} is not a catalog id"
+        assert c.url.startswith("https://"), c.path.name
+        assert c.why, f"{c.path.name}: no reason for the label"
+        assert c.path.name.split("-", 1)[1] == f"{c.label}.log", f"{c.path.name}: file name and id differ"
+        assert c.path.read_text(encoding="utf-8").strip(), c.path.name
+    assert len({c.label for c in BLIND}) >= 20, "the blind set should spread over many ids"
+
+
+def test_blind_set_is_disjoint_from_the_public_corpus():
+    public = ev.public_cases()
+    public_threads = {_thread(c.url) for c in public} | {_thread(c.group) for c in public}
+    for c in BLIND:
+        assert _thread(c.url) not in public_threads, f"{c.path.name}: its thread is in the public corpus"
+        assert _thread(c.group) not in public_threads, f"{c.path.name}: its group is in the public corpus"
+
+
+def test_first_contact_is_recorded_for_every_blind_log():
+    first = ev.load_first_contact()
+    assert first is not None, "tests/data/public-logs-blind/FIRST_CONTACT.toml is missing"
+    assert [b.number for b in first.batches] == sorted({c.batch for c in BLIND}), "a batch without its record"
+    for b in first.batches:
+        assert re.fullmatch(r"[0-9a-f]{7,40}", b.catalog_commit) and re.fullmatch(r"[0-9a-f]{7,40}", b.labels_commit)
+    by_file = {r["file"]: r for r in first.rows}
+    assert sorted(by_file) == sorted(c.path.name for c in BLIND), "the record and the blind set disagree"
+    for c in BLIND:
+        row = by_file[c.path.name]
+        assert row["batch"] == c.batch, c.path.name
+        assert row["label"] == c.label, f"{c.path.name}: label changed after the first contact"
+        assert row["verdict"] == ev._verdict(row["label"], row["got"]), c.path.name
+        if row["verdict"] != "correct":
+            assert row.get("note"), f"{c.path.name}: a first-contact miss needs its explanation (note)"
+    s = first.summary()
+    assert s.n == s.correct + s.wrong + s.unknown == len(BLIND)
+
+
+def test_the_first_batch_was_scored_by_the_catalog_before_any_blind_pattern():
+    """Batch 1's first contact is that of the catalog before the blind set existed (984d389)."""
+    first = ev.load_first_contact()
+    assert first.batch(1).catalog_commit == "984d389"
+    assert first.summary(1) == ev.Summary(56, 48, 5, 3)
+
+
+def test_report_shows_the_first_contact():
+    text = ev.DOC.read_text(encoding="utf-8")
+    first = ev.load_first_contact()
+    assert "## Blind set, first contact" in text
+    for b in first.batches:
+        s = first.summary(b.number)
+        assert f"| {s.n} | {s.correct} | {s.wrong} | {s.unknown} | **{ev._pct(s.accuracy)}** |" in text, b
