@@ -70,6 +70,16 @@ def test_the_first_batch_was_scored_by_the_catalog_before_any_blind_pattern():
     assert first.summary(1) == ev.Summary(56, 48, 5, 3)
 
 
+def test_the_third_batch_was_scored_by_the_catalog_before_any_pattern_written_from_it():
+    """Batch 3 (i16c): labels committed in dbc61db, then scored by main's catalog of f437c10, before any
+    catalog regex citing a batch-3 log existed (those came in later commits)."""
+    first = ev.load_first_contact()
+    b3 = first.batch(3)
+    assert (b3.catalog_commit, b3.labels_commit) == ("f437c10", "dbc61db") and b3.about
+    assert first.summary(3) == ev.Summary(39, 27, 4, 8)
+    assert sum(1 for c in BLIND if c.batch == 3) == 39
+
+
 def test_report_shows_the_first_contact():
     text = ev.DOC.read_text(encoding="utf-8")
     first = ev.load_first_contact()

@@ -99,3 +99,39 @@ def test_every_wording_of_the_toolkits_msvc_check():
         line = (r"C:\CUDA\v10.2\include\crt/host_config.h(150): fatal error C1189: #error:  -- unsupported "
                 f"Microsoft Visual Studio version! Only the versions {rng} are supported!\n")
         assert _root(line) == "gcc-unsupported", rng
+
+
+# Classes blind batch 3 revealed (docs/explain-evaluation.md, "Batch 3"); snippets of other packages,
+# paths and versions than the logs that revealed them.
+
+def test_a_cuda_only_package_on_macos_is_the_platform_not_a_missing_toolkit():
+    mac = ("Collecting mamba-ssm\n  Using cached mamba_ssm-2.2.4.tar.gz (91 kB)\n"
+           "  File \"/Users/ann/proj/.venv/lib/python3.12/site-packages/torch/utils/cpp_extension.py\", line 1, in x\n"
+           "OSError: CUDA_HOME environment variable is not set. Please set it to your CUDA install root.\n")
+    assert _root(mac) == "platform-unsupported"
+    assert _root(mac.replace("/Users/ann/", "/home/ann/")) == "cuda-home-missing"
+
+
+def test_a_windows_build_dir_is_the_platform_only_for_packages_without_windows_builds():
+    build = "copying {pkg}\\__init__.py -> build\\lib.win-amd64-cpython-311\\{pkg}\n"
+    assert _root(build.format(pkg="flash_attn")) == "unknown"
+    assert _root(build.format(pkg="causal_conv1d")) == "platform-unsupported"
+
+
+def test_deepspeeds_wording_of_no_toolkit():
+    assert _root("AssertionError: CUDA_HOME does not exist, unable to compile CUDA op(s)\n") == "cuda-home-missing"
+
+
+def test_a_setup_py_that_cannot_import_torch_in_the_isolated_build():
+    text = ("  Getting requirements to build wheel ... error\n  error: subprocess-exited-with-error\n"
+            "      [WARNING] Unable to import torch, pre-compiling ops will be disabled.\n")
+    assert _root(text) == "build-isolation-no-torch"
+    assert _root("$ pip install --no-build-isolation deepspeed\n" + text) != "build-isolation-no-torch"
+
+
+def test_the_package_named_only_in_pips_unpack_dir():
+    text = ("Getting requirements to build wheel ... error\n"
+            "cwd: /tmp/pip-install-x1y2z3/causal-conv1d_0123456789abcdef0123456789abcdef\n"
+            "Traceback (most recent call last):\n"
+            "File \"/tmp/pip-build-env-abcd/overlay/lib/python3.9/site-packages/setuptools/build_meta.py\", line 1\n")
+    assert _root(text) == "build-isolation-no-torch"
