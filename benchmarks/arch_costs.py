@@ -107,7 +107,7 @@ def _retarget(cmd: str, unit: str, source: Path, obj: Path, csv_path: Path) -> l
 def _one_arch(argv: list[str], arch: str) -> list[str]:
     """``argv`` with its -gencode pairs replaced by the one of ``arch`` ("9.0" -> compute_90/sm_90)."""
     out, skip = [], False
-    for k, a in enumerate(argv):
+    for a in argv:
         if skip:
             skip = False
             continue

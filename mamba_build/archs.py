@@ -8,7 +8,7 @@ or spaces: ``8.0,9.0+PTX``, ``9.0a``. The compile command also takes the words `
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from mamba_build.errors import UsageError
 

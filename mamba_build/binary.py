@@ -44,7 +44,7 @@ class BinaryArchs:
     def empty(self) -> bool:
         return not self.sass and not self.ptx
 
-    def union(self, other: "BinaryArchs") -> "BinaryArchs":
+    def union(self, other: BinaryArchs) -> BinaryArchs:
         return BinaryArchs(
             tuple(sorted(set(self.sass) | set(other.sass))),
             tuple(sorted(set(self.ptx) | set(other.ptx))),

@@ -15,9 +15,10 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mamba_build import __version__, paths
 from mamba_build.sources import sha256_file

@@ -30,7 +30,7 @@ class Channel:
     cxx11_abi: bool
 
     @classmethod
-    def of(cls, torch_version: str | None, cuda: str | None, cxx11_abi: bool | None) -> "Channel | None":
+    def of(cls, torch_version: str | None, cuda: str | None, cxx11_abi: bool | None) -> Channel | None:
         """The channel of a build against torch ``torch_version`` (e.g. "2.5.1+cu124"), whose CUDA is
         ``cuda`` ("12.4"); None when any of the three is unknown."""
         if not torch_version or not cuda or cxx11_abi is None:
@@ -42,7 +42,7 @@ class Channel:
         return cls(int(cv[0]), f"{tv[0]}.{tv[1]}", bool(cxx11_abi))
 
     @classmethod
-    def parse(cls, name: str) -> "Channel | None":
+    def parse(cls, name: str) -> Channel | None:
         """'cu12-torch2.5-cxx11abiFALSE' -> Channel; None for any other name."""
         m = _NAME.match(name)
         if not m:
@@ -71,7 +71,7 @@ class Channel:
     def describe(self) -> str:
         return f"torch {self.torch}.x, CUDA {self.cuda_major}, C++11 ABI {'on' if self.cxx11_abi else 'off'}"
 
-    def differences(self, other: "Channel") -> list[str]:
+    def differences(self, other: Channel) -> list[str]:
         """What differs between a wheel's channel (self) and an environment's (other), in words."""
         out = []
         if self.torch != other.torch:

@@ -18,9 +18,8 @@ the longest unit (after splitting) still outlasts the work per slot (:func:`choo
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from mamba_build import tables
 
@@ -32,7 +31,7 @@ class Cost:
     total_per_arch: float = 1.0  # the share of ``total`` that recurs per arch (nvcc's device passes)
     longest_per_arch: float = 1.0  # the same for the longest unit
 
-    def at(self, weight: float, lanes: float) -> "Cost":
+    def at(self, weight: float, lanes: float) -> Cost:
         """This cost with archs of summed factor ``weight``, the longest unit's archs in ``lanes`` rounds."""
         return Cost(self.total * ((1 - self.total_per_arch) + self.total_per_arch * weight),
                     self.longest * ((1 - self.longest_per_arch) + self.longest_per_arch * lanes), 1.0, 1.0)

@@ -68,9 +68,10 @@ import string
 import sys
 import textwrap
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Mapping
+from typing import IO, Any
 
 from mamba_build import tables
 from mamba_build.errors import UsageError
@@ -107,7 +108,7 @@ class Condition:
     _OPS = ("<=", ">=", "==", "!=", "<", ">")
 
     @classmethod
-    def parse(cls, text: str, where: str) -> "Condition":
+    def parse(cls, text: str, where: str) -> Condition:
         for op in cls._OPS:
             if op in text:
                 fact, value = (s.strip() for s in text.split(op, 1))
@@ -221,7 +222,7 @@ def _cited(items: Iterable[Any], where: str) -> tuple[tuple[str, ...], tuple[tup
 
 def _keep(pats: tuple, cites: tuple[tuple[str, ...], ...], without: frozenset) -> tuple:
     """The regexes of a cited list whose citations do not touch ``without``."""
-    return tuple(p for p, c in zip(pats, cites) if not (set(c) & without))
+    return tuple(p for p, c in zip(pats, cites, strict=True) if not (set(c) & without))
 
 
 def _compile_all(patterns: Iterable[str], where: str) -> tuple[re.Pattern, ...]:
@@ -234,13 +235,14 @@ def _compile_all(patterns: Iterable[str], where: str) -> tuple[re.Pattern, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compile(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 
 
 try:  # the regex parser, to find the literal text every match must contain
-    from re import _constants as _sre_c, _parser as _sre_p  # Python >= 3.11
+    from re import _constants as _sre_c  # Python >= 3.11
+    from re import _parser as _sre_p
 except ImportError:  # pragma: no cover
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_p  # type: ignore[no-redef]
@@ -291,7 +293,7 @@ def _required(items) -> frozenset | None:
     return max(options, key=lambda st: (min(map(len, st)), -len(st)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _required_literals_cached(pattern: str, flags: int) -> frozenset | None:
     if flags & re.IGNORECASE:
         return None
@@ -327,7 +329,7 @@ def _pattern_spec(raw: Any, where: str) -> tuple[str, PatternMeta]:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _base_catalog() -> tuple[tuple[CatalogEntry, ...], dict]:
     data = tables.load("failures")
     entries = []
@@ -355,7 +357,7 @@ def _base_catalog() -> tuple[tuple[CatalogEntry, ...], dict]:
     return tuple(entries), data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _locale_table() -> tuple[tuple[str, str], ...]:
     try:
         data = tables.load("locale")
@@ -428,7 +430,7 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     cond_blob = tuple((re.compile(p.pattern.replace("[^", "[^\\n"), p.flags | re.M), required_literals(p))
                       for p in conditions)
     joinable = tuple(tuple(bool(lt) and max(map(len, lt)) >= JOIN_MIN_LITERAL for lt in row) for row in lits)
-    join_kw = frozenset(k for row, jrow in zip(lits, joinable) for lt, j in zip(row, jrow) if j for k in lt)
+    join_kw = frozenset(k for row, jrow in zip(lits, joinable, strict=True) for lt, j in zip(row, jrow, strict=True) if j for k in lt)
     fragments = sorted({f for k in join_kw if len(k) >= JOIN_MIN_LITERAL
                         for f in (k[:JOIN_FRAGMENT], k[-JOIN_FRAGMENT:]) if f.strip()} - join_kw)
     join_owners = tuple(sorted((k, frozenset(index[k])) for k in join_kw if k in index))
@@ -768,7 +770,7 @@ def fill(template: str, values: Mapping[str, str], defaults: Mapping[str, str] |
 
 
 def _split_paths(value: str) -> list[str]:
-    return [p.strip() for p in re.split(r"[,%s\n]" % re.escape(os.pathsep), value) if p.strip()]
+    return [p.strip() for p in re.split(rf"[,{re.escape(os.pathsep)}\n]", value) if p.strip()]
 
 
 def derive_facts(values: dict[str, str]) -> None:
@@ -851,7 +853,7 @@ def _finish(scan: _Scan, context: Mapping[str, str] | None, max_findings: int, t
     facts = dict(scan.facts)
     derive_facts(facts)
     candidates = []
-    for entry, st in zip(cat.entries, scan.states):
+    for entry, st in zip(cat.entries, scan.states, strict=True):
         if not st.triggers or st.excluded:
             continue
         if entry.requires and st.requires_hit is None:

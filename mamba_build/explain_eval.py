@@ -113,7 +113,7 @@ class FirstContact:
     def batch(self, number: int) -> Batch:
         return next(b for b in self.batches if b.number == number)
 
-    def summary(self, batch: int | None = None) -> "Summary":
+    def summary(self, batch: int | None = None) -> Summary:
         rows = [r for r in self.rows if batch is None or r["batch"] == batch]
         return Summary(len(rows), sum(r["verdict"] == "correct" for r in rows),
                        sum(r["verdict"] == "wrong" for r in rows), sum(r["verdict"] == "unknown" for r in rows))
@@ -330,7 +330,7 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
     return "\n".join(lines) + "\n"
 
 
-def _id_table(rows: list[tuple[str, "Summary"]]) -> list[str]:
+def _id_table(rows: list[tuple[str, Summary]]) -> list[str]:
     out = ["| id | logs | correct | wrong | unknown | accuracy |", "|---|---:|---:|---:|---:|---:|"]
     for fid, m in rows:
         out.append(f"| {fid} | {m.n} | {m.correct} | {m.wrong} | {m.unknown} | {_pct(m.accuracy)} |")
@@ -341,15 +341,15 @@ def _cited_regexes(cat, prefix: str) -> list[tuple[str, str, str, tuple[str, ...
     """(entry id, kind, regex, citations, note) of every catalog regex that cites a ``prefix:`` log."""
     out = []
     for e in cat.entries:
-        for p, m in zip(e.patterns, e.meta):
+        for p, m in zip(e.patterns, e.meta, strict=True):
             if any(c.startswith(prefix) for c in m.cites):
                 out.append((e.id, "trigger" + (" (weak)" if m.weak else ""), p.pattern, m.cites, m.note))
         for kind, pats, cites in (("support", e.support, e.support_cites), ("requires", e.requires, e.requires_cites),
                                   ("excludes", e.excludes, e.excludes_cites)):
-            for p, c in zip(pats, cites):
+            for p, c in zip(pats, cites, strict=True):
                 if any(x.startswith(prefix) for x in c):
                     out.append((e.id, kind, p.pattern, c, ""))
-    for p, c in zip(cat.facts, cat.fact_cites):
+    for p, c in zip(cat.facts, cat.fact_cites, strict=True):
         if any(x.startswith(prefix) for x in c):
             out.append(("(facts)", "fact", p.pattern, c, ""))
     return out

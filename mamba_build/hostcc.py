@@ -10,8 +10,8 @@ newest compiler found, flagged so the build passes ``-allow-unsupported-compiler
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from mamba_build.errors import CompilerError
 

@@ -14,8 +14,8 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from mamba_build import runner
 from mamba_build.errors import BuildError, EnvironmentProblem

@@ -41,9 +41,10 @@ import os
 import re
 import shlex
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote, unquote
 
 from packaging.utils import parse_wheel_filename
@@ -113,7 +114,7 @@ class IndexResult:
     migrated: list[str] = field(default_factory=list)    # entries moved from the old flat layout into channels
     dropped: list[str] = field(default_factory=list)     # old flat-layout entries of unknown build (not served)
     unplaced: list[str] = field(default_factory=list)    # wheels in ROOT with no known build: not indexed
-    lines: dict[str, "InstallLines"] = field(default_factory=dict)  # channel -> its pip / uv install lines
+    lines: dict[str, InstallLines] = field(default_factory=dict)  # channel -> its pip / uv install lines
 
     @property
     def simple_dir(self) -> Path:
@@ -288,7 +289,7 @@ def _root_html(names: Sequence[str], title: str = "Simple index") -> str:
     return "\n".join(lines)
 
 
-def _channels_html(channels: Mapping[str, Projects], lines_of: Mapping[str, "InstallLines"]) -> str:
+def _channels_html(channels: Mapping[str, Projects], lines_of: Mapping[str, InstallLines]) -> str:
     lines = _head("mamba-build index: channels") + [
         "    <h1>Channels</h1>",
         "    <p>One channel per (CUDA major, torch X.Y, C++ ABI): use the one of the torch you have, or let "

@@ -19,9 +19,10 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import unquote, urljoin, urlparse
 
 from packaging.tags import compatible_tags, cpython_tags, platform_tags
@@ -223,7 +224,7 @@ class InstallPlan:
         doc = to_jsonable(self)
         doc["target"]["tags"] = len(self.target.tags)  # the count: the list is long and derived
         doc["target"]["channel"] = self.target.channel.name if self.target.channel else None
-        for choice, out in zip(self.choices, doc["choices"]):
+        for choice, out in zip(self.choices, doc["choices"], strict=False):
             out["action"] = "install" if choice.chosen else ("none" if self.no_build else "build")
         return doc
 
@@ -422,8 +423,8 @@ def _symbol_error(wheel: Path, missing: dict[str, list[str]], target: Target) ->
 
 
 def execute_install(plan: InstallPlan, *, log: Callable[[str], None] = print, keep: bool = False) -> InstallReport:
-    from mamba_build.pipeline import install_wheel_files
     from mamba_build.installed import installed_identical
+    from mamba_build.pipeline import install_wheel_files
     from mamba_build.smoke.stage import smoke_test_wheels
 
     report = InstallReport()

@@ -21,10 +21,10 @@ from __future__ import annotations
 import shlex
 import shutil
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from mamba_build.errors import EnvironmentProblem
 

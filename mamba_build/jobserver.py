@@ -106,7 +106,7 @@ class JobServer:
     def makeflags(self) -> str:
         return f"-j{self.slots} --jobserver-auth=fifo:{self.path}"
 
-    def __enter__(self) -> "JobServer":
+    def __enter__(self) -> JobServer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() or self.path.is_symlink():
             self.path.unlink()

@@ -34,9 +34,9 @@ import os
 import re
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from mamba_build import paths, runner
 from mamba_build.errors import EnvironmentProblem, UsageError
@@ -120,7 +120,7 @@ class LauncherStats:
     by_language: dict[str, dict[str, int]] = field(default_factory=dict)  # sccache: {"CUDA": {"hits": 2, ...}}
     raw: dict = field(default_factory=dict)
 
-    def minus(self, before: "LauncherStats | None") -> "LauncherStats":
+    def minus(self, before: LauncherStats | None) -> LauncherStats:
         """The counts of one build: after minus before (launcher counters are cumulative)."""
         if before is None:
             return self

@@ -16,10 +16,11 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -71,7 +72,7 @@ class WheelRecord:
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "WheelRecord":
+    def from_json(cls, data: Mapping[str, Any]) -> WheelRecord:
         kwargs = dict(data)
         kwargs["archs_sass"] = tuple(kwargs.get("archs_sass") or ())
         kwargs["archs_ptx"] = tuple(kwargs.get("archs_ptx") or ())
@@ -167,7 +168,7 @@ class Manifest:
         return Path(directory) / MANIFEST_NAME
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, *, missing_ok: bool = True) -> "Manifest":
+    def load(cls, directory: str | os.PathLike, *, missing_ok: bool = True) -> Manifest:
         """Read ``DIR/manifest.json`` (an empty manifest when there is none and ``missing_ok``)."""
         target = cls.path(directory)
         if not target.exists():
@@ -183,7 +184,7 @@ class Manifest:
         return cls.from_json(doc, source=str(target))
 
     @classmethod
-    def from_json(cls, doc: Any, source: str = "manifest") -> "Manifest":
+    def from_json(cls, doc: Any, source: str = "manifest") -> Manifest:
         problems = validate(doc)
         if problems:
             shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
@@ -225,7 +226,7 @@ class Manifest:
             log.info("manifest: %s rebuilt (sha256 %s -> %s)", record.filename, old.sha256[:12], record.sha256[:12])
         self.records[record.filename] = record
 
-    def merge(self, other: "Manifest") -> None:
+    def merge(self, other: Manifest) -> None:
         for record in other.records.values():
             self.add(record)
 

@@ -56,9 +56,10 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -288,7 +289,7 @@ def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> list[Recipe]:
     return recipes
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_recipes_cached(package: str, patches_dir: str) -> tuple[Recipe, ...]:
     recipes = _load_file(Path(patches_dir) / f"{package}.toml")
     ids = [r.id for r in recipes]

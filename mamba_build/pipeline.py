@@ -250,7 +250,7 @@ def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
             raise _build_failure(plan, p.pkg, many.results[i], pool.logs.get(p.pkg.name, log_dir / "pool-ninja.log"))
         p = pending[i]
         raise _build_failure(plan, p.pkg, many.results[i], p.log_path)
-    return [(_the_wheel(p.out_dir, p.log_path), r.duration) for p, r in zip(pending, many.results)]
+    return [(_the_wheel(p.out_dir, p.log_path), r.duration) for p, r in zip(pending, many.results, strict=False)]
 
 
 def check_wheel_extension(pkg: PackagePlan, wheel: Path, log_path: Path | None = None) -> str:
@@ -274,7 +274,7 @@ def check_wheel_extension(pkg: PackagePlan, wheel: Path, log_path: Path | None =
     raise ExtensionMissingError(
         f"{wheel.name} holds no {mod} extension module (its {len(names)} files include "
         + (f"the shared objects {', '.join(shared[:3])}" if shared else "no shared object at all")
-        + f"): setup.py built no CUDA extension although pip reported success",
+        + "): setup.py built no CUDA extension although pip reported success",
         f"the source's setup.py switches the CUDA build off in a way mamba-build's recipes do not force on (known: "
         f"{switches}); check `mamba-build patch DIR --dry-run` on the source and report it with the package "
         f"version; nothing was installed" + (f"; build log: {log_path}" if log_path else ""))
@@ -375,7 +375,7 @@ def _build_all(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path, log_
         start = time.monotonic()
         done = build_pool(plan, pending, run_dir, show_progress, log)
         log(f"built   all in {time.monotonic() - start:.0f}s")
-        return [(p, wheel, seconds) for p, (wheel, seconds) in zip(pending, done)]
+        return [(p, wheel, seconds) for p, (wheel, seconds) in zip(pending, done, strict=False)]
     out = []
     for p in pending:
         log(f"build   {p.pkg.name} {p.fetched.version} for {archs} (log: {p.log_path})")

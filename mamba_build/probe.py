@@ -41,13 +41,14 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from mamba_build.probes.toolkits import MATH_HEADERS
 from mamba_build import paths, runner
 from mamba_build.errors import ToolkitError, UsageError
+from mamba_build.probes.toolkits import MATH_HEADERS
 
 MODULE_NAME = "mamba_build_probe"
 SOURCES = ("probe.cpp", "probe_kernel.cu")
@@ -218,7 +219,7 @@ except Exception as exc:
 result["compile_seconds"] = time.monotonic() - start
 result.update(compiled=os.path.exists(so_path), so_path=so_path)
 finish(0 if result["compiled"] else 6)
-''' % {"marker": RESULT_MARKER}
+''' % {"marker": RESULT_MARKER}  # noqa: UP031  (a script template: its {} are its own dict braces)
 
 
 def build_probe(
@@ -460,7 +461,7 @@ except Exception as exc:
     res["passed"] = False
     res["error"] = "%%s: %%s" %% (type(exc).__name__, exc)
     finish(1)
-''' % {"marker": RESULT_MARKER}
+''' % {"marker": RESULT_MARKER}  # noqa: UP031  (a script template: its {} are its own dict braces)
 
 
 def run_probe(so_path: Path, python: str = sys.executable, *, timeout: float = 300, seed: int = 0) -> ProbeRun:

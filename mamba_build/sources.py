@@ -23,9 +23,9 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import unquote, urljoin, urlparse
 
 from packaging.utils import canonicalize_name
@@ -544,7 +544,7 @@ def extension_sources(setup_py: Path) -> list[str]:
     try:
         tree = ast.parse(setup_py.read_text(encoding="utf-8"), str(setup_py))
     except (SyntaxError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{setup_py} is not valid Python ({exc})", "the source tree is damaged; fetch it again")
+        raise SourceError(f"{setup_py} is not valid Python ({exc})", "the source tree is damaged; fetch it again") from exc
     out: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg == "sources" and isinstance(node.value, (ast.List, ast.Tuple)):

@@ -16,7 +16,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(name: str) -> dict[str, Any]:
     """Parse ``mamba_build/data/<name>.toml`` once."""
     text = resources.files("mamba_build").joinpath("data", f"{name}.toml").read_text(encoding="utf-8")

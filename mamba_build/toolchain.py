@@ -47,13 +47,13 @@ import stat
 import sys
 import zipfile
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from mamba_build import paths, runner, tables
-from mamba_build.errors import (DiskFullError, NetworkError, SourceError, ToolkitError,
-                                UsageError)
+from mamba_build.errors import DiskFullError, NetworkError, SourceError, ToolkitError, UsageError
 from mamba_build.sources import sha256_file
 
 METADATA_NAME = "mamba-build-toolchain.json"
@@ -302,7 +302,7 @@ class ToolchainInfo:
         }
 
     @classmethod
-    def from_dir(cls, path: Path) -> "ToolchainInfo | None":
+    def from_dir(cls, path: Path) -> ToolchainInfo | None:
         try:
             data = json.loads((path / METADATA_NAME).read_text(encoding="utf-8"))
         except (OSError, ValueError):

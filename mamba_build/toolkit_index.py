@@ -24,8 +24,9 @@ import datetime as _dt
 import io
 import json
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import sys_tags

@@ -23,9 +23,9 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from mamba_build import paths, runner
 from mamba_build.errors import EnvironmentProblem, PatchError, UsageError

@@ -22,9 +22,9 @@ import ast
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from mamba_build import runner
 from mamba_build.errors import EnvironmentProblem, SourceError
@@ -213,7 +213,7 @@ def run_upstream_tests(package: str, *, python: str, workdir: Path, staging: Pat
     version = version or installed_version(python, info.name, staging)
     if version is None:
         raise EnvironmentProblem(f"{info.name} is not installed in {python}" + (f" nor staged in {staging}" if staging else ""),
-                                 f"install it (mamba-build compile) or pass its wheel with --wheel")
+                                 "install it (mamba-build compile) or pass its wheel with --wheel")
     public = version.split("+", 1)[0]
     fetched = fetch(info.name, public, source, workdir / "src", index_url, find_links, verify=False)
     files = find_test_files(fetched.tree)

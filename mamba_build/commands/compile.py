@@ -141,12 +141,12 @@ def describe_plan(plan: BuildPlan) -> str:
         f"  schedule    {plan.schedule}  [{plan.schedule_reason}]",
         f"  split units {'on' if plan.split_units else 'off'}  [{plan.split_units_reason}]",
         *([f"  order       {', then '.join(plan.pool_order)}  [{plan.pool_order_reason}]"] if plan.pool_order else []),
-        f"  c++ std     " + (f"c++{plan.cxx_std} (setup.py's c++17 raised)  [{plan.cxx_std_reason}]" if plan.cxx_std
+        "  c++ std     " + (f"c++{plan.cxx_std} (setup.py's c++17 raised)  [{plan.cxx_std_reason}]" if plan.cxx_std
                              else "as setup.py says"),
         f"  nvcc        --threads {plan.nvcc_threads}" + (f"  [{plan.nvcc_threads_reason}]" if plan.nvcc_threads_reason else ""),
-        f"              split-compile " + (f"{plan.split_compile}" if plan.split_compile is not None else "off")
+        "              split-compile " + (f"{plan.split_compile}" if plan.split_compile is not None else "off")
         + f"  [{plan.split_reason}]",
-        f"  predicted   " + (f"build ~{plan.predicted_build_s:.0f} s, CPU-work bound {plan.cpu_bound_s:.0f} s  "
+        "  predicted   " + (f"build ~{plan.predicted_build_s:.0f} s, CPU-work bound {plan.cpu_bound_s:.0f} s  "
                              f"[{plan.prediction_reason}]" if plan.predicted_build_s is not None
                              else plan.prediction_reason or "no prediction"),
         f"  ninja       {'on' if plan.use_ninja else 'off'}" + (f" ({plan.ninja})" if plan.use_ninja and plan.ninja else ""),

@@ -72,13 +72,12 @@ def probe_compilers(path: str | None = None, conda_prefixes: tuple[str, ...] = (
         cc = shutil.which(cc_name, path=search)
         if cc:
             found.append((kind, cc, shutil.which(cxx_name, path=search)))
-    for var, kind in (("CC", None), ("CXX", None)):
-        value = os.environ.get(var)
-        if value and shutil.which(value.split()[0], path=search) and var == "CC":
-            exe = shutil.which(value.split()[0], path=search)
-            guess = "clang" if "clang" in os.path.basename(exe) else "gcc"
-            cxx_env = os.environ.get("CXX")
-            found.append((guess, exe, shutil.which(cxx_env.split()[0], path=search) if cxx_env else None))
+    cc_env = os.environ.get("CC")
+    exe = shutil.which(cc_env.split()[0], path=search) if cc_env else None
+    if exe:
+        guess = "clang" if "clang" in os.path.basename(exe) else "gcc"
+        cxx_env = os.environ.get("CXX")
+        found.append((guess, exe, shutil.which(cxx_env.split()[0], path=search) if cxx_env else None))
 
     def describe(item: tuple[str, str, str | None]) -> Compiler:
         kind, cc, cxx = item

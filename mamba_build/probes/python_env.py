@@ -105,7 +105,7 @@ def read_compiler_bounds(cpp_extension: Path) -> tuple[dict, dict]:
                     pass
             elif name in ("CUDA_GCC_VERSIONS", "CUDA_CLANG_VERSIONS") and isinstance(value, ast.Dict):
                 parsed = {}
-                for k, v in zip(value.keys, value.values):
+                for k, v in zip(value.keys, value.values, strict=True):
                     if not isinstance(k, ast.Constant) or not isinstance(v, ast.Tuple) or len(v.elts) != 2:
                         continue
                     bounds = []

@@ -391,7 +391,7 @@ def check_selective_scan(report: Report, refs, torch, fn=None, device: str = "cu
                     fwd.case(label, *compare([("out", out, ref, scan_tol(itype, "out")),
                                               ("last_state", last, ref_last, scan_tol(itype, "last_state"))]))
                     bwd.case(label, *compare([(t, k.grad, r.grad, scan_tol(itype, t))
-                                              for t, k, r in zip(SCAN_GRADS, leaves, rleaves)]))
+                                              for t, k, r in zip(SCAN_GRADS, leaves, rleaves, strict=True)]))
                 except BaseException as exc:  # noqa: BLE001
                     _errored(label, exc, fwd, bwd)
             _emit(groups, report)

@@ -17,9 +17,9 @@ import os
 import shutil
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from mamba_build import runner
 from mamba_build.errors import SmokeTestError

@@ -30,7 +30,6 @@ from pathlib import Path
 import pytest
 
 from mamba_build import toolchain
-from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
 

@@ -118,7 +118,7 @@ def test_the_cheap_mutants_compile_with_the_builds_own_command(pool_wheels, tmp_
             copy.unlink()
 
     with concurrent.futures.ThreadPoolExecutor(len(cheap)) as pool:
-        results = dict(zip([m.id for m in cheap], pool.map(compile_one, cheap)))
+        results = dict(zip([m.id for m in cheap], pool.map(compile_one, cheap), strict=True))
     for mid, res in results.items():
         assert res.returncode == 0, f"{mid}:\n{res.stderr[-3000:]}"
         assert (tmp_path / f"{mid}.o").stat().st_size > 10_000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import zipfile
@@ -12,7 +11,6 @@ import pytest
 
 from mamba_build import binary
 from mamba_build.errors import ToolkitError
-from tests.unit.wheel_factory import cuda_so  # noqa: F401  (fixture)
 
 DATA = Path(__file__).parent / "data" / "cuobjdump"
 

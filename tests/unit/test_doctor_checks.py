@@ -13,6 +13,7 @@ from mamba_build.probes.python_env import ExtensionInfo
 from mamba_build.probes.system import PlatformInfo, Resources
 from tests.unit.envs import gcc, make_env, toolkit
 
+
 def judge(env: Environment, cuda=None) -> dict[str, object]:
     checks = run_checks(env, resolve_target(env, cuda))
     return {c.id: c for c in checks}

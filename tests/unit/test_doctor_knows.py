@@ -12,8 +12,14 @@ import pytest
 from mamba_build import explain, tables
 from mamba_build.checks import Status, resolve_target, run_checks
 from mamba_build.probes.python_env import ExtensionInfo
-from mamba_build.probes.search_paths import (IncludeDir, LibcudaInfo, cudart_version, parse_ldconfig,
-                                             probe_include_dirs, triton_links_libcuda_so)
+from mamba_build.probes.search_paths import (
+    IncludeDir,
+    LibcudaInfo,
+    cudart_version,
+    parse_ldconfig,
+    probe_include_dirs,
+    triton_links_libcuda_so,
+)
 from tests.unit.envs import make_env
 
 CHECKS_SRC = Path(explain.__file__).parent / "checks"

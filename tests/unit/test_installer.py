@@ -40,7 +40,7 @@ def test_no_pip_in_the_target_runs_mamba_builds_pip_with_its_python_option(monke
 def test_old_or_absent_pip_falls_back_to_uv_on_path(monkeypatch):
     monkeypatch.setattr(installer, "uv_on_path", lambda: ("/opt/bin/uv", "0.13.9"))
     for host in ("22.2", None):
-        monkeypatch.setattr(installer, "own_pip_version", lambda: host)
+        monkeypatch.setattr(installer, "own_pip_version", lambda host=host: host)
         inst = installer.choose(T, None)
         assert inst.kind == installer.UV and inst.program == ("/opt/bin/uv",) and inst.version == "0.13.9"
     assert inst.wheel_argv("/src", "/out") == ["/opt/bin/uv", "build", "--wheel", "--no-build-isolation",

@@ -95,6 +95,7 @@ def test_plan_passes_the_torch_version(monkeypatch):
 def test_smoke_failure_explained_by_a_python_scope_requirement_is_a_note():
     """pipeline.known_python_limits: causal-conv1d 1.7.0 on torch 2.0.1 -> extension ok, package import fails."""
     from types import SimpleNamespace
+
     from mamba_build.pipeline import known_python_limits
     plan = SimpleNamespace(torch_version="2.0.1+cu117")
     wheel = SimpleNamespace(package="causal-conv1d", version="1.7.0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from mamba_build import plan as plan_mod
 from mamba_build.errors import CompilerError, EnvironmentProblem, SourceError, ToolkitError, UsageError
 from mamba_build.plan import CompileOptions, resolve_plan
-from mamba_build.probes.gpu import Gpu, GpuInfo
+from mamba_build.probes.gpu import GpuInfo
 from mamba_build.probes.system import Resources
 from tests.unit.envs import gcc, make_env, toolkit
 
@@ -134,7 +135,7 @@ def test_versions_default_from_index_and_pairs_checked(monkeypatch):
 
 def test_plan_is_frozen_and_serialisable():
     plan = resolve_plan(opts(arch="9.0"), make_env())
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         plan.jobs = 99  # type: ignore[misc]
     doc = plan.to_dict()
     assert doc["archs"] == ["9.0"] and doc["compiler"]["cxx"] == "/usr/bin/g++"

@@ -281,5 +281,5 @@ def test_chunked_scan_equals_the_loop_values_and_gradients(gen, chunk):
     torch.testing.assert_close(lastc, last1, rtol=1e-12, atol=1e-12)
     g1 = torch.autograd.grad((out1 * 1.3).sum() + last1.sum(), inputs)
     gc = torch.autograd.grad((outc * 1.3).sum() + lastc.sum(), inputs)
-    for a, b in zip(gc, g1):
+    for a, b in zip(gc, g1, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

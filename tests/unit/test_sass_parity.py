@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.wheel_factory import KERNEL, compile_cuda_so, cuda_so  # noqa: F401
+from tests.unit.wheel_factory import KERNEL
 
 pytestmark = pytest.mark.toolchain  # real nvcc: the toolkit provisioned by tests/conftest.py::cuda_home
 

@@ -14,7 +14,7 @@ import pytest
 
 from mamba_build import tables, toolchain
 from mamba_build.commands import toolchain as toolchain_cmd
-from mamba_build.errors import (ExitCode, NetworkError, SourceError, ToolkitError, UsageError)
+from mamba_build.errors import ExitCode, NetworkError, SourceError, ToolkitError, UsageError
 
 FAKE_NVCC = """#!/bin/sh
 case "$1" in

@@ -12,7 +12,7 @@ import pytest
 from mamba_build import manifest
 from mamba_build.commands import verify as verify_cmd
 from mamba_build.verify import render, verify_dir
-from tests.unit.wheel_factory import build_wheel, cuda_so  # noqa: F401
+from tests.unit.wheel_factory import build_wheel
 
 
 def run_verify(capsys, *argv: str) -> tuple[int, str]:
