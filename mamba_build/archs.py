@@ -19,9 +19,10 @@ KEYWORDS = ("native", "all")
 def parse_arch(arch: str) -> re.Match:
     m = ARCH_RE.match(arch.strip())
     if not m:
-        raise UsageError(f"malformed CUDA architecture {arch!r}",
-                         "write compute capabilities as MAJOR.MINOR, optionally with a/f and +PTX: "
-                         "--arch 8.0,9.0 or --arch 9.0+PTX")
+        raise UsageError(
+            f"malformed CUDA architecture {arch!r}",
+            "write compute capabilities as MAJOR.MINOR, optionally with a/f and +PTX: --arch 8.0,9.0 or --arch 9.0+PTX",
+        )
     return m
 
 
@@ -32,8 +33,9 @@ def parse_arch_list(text: str | Iterable[str], *, allow_keywords: bool = False) 
     items = re.split(r"[,;\s]+", text.strip()) if isinstance(text, str) else [str(t).strip() for t in text]
     items = [i for i in items if i]
     if not items:
-        raise UsageError("empty CUDA architecture list",
-                         "pass e.g. --arch 9.0" + (" (or native / all)" if allow_keywords else ""))
+        raise UsageError(
+            "empty CUDA architecture list", "pass e.g. --arch 9.0" + (" (or native / all)" if allow_keywords else "")
+        )
     if allow_keywords and len(items) == 1 and items[0].lower() in KEYWORDS:
         return (items[0].lower(),)
     seen: list[str] = []

@@ -94,8 +94,9 @@ def parse_cuobjdump(text: str, tool: str = "cuobjdump") -> BinaryArchs:
         else:
             ptx.add(number)
             ptx_names.add(name)
-    return BinaryArchs(tuple(sorted(sass)), tuple(sorted(ptx)), tool,
-                       _sorted_names(sass_names), _sorted_names(ptx_names))
+    return BinaryArchs(
+        tuple(sorted(sass)), tuple(sorted(ptx)), tool, _sorted_names(sass_names), _sorted_names(ptx_names)
+    )
 
 
 def find_cuobjdump(explicit: str | os.PathLike | None = None) -> Path | None:
@@ -126,8 +127,9 @@ def find_cuobjdump(explicit: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def list_archs(so_path: str | os.PathLike, cuobjdump: str | os.PathLike | None = None,
-               *, fallback: bool = True) -> BinaryArchs:
+def list_archs(
+    so_path: str | os.PathLike, cuobjdump: str | os.PathLike | None = None, *, fallback: bool = True
+) -> BinaryArchs:
     """Archs compiled into ``so_path``. Empty tuples for a binary without device code.
 
     Uses cuobjdump when one is found (``cuobjdump`` argument first), else the ELF fat binary scan.
@@ -138,8 +140,10 @@ def list_archs(so_path: str | os.PathLike, cuobjdump: str | os.PathLike | None =
         raise ToolkitError(f"{path} does not exist", "pass the path of a built extension (.so)")
     tool = find_cuobjdump(cuobjdump)
     if cuobjdump and tool is None:
-        raise ToolkitError(f"cuobjdump not found at {cuobjdump}",
-                           "pass the path of an executable cuobjdump, or leave it out to search for one")
+        raise ToolkitError(
+            f"cuobjdump not found at {cuobjdump}",
+            "pass the path of an executable cuobjdump, or leave it out to search for one",
+        )
     problem = ""
     if tool is not None:
         res = runner.run([tool, "--list-elf", "--list-ptx", path], timeout=120)
@@ -173,18 +177,18 @@ def scan_fatbin(so_path: str | os.PathLike) -> BinaryArchs:
     data = Path(so_path).read_bytes()
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise ValueError("not a 64-bit little-endian ELF file")
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     sections = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
     strtab_off, strtab_size = sections[shstrndx][4], sections[shstrndx][5]
-    strtab = data[strtab_off:strtab_off + strtab_size]
+    strtab = data[strtab_off : strtab_off + strtab_size]
     sass: set[int] = set()
     ptx: set[int] = set()
     for name_off, sh_type, _flags, _addr, offset, size in sections:
-        name = strtab[name_off:strtab.index(b"\0", name_off)].decode("ascii", "replace")
+        name = strtab[name_off : strtab.index(b"\0", name_off)].decode("ascii", "replace")
         if name != ".nv_fatbin" or sh_type == 8:  # SHT_NOBITS holds no bytes
             continue
-        blob = data[offset:offset + size]
+        blob = data[offset : offset + size]
         pos = 0
         while True:
             pos = blob.find(struct.pack("<I", _FATBIN_MAGIC), pos)
@@ -194,14 +198,19 @@ def scan_fatbin(so_path: str | os.PathLike) -> BinaryArchs:
             entry, end = pos + hsize, min(pos + hsize + fsize, len(blob))
             while entry + 32 <= end:
                 kind, _v, ehsize, esize = struct.unpack_from("<HHIQ", blob, entry)
-                arch, = struct.unpack_from("<I", blob, entry + 28)
+                (arch,) = struct.unpack_from("<I", blob, entry + 28)
                 if ehsize == 0:
                     break
                 (ptx if kind == 1 else sass if kind == 2 else set()).add(arch)
                 entry += ehsize + esize
             pos = max(end, pos + 4)
-    return BinaryArchs(tuple(sorted(sass)), tuple(sorted(ptx)), TOOL_FATBIN_SCAN,
-                       tuple(f"sm_{a}" for a in sorted(sass)), tuple(f"sm_{a}" for a in sorted(ptx)))
+    return BinaryArchs(
+        tuple(sorted(sass)),
+        tuple(sorted(ptx)),
+        TOOL_FATBIN_SCAN,
+        tuple(f"sm_{a}" for a in sorted(sass)),
+        tuple(f"sm_{a}" for a in sorted(ptx)),
+    )
 
 
 def shared_objects_in_wheel(whl_path: str | os.PathLike) -> list[str]:
@@ -252,7 +261,7 @@ def dynamic_symbols(so_path: str | os.PathLike) -> DynamicSymbols:
     with open(so_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
             raise ValueError(f"{so_path}: not a 64-bit little-endian ELF file")
-        shoff, = struct.unpack_from("<Q", data, 0x28)
+        (shoff,) = struct.unpack_from("<Q", data, 0x28)
         shentsize, shnum, _shstrndx = struct.unpack_from("<HHH", data, 0x3A)
         sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
         defined: set[str] = set()
@@ -267,7 +276,7 @@ def dynamic_symbols(so_path: str | os.PathLike) -> DynamicSymbols:
                         break
                     if tag == 1:
                         end = data.find(b"\0", str_off + val)
-                        needed.append(data[str_off + val:end].decode("utf-8", "replace"))
+                        needed.append(data[str_off + val : end].decode("utf-8", "replace"))
             if sh_type != _SHT_DYNSYM:
                 continue
             str_off = sections[link][4]
@@ -277,7 +286,7 @@ def dynamic_symbols(so_path: str | os.PathLike) -> DynamicSymbols:
                 if not st_name:
                     continue
                 end = data.find(b"\0", str_off + st_name)
-                name = data[str_off + st_name:end].decode("utf-8", "replace")
+                name = data[str_off + st_name : end].decode("utf-8", "replace")
                 (undefined if shndx == 0 else defined).add(name)
     return DynamicSymbols(frozenset(defined), frozenset(undefined), tuple(needed))
 

@@ -32,8 +32,13 @@ from mamba_build.errors import EnvironmentProblem, NetworkError
 
 ORDER = ("setuptools", "packaging", "wheel", "ninja")  # the tools an overlay may hold, in this order
 MARKER = ".mamba-build-overlay.json"
-_OFFLINE = ("NewConnectionError", "Temporary failure in name resolution", "Network is unreachable",
-            "Could not fetch URL", "No matching distribution found")
+_OFFLINE = (
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "Could not fetch URL",
+    "No matching distribution found",
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,10 @@ class ToolPin:
 def pins() -> dict[str, ToolPin]:
     data = tables.load("build_tools")["tool"]
     last_with = tables.load("setuptools")["pkg_resources"]["last_with"]  # the overlay's setuptools
-    return {name: ToolPin(name, d["version"] if name != "setuptools" else last_with, d["python"], d["verify"], d["why"])
-            for name, d in data.items()}
+    return {
+        name: ToolPin(name, d["version"] if name != "setuptools" else last_with, d["python"], d["verify"], d["why"])
+        for name, d in data.items()
+    }
 
 
 def pkg_resources_removed_in() -> str:
@@ -101,7 +108,9 @@ class BuildOverlay:
         """PYTHONPATH (and PATH) of the build process: the overlay first, the caller's values after it."""
         out = {"PYTHONPATH": os.pathsep.join([self.path, *filter(None, [os.environ.get("PYTHONPATH")])])}
         if self.bin_dir:
-            out["PATH"] = os.pathsep.join([self.bin_dir, path_env if path_env is not None else os.environ.get("PATH", "")])
+            out["PATH"] = os.pathsep.join(
+                [self.bin_dir, path_env if path_env is not None else os.environ.get("PATH", "")]
+            )
         return out
 
     def describe(self) -> str:
@@ -183,31 +192,41 @@ def _pip(python: str) -> list[str]:
     for exe in dict.fromkeys([sys.executable, python]):
         if runner.run([exe, "-m", "pip", "--version"], timeout=60).ok:
             return [exe, "-m", "pip"]
-    raise EnvironmentProblem(f"no pip to fill the build-tools overlay (neither {sys.executable} nor {python} "
-                             "has pip)", f"{sys.executable} -m ensurepip, or install pip into {python}'s environment")
+    raise EnvironmentProblem(
+        f"no pip to fill the build-tools overlay (neither {sys.executable} nor {python} has pip)",
+        f"{sys.executable} -m ensurepip, or install pip into {python}'s environment",
+    )
 
 
 def _verify(overlay: BuildOverlay, where: Path, python: str) -> list[str]:
     """What is wrong with the overlay at ``where`` for ``python`` (empty: every tool checks out)."""
     problems = []
-    env = {"PYTHONPATH": os.pathsep.join([str(where), *filter(None, [os.environ.get("PYTHONPATH")])]),
-           "PYTHONWARNINGS": "ignore", "PYTHONNOUSERSITE": "1"}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(where), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONNOUSERSITE": "1",
+    }
     table = pins()
     for tool in overlay.tools:
         res = runner.run([python, "-c", table[tool.name].verify], timeout=120, extra_env=env)
         got = res.stdout.strip().splitlines()[-1:] if res.ok else []
         if not res.ok or got != [tool.version]:
             detail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
-            problems.append(f"{tool.requirement}: {detail[0] if not res.ok else 'found version ' + (got[0] if got else '?')}")
+            problems.append(
+                f"{tool.requirement}: {detail[0] if not res.ok else 'found version ' + (got[0] if got else '?')}"
+            )
         if tool.name == "ninja":
             run = runner.run([str(where / "bin" / "ninja"), "--version"], timeout=60)
             if not run.ok or not run.stdout.strip().startswith(tool.version):  # "1.13.2.git.kitware.jobserver-pipe-1"
-                problems.append(f"{tool.requirement}: bin/ninja --version says {run.stdout.strip() or run.stderr.strip()!r}")
+                problems.append(
+                    f"{tool.requirement}: bin/ninja --version says {run.stdout.strip() or run.stderr.strip()!r}"
+                )
     return problems
 
 
-def ensure(overlay: BuildOverlay, python: str, *, index_url: str | None = None,
-           find_links: tuple[str, ...] = (), log=None) -> Path:
+def ensure(
+    overlay: BuildOverlay, python: str, *, index_url: str | None = None, find_links: tuple[str, ...] = (), log=None
+) -> Path:
     """Fill the overlay folder (once; later builds reuse it after checking it again) and return it.
 
     Installs the pins with ``pip install --target`` into a temporary folder next to it, checks every tool
@@ -223,15 +242,28 @@ def ensure(overlay: BuildOverlay, python: str, *, index_url: str | None = None,
     table = pins()
     bad = [t.requirement for t in overlay.tools if not _python_ok(pyver, table[t.name].python)]
     if bad:
-        raise EnvironmentProblem(f"the build needs {', '.join(bad)} in a build-only overlay, but Python {pyver} "
-                                 f"is older than {'/'.join(table[r.split('==')[0]].python for r in bad)}",
-                                 "build for a newer Python (--python), or install the tools in that environment "
-                                 "yourself: " + "; ".join(t.reason for t in overlay.tools))
+        raise EnvironmentProblem(
+            f"the build needs {', '.join(bad)} in a build-only overlay, but Python {pyver} "
+            f"is older than {'/'.join(table[r.split('==')[0]].python for r in bad)}",
+            "build for a newer Python (--python), or install the tools in that environment "
+            "yourself: " + "; ".join(t.reason for t in overlay.tools),
+        )
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
-        argv = [*_pip(python), "install", "--target", str(stage), "--no-deps", "--only-binary=:all:",
-                "--python-version", pyver, "--no-warn-script-location", "--disable-pip-version-check",
-                "--no-input", "-q"]
+        argv = [
+            *_pip(python),
+            "install",
+            "--target",
+            str(stage),
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            pyver,
+            "--no-warn-script-location",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-q",
+        ]
         if index_url:
             argv += ["--index-url", index_url]
         for link in find_links:
@@ -242,18 +274,32 @@ def ensure(overlay: BuildOverlay, python: str, *, index_url: str | None = None,
         if not res.ok:
             text = (res.stderr or res.stdout).strip()
             err = NetworkError if any(m in text for m in _OFFLINE) else EnvironmentProblem
-            raise err(f"pip could not fetch the build-only overlay {', '.join(overlay.requirements)}: "
-                      f"{text.splitlines()[-1] if text else 'exit ' + str(res.returncode)}",
-                      "check the network / PIP_INDEX_URL (or pass --find-links DIR holding those wheels), or fix the "
-                      "environment yourself: " + "; ".join(t.reason for t in overlay.tools), details=text[-2000:])
+            raise err(
+                f"pip could not fetch the build-only overlay {', '.join(overlay.requirements)}: "
+                f"{text.splitlines()[-1] if text else 'exit ' + str(res.returncode)}",
+                "check the network / PIP_INDEX_URL (or pass --find-links DIR holding those wheels), or fix the "
+                "environment yourself: " + "; ".join(t.reason for t in overlay.tools),
+                details=text[-2000:],
+            )
         problems = _verify(overlay, stage, python)
         if problems:
-            raise EnvironmentProblem("the build-only overlay does not work in " + python + ": " + "; ".join(problems),
-                                     "report it to mamba-build; meanwhile install the tools yourself: "
-                                     + "; ".join(t.reason for t in overlay.tools))
-        (stage / MARKER).write_text(json.dumps({"requirements": list(overlay.requirements),
-                                                "reasons": {t.name: t.reason for t in overlay.tools},
-                                                "checked_with": python}, indent=2) + "\n", encoding="utf-8")
+            raise EnvironmentProblem(
+                "the build-only overlay does not work in " + python + ": " + "; ".join(problems),
+                "report it to mamba-build; meanwhile install the tools yourself: "
+                + "; ".join(t.reason for t in overlay.tools),
+            )
+        (stage / MARKER).write_text(
+            json.dumps(
+                {
+                    "requirements": list(overlay.requirements),
+                    "reasons": {t.name: t.reason for t in overlay.tools},
+                    "checked_with": python,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         if final.exists():
             shutil.rmtree(final)
         os.replace(stage, final)

@@ -56,8 +56,11 @@ def max_bytes() -> int:
 
 
 def make_key(components: Mapping[str, Any]) -> str:
-    doc = {**components, "mamba_build": __version__, "python_tag": components.get("python_tag") or
-           f"cp{sys.version_info.major}{sys.version_info.minor}"}
+    doc = {
+        **components,
+        "mamba_build": __version__,
+        "python_tag": components.get("python_tag") or f"cp{sys.version_info.major}{sys.version_info.minor}",
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -67,8 +70,12 @@ def tree_digest(tree: Path, skip: tuple[str, ...] = ("build", ".git", "__pycache
     tree = Path(tree)
     for path in sorted(p for p in tree.rglob("*") if p.is_file()):
         rel = path.relative_to(tree)
-        if (rel.parts[0] in skip or ".egg-info" in rel.parts[0] or path.name.endswith(".mamba-build-orig")
-                or path.name.startswith(".mamba-build")):  # our own markers (fetch origin, dest paths)
+        if (
+            rel.parts[0] in skip
+            or ".egg-info" in rel.parts[0]
+            or path.name.endswith(".mamba-build-orig")
+            or path.name.startswith(".mamba-build")
+        ):  # our own markers (fetch origin, dest paths)
             continue
         h.update(str(rel).encode() + b"\0")
         h.update(sha256_file(path).encode())
@@ -82,8 +89,16 @@ def _entry_dir(key: str) -> Path:
 def _read(entry_dir: Path) -> CacheEntry | None:
     try:
         meta = json.loads((entry_dir / "entry.json").read_text())
-        return CacheEntry(meta["key"], entry_dir / meta["wheel"], meta["sha256"], meta["size"], meta["created"],
-                          meta.get("last_used", meta["created"]), meta.get("components", {}), meta.get("smoke"))
+        return CacheEntry(
+            meta["key"],
+            entry_dir / meta["wheel"],
+            meta["sha256"],
+            meta["size"],
+            meta["created"],
+            meta.get("last_used", meta["created"]),
+            meta.get("components", {}),
+            meta.get("smoke"),
+        )
     except (OSError, ValueError, KeyError):
         return None
 
@@ -112,8 +127,16 @@ def store(key: str, wheel: Path, components: Mapping[str, Any], smoke: Mapping[s
     tmp.mkdir(parents=True)
     shutil.copy2(wheel, tmp / wheel.name)
     now = time.time()
-    meta = {"key": key, "wheel": wheel.name, "sha256": sha256_file(tmp / wheel.name), "size": wheel.stat().st_size,
-            "created": now, "last_used": now, "components": dict(components), "smoke": dict(smoke) if smoke else None}
+    meta = {
+        "key": key,
+        "wheel": wheel.name,
+        "sha256": sha256_file(tmp / wheel.name),
+        "size": wheel.stat().st_size,
+        "created": now,
+        "last_used": now,
+        "components": dict(components),
+        "smoke": dict(smoke) if smoke else None,
+    }
     _write_json(tmp / "entry.json", meta)
     shutil.rmtree(d, ignore_errors=True)
     tmp.replace(d)

@@ -79,6 +79,8 @@ class Channel:
         if self.cuda_major != other.cuda_major:
             out.append(f"built for CUDA {self.cuda_major}, this torch is a CUDA {other.cuda_major} build")
         if self.cxx11_abi != other.cxx11_abi:
-            out.append(f"built with the C++11 ABI {'on' if self.cxx11_abi else 'off'}, this torch has it "
-                       f"{'on' if other.cxx11_abi else 'off'}")
+            out.append(
+                f"built with the C++11 ABI {'on' if self.cxx11_abi else 'off'}, this torch has it "
+                f"{'on' if other.cxx11_abi else 'off'}"
+            )
         return out

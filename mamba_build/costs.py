@@ -33,8 +33,12 @@ class Cost:
 
     def at(self, weight: float, lanes: float) -> Cost:
         """This cost with archs of summed factor ``weight``, the longest unit's archs in ``lanes`` rounds."""
-        return Cost(self.total * ((1 - self.total_per_arch) + self.total_per_arch * weight),
-                    self.longest * ((1 - self.longest_per_arch) + self.longest_per_arch * lanes), 1.0, 1.0)
+        return Cost(
+            self.total * ((1 - self.total_per_arch) + self.total_per_arch * weight),
+            self.longest * ((1 - self.longest_per_arch) + self.longest_per_arch * lanes),
+            1.0,
+            1.0,
+        )
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,12 @@ class ThreadsChoice:
 
 
 def _cost(d: dict) -> Cost:
-    return Cost(float(d["total"]), float(d["longest"]), float(d.get("total_per_arch", 1.0)),
-                float(d.get("longest_per_arch", 1.0)))
+    return Cost(
+        float(d["total"]),
+        float(d["longest"]),
+        float(d.get("total_per_arch", 1.0)),
+        float(d.get("longest_per_arch", 1.0)),
+    )
 
 
 def package_costs() -> dict[str, PackageCosts]:
@@ -117,8 +125,9 @@ def predict(costs: Sequence[Cost], slots: int, archs=1, nvcc_threads: int = 1) -
     return max(_terms(costs, slots, archs, nvcc_threads)) if costs else 0.0
 
 
-def choose_split_units(packages: Sequence[str], slots: int, *, pool: bool, archs=1,
-                       nvcc_threads: int = 1) -> SplitChoice | None:
+def choose_split_units(
+    packages: Sequence[str], slots: int, *, pool: bool, archs=1, nvcc_threads: int = 1
+) -> SplitChoice | None:
     """Split or not, and why; None when a package has no measured costs (the caller falls back)."""
     known = package_costs()
     if any(p not in known for p in packages):
@@ -128,18 +137,30 @@ def choose_split_units(packages: Sequence[str], slots: int, *, pool: bool, archs
     groups = [list(packages)] if pool else [[p] for p in packages]
 
     def wall(split: bool) -> float:
-        return sum(predict([(known[p].split if split and known[p].split else known[p].whole) for p in g],
-                           slots, archs, nvcc_threads) for g in groups)
+        return sum(
+            predict(
+                [(known[p].split if split and known[p].split else known[p].whole) for p in g],
+                slots,
+                archs,
+                nvcc_threads,
+            )
+            for g in groups
+        )
 
     whole_s, split_s = wall(False), wall(True)
     split = split_s < whole_s
     how = "in one pool" if pool and len(packages) > 1 else ("one after the other" if len(packages) > 1 else "")
     n = len(arch_weights(archs))
-    reason = (f"predicted build {split_s:.0f} split vs {whole_s:.0f} whole ({slots} slots, {n} arch"
-              f"{'s' if n != 1 else ''}{', ' + how if how else ''}; max(longest unit, CPU / slots) from "
-              f"the costs measured in data/build_costs.toml, one-core seconds of the 2-core machine): "
-              + ("the longest unit bounds the build, so split it" if split
-                 else "the total work bounds the build, and splitting only adds to it"))
+    reason = (
+        f"predicted build {split_s:.0f} split vs {whole_s:.0f} whole ({slots} slots, {n} arch"
+        f"{'s' if n != 1 else ''}{', ' + how if how else ''}; max(longest unit, CPU / slots) from "
+        f"the costs measured in data/build_costs.toml, one-core seconds of the 2-core machine): "
+        + (
+            "the longest unit bounds the build, so split it"
+            if split
+            else "the total work bounds the build, and splitting only adds to it"
+        )
+    )
     return SplitChoice(split, reason, whole_s, split_s)
 
 
@@ -158,10 +179,13 @@ def pool_order(packages: Sequence[str], split_units: bool) -> tuple[tuple[str, .
     order = tuple(sorted(packages, key=lambda p: -(longest(p) or 0.0)))
     if len(order) < 2:
         return order, ""
-    named = ", then ".join(f"{p} ({longest(p):.0f} s)" if longest(p) is not None else f"{p} (no measured costs)"
-                           for p in order)
-    return order, (f"{named}, by the longest unit{' (units split)' if split_units else ''} in data/build_costs.toml; "
-                   "the pool's one ninja starts every unit longest first (the units tables there), this order breaks ties")
+    named = ", then ".join(
+        f"{p} ({longest(p):.0f} s)" if longest(p) is not None else f"{p} (no measured costs)" for p in order
+    )
+    return order, (
+        f"{named}, by the longest unit{' (units split)' if split_units else ''} in data/build_costs.toml; "
+        "the pool's one ninja starts every unit longest first (the units tables there), this order breaks ties"
+    )
 
 
 def unit_costs() -> dict[str, tuple[tuple[str, float], ...]]:
@@ -186,11 +210,13 @@ def unit_cost_of() -> Callable[[str, str], float]:
             if fnmatch.fnmatch(name, pattern):
                 return seconds
         return 0.0
+
     return cost
 
 
-def bound(packages: Sequence[str], slots: int, *, split_units: bool, archs=1,
-          nvcc_threads: int = 1) -> tuple[float, float] | None:
+def bound(
+    packages: Sequence[str], slots: int, *, split_units: bool, archs=1, nvcc_threads: int = 1
+) -> tuple[float, float] | None:
     """(longest unit, total CPU / slots) of building ``packages`` in one pool, in the table's units; None when a
     package has no measured costs. Where the second is larger the units outnumber the slots: the total work,
     not one unit, bounds the build, and no unit needs nvcc --split-compile's threads."""
@@ -216,20 +242,33 @@ def choose_threads(packages: Sequence[str], slots: int, *, split_units: bool, ar
     if one is None:
         return None
     longest1, spread = one
-    where = (f"predicted with {slots} slots: the CPU work {spread:.0f} s per slot, the longest unit {longest1:.0f} s "
-             "one arch at a time; one-core seconds of data/build_costs.toml")
+    where = (
+        f"predicted with {slots} slots: the CPU work {spread:.0f} s per slot, the longest unit {longest1:.0f} s "
+        "one arch at a time; one-core seconds of data/build_costs.toml"
+    )
     if n == 1:
         return ThreadsChoice(1, "1: one arch, nothing for nvcc's threads to run side by side", "", longest1, spread)
     if spread >= longest1:
-        return ThreadsChoice(1, f"1: the total work bounds the build, not one unit ({where}), so every slot is busy "
-                                "with a whole unit and more threads would only oversubscribe the CPUs",
-                             "work", longest1, spread)
+        return ThreadsChoice(
+            1,
+            f"1: the total work bounds the build, not one unit ({where}), so every slot is busy "
+            "with a whole unit and more threads would only oversubscribe the CPUs",
+            "work",
+            longest1,
+            spread,
+        )
     threads = n
     for t in range(2, n + 1):
         if bound(packages, slots, split_units=split_units, archs=archs, nvcc_threads=t)[0] <= spread:
             threads = t
             break
     longest_t = bound(packages, slots, split_units=split_units, archs=archs, nvcc_threads=threads)[0]
-    return ThreadsChoice(threads, f"{threads}: the longest unit bounds the build, not the total work ({where}), so "
-                                  f"slots would idle at its end; {threads} archs at a time bring it to "
-                                  f"{longest_t:.0f} s", "unit", longest_t, spread)
+    return ThreadsChoice(
+        threads,
+        f"{threads}: the longest unit bounds the build, not the total work ({where}), so "
+        f"slots would idle at its end; {threads} archs at a time bring it to "
+        f"{longest_t:.0f} s",
+        "unit",
+        longest_t,
+        spread,
+    )

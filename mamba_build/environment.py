@@ -74,9 +74,18 @@ def gather(python: str | None = None, build_dir: str | os.PathLike = ".", *, ext
         toolkits, on_path = f_tk.result()
         guess, how = torch_cuda_home_guess()
         env = Environment(
-            platform=platform_info, resources=resources, python=f_py.result(), gpus=f_gpu.result(),
-            toolkits=toolkits, nvcc_on_path=on_path, torch_cuda_home=guess, torch_cuda_home_how=how,
-            compilers=f_cc.result(), probe_seconds=0.0, include_dirs=probe_include_dirs(), libcuda=f_lc.result(),
+            platform=platform_info,
+            resources=resources,
+            python=f_py.result(),
+            gpus=f_gpu.result(),
+            toolkits=toolkits,
+            nvcc_on_path=on_path,
+            torch_cuda_home=guess,
+            torch_cuda_home_how=how,
+            compilers=f_cc.result(),
+            probe_seconds=0.0,
+            include_dirs=probe_include_dirs(),
+            libcuda=f_lc.result(),
             conda_prefixes=conda_prefixes(python),
         )
     return Environment(**{**env.__dict__, "probe_seconds": round(time.monotonic() - start, 3)})

@@ -87,8 +87,8 @@ MAX_EVIDENCE = 6
 EVIDENCE_CHARS = 400
 TAIL_LINES = 3
 JOIN_MIN_LITERAL = 20  # a message is matched across a line break only when its pattern has a literal this long
-JOIN_FRAGMENT = 8      # the head and tail of such a literal: a line that holds one may be the half of a wrapped message
-HARD_WRAP_MIN = 60     # a line this long that ends without a space may have been cut mid-word by a terminal
+JOIN_FRAGMENT = 8  # the head and tail of such a literal: a line that holds one may be the half of a wrapped message
+HARD_WRAP_MIN = 60  # a line this long that ends without a space may have been cut mid-word by a terminal
 MAX_FOLLOW_ON = 6
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -134,14 +134,14 @@ class PatternMeta:
     """What a trigger pattern needs besides matching, and where it was learned (``cites``)."""
 
     cites: tuple[str, ...] = ()  # corpus entries it was written from ("public:013"); () = not from a log
-    weak: bool = False           # evidence that alone gives only a low-confidence finding
-    requires: tuple[re.Pattern, ...] = ()   # ALL must match somewhere in the log
-    excludes: tuple[re.Pattern, ...] = ()   # NONE may match anywhere in the log
-    unless: tuple[re.Pattern, ...] = ()     # NONE may match the same line
-    when: tuple[Condition, ...] = ()        # facts conditions, all must hold
-    tail: bool = False                      # must match the last non-blank line of the log
-    note: str = ""                          # the class knowledge it encodes (for the report)
-    needs: tuple[str, ...] = ()             # substrings the line must contain (a cheap prefilter)
+    weak: bool = False  # evidence that alone gives only a low-confidence finding
+    requires: tuple[re.Pattern, ...] = ()  # ALL must match somewhere in the log
+    excludes: tuple[re.Pattern, ...] = ()  # NONE may match anywhere in the log
+    unless: tuple[re.Pattern, ...] = ()  # NONE may match the same line
+    when: tuple[Condition, ...] = ()  # facts conditions, all must hold
+    tail: bool = False  # must match the last non-blank line of the log
+    note: str = ""  # the class knowledge it encodes (for the report)
+    needs: tuple[str, ...] = ()  # substrings the line must contain (a cheap prefilter)
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class CatalogEntry:
     defaults: tuple[tuple[str, str], ...]
     source: str
     meta: tuple[PatternMeta, ...] = ()  # one per pattern, same order
-    doctor: tuple[str, ...] = ()        # the doctor checks that see it before a build (id or "family:")
+    doctor: tuple[str, ...] = ()  # the doctor checks that see it before a build (id or "family:")
     # the corpus entries each support/requires/excludes regex was written from (same order; () = none)
     support_cites: tuple[tuple[str, ...], ...] = ()
     requires_cites: tuple[tuple[str, ...], ...] = ()
@@ -180,19 +180,19 @@ class Catalog:
     conditions: tuple[re.Pattern, ...] = ()  # every pattern-level requires/excludes regex, deduplicated
     locale: tuple[tuple[str, str], ...] = ()  # (localized text, English) longest first
     locale_re: re.Pattern | None = None
-    without: frozenset = frozenset()          # the corpus entries whose patterns were left out
+    without: frozenset = frozenset()  # the corpus entries whose patterns were left out
     # per entry, per trigger pattern: the literals one of which a matching line contains (None = any
     # line), and whether the pattern is long enough to be wrapped over two lines by a terminal or pip
     lits: tuple[tuple[frozenset | None, ...], ...] = ()
     joinable: tuple[tuple[bool, ...], ...] = ()
     support_lits: tuple[tuple[frozenset | None, ...], ...] = ()
     join_keywords: frozenset = frozenset()  # the literals of the joinable patterns
-    join_only: tuple[str, ...] = ()         # those that are not keywords (patterns indexed by `needs`)
+    join_only: tuple[str, ...] = ()  # those that are not keywords (patterns indexed by `needs`)
     # the head and tail (JOIN_FRAGMENT chars) of each joinable literal: a wrap splits the literal itself,
     # so a line holding only a fragment still has to be tried joined with its neighbour
     join_fragments: tuple[str, ...] = ()
     join_owners: tuple[tuple[str, frozenset], ...] = ()  # joinable literal -> owners (found in the joined text)
-    fact_cites: tuple[tuple[str, ...], ...] = ()          # per facts regex, the corpus entries it was written from
+    fact_cites: tuple[tuple[str, ...], ...] = ()  # per facts regex, the corpus entries it was written from
     cond_blob: tuple[tuple[re.Pattern, frozenset | None], ...] = ()  # conditions, searched per batch
 
     def entry(self, failure_id: str) -> CatalogEntry | None:
@@ -321,11 +321,15 @@ def _pattern_spec(raw: Any, where: str) -> tuple[str, PatternMeta]:
     if unknown:
         raise ValueError(f"failures.toml: unknown pattern keys {sorted(unknown)} in {where}")
     return raw["re"], PatternMeta(
-        cites=tuple(raw.get("from", ())), weak=bool(raw.get("weak", False)),
-        requires=_compile_all(raw.get("requires", ()), where), excludes=_compile_all(raw.get("excludes", ()), where),
+        cites=tuple(raw.get("from", ())),
+        weak=bool(raw.get("weak", False)),
+        requires=_compile_all(raw.get("requires", ()), where),
+        excludes=_compile_all(raw.get("excludes", ()), where),
         unless=_compile_all(raw.get("unless", ()), where),
-        when=tuple(Condition.parse(c, where) for c in raw.get("when", ())), tail=bool(raw.get("tail", False)),
-        note=raw.get("note", ""), needs=tuple(raw.get("needs", ())),
+        when=tuple(Condition.parse(c, where) for c in raw.get("when", ())),
+        tail=bool(raw.get("tail", False)),
+        note=raw.get("note", ""),
+        needs=tuple(raw.get("needs", ())),
     )
 
 
@@ -344,15 +348,26 @@ def _base_catalog() -> tuple[tuple[CatalogEntry, ...], dict]:
         support, support_cites = _cited(raw.get("support", []), f"{fid} support")
         requires, requires_cites = _cited(raw.get("requires", []), f"{fid} requires")
         excludes, excludes_cites = _cited(raw.get("excludes", []), f"{fid} excludes")
-        entries.append(CatalogEntry(
-            id=fid, phase=raw.get("phase", "any"), rank=int(raw.get("rank", 1000)),
-            cause=raw.get("cause", ""), fix=raw.get("fix", ""), patterns=pats,
-            support=_compile_all(support, fid), requires=_compile_all(requires, fid),
-            excludes=_compile_all(excludes, fid),
-            defaults=tuple(sorted(raw.get("defaults", {}).items())), source=raw.get("source", ""),
-            meta=tuple(m for _, m in specs), doctor=tuple(raw.get("doctor", ())),
-            support_cites=support_cites, requires_cites=requires_cites, excludes_cites=excludes_cites,
-        ))
+        entries.append(
+            CatalogEntry(
+                id=fid,
+                phase=raw.get("phase", "any"),
+                rank=int(raw.get("rank", 1000)),
+                cause=raw.get("cause", ""),
+                fix=raw.get("fix", ""),
+                patterns=pats,
+                support=_compile_all(support, fid),
+                requires=_compile_all(requires, fid),
+                excludes=_compile_all(excludes, fid),
+                defaults=tuple(sorted(raw.get("defaults", {}).items())),
+                source=raw.get("source", ""),
+                meta=tuple(m for _, m in specs),
+                doctor=tuple(raw.get("doctor", ())),
+                support_cites=support_cites,
+                requires_cites=requires_cites,
+                excludes_cites=excludes_cites,
+            )
+        )
     entries.sort(key=lambda e: e.rank)
     return tuple(entries), data
 
@@ -380,20 +395,24 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     for e in base:
         keep = [i for i, m in enumerate(e.meta) if not (set(m.cites) & without)] if without else range(len(e.patterns))
         if without and len(keep) != len(e.patterns):
-            e = dataclasses.replace(e, patterns=tuple(e.patterns[i] for i in keep),
-                                    meta=tuple(e.meta[i] for i in keep))
+            e = dataclasses.replace(e, patterns=tuple(e.patterns[i] for i in keep), meta=tuple(e.meta[i] for i in keep))
         if without and any(set(c) & without for c in (*e.support_cites, *e.requires_cites, *e.excludes_cites)):
             e = dataclasses.replace(
-                e, support=_keep(e.support, e.support_cites, without), requires=_keep(e.requires, e.requires_cites, without),
+                e,
+                support=_keep(e.support, e.support_cites, without),
+                requires=_keep(e.requires, e.requires_cites, without),
                 excludes=_keep(e.excludes, e.excludes_cites, without),
                 support_cites=tuple(c for c in e.support_cites if not (set(c) & without)),
                 requires_cites=tuple(c for c in e.requires_cites if not (set(c) & without)),
-                excludes_cites=tuple(c for c in e.excludes_cites if not (set(c) & without)))
+                excludes_cites=tuple(c for c in e.excludes_cites if not (set(c) & without)),
+            )
         entries.append(e)
     fact_pats, fact_cites = _cited(data.get("facts", {}).get("patterns", []), "facts")
     if without:
-        fact_cites, fact_pats = (tuple(c for c in fact_cites if not (set(c) & without)),
-                                 _keep(fact_pats, fact_cites, without))
+        fact_cites, fact_pats = (
+            tuple(c for c in fact_cites if not (set(c) & without)),
+            _keep(fact_pats, fact_cites, without),
+        )
     facts = _compile_all(fact_pats, "facts")
     cascade = _compile_all(data.get("cascade", {}).get("patterns", []), "cascade")
     suspicious = _compile_all(data.get("suspicious", {}).get("patterns", []), "suspicious")
@@ -427,22 +446,39 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     lits = tuple(tuple(required_literals(p) for p in e.patterns) for e in entries)
     support_lits = tuple(tuple(required_literals(p) for p in e.support) for e in entries)
     # searched over a whole batch: negated classes must not run across line ends ([^x] -> [^\nx])
-    cond_blob = tuple((re.compile(p.pattern.replace("[^", "[^\\n"), p.flags | re.M), required_literals(p))
-                      for p in conditions)
+    cond_blob = tuple(
+        (re.compile(p.pattern.replace("[^", "[^\\n"), p.flags | re.M), required_literals(p)) for p in conditions
+    )
     joinable = tuple(tuple(bool(lt) and max(map(len, lt)) >= JOIN_MIN_LITERAL for lt in row) for row in lits)
-    join_kw = frozenset(k for row, jrow in zip(lits, joinable, strict=True) for lt, j in zip(row, jrow, strict=True) if j for k in lt)
-    fragments = sorted({f for k in join_kw if len(k) >= JOIN_MIN_LITERAL
-                        for f in (k[:JOIN_FRAGMENT], k[-JOIN_FRAGMENT:]) if f.strip()} - join_kw)
+    join_kw = frozenset(
+        k for row, jrow in zip(lits, joinable, strict=True) for lt, j in zip(row, jrow, strict=True) if j for k in lt
+    )
+    fragments = sorted(
+        {f for k in join_kw if len(k) >= JOIN_MIN_LITERAL for f in (k[:JOIN_FRAGMENT], k[-JOIN_FRAGMENT:]) if f.strip()}
+        - join_kw
+    )
     join_owners = tuple(sorted((k, frozenset(index[k])) for k in join_kw if k in index))
     return Catalog(
         entries=tuple(entries),
         defaults=tuple(sorted(data.get("defaults", {}).items())),
-        facts=facts, cascade=cascade, suspicious=suspicious,
+        facts=facts,
+        cascade=cascade,
+        suspicious=suspicious,
         keywords=tuple(sorted((k, frozenset(v)) for k, v in index.items())),
-        always=frozenset(always), conditions=tuple(conditions), locale=locale, locale_re=locale_re,
-        without=without, lits=lits, joinable=joinable, support_lits=support_lits, cond_blob=cond_blob,
-        join_keywords=join_kw, join_only=tuple(sorted(join_kw - set(index))),
-        join_fragments=tuple(fragments), join_owners=join_owners, fact_cites=fact_cites,
+        always=frozenset(always),
+        conditions=tuple(conditions),
+        locale=locale,
+        locale_re=locale_re,
+        without=without,
+        lits=lits,
+        joinable=joinable,
+        support_lits=support_lits,
+        cond_blob=cond_blob,
+        join_keywords=join_kw,
+        join_only=tuple(sorted(join_kw - set(index))),
+        join_fragments=tuple(fragments),
+        join_owners=join_owners,
+        fact_cites=fact_cites,
     )
 
 
@@ -475,14 +511,19 @@ class Finding:
     fix: str
     evidence: tuple[tuple[int, str], ...]  # (1-based line number, line text)
     rank: int
-    confidence: str = "high"               # "high": a strong trigger matched; "low": weak evidence only
-    doctor: tuple[str, ...] = ()           # `mamba-build doctor` checks that see this cause before a build
+    confidence: str = "high"  # "high": a strong trigger matched; "low": weak evidence only
+    doctor: tuple[str, ...] = ()  # `mamba-build doctor` checks that see this cause before a build
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "phase": self.phase, "rank": self.rank, "cause": self.cause,
-            "fix": self.fix, "evidence": [{"line": n, "text": t} for n, t in self.evidence],
-            "confidence": self.confidence, "doctor_checks": list(self.doctor),
+            "id": self.id,
+            "phase": self.phase,
+            "rank": self.rank,
+            "cause": self.cause,
+            "fix": self.fix,
+            "evidence": [{"line": n, "text": t} for n, t in self.evidence],
+            "confidence": self.confidence,
+            "doctor_checks": list(self.doctor),
         }
 
 
@@ -496,8 +537,12 @@ class Candidate:
     evidence: tuple[tuple[int, str], ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "confidence": self.confidence, "why_not_root": self.why_not_root,
-                "evidence": [{"line": n, "text": t} for n, t in self.evidence]}
+        return {
+            "id": self.id,
+            "confidence": self.confidence,
+            "why_not_root": self.why_not_root,
+            "evidence": [{"line": n, "text": t} for n, t in self.evidence],
+        }
 
 
 @dataclass(frozen=True)
@@ -507,9 +552,9 @@ class Explanation:
     suspicious_lines: tuple[tuple[int, str], ...]
     lines_read: int
     truncated: bool
-    facts: tuple[tuple[str, str], ...] = ()             # what the log states: versions, paths, platform
-    alternatives: tuple[Candidate, ...] = ()            # other causes considered, with why they lost
-    follow_on_lines: tuple[tuple[int, str], ...] = ()   # loud consequences below the root (not causes)
+    facts: tuple[tuple[str, str], ...] = ()  # what the log states: versions, paths, platform
+    alternatives: tuple[Candidate, ...] = ()  # other causes considered, with why they lost
+    follow_on_lines: tuple[tuple[int, str], ...] = ()  # loud consequences below the root (not causes)
 
     @property
     def root(self) -> Finding | None:
@@ -632,8 +677,12 @@ class _Scan:
             if owners:
                 self._line(no, line, owners)
             prev = self._prev
-            if join_keys and prev is not None and (line[:1].isspace() or len(prev[1]) > 40) \
-                    and any(k in line or k in prev[1] for k in join_keys):
+            if (
+                join_keys
+                and prev is not None
+                and (line[:1].isspace() or len(prev[1]) > 40)
+                and any(k in line or k in prev[1] for k in join_keys)
+            ):
                 self._join(prev, no, line, present)
             self._prev = (no, line, owners)
 
@@ -814,9 +863,11 @@ def _derive(values: dict[str, str]) -> None:
         roots = _split_paths(values["toolkits"])
         want = values.get("torch_cuda", "")
         major = want.split(".")[0] if want else ""
-        pick = (next((r for r in roots if want and f"cuda-{want}" in r), None)
-                or next((r for r in roots if major and re.search(rf"cuda-{major}\.", r)), None)
-                or (roots[0] if roots else None))
+        pick = (
+            next((r for r in roots if want and f"cuda-{want}" in r), None)
+            or next((r for r in roots if major and re.search(rf"cuda-{major}\.", r)), None)
+            or (roots[0] if roots else None)
+        )
         if pick:
             values["toolkit"] = pick
     ga = values.get("gpu_arch", "")
@@ -831,8 +882,18 @@ def _derive(values: dict[str, str]) -> None:
         values["module_dist"] = mod.split(".")[0]
 
 
-_FACT_KEYS = ("platform", "torch_version", "torch_cuda", "nvcc_version", "cuda_home", "gcc_version",
-              "python_version", "driver_version", "gpu_name", "glibc_version")
+_FACT_KEYS = (
+    "platform",
+    "torch_version",
+    "torch_cuda",
+    "nvcc_version",
+    "cuda_home",
+    "gcc_version",
+    "python_version",
+    "driver_version",
+    "gpu_name",
+    "glibc_version",
+)
 
 
 def _valid(entry: CatalogEntry, hit: _Hit, conds_hit: set[int], cat: Catalog, facts: Mapping[str, str]) -> bool:
@@ -873,8 +934,11 @@ def _finish(scan: _Scan, context: Mapping[str, str] | None, max_findings: int, t
         fresh = [h for h in hits if h.line_no not in claimed]
         if not fresh or len(findings) >= max(1, max_findings):
             by = claimed.get(hits[0].line_no)
-            why = (f"its line {hits[0].line_no} is already explained by [{by}], a more fundamental cause"
-                   if by else "beyond the number of findings asked for")
+            why = (
+                f"its line {hits[0].line_no} is already explained by [{by}], a more fundamental cause"
+                if by
+                else "beyond the number of findings asked for"
+            )
             lost.append(Candidate(entry.id, conf, why, tuple((h.line_no, _clip(h.text)) for h in hits[:2])))
             continue
         for h in hits:
@@ -897,15 +961,24 @@ def _finish(scan: _Scan, context: Mapping[str, str] | None, max_findings: int, t
             if h.line_no not in seen:
                 seen.add(h.line_no)
                 evidence.append((h.line_no, _clip(h.text)))
-        findings.append(Finding(
-            id=entry.id, phase=entry.phase, cause=fill(entry.cause, values, entry_defaults),
-            fix=fill(entry.fix, values, entry_defaults), evidence=tuple(evidence[:MAX_EVIDENCE]),
-            rank=entry.rank, confidence=conf, doctor=entry.doctor,
-        ))
+        findings.append(
+            Finding(
+                id=entry.id,
+                phase=entry.phase,
+                cause=fill(entry.cause, values, entry_defaults),
+                fix=fill(entry.fix, values, entry_defaults),
+                evidence=tuple(evidence[:MAX_EVIDENCE]),
+                rank=entry.rank,
+                confidence=conf,
+                doctor=entry.doctor,
+            )
+        )
     if findings and all(f.confidence == "low" for f in findings) and len({f.id for f in findings}) > 1:
         # only weak, disagreeing evidence: say unknown and show the candidates
-        lost = [Candidate(f.id, f.confidence, "weak evidence that disagrees with another weak candidate",
-                          f.evidence) for f in findings] + lost
+        lost = [
+            Candidate(f.id, f.confidence, "weak evidence that disagrees with another weak candidate", f.evidence)
+            for f in findings
+        ] + lost
         findings = []
     suspicious: tuple[tuple[int, str], ...] = ()
     follow: tuple[tuple[int, str], ...] = ()
@@ -917,15 +990,29 @@ def _finish(scan: _Scan, context: Mapping[str, str] | None, max_findings: int, t
         root_line = min(n for n, _ in findings[0].evidence) if findings[0].evidence else 0
         follow = tuple((n, _clip(t)) for n, t in scan.cascade_lines if n > root_line)[:MAX_FOLLOW_ON]
     shown = tuple((k, facts[k]) for k in _FACT_KEYS if facts.get(k))
-    return Explanation(tuple(findings), not findings, suspicious, scan.lines, truncated or scan.stopped,
-                       facts=shown, alternatives=tuple(lost), follow_on_lines=follow)
+    return Explanation(
+        tuple(findings),
+        not findings,
+        suspicious,
+        scan.lines,
+        truncated or scan.stopped,
+        facts=shown,
+        alternatives=tuple(lost),
+        follow_on_lines=follow,
+    )
 
 
 BATCH_LINES = 2048
 
 
-def explain_lines(lines: Iterable[str], context: Mapping[str, str] | None = None, *,
-                  max_findings: int = 5, max_bytes: int = MAX_BYTES, catalog: Catalog | None = None) -> Explanation:
+def explain_lines(
+    lines: Iterable[str],
+    context: Mapping[str, str] | None = None,
+    *,
+    max_findings: int = 5,
+    max_bytes: int = MAX_BYTES,
+    catalog: Catalog | None = None,
+) -> Explanation:
     """Explain lines already in hand (each is cut at MAX_LINE_CHARS; at most max_bytes chars)."""
     scan = _Scan(catalog or load_catalog())
     budget = max_bytes
@@ -966,8 +1053,9 @@ def _iter_text_lines(fh: IO[str]) -> Iterator[str]:
         yield chunk
 
 
-def explain_text(text: str, context: Mapping[str, str] | None = None, *, max_findings: int = 5,
-                 catalog: Catalog | None = None) -> Explanation:
+def explain_text(
+    text: str, context: Mapping[str, str] | None = None, *, max_findings: int = 5, catalog: Catalog | None = None
+) -> Explanation:
     """Explain a log given as one string."""
     if not isinstance(text, str):
         raise TypeError("explain_text() takes str; use explain_file() for bytes or paths")
@@ -1028,8 +1116,15 @@ class _CountingReader(io.RawIOBase):
         return n
 
 
-def explain_stream(raw: IO[bytes], context: Mapping[str, str] | None = None, *, name: str = "the log",
-                   max_findings: int = 5, max_bytes: int = MAX_BYTES, catalog: Catalog | None = None) -> Explanation:
+def explain_stream(
+    raw: IO[bytes],
+    context: Mapping[str, str] | None = None,
+    *,
+    name: str = "the log",
+    max_findings: int = 5,
+    max_bytes: int = MAX_BYTES,
+    catalog: Catalog | None = None,
+) -> Explanation:
     """Explain a binary stream (file or stdin), streaming; refuses binary data with UsageError."""
     head = raw.read(SNIFF_BYTES) or b""
     if looks_binary(head):
@@ -1042,37 +1137,49 @@ def explain_stream(raw: IO[bytes], context: Mapping[str, str] | None = None, *, 
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"  # e.g. PowerShell's `>` redirection
     reader = _CountingReader(head, raw, max_bytes)
-    text = io.TextIOWrapper(io.BufferedReader(reader, buffer_size=1 << 16), encoding=encoding,
-                            errors="replace", newline=None)
-    expl = explain_lines(_iter_text_lines(text), context, max_findings=max_findings, max_bytes=max_bytes * 4,
-                         catalog=catalog)
+    text = io.TextIOWrapper(
+        io.BufferedReader(reader, buffer_size=1 << 16), encoding=encoding, errors="replace", newline=None
+    )
+    expl = explain_lines(
+        _iter_text_lines(text), context, max_findings=max_findings, max_bytes=max_bytes * 4, catalog=catalog
+    )
     if reader.hit_limit and not expl.truncated:
         expl = dataclasses.replace(expl, truncated=True)
     return expl
 
 
-def explain_file(path_or_dash: str | os.PathLike, context: Mapping[str, str] | None = None, *,
-                 max_findings: int = 5, max_bytes: int = MAX_BYTES, catalog: Catalog | None = None) -> Explanation:
+def explain_file(
+    path_or_dash: str | os.PathLike,
+    context: Mapping[str, str] | None = None,
+    *,
+    max_findings: int = 5,
+    max_bytes: int = MAX_BYTES,
+    catalog: Catalog | None = None,
+) -> Explanation:
     """Explain a log file, or standard input for ``-``."""
     if str(path_or_dash) == "-":
         stream = getattr(sys.stdin, "buffer", None)
         if stream is None:
             raise UsageError("standard input is not readable", "give the log file as an argument")
-        return explain_stream(stream, context, name="standard input", max_findings=max_findings,
-                              max_bytes=max_bytes, catalog=catalog)
+        return explain_stream(
+            stream, context, name="standard input", max_findings=max_findings, max_bytes=max_bytes, catalog=catalog
+        )
     path = Path(path_or_dash)
     if path.is_dir():
         raise UsageError(f"{path} is a directory, not a log file", "give the path of the log file itself")
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
-        raise UsageError(f"no such file: {path}", "check the path, or pipe the log in: `... | mamba-build explain -`") from None
+        raise UsageError(
+            f"no such file: {path}", "check the path, or pipe the log in: `... | mamba-build explain -`"
+        ) from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}", "check the file's permissions") from None
     with fh:
         try:
-            return explain_stream(fh, context, name=str(path), max_findings=max_findings, max_bytes=max_bytes,
-                                  catalog=catalog)
+            return explain_stream(
+                fh, context, name=str(path), max_findings=max_findings, max_bytes=max_bytes, catalog=catalog
+            )
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror or exc}", "check the file") from None
 
@@ -1113,8 +1220,14 @@ def probe_context() -> dict[str, str]:
 
 
 def _wrap(text: str, indent: str, width: int = 100) -> str:
-    return textwrap.fill(text, width=width, initial_indent=indent, subsequent_indent=indent + "  ",
-                         break_long_words=False, break_on_hyphens=False)
+    return textwrap.fill(
+        text,
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def render_text(expl: Explanation, width: int = 100) -> str:
@@ -1132,8 +1245,10 @@ def render_text(expl: Explanation, width: int = 100) -> str:
         out.append(head + ":")
         for i, f in enumerate(expl.findings, 1):
             out.append("")
-            out.append(f"{i}. [{f.id}] ({f.phase})" + ("  [low confidence: weak evidence only]"
-                                                        if f.confidence == "low" else ""))
+            out.append(
+                f"{i}. [{f.id}] ({f.phase})"
+                + ("  [low confidence: weak evidence only]" if f.confidence == "low" else "")
+            )
             out.append(_wrap(f"Cause: {f.cause}", "   ", width))
             if f.evidence:
                 out.append("   Evidence:")
@@ -1141,12 +1256,22 @@ def render_text(expl: Explanation, width: int = 100) -> str:
                     out.append(f"     line {no}: {text[: width + 60]}")
             out.append(_wrap(f"Fix: {f.fix}", "   ", width))
             if f.doctor:
-                out.append(_wrap("Seen before a build by `mamba-build doctor` (check "
-                                 + ", ".join(f.doctor) + ").", "   ", width))
+                out.append(
+                    _wrap(
+                        "Seen before a build by `mamba-build doctor` (check " + ", ".join(f.doctor) + ").", "   ", width
+                    )
+                )
         if expl.follow_on_lines:
             out.append("")
-            out.append(_wrap("Consequences, not causes (they follow from the above): "
-                             + ", ".join(f"line {n}" for n, _ in expl.follow_on_lines) + ".", "", width))
+            out.append(
+                _wrap(
+                    "Consequences, not causes (they follow from the above): "
+                    + ", ".join(f"line {n}" for n, _ in expl.follow_on_lines)
+                    + ".",
+                    "",
+                    width,
+                )
+            )
         if expl.alternatives:
             c = expl.alternatives[0]
             out.append(_wrap(f"Also considered: [{c.id}] ({c.why_not_root}).", "", width))
@@ -1160,15 +1285,29 @@ def render_text(expl: Explanation, width: int = 100) -> str:
         for no, text in expl.suspicious_lines:
             out.append(f"  line {no}: {text[: width + 60]}")
         out.append("")
-        out.append(_wrap("The first of them is usually the real error; the later ones are often its consequences. "
-                         "If this failure repeats, please report it with the log so it can be added to the catalog.",
-                         "", width))
+        out.append(
+            _wrap(
+                "The first of them is usually the real error; the later ones are often its consequences. "
+                "If this failure repeats, please report it with the log so it can be added to the catalog.",
+                "",
+                width,
+            )
+        )
     else:
-        out.append(f"No failure found ({scope}): nothing in this log looks like an error. "
-                   "If the build failed, the error is not in this part of the output.")
+        out.append(
+            f"No failure found ({scope}): nothing in this log looks like an error. "
+            "If the build failed, the error is not in this part of the output."
+        )
     if expl.alternatives:
-        out.append(_wrap("Possible but not certain (weak, disagreeing evidence): "
-                         + ", ".join(f"[{c.id}]" for c in expl.alternatives) + ".", "", width))
+        out.append(
+            _wrap(
+                "Possible but not certain (weak, disagreeing evidence): "
+                + ", ".join(f"[{c.id}]" for c in expl.alternatives)
+                + ".",
+                "",
+                width,
+            )
+        )
     if facts:
         out.append(_wrap(f"Facts read from the log: {facts}.", "", width))
     return "\n".join(out) + "\n"

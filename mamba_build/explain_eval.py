@@ -61,9 +61,9 @@ MAX_WRONG_BLIND = 5
 
 @dataclass(frozen=True)
 class Case:
-    ref: str      # "public:013", "ours:07", "shared:02"
+    ref: str  # "public:013", "ours:07", "shared:02"
     path: Path
-    label: str    # a catalog id, "unknown" (cause not in the catalog/log) or "none" (clean log)
+    label: str  # a catalog id, "unknown" (cause not in the catalog/log) or "none" (clean log)
     group: str
     url: str = ""
     tags: tuple[str, ...] = ()
@@ -74,10 +74,10 @@ class Case:
 @dataclass(frozen=True)
 class Result:
     case: Case
-    got: str          # root id, or "unknown"
-    confidence: str   # "high"/"low"/"" (unknown)
-    second: str       # the runner-up id or ""
-    verdict: str      # "correct" | "wrong" | "unknown"
+    got: str  # root id, or "unknown"
+    confidence: str  # "high"/"low"/"" (unknown)
+    second: str  # the runner-up id or ""
+    verdict: str  # "correct" | "wrong" | "unknown"
 
 
 def public_cases(folder: Path = PUBLIC, prefix: str = "public") -> list[Case]:
@@ -85,8 +85,18 @@ def public_cases(folder: Path = PUBLIC, prefix: str = "public") -> list[Case]:
     out = []
     for row in data.get("log", []):
         num = row["file"].split("-", 1)[0]
-        out.append(Case(f"{prefix}:{num}", folder / row["file"], row["id"], row.get("group") or row["url"],
-                        row["url"], tuple(row.get("tags", ())), row.get("why", ""), int(row.get("batch", 1))))
+        out.append(
+            Case(
+                f"{prefix}:{num}",
+                folder / row["file"],
+                row["id"],
+                row.get("group") or row["url"],
+                row["url"],
+                tuple(row.get("tags", ())),
+                row.get("why", ""),
+                int(row.get("batch", 1)),
+            )
+        )
     return out
 
 
@@ -98,8 +108,8 @@ def blind_cases() -> list[Case]:
 @dataclass(frozen=True)
 class Batch:
     number: int
-    catalog_commit: str    # the commit whose explain/catalog produced the batch's first contact
-    labels_commit: str     # the commit that fixed the batch's labels before any scoring
+    catalog_commit: str  # the commit whose explain/catalog produced the batch's first contact
+    labels_commit: str  # the commit that fixed the batch's labels before any scoring
     date: str
 
 
@@ -115,16 +125,21 @@ class FirstContact:
 
     def summary(self, batch: int | None = None) -> Summary:
         rows = [r for r in self.rows if batch is None or r["batch"] == batch]
-        return Summary(len(rows), sum(r["verdict"] == "correct" for r in rows),
-                       sum(r["verdict"] == "wrong" for r in rows), sum(r["verdict"] == "unknown" for r in rows))
+        return Summary(
+            len(rows),
+            sum(r["verdict"] == "correct" for r in rows),
+            sum(r["verdict"] == "wrong" for r in rows),
+            sum(r["verdict"] == "unknown" for r in rows),
+        )
 
 
 def load_first_contact(path: Path = FIRST_CONTACT) -> FirstContact | None:
     if not path.exists():
         return None
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    batches = tuple(Batch(int(b["number"]), b["catalog_commit"], b["labels_commit"], b["date"])
-                    for b in data.get("batch", ()))
+    batches = tuple(
+        Batch(int(b["number"]), b["catalog_commit"], b["labels_commit"], b["date"]) for b in data.get("batch", ())
+    )
     return FirstContact(tuple(sorted(batches, key=lambda b: b.number)), tuple(data.get("result", ())))
 
 
@@ -132,8 +147,9 @@ def _toml_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def record_first_contact(results: list[Result], batch: Batch, notes: dict[str, str] | None = None,
-                         path: Path = FIRST_CONTACT) -> None:
+def record_first_contact(
+    results: list[Result], batch: Batch, notes: dict[str, str] | None = None, path: Path = FIRST_CONTACT
+) -> None:
     """Record a batch's first contact in FIRST_CONTACT.toml (other batches are kept as they are).
 
     ``results``: the batch's logs explained by the catalog of ``batch.catalog_commit``;
@@ -143,18 +159,38 @@ def record_first_contact(results: list[Result], batch: Batch, notes: dict[str, s
     kept = [r for r in (old.rows if old else ()) if r["batch"] != batch.number]
     old_notes = {r["file"]: r.get("note", "") for r in (old.rows if old else ()) if r["batch"] == batch.number}
     notes = {**old_notes, **(notes or {})}
-    batches = sorted([b for b in (old.batches if old else ()) if b.number != batch.number] + [batch],
-                     key=lambda b: b.number)
-    rows = kept + [{"batch": batch.number, "file": r.case.path.name, "label": r.case.label, "got": r.got,
-                    "confidence": r.confidence, "second": r.second, "verdict": r.verdict,
-                    "note": notes.get(r.case.path.name, "") if r.verdict != "correct" else ""} for r in results]
-    lines = ["# First contact of `mamba-build explain` with each batch of the blind set (written by",
-             "# `python -m mamba_build.explain_eval --record-first-contact`; `note` explains each miss).",
-             "# A measurement, never updated after the catalog changes: the later, cross-validated score is",
-             "# computed live (docs/explain-evaluation.md).", ""]
+    batches = sorted(
+        [b for b in (old.batches if old else ()) if b.number != batch.number] + [batch], key=lambda b: b.number
+    )
+    rows = kept + [
+        {
+            "batch": batch.number,
+            "file": r.case.path.name,
+            "label": r.case.label,
+            "got": r.got,
+            "confidence": r.confidence,
+            "second": r.second,
+            "verdict": r.verdict,
+            "note": notes.get(r.case.path.name, "") if r.verdict != "correct" else "",
+        }
+        for r in results
+    ]
+    lines = [
+        "# First contact of `mamba-build explain` with each batch of the blind set (written by",
+        "# `python -m mamba_build.explain_eval --record-first-contact`; `note` explains each miss).",
+        "# A measurement, never updated after the catalog changes: the later, cross-validated score is",
+        "# computed live (docs/explain-evaluation.md).",
+        "",
+    ]
     for b in batches:
-        lines += ["[[batch]]", f"number = {b.number}", f"catalog_commit = {_toml_str(b.catalog_commit)}",
-                  f"labels_commit = {_toml_str(b.labels_commit)}", f"date = {_toml_str(b.date)}", ""]
+        lines += [
+            "[[batch]]",
+            f"number = {b.number}",
+            f"catalog_commit = {_toml_str(b.catalog_commit)}",
+            f"labels_commit = {_toml_str(b.labels_commit)}",
+            f"date = {_toml_str(b.date)}",
+            "",
+        ]
     for r in sorted(rows, key=lambda r: (r["batch"], r["file"])):
         lines += ["[[result]]", f"batch = {r['batch']}"]
         lines += [f"{k} = {_toml_str(r[k])}" for k in ("file", "label", "got", "confidence", "second", "verdict")]
@@ -199,8 +235,9 @@ def evaluate(cases: list[Case], held_out: bool = True) -> list[Result]:
             root = expl.root
             got = root.id if root else "unknown"
             second = expl.second_candidate
-            results.append(Result(c, got, root.confidence if root else "", second.id if second else "",
-                                  _verdict(c.label, got)))
+            results.append(
+                Result(c, got, root.confidence if root else "", second.id if second else "", _verdict(c.label, got))
+            )
     order = {c.ref: i for i, c in enumerate(cases)}
     return sorted(results, key=lambda r: order[r.case.ref])
 
@@ -218,8 +255,12 @@ class Summary:
 
 
 def summarize(results: list[Result]) -> Summary:
-    return Summary(len(results), sum(r.verdict == "correct" for r in results),
-                   sum(r.verdict == "wrong" for r in results), sum(r.verdict == "unknown" for r in results))
+    return Summary(
+        len(results),
+        sum(r.verdict == "correct" for r in results),
+        sum(r.verdict == "wrong" for r in results),
+        sum(r.verdict == "unknown" for r in results),
+    )
 
 
 def per_id(results: list[Result]) -> dict[str, Summary]:
@@ -233,8 +274,14 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def render(public_ho: list[Result], public_all: list[Result], project: list[Result], seconds: float,
-           blind_ho: list[Result] | None = None, first: FirstContact | None = None) -> str:
+def render(
+    public_ho: list[Result],
+    public_all: list[Result],
+    project: list[Result],
+    seconds: float,
+    blind_ho: list[Result] | None = None,
+    first: FirstContact | None = None,
+) -> str:
     s, a = summarize(public_ho), summarize(public_all)
     cat = ex.load_catalog()
     n_specs = sum(len(e.patterns) for e in cat.entries)
@@ -256,8 +303,8 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
         "(`tests/data/public-logs/`, sources and the reason for each label in `SOURCES.toml`). "
         "Each label is the cause the thread's resolution supports, not the loudest line.",
         f"* Catalog: {n_specs} trigger patterns in {len(cat.entries)} entries; {cited} of them record that "
-        "they were written from public logs (`from = [\"public:NNN\"]`), "
-        f"{cited_blind} from blind-set logs (`from = [\"blind:NNN\"]`), the others encode the failure "
+        'they were written from public logs (`from = ["public:NNN"]`), '
+        f'{cited_blind} from blind-set logs (`from = ["blind:NNN"]`), the others encode the failure '
         "class from the tool that prints the message (`src:`), or predate the corpus.",
         f"* Blind set: {len(blind_ho)} more real logs (`tests/data/public-logs-blind/`), collected and labelled "
         "by another person than the catalog's author, labels committed before explain ran on them; "
@@ -283,28 +330,47 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
         for bt in first.batches:
             f = first.summary(bt.number)
             what = "nothing tuned on it" if bt.number == 1 else "after the changes made from batch 1"
-            lines.append(f"| blind set batch {bt.number}, first contact (catalog of {bt.catalog_commit}, {what}) | "
-                         f"{f.n} | {f.correct} | {f.wrong} | {f.unknown} | **{_pct(f.accuracy)}** |")
+            lines.append(
+                f"| blind set batch {bt.number}, first contact (catalog of {bt.catalog_commit}, {what}) | "
+                f"{f.n} | {f.correct} | {f.wrong} | {f.unknown} | **{_pct(f.accuracy)}** |"
+            )
     if blind_ho:
         b, g = summarize(blind_ho), summarize(public_ho + blind_ho)
-        lines.append(f"| blind set, held-out (grouped CV, today's catalog) | {b.n} | {b.correct} | {b.wrong} | "
-                     f"{b.unknown} | {_pct(b.accuracy)} |")
-        lines.append(f"| public + blind, held-out (the gate) | {g.n} | {g.correct} | {g.wrong} | {g.unknown} | "
-                     f"**{_pct(g.accuracy)}** |")
+        lines.append(
+            f"| blind set, held-out (grouped CV, today's catalog) | {b.n} | {b.correct} | {b.wrong} | "
+            f"{b.unknown} | {_pct(b.accuracy)} |"
+        )
+        lines.append(
+            f"| public + blind, held-out (the gate) | {g.n} | {g.correct} | {g.wrong} | {g.unknown} | "
+            f"**{_pct(g.accuracy)}** |"
+        )
     if project:
         p = summarize(project)
-        lines.append(f"| project logs (made here: tests/data/failure-logs, ../shared), held-out | {p.n} | {p.correct} | "
-                     f"{p.wrong} | {p.unknown} | {_pct(p.accuracy)} |")
-    lines += ["", "## Per id (public corpus, held-out)", "",
-              "| id | logs | correct | wrong | unknown | accuracy |", "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| project logs (made here: tests/data/failure-logs, ../shared), held-out | {p.n} | {p.correct} | "
+            f"{p.wrong} | {p.unknown} | {_pct(p.accuracy)} |"
+        )
+    lines += [
+        "",
+        "## Per id (public corpus, held-out)",
+        "",
+        "| id | logs | correct | wrong | unknown | accuracy |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for fid, m in per_id(public_ho).items():
         lines.append(f"| {fid} | {m.n} | {m.correct} | {m.wrong} | {m.unknown} | {_pct(m.accuracy)} |")
     missing = sorted(set(cat.ids) - {r.case.label for r in public_ho})
     if missing:
-        lines += ["", "Catalog ids without a public log: " + ", ".join(f"`{i}`" for i in missing)
-                  + " (covered by the project logs below, see docs/explain.md)."]
-    for title, rows in (("Wrong answers (held-out)", [r for r in public_ho if r.verdict == "wrong"]),
-                        ("Unknown (held-out)", [r for r in public_ho if r.verdict == "unknown"])):
+        lines += [
+            "",
+            "Catalog ids without a public log: "
+            + ", ".join(f"`{i}`" for i in missing)
+            + " (covered by the project logs below, see docs/explain.md).",
+        ]
+    for title, rows in (
+        ("Wrong answers (held-out)", [r for r in public_ho if r.verdict == "wrong"]),
+        ("Unknown (held-out)", [r for r in public_ho if r.verdict == "unknown"]),
+    ):
         lines += ["", f"## {title}", ""]
         if not rows:
             lines.append("None.")
@@ -313,7 +379,13 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
         for r in rows:
             lines.append(f"| {r.case.path.name} | {r.case.label} | {r.got} | {r.confidence or '-'} | {r.case.url} |")
     if project:
-        lines += ["", "## Project logs (made here)", "", "| log | label | explain said | verdict |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Project logs (made here)",
+            "",
+            "| log | label | explain said | verdict |",
+            "|---|---|---|---|",
+        ]
         for r in project:
             lines.append(f"| {r.case.ref} {r.case.path.name} | {r.case.label} | {r.got} | {r.verdict} |")
     if first:
@@ -325,8 +397,12 @@ def render(public_ho: list[Result], public_all: list[Result], project: list[Resu
     for r in public_ho:
         for t in r.case.tags:
             tags[t] = tags.get(t, 0) + 1
-    lines += ["", "## Formats in the corpus", "",
-              ", ".join(f"{t}: {n}" for t, n in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))) + "."]
+    lines += [
+        "",
+        "## Formats in the corpus",
+        "",
+        ", ".join(f"{t}: {n}" for t, n in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))) + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -344,8 +420,11 @@ def _cited_regexes(cat, prefix: str) -> list[tuple[str, str, str, tuple[str, ...
         for p, m in zip(e.patterns, e.meta, strict=True):
             if any(c.startswith(prefix) for c in m.cites):
                 out.append((e.id, "trigger" + (" (weak)" if m.weak else ""), p.pattern, m.cites, m.note))
-        for kind, pats, cites in (("support", e.support, e.support_cites), ("requires", e.requires, e.requires_cites),
-                                  ("excludes", e.excludes, e.excludes_cites)):
+        for kind, pats, cites in (
+            ("support", e.support, e.support_cites),
+            ("requires", e.requires, e.requires_cites),
+            ("excludes", e.excludes, e.excludes_cites),
+        ):
             for p, c in zip(pats, cites, strict=True):
                 if any(x.startswith(prefix) for x in c):
                     out.append((e.id, kind, p.pattern, c, ""))
@@ -357,31 +436,49 @@ def _cited_regexes(cat, prefix: str) -> list[tuple[str, str, str, tuple[str, ...
 
 def _first_contact_section(first: FirstContact, blind_ho: list[Result]) -> list[str]:
     by_file = {r.case.path.name: r.case for r in blind_ho}
-    lines = ["", "## Blind set, first contact", "",
-             "Real logs from public threads that are not in the public corpus (`tests/data/public-logs-blind/`, "
-             "sources and the reason for each label in its `SOURCES.toml`), collected by a second developer "
-             "who had read the catalog's ids and cause/fix sentences but not its patterns, and who labelled "
-             "each log from its thread's resolution (or, without one, from what the log itself establishes). "
-             "Each batch's labels were committed before explain ran on any of its logs; the first contact is "
-             "recorded in `tests/data/public-logs-blind/FIRST_CONTACT.toml` and never recomputed."]
+    lines = [
+        "",
+        "## Blind set, first contact",
+        "",
+        "Real logs from public threads that are not in the public corpus (`tests/data/public-logs-blind/`, "
+        "sources and the reason for each label in its `SOURCES.toml`), collected by a second developer "
+        "who had read the catalog's ids and cause/fix sentences but not its patterns, and who labelled "
+        "each log from its thread's resolution (or, without one, from what the log itself establishes). "
+        "Each batch's labels were committed before explain ran on any of its logs; the first contact is "
+        "recorded in `tests/data/public-logs-blind/FIRST_CONTACT.toml` and never recomputed.",
+    ]
     for bt in first.batches:
         f = first.summary(bt.number)
         rows = [r for r in first.rows if r["batch"] == bt.number]
         ids: dict[str, list[dict]] = {}
         for r in rows:
             ids.setdefault(r["label"], []).append(r)
-        per = [(k, Summary(len(v), sum(x["verdict"] == "correct" for x in v), sum(x["verdict"] == "wrong" for x in v),
-                           sum(x["verdict"] == "unknown" for x in v))) for k, v in sorted(ids.items())]
+        per = [
+            (
+                k,
+                Summary(
+                    len(v),
+                    sum(x["verdict"] == "correct" for x in v),
+                    sum(x["verdict"] == "wrong" for x in v),
+                    sum(x["verdict"] == "unknown" for x in v),
+                ),
+            )
+            for k, v in sorted(ids.items())
+        ]
         if bt.number == 1:
-            head = (f"{f.n} logs; labels committed in {bt.labels_commit}; scored by the unchanged explain of "
-                    f"{bt.catalog_commit} ({bt.date}). **This is the honest number: {f.correct}/{f.n} = "
-                    f"{_pct(f.accuracy)}, {f.wrong} wrong, {f.unknown} unknown.**")
+            head = (
+                f"{f.n} logs; labels committed in {bt.labels_commit}; scored by the unchanged explain of "
+                f"{bt.catalog_commit} ({bt.date}). **This is the honest number: {f.correct}/{f.n} = "
+                f"{_pct(f.accuracy)}, {f.wrong} wrong, {f.unknown} unknown.**"
+            )
         else:
-            head = (f"{f.n} logs collected after the changes made from batch 1 (most of them of the classes batch 1 "
-                    f"revealed, found in other trackers, CUDA versions and message formats), to test whether "
-                    f"those changes generalise; labels committed in {bt.labels_commit}; scored by the explain of "
-                    f"{bt.catalog_commit} ({bt.date}): **{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, "
-                    f"{f.unknown} unknown.**")
+            head = (
+                f"{f.n} logs collected after the changes made from batch 1 (most of them of the classes batch 1 "
+                f"revealed, found in other trackers, CUDA versions and message formats), to test whether "
+                f"those changes generalise; labels committed in {bt.labels_commit}; scored by the explain of "
+                f"{bt.catalog_commit} ({bt.date}): **{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, "
+                f"{f.unknown} unknown.**"
+            )
         lines += ["", f"### Batch {bt.number}", "", head, ""]
         lines += _id_table(per)
         for title, verdict in (("wrong answers", "wrong"), ("unknown", "unknown")):
@@ -395,30 +492,44 @@ def _first_contact_section(first: FirstContact, blind_ho: list[Result]) -> list[
                 case = by_file.get(r["file"])
                 url = case.url if case else ""
                 got = r["got"] + (f" ({r['confidence']})" if r.get("confidence") else "")
-                lines.append(f"| {r['file']} | {r['label']} | {got} | "
-                             f"{r.get('note', '').replace('|', chr(92) + '|')} | {url} |")
+                lines.append(
+                    f"| {r['file']} | {r['label']} | {got} | {r.get('note', '').replace('|', chr(92) + '|')} | {url} |"
+                )
     return lines
 
 
 def _blind_now_section(blind_ho: list[Result]) -> list[str]:
     b = summarize(blind_ho)
     cited = _cited_regexes(ex.load_catalog(), "blind:")
-    lines = ["", "## Blind set, held-out with today's catalog (grouped cross-validation)", "",
-             "Each blind log is explained by the catalog without every pattern that cites a log of its "
-             "group (`from = [\"blind:NNN\"]`), so a pattern written after the first contact from one "
-             "thread is never scored on that thread. This number is no longer blind (the misses above "
-             "guided the changes); the first contact is.", "",
-             f"**{b.correct}/{b.n} = {_pct(b.accuracy)}, {b.wrong} wrong, {b.unknown} unknown.**", ""]
+    lines = [
+        "",
+        "## Blind set, held-out with today's catalog (grouped cross-validation)",
+        "",
+        "Each blind log is explained by the catalog without every pattern that cites a log of its "
+        'group (`from = ["blind:NNN"]`), so a pattern written after the first contact from one '
+        "thread is never scored on that thread. This number is no longer blind (the misses above "
+        "guided the changes); the first contact is.",
+        "",
+        f"**{b.correct}/{b.n} = {_pct(b.accuracy)}, {b.wrong} wrong, {b.unknown} unknown.**",
+        "",
+    ]
     lines += _id_table(list(per_id(blind_ho).items()))
-    lines += ["", "### Catalog regexes written after the first contact", "",
-              "Each cites the blind log whose miss revealed its failure class (and the tool source it was "
-              "checked against), so the cross-validation above leaves it out for that log's group. Changes "
-              "to explain's reading itself (code, not data) cannot be left out: docs/explain.md lists them.", ""]
+    lines += [
+        "",
+        "### Catalog regexes written after the first contact",
+        "",
+        "Each cites the blind log whose miss revealed its failure class (and the tool source it was "
+        "checked against), so the cross-validation above leaves it out for that log's group. Changes "
+        "to explain's reading itself (code, not data) cannot be left out: docs/explain.md lists them.",
+        "",
+    ]
     if cited:
         lines += ["| entry | kind | regex | from | note |", "|---|---|---|---|---|"]
         for fid, kind, pat, cites, note in cited:
             pat_md = pat.replace("|", "\\|").replace("`", "'")
-            lines.append(f"| {fid} | {kind} | `{pat_md}` | {'; '.join(cites).replace('|', '/')} | {note.replace('|', '/')} |")
+            lines.append(
+                f"| {fid} | {kind} | `{pat_md}` | {'; '.join(cites).replace('|', '/')} | {note.replace('|', '/')} |"
+            )
     else:
         lines.append("None.")
     for title, verdict in (("Wrong (blind, held-out)", "wrong"), ("Unknown (blind, held-out)", "unknown")):
@@ -443,14 +554,21 @@ def _catalog_table(cat, public: list[Result], project: list[Result]) -> list[str
     for rows, counts in ((public, n_pub), (project, n_proj)):
         for r in rows:
             counts[r.case.label] = counts.get(r.case.label, 0) + 1
-    lines = ["", "## Catalog: logs per id, and what `mamba-build doctor` sees before a build", "",
-             "`doctor` lists the check ids (`family:` = every check of that family) from the entry's `doctor` "
-             "field in `mamba_build/data/failures.toml`; `-` = not knowable from the machine (the note says why).",
-             "", "| id | phase | public + blind logs | project logs | doctor checks | note |", "|---|---|---:|---:|---|---|"]
+    lines = [
+        "",
+        "## Catalog: logs per id, and what `mamba-build doctor` sees before a build",
+        "",
+        "`doctor` lists the check ids (`family:` = every check of that family) from the entry's `doctor` "
+        "field in `mamba_build/data/failures.toml`; `-` = not knowable from the machine (the note says why).",
+        "",
+        "| id | phase | public + blind logs | project logs | doctor checks | note |",
+        "|---|---|---:|---:|---|---|",
+    ]
     for e in cat.entries:
         checks = ", ".join(f"`{c}`" for c in e.doctor) or "-"
-        lines.append(f"| {e.id} | {e.phase} | {n_pub.get(e.id, 0)} | {n_proj.get(e.id, 0)} | {checks} | "
-                     f"{notes.get(e.id, '')} |")
+        lines.append(
+            f"| {e.id} | {e.phase} | {n_pub.get(e.id, 0)} | {n_proj.get(e.id, 0)} | {checks} | {notes.get(e.id, '')} |"
+        )
     return lines
 
 
@@ -458,9 +576,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mamba_build.explain_eval", description=__doc__.split("\n")[0])
     ap.add_argument("--write", metavar="FILE", help="write the Markdown report there")
     ap.add_argument("--check", action="store_true", help="exit 1 when below MIN_ACCURACY or above MAX_WRONG")
-    ap.add_argument("--record-first-contact", nargs=3, metavar=("BATCH", "CATALOG_COMMIT", "LABELS_COMMIT"),
-                    help="score one batch of the blind set with the catalog as it is and record it in "
-                         "tests/data/public-logs-blind/FIRST_CONTACT.toml (once, before any change made from it)")
+    ap.add_argument(
+        "--record-first-contact",
+        nargs=3,
+        metavar=("BATCH", "CATALOG_COMMIT", "LABELS_COMMIT"),
+        help="score one batch of the blind set with the catalog as it is and record it in "
+        "tests/data/public-logs-blind/FIRST_CONTACT.toml (once, before any change made from it)",
+    )
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     cases = public_cases()
@@ -473,8 +595,11 @@ def main(argv: list[str] | None = None) -> int:
         batch = [r for r in blind if r.case.batch == int(number)]
         record_first_contact(batch, Batch(int(number), catalog_commit, labels_commit, time.strftime("%Y-%m-%d")))
         b = summarize(batch)
-        print(f"first contact recorded: {b.correct}/{b.n} correct ({_pct(b.accuracy)}), {b.wrong} wrong, "
-              f"{b.unknown} unknown -> {FIRST_CONTACT}", file=sys.stderr)
+        print(
+            f"first contact recorded: {b.correct}/{b.n} correct ({_pct(b.accuracy)}), {b.wrong} wrong, "
+            f"{b.unknown} unknown -> {FIRST_CONTACT}",
+            file=sys.stderr,
+        )
         return 0
     seconds = time.monotonic() - t0
     text = render(ho, allp, proj, seconds, blind, load_first_contact())
@@ -483,9 +608,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sys.stdout.write(text)
     s, b, g = summarize(ho), summarize(blind), summarize(ho + blind)
-    print(f"held-out: public {s.correct}/{s.n} ({_pct(s.accuracy)}, {s.wrong} wrong, {s.unknown} unknown), "
-          f"blind {b.correct}/{b.n} ({b.wrong} wrong, {b.unknown} unknown), together {_pct(g.accuracy)} "
-          f"in {seconds:.1f} s", file=sys.stderr)
+    print(
+        f"held-out: public {s.correct}/{s.n} ({_pct(s.accuracy)}, {s.wrong} wrong, {s.unknown} unknown), "
+        f"blind {b.correct}/{b.n} ({b.wrong} wrong, {b.unknown} unknown), together {_pct(g.accuracy)} "
+        f"in {seconds:.1f} s",
+        file=sys.stderr,
+    )
     if a.check and (g.accuracy < MIN_ACCURACY or s.wrong > MAX_WRONG or b.wrong > MAX_WRONG_BLIND):
         return 1
     return 0

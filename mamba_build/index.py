@@ -79,8 +79,11 @@ class IndexEntry:
 
     @property
     def project(self) -> str:
-        return normalize(parse_wheel_filename(self.filename)[0]) if self.filename.endswith(".whl") \
+        return (
+            normalize(parse_wheel_filename(self.filename)[0])
+            if self.filename.endswith(".whl")
             else normalize(re.split(r"-\d", self.filename, maxsplit=1)[0])
+        )
 
     @property
     def version(self) -> str | None:
@@ -108,12 +111,12 @@ Projects = dict[str, dict[str, IndexEntry]]  # project -> file name -> entry
 class IndexResult:
     root: Path
     channels: dict[str, Projects] = field(default_factory=dict)  # channel name -> its projects
-    added: list[str] = field(default_factory=list)       # file names new in the index
-    kept: list[str] = field(default_factory=list)        # kept entries whose wheel is not in ROOT
-    copied: list[str] = field(default_factory=list)      # wheels copied in from other directories
-    migrated: list[str] = field(default_factory=list)    # entries moved from the old flat layout into channels
-    dropped: list[str] = field(default_factory=list)     # old flat-layout entries of unknown build (not served)
-    unplaced: list[str] = field(default_factory=list)    # wheels in ROOT with no known build: not indexed
+    added: list[str] = field(default_factory=list)  # file names new in the index
+    kept: list[str] = field(default_factory=list)  # kept entries whose wheel is not in ROOT
+    copied: list[str] = field(default_factory=list)  # wheels copied in from other directories
+    migrated: list[str] = field(default_factory=list)  # entries moved from the old flat layout into channels
+    dropped: list[str] = field(default_factory=list)  # old flat-layout entries of unknown build (not served)
+    unplaced: list[str] = field(default_factory=list)  # wheels in ROOT with no known build: not indexed
     lines: dict[str, InstallLines] = field(default_factory=dict)  # channel -> its pip / uv install lines
 
     @property
@@ -145,14 +148,17 @@ def requires_python(whl: Path) -> str | None:
 
 # --- which channel ---------------------------------------------------------------------------
 
+
 def channel_of_wheel(whl: Path, record: WheelRecord | None) -> Channel | None:
     """The wheel's channel: its stamped provenance, else its manifest record (UsageError if they disagree)."""
     from_wheel = provenance.channel_of(provenance.read_wheel(whl))
     from_record = Channel.of(record.torch_version, record.torch_cuda, record.cxx11_abi) if record else None
     if from_wheel and from_record and from_wheel != from_record:
-        raise UsageError(f"{whl.name}: its dist-info/mamba_build.json says it was built for {from_wheel.describe()}, "
-                         f"manifest.json says {from_record.describe()}",
-                         f"run `mamba-build verify {whl.parent}`; rebuild the wheel or restore its manifest record")
+        raise UsageError(
+            f"{whl.name}: its dist-info/mamba_build.json says it was built for {from_wheel.describe()}, "
+            f"manifest.json says {from_record.describe()}",
+            f"run `mamba-build verify {whl.parent}`; rebuild the wheel or restore its manifest record",
+        )
     return from_wheel or from_record
 
 
@@ -167,7 +173,7 @@ def _metadata_hash(value: Any) -> str | None:
     if isinstance(value, dict):
         return value.get("sha256")
     if isinstance(value, str) and value.startswith("sha256="):
-        return value[len("sha256="):]
+        return value[len("sha256=") :]
     return None
 
 
@@ -183,11 +189,14 @@ def read_page(page_dir: Path) -> dict[str, IndexEntry]:
                 if not sha:
                     continue
                 meta = _metadata_hash(f.get("core-metadata")) or _metadata_hash(f.get("dist-info-metadata"))
-                entries[f["filename"]] = IndexEntry(f["filename"], f["url"], sha, f.get("size"),
-                                                    f.get("requires-python"), meta)
+                entries[f["filename"]] = IndexEntry(
+                    f["filename"], f["url"], sha, f.get("size"), f.get("requires-python"), meta
+                )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UsageError(f"cannot read the existing index page {json_page}: {exc}",
-                             "fix or delete that file; the index is rebuilt from the wheels present") from exc
+            raise UsageError(
+                f"cannot read the existing index page {json_page}: {exc}",
+                "fix or delete that file; the index is rebuilt from the wheels present",
+            ) from exc
     elif html_page.is_file():
         for attrs, text in _ANCHOR.findall(html_page.read_text(encoding="utf-8", errors="replace")):
             values = {k.lower(): html.unescape(v) for k, v in _ATTR.findall(attrs)}
@@ -196,10 +205,12 @@ def read_page(page_dir: Path) -> dict[str, IndexEntry]:
             if not fragment.startswith("sha256="):
                 continue
             filename = html.unescape(text).strip() or unquote(url.rsplit("/", 1)[-1])
-            meta = _metadata_hash(values.get("data-core-metadata")) or \
-                _metadata_hash(values.get("data-dist-info-metadata"))
-            entries[filename] = IndexEntry(filename, url, fragment[len("sha256="):], None,
-                                           values.get("data-requires-python"), meta)
+            meta = _metadata_hash(values.get("data-core-metadata")) or _metadata_hash(
+                values.get("data-dist-info-metadata")
+            )
+            entries[filename] = IndexEntry(
+                filename, url, fragment[len("sha256=") :], None, values.get("data-requires-python"), meta
+            )
     return entries
 
 
@@ -225,6 +236,7 @@ def read_index(root: str | os.PathLike) -> tuple[dict[str, Projects], Projects]:
 
 # --- merging wheel directories ----------------------------------------------------------------
 
+
 def merge_into(root: Path, source: Path, manifest: Manifest) -> list[str]:
     """Copy the wheels of ``source`` into ``root`` and add their manifest records; returns names copied."""
     copied: list[str] = []
@@ -233,15 +245,18 @@ def merge_into(root: Path, source: Path, manifest: Manifest) -> list[str]:
         digest = sha256_file(whl)
         record = src_manifest.records.get(whl.name)
         if record is not None and record.sha256 != digest:
-            raise UsageError(f"{whl} does not match its manifest entry in {source} (sha256 {digest[:16]}..., "
-                             f"manifest {record.sha256[:16]}...)",
-                             f"run `mamba-build verify {source}` and rebuild or re-download that wheel")
+            raise UsageError(
+                f"{whl} does not match its manifest entry in {source} (sha256 {digest[:16]}..., "
+                f"manifest {record.sha256[:16]}...)",
+                f"run `mamba-build verify {source}` and rebuild or re-download that wheel",
+            )
         dest = root / whl.name
         if dest.exists():
             if sha256_file(dest) != digest:
-                raise UsageError(f"two different wheels are named {whl.name} ({source} and {root})",
-                                 "rebuild one with a distinct version or local label (e.g. +cu128torch2.8), "
-                                 "or delete the stale one")
+                raise UsageError(
+                    f"two different wheels are named {whl.name} ({source} and {root})",
+                    "rebuild one with a distinct version or local label (e.g. +cu128torch2.8), or delete the stale one",
+                )
         else:
             tmp = dest.with_name(f".{dest.name}.partial")
             shutil.copy2(whl, tmp)
@@ -256,6 +271,7 @@ def merge_into(root: Path, source: Path, manifest: Manifest) -> list[str]:
 
 # --- writing -----------------------------------------------------------------------------------
 
+
 def _version_key(v: str):
     try:
         return (0, Version(v))
@@ -264,9 +280,15 @@ def _version_key(v: str):
 
 
 def _head(title: str) -> list[str]:
-    return ["<!DOCTYPE html>", "<html>", "  <head>",
-            f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
-            f"    <title>{html.escape(title)}</title>", "  </head>", "  <body>"]
+    return [
+        "<!DOCTYPE html>",
+        "<html>",
+        "  <head>",
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
+        f"    <title>{html.escape(title)}</title>",
+        "  </head>",
+        "  <body>",
+    ]
 
 
 def _project_html(name: str, entries: Sequence[IndexEntry]) -> str:
@@ -274,8 +296,10 @@ def _project_html(name: str, entries: Sequence[IndexEntry]) -> str:
     for e in entries:
         attrs = f' data-requires-python="{html.escape(e.requires_python, quote=True)}"' if e.requires_python else ""
         if e.core_metadata_sha256:
-            attrs += (f' data-dist-info-metadata="sha256={e.core_metadata_sha256}"'
-                      f' data-core-metadata="sha256={e.core_metadata_sha256}"')
+            attrs += (
+                f' data-dist-info-metadata="sha256={e.core_metadata_sha256}"'
+                f' data-core-metadata="sha256={e.core_metadata_sha256}"'
+            )
         href = html.escape(f"{e.url}#sha256={e.sha256}", quote=True)
         lines.append(f'    <a href="{href}"{attrs}>{html.escape(e.filename)}</a><br/>')
     lines += ["  </body>", "</html>", ""]
@@ -294,21 +318,29 @@ def _channels_html(channels: Mapping[str, Projects], lines_of: Mapping[str, Inst
         "    <h1>Channels</h1>",
         "    <p>One channel per (CUDA major, torch X.Y, C++ ABI): use the one of the torch you have, or let "
         "<code>mamba-build install --index-url ROOT</code> pick it. This page lists no projects: "
-        "<code>--index-url .../simple</code> finds nothing on purpose.</p>", "    <ul>"]
+        "<code>--index-url .../simple</code> finds nothing on purpose.</p>",
+        "    <ul>",
+    ]
     for name in sorted(channels):
         ch = Channel.parse(name)
         il = lines_of[name]
-        lines.append(f'      <li><a href="{html.escape(name)}/">{html.escape(name)}</a> '
-                     f"({html.escape(ch.describe() if ch else name)}): {html.escape(', '.join(sorted(channels[name])))}"
-                     f"<br/><code>{html.escape(il.pip)}</code><br/><code>{html.escape(il.uv)}</code></li>")
+        lines.append(
+            f'      <li><a href="{html.escape(name)}/">{html.escape(name)}</a> '
+            f"({html.escape(ch.describe() if ch else name)}): {html.escape(', '.join(sorted(channels[name])))}"
+            f"<br/><code>{html.escape(il.pip)}</code><br/><code>{html.escape(il.uv)}</code></li>"
+        )
     lines += ["    </ul>", "  </body>", "</html>", ""]
     return "\n".join(lines)
 
 
 def project_json(name: str, entries: Sequence[IndexEntry]) -> dict[str, Any]:
     versions = sorted({v for v in (e.version for e in entries) if v}, key=_version_key)
-    return {"meta": {"api-version": API_VERSION}, "name": name, "versions": versions,
-            "files": [e.to_json() for e in entries]}
+    return {
+        "meta": {"api-version": API_VERSION},
+        "name": name,
+        "versions": versions,
+        "files": [e.to_json() for e in entries],
+    }
 
 
 def root_json(names: Sequence[str]) -> dict[str, Any]:
@@ -328,7 +360,7 @@ def _write(path: Path, text: str | bytes) -> None:
 @dataclass(frozen=True)
 class InstallLines:
     channel: str
-    url: str                      # the channel's index URL (ends with /)
+    url: str  # the channel's index URL (ends with /)
     requirements: tuple[str, ...]  # "causal-conv1d==1.5.2+cu12torch2.5cxx11abiFALSE": the newest of each project
     pip: str
     uv: str
@@ -351,9 +383,13 @@ def install_lines(base_url: str, channel: str, projects: Projects) -> InstallLin
         if versions:
             reqs.append(f"{name}=={max(versions, key=_version_key)}")
     quoted = " ".join(shlex.quote(r) for r in reqs)
-    return InstallLines(channel, url, tuple(reqs),
-                        pip=f"python -m pip install --extra-index-url {url} {quoted}",
-                        uv=f"uv pip install --extra-index-url {url} {quoted}")
+    return InstallLines(
+        channel,
+        url,
+        tuple(reqs),
+        pip=f"python -m pip install --extra-index-url {url} {quoted}",
+        uv=f"uv pip install --extra-index-url {url} {quoted}",
+    )
 
 
 def write_index(root: Path, channels: dict[str, Projects], base_url: str | None = None) -> dict[str, InstallLines]:
@@ -373,8 +409,10 @@ def write_index(root: Path, channels: dict[str, Projects], base_url: str | None 
         lines_of[channel] = install_lines(base, channel, projects)
     _write(simple / "index.html", _channels_html(channels, lines_of))
     doc = root_json([])
-    doc["_channels"] = [{"name": c, "url": f"{c}/", "projects": sorted(channels[c]),
-                         "pip": lines_of[c].pip, "uv": lines_of[c].uv} for c in sorted(channels)]
+    doc["_channels"] = [
+        {"name": c, "url": f"{c}/", "projects": sorted(channels[c]), "pip": lines_of[c].pip, "uv": lines_of[c].uv}
+        for c in sorted(channels)
+    ]
     _write(simple / "index.json", json.dumps(doc, indent=2) + "\n")
     return lines_of
 
@@ -390,8 +428,9 @@ def write_core_metadata(whl: Path) -> str | None:
     return hashlib.sha256(data).hexdigest()
 
 
-def build_index(dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
-                base_url: str | None = None) -> IndexResult:
+def build_index(
+    dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None, base_url: str | None = None
+) -> IndexResult:
     """Merge ``dirs`` into ROOT (``out``, default the first dir) and (re)write ROOT/simple."""
     if not dirs:
         raise UsageError("no wheel directory given", "pass the directory that `mamba-build wheels --out` wrote")
@@ -423,8 +462,14 @@ def build_index(dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None
         if old is not None and old != channel.name:  # its build facts changed: it moves
             for entries in channels[old].values():
                 entries.pop(whl.name, None)
-        entry = IndexEntry(whl.name, f"../../../{quote(whl.name)}", sha256_file(whl), whl.stat().st_size,
-                           requires_python(whl), write_core_metadata(whl))
+        entry = IndexEntry(
+            whl.name,
+            f"../../../{quote(whl.name)}",
+            sha256_file(whl),
+            whl.stat().st_size,
+            requires_python(whl),
+            write_core_metadata(whl),
+        )
         channels.setdefault(channel.name, {}).setdefault(normalize(name), {})[whl.name] = entry
         present.add(whl.name)
         if whl.name not in previous:
@@ -439,8 +484,14 @@ def build_index(dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None
             if channel is None:
                 result.dropped.append(fn)
                 continue
-            moved = IndexEntry(fn, f"../{e.url}" if not re.match(r"^[a-z]+:", e.url) and not e.url.startswith("/")
-                               else e.url, e.sha256, e.size, e.requires_python, e.core_metadata_sha256)
+            moved = IndexEntry(
+                fn,
+                f"../{e.url}" if not re.match(r"^[a-z]+:", e.url) and not e.url.startswith("/") else e.url,
+                e.sha256,
+                e.size,
+                e.requires_python,
+                e.core_metadata_sha256,
+            )
             channels.setdefault(channel.name, {}).setdefault(project, {}).setdefault(fn, moved)
             result.migrated.append(fn)
     for projects in channels.values():
@@ -449,15 +500,23 @@ def build_index(dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None
     channels = {c: p for c, p in channels.items() if p}
     result.kept = sorted(previous - present)
     if not channels:
-        raise UsageError(f"no indexable wheels in {root} and no existing index to keep"
-                         + (f" ({len(result.unplaced)} wheel(s) of unknown build: {', '.join(result.unplaced)})"
-                            if result.unplaced else ""),
-                         "build wheels with `mamba-build wheels --out DIR` (they carry what they were built "
-                         "against in dist-info/mamba_build.json and manifest.json)")
+        raise UsageError(
+            f"no indexable wheels in {root} and no existing index to keep"
+            + (
+                f" ({len(result.unplaced)} wheel(s) of unknown build: {', '.join(result.unplaced)})"
+                if result.unplaced
+                else ""
+            ),
+            "build wheels with `mamba-build wheels --out DIR` (they carry what they were built "
+            "against in dist-info/mamba_build.json and manifest.json)",
+        )
     for name in legacy:  # served the wrong torch: gone once its entries have channels
         shutil.rmtree(root / SIMPLE / name, ignore_errors=True)
-    for stale in [d for d in (root / SIMPLE).iterdir() if d.is_dir() and Channel.parse(d.name)
-                  and d.name not in channels] if (root / SIMPLE).is_dir() else []:
+    for stale in (
+        [d for d in (root / SIMPLE).iterdir() if d.is_dir() and Channel.parse(d.name) and d.name not in channels]
+        if (root / SIMPLE).is_dir()
+        else []
+    ):
         shutil.rmtree(stale, ignore_errors=True)
     result.channels = channels
     result.lines = write_index(root, channels, base_url)

@@ -41,6 +41,7 @@ KNOWN = ("causal-conv1d", "mamba-ssm")  # = plan.ALL_PACKAGES, the default when 
 
 # --- the environment --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Target:
     """The environment the wheels are for (probed, never guessed)."""
@@ -53,7 +54,7 @@ class Target:
     cxx11_abi: bool | None
     torch_dir: str | None
     gpus: tuple[tuple[str, int], ...]  # (name, sm number) of the GPUs the wheel must run on
-    archs_from: str                    # "the visible GPUs", "--arch 8.0,9.0", or "" (none: not checked)
+    archs_from: str  # "the visible GPUs", "--arch 8.0,9.0", or "" (none: not checked)
 
     @property
     def channel(self) -> Channel | None:
@@ -61,10 +62,16 @@ class Target:
 
     def describe(self) -> str:
         ch = self.channel
-        return (f"Python {self.python_version} ({self.python}), torch {self.torch_version} "
-                + (f"[channel {ch.name}]" if ch else "") + "; archs: "
-                + (", ".join(f"{n} (sm_{sm})" for n, sm in self.gpus) + f" [{self.archs_from}]" if self.gpus
-                   else "not checked (no GPU visible, no --arch)"))
+        return (
+            f"Python {self.python_version} ({self.python}), torch {self.torch_version} "
+            + (f"[channel {ch.name}]" if ch else "")
+            + "; archs: "
+            + (
+                ", ".join(f"{n} (sm_{sm})" for n, sm in self.gpus) + f" [{self.archs_from}]"
+                if self.gpus
+                else "not checked (no GPU visible, no --arch)"
+            )
+        )
 
 
 def supported_tags(python_version: str) -> frozenset[str]:
@@ -79,16 +86,27 @@ def target_from_env(env, arch: str | None = None) -> Target:
     t = env.python.torch
     if not t.importable or not t.cuda:
         why = (t.error or "torch does not import") if not t.importable else "it is a CPU-only build"
-        raise EnvironmentProblem(f"torch in {env.python.executable} cannot take CUDA extension wheels: {why}",
-                                 "install a CUDA build of torch first (`mamba-build doctor` says which)")
+        raise EnvironmentProblem(
+            f"torch in {env.python.executable} cannot take CUDA extension wheels: {why}",
+            "install a CUDA build of torch first (`mamba-build doctor` says which)",
+        )
     if arch:
         gpus = tuple((f"--arch {a}", archs_mod.sm_number(a)) for a in archs_mod.parse_arch_list(arch))
         archs_from = f"--arch {arch}"
     else:
         gpus = tuple((g.name, archs_mod.sm_number(g.compute_capability)) for g in env.gpus.gpus if g.compute_capability)
         archs_from = "the visible GPUs" if gpus else ""
-    return Target(env.python.executable, env.python.version or "", supported_tags(env.python.version or "3"),
-                  t.version, t.cuda, t.cxx11_abi, str(Path(t.file).parent) if t.file else None, gpus, archs_from)
+    return Target(
+        env.python.executable,
+        env.python.version or "",
+        supported_tags(env.python.version or "3"),
+        t.version,
+        t.cuda,
+        t.cxx11_abi,
+        str(Path(t.file).parent) if t.file else None,
+        gpus,
+        archs_from,
+    )
 
 
 def probe_target(python: str | None, arch: str | None) -> Target:
@@ -103,6 +121,7 @@ def probe_target(python: str | None, arch: str | None) -> Target:
 
 
 # --- reading the index --------------------------------------------------------------------------
+
 
 def root_url(url: str) -> str:
     """The index root as a URL without a trailing slash: file://, http(s)://, or a local path."""
@@ -128,17 +147,21 @@ def read_url(url: str, what: str) -> bytes | None:
     if resp.status_code in (403, 404):
         return None
     if resp.status_code >= 400:
-        raise NetworkError(f"{url} answered HTTP {resp.status_code} while {what}",
-                           "check the URL and that the index is published; try again later")
+        raise NetworkError(
+            f"{url} answered HTTP {resp.status_code} while {what}",
+            "check the URL and that the index is published; try again later",
+        )
     return resp.content
 
 
 def load_manifest(root: str) -> Manifest:
     data = read_url(f"{root}/manifest.json", "reading the index's manifest.json")
     if data is None:
-        raise UsageError(f"no manifest.json at {root}/manifest.json",
-                         "pass the root that `mamba-build index --out DIR` wrote (the folder holding manifest.json "
-                         "and simple/), not simple/ or a channel")
+        raise UsageError(
+            f"no manifest.json at {root}/manifest.json",
+            "pass the root that `mamba-build index --out DIR` wrote (the folder holding manifest.json "
+            "and simple/), not simple/ or a channel",
+        )
     try:
         doc = json.loads(data.decode("utf-8"))
     except ValueError as exc:
@@ -167,13 +190,16 @@ class Pages:
                     doc = json.loads(data.decode("utf-8"))
                     files = {f["filename"]: (urljoin(page, f["url"]), f["hashes"]["sha256"]) for f in doc["files"]}
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise SourceError(f"{page}index.json is not a PEP 691 project page: {exc}",
-                                      "re-run `mamba-build index` over the published tree") from exc
+                    raise SourceError(
+                        f"{page}index.json is not a PEP 691 project page: {exc}",
+                        "re-run `mamba-build index` over the published tree",
+                    ) from exc
             self._cache[key] = files
         return self._cache[key]
 
 
 # --- the plan ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -210,7 +236,7 @@ class InstallPlan:
     no_build: bool = False
     arch: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)  # fallback builds: --source per package
-    cuda: str | None = None                                    # fallback builds: --cuda
+    cuda: str | None = None  # fallback builds: --cuda
 
     @property
     def to_install(self) -> list[PackageChoice]:
@@ -249,18 +275,23 @@ def judge(record: WheelRecord, target: Target, pages: Pages | None) -> Candidate
         problems += channel.differences(target.channel)
     for name, sm in target.gpus:
         if not archs_mod.runs_on(record.archs_sass, record.archs_ptx, sm):
-            problems.append(f"holds {_archs_text(record.archs_sass, record.archs_ptx)}: nothing that runs on "
-                            f"{name} (sm_{sm})")
+            problems.append(
+                f"holds {_archs_text(record.archs_sass, record.archs_ptx)}: nothing that runs on {name} (sm_{sm})"
+            )
     url = None
     if not problems and channel is not None and pages is not None:
         files = pages.files(channel.name, canonicalize_name(record.package))
         listed = (files or {}).get(record.filename)
         if listed is None:
-            problems.append(f"not listed on the channel page {pages.url(channel.name, record.package)} "
-                            "(re-run `mamba-build index` over the published tree)")
+            problems.append(
+                f"not listed on the channel page {pages.url(channel.name, record.package)} "
+                "(re-run `mamba-build index` over the published tree)"
+            )
         elif listed[1] != record.sha256:
-            problems.append(f"the channel page gives sha256 {listed[1][:16]}..., manifest.json {record.sha256[:16]}...: "
-                            "the index and its manifest disagree (changed after `mamba-build index`)")
+            problems.append(
+                f"the channel page gives sha256 {listed[1][:16]}..., manifest.json {record.sha256[:16]}...: "
+                "the index and its manifest disagree (changed after `mamba-build index`)"
+            )
         else:
             url = listed[0]
     return Candidate(record, channel.name if channel else None, tuple(problems), url)
@@ -273,7 +304,9 @@ def _version_key(record: WheelRecord):
         return (0, Version("0"))
 
 
-def choose(manifest: Manifest, target: Target, packages: Sequence[str], pages: Pages | None) -> tuple[PackageChoice, ...]:
+def choose(
+    manifest: Manifest, target: Target, packages: Sequence[str], pages: Pages | None
+) -> tuple[PackageChoice, ...]:
     choices = []
     for package in packages:
         want = canonicalize_name(package)
@@ -292,9 +325,17 @@ def default_packages(manifest: Manifest) -> tuple[str, ...]:
     return known or tuple(have)
 
 
-def resolve_install(index_url: str, *, python: str | None = None, packages: Sequence[str] = (),
-                    arch: str | None = None, no_build: bool = False, target: Target | None = None,
-                    sources: Mapping[str, str] | None = None, cuda: str | None = None) -> InstallPlan:
+def resolve_install(
+    index_url: str,
+    *,
+    python: str | None = None,
+    packages: Sequence[str] = (),
+    arch: str | None = None,
+    no_build: bool = False,
+    target: Target | None = None,
+    sources: Mapping[str, str] | None = None,
+    cuda: str | None = None,
+) -> InstallPlan:
     """Read the index and the environment; decide, per package, which wheel or a build. Reads only."""
     root = root_url(index_url)
     manifest = load_manifest(root)
@@ -310,9 +351,14 @@ def render_plan(plan: InstallPlan) -> str:
         if choice.chosen:
             lines.append(f"install {choice.chosen.record.filename} (channel {choice.chosen.channel})")
         else:
-            action = "nothing (--no-build)" if plan.no_build else (
-                "build with `mamba-build compile`" + (f" ({choice.package}=={choice.build_version})"
-                                                       if choice.build_version else ""))
+            action = (
+                "nothing (--no-build)"
+                if plan.no_build
+                else (
+                    "build with `mamba-build compile`"
+                    + (f" ({choice.package}=={choice.build_version})" if choice.build_version else "")
+                )
+            )
             lines.append(f"{'none' if plan.no_build else 'build'}    {choice.package}: {action}")
         for c in choice.candidates:
             if c is not choice.chosen:
@@ -329,24 +375,36 @@ def plan_checks(plan: InstallPlan) -> list:
         cid = f"index:{choice.package}"
         if choice.chosen:
             r = choice.chosen.record
-            out.append(ok(cid, f"`mamba-build install --index-url {plan.index_url}` would install {r.filename} "
-                           f"(channel {choice.chosen.channel}; {_archs_text(r.archs_sass, r.archs_ptx)})"))
+            out.append(
+                ok(
+                    cid,
+                    f"`mamba-build install --index-url {plan.index_url}` would install {r.filename} "
+                    f"(channel {choice.chosen.channel}; {_archs_text(r.archs_sass, r.archs_ptx)})",
+                )
+            )
         else:
-            out.append(warn(cid, f"no wheel of {choice.package} in {plan.index_url} fits this environment: "
-                            "`mamba-build install` would build it", "publish a wheel built for channel "
-                            f"{plan.target.channel.name if plan.target.channel else '?'} (or let install build it)",
-                            choice.why_not()))
+            out.append(
+                warn(
+                    cid,
+                    f"no wheel of {choice.package} in {plan.index_url} fits this environment: "
+                    "`mamba-build install` would build it",
+                    "publish a wheel built for channel "
+                    f"{plan.target.channel.name if plan.target.channel else '?'} (or let install build it)",
+                    choice.why_not(),
+                )
+            )
     return out
 
 
 # --- executing -------------------------------------------------------------------------------
 
+
 @dataclass
 class InstallReport:
     installed: list[Path] = field(default_factory=list)  # wheels from the index, verified and installed
-    already: bool = False                                 # the same files were installed already
+    already: bool = False  # the same files were installed already
     smoke: object | None = None
-    built: object | None = None                           # the compile report of a fallback build
+    built: object | None = None  # the compile report of a fallback build
 
 
 def fetch_wheel(candidate: Candidate, dest_dir: Path) -> Path:
@@ -355,18 +413,21 @@ def fetch_wheel(candidate: Candidate, dest_dir: Path) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     data = read_url(candidate.url, f"downloading {rec.filename}")
     if data is None:
-        raise SourceError(f"{candidate.url} does not exist (listed on the channel page)",
-                          "re-publish the whole index root (wheels, *.metadata, manifest.json and simple/)")
+        raise SourceError(
+            f"{candidate.url} does not exist (listed on the channel page)",
+            "re-publish the whole index root (wheels, *.metadata, manifest.json and simple/)",
+        )
     part = dest_dir / f".{rec.filename}.part"
     part.write_bytes(data)
     digest = sha256_file(part)
     if digest != rec.sha256:
         part.unlink(missing_ok=True)
-        raise SourceError(f"{rec.filename} from {candidate.url} has sha256 {digest}, the index's manifest.json says "
-                          f"{rec.sha256}: the file changed after it was built and indexed (tampered or corrupt); "
-                          "it was not installed",
-                          "rebuild or restore the wheel, re-run `mamba-build index` and `mamba-build verify` on the "
-                          "published tree")
+        raise SourceError(
+            f"{rec.filename} from {candidate.url} has sha256 {digest}, the index's manifest.json says "
+            f"{rec.sha256}: the file changed after it was built and indexed (tampered or corrupt); "
+            "it was not installed",
+            "rebuild or restore the wheel, re-run `mamba-build index` and `mamba-build verify` on the published tree",
+        )
     final = dest_dir / rec.filename
     os.replace(part, final)
     return final
@@ -380,8 +441,11 @@ def check_provenance(wheel: Path, target: Target) -> str | None:
     ch = provenance.channel_of(prov)
     if ch is None or target.channel is None or ch == target.channel:
         return None
-    return f"{wheel.name}: its dist-info/mamba_build.json says " + "; ".join(ch.differences(target.channel)) + \
-        " (manifest.json says otherwise: the index is wrong)"
+    return (
+        f"{wheel.name}: its dist-info/mamba_build.json says "
+        + "; ".join(ch.differences(target.channel))
+        + " (manifest.json says otherwise: the index is wrong)"
+    )
 
 
 def extension_objects(wheel: Path, into: Path) -> list[Path]:
@@ -417,9 +481,11 @@ def _symbol_error(wheel: Path, missing: dict[str, list[str]], target: Target) ->
     text = f"ImportError: {name.split('-', 1)[-1]}: undefined symbol: {syms[0]}\nunder torch {target.torch_version}"
     cause, fix, _ = explain_failure(text)
     shown = "\n".join(f"  {n.split('-', 1)[-1]}: {len(s)} missing, e.g. {', '.join(s[:3])}" for n, s in missing.items())
-    return EnvironmentProblem(f"{wheel.name} does not link against torch {target.torch_version} here: {cause}; "
-                              "it was not installed",
-                              fix or "rebuild it against this torch (`mamba-build compile`)", details=shown)
+    return EnvironmentProblem(
+        f"{wheel.name} does not link against torch {target.torch_version} here: {cause}; it was not installed",
+        fix or "rebuild it against this torch (`mamba-build compile`)",
+        details=shown,
+    )
 
 
 def execute_install(plan: InstallPlan, *, log: Callable[[str], None] = print, keep: bool = False) -> InstallReport:
@@ -431,10 +497,12 @@ def execute_install(plan: InstallPlan, *, log: Callable[[str], None] = print, ke
     if plan.to_build and plan.no_build:
         raise EnvironmentProblem(
             "nothing in the index fits this environment for "
-            + ", ".join(c.package for c in plan.to_build) + f" ({plan.target.describe()}); nothing was installed",
+            + ", ".join(c.package for c in plan.to_build)
+            + f" ({plan.target.describe()}); nothing was installed",
             "build it here: `mamba-build install --index-url ... ` without --no-build (or `mamba-build compile`), "
             "or publish wheels built for channel " + (plan.target.channel.name if plan.target.channel else "?"),
-            details="\n".join(c.why_not() for c in plan.to_build))
+            details="\n".join(c.why_not() for c in plan.to_build),
+        )
     if plan.to_install:
         workdir = Path(tempfile.mkdtemp(prefix="install-", dir=paths.builds_dir()))
         try:
@@ -444,19 +512,24 @@ def execute_install(plan: InstallPlan, *, log: Callable[[str], None] = print, ke
                 log(f"fetched {wheel.name}: sha256 matches manifest.json")
                 problem = check_provenance(wheel, plan.target)
                 if problem:
-                    raise EnvironmentProblem(problem + "; it was not installed",
-                                             "rebuild the index (`mamba-build verify ROOT` shows the wrong record)")
+                    raise EnvironmentProblem(
+                        problem + "; it was not installed",
+                        "rebuild the index (`mamba-build verify ROOT` shows the wrong record)",
+                    )
                 missing = check_symbols(wheel, plan.target, workdir / "so")
                 if missing:
                     raise _symbol_error(wheel, missing, plan.target)
-                log(f"symbols {wheel.name}: every c10::/at::/torch:: symbol it needs is in torch "
-                    f"{plan.target.torch_version} here")
+                log(
+                    f"symbols {wheel.name}: every c10::/at::/torch:: symbol it needs is in torch "
+                    f"{plan.target.torch_version} here"
+                )
                 wheels.append(wheel)
             from mamba_build.installer import for_python
 
             inst = for_python(plan.target.python)  # the target's pip, mamba-build's pip --python, or uv
-            smoke = smoke_test_wheels(wheels, python=plan.target.python, workdir=workdir / "staging", timeout=1800,
-                                      installer=inst)
+            smoke = smoke_test_wheels(
+                wheels, python=plan.target.python, workdir=workdir / "staging", timeout=1800, installer=inst
+            )
             report.smoke = smoke
             log(f"smoke   {smoke.summary()}")
             if not smoke.passed:
@@ -465,8 +538,11 @@ def execute_install(plan: InstallPlan, *, log: Callable[[str], None] = print, ke
 
                 detail = "\n".join(f"  {c.name}: {c.detail}" for c in smoke.failed) or str(smoke)
                 cause, fix, _ = explain_failure(detail)
-                raise SmokeTestError(f"the index's wheels failed their smoke test here ({cause}); nothing was "
-                                     "installed", fix or f"see {smoke.log_path}", details=detail)
+                raise SmokeTestError(
+                    f"the index's wheels failed their smoke test here ({cause}); nothing was installed",
+                    fix or f"see {smoke.log_path}",
+                    details=detail,
+                )
             if installed_identical(plan.target.python, wheels):
                 report.already = True
                 log("install already installed: " + ", ".join(w.name for w in wheels) + " (the same files)")
@@ -490,12 +566,22 @@ def build_missing(plan: InstallPlan, log: Callable[[str], None]):
     from mamba_build.plan import CompileOptions
 
     names = tuple(package_info(c.package).name for c in plan.to_build)
-    versions = {package_info(c.package).name: c.build_version for c in plan.to_build
-                if c.build_version and package_info(c.package).name not in plan.sources}
+    versions = {
+        package_info(c.package).name: c.build_version
+        for c in plan.to_build
+        if c.build_version and package_info(c.package).name not in plan.sources
+    }
     for c in plan.to_build:
         log(f"build   {c.why_not()}")
-    opts = CompileOptions(cuda=plan.cuda, packages=names, versions=versions, sources=dict(plan.sources),
-                          arch=plan.arch or "native", python=plan.target.python, install=True)
+    opts = CompileOptions(
+        cuda=plan.cuda,
+        packages=names,
+        versions=versions,
+        sources=dict(plan.sources),
+        arch=plan.arch or "native",
+        python=plan.target.python,
+        install=True,
+    )
     build_plan = resolve(opts)
     print(describe_plan(build_plan), file=sys.stderr)
     return execute(build_plan, log=log, show_progress=False)

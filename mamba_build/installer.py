@@ -45,15 +45,42 @@ class Installer:
         """Build the wheel of ``tree`` into ``out_dir`` without isolation and without dependencies (the
         target's torch and setuptools build it)."""
         if self.kind == UV:
-            return [*self.program, "build", "--wheel", "--no-build-isolation", "--python", self.python,
-                    "--out-dir", str(out_dir), "-v", str(tree)]
-        return [*self.program, "wheel", "--no-build-isolation", "--no-deps", "--no-cache-dir", "-v",
-                "-w", str(out_dir), str(tree)]
+            return [
+                *self.program,
+                "build",
+                "--wheel",
+                "--no-build-isolation",
+                "--python",
+                self.python,
+                "--out-dir",
+                str(out_dir),
+                "-v",
+                str(tree),
+            ]
+        return [
+            *self.program,
+            "wheel",
+            "--no-build-isolation",
+            "--no-deps",
+            "--no-cache-dir",
+            "-v",
+            "-w",
+            str(out_dir),
+            str(tree),
+        ]
 
-    def install_argv(self, items: Iterable[str | Path], *, no_deps: bool = False, no_index: bool = False,
-                     force_reinstall: bool = False, target: Path | str | None = None,
-                     constraints: Path | str | None = None, index_url: str | None = None,
-                     find_links: Sequence[str] = ()) -> list[str]:
+    def install_argv(
+        self,
+        items: Iterable[str | Path],
+        *,
+        no_deps: bool = False,
+        no_index: bool = False,
+        force_reinstall: bool = False,
+        target: Path | str | None = None,
+        constraints: Path | str | None = None,
+        index_url: str | None = None,
+        find_links: Sequence[str] = (),
+    ) -> list[str]:
         """Install wheels or requirements (``items``) into the target environment, or into ``target``
         (a staging directory) when given."""
         if self.kind == UV:
@@ -82,8 +109,11 @@ class Installer:
 
     def command_line(self, items: Sequence[str]) -> str:
         """The shell line a user runs to install ``items`` (requirements) into the target the same way."""
-        head = [*self.program, "pip", "install", "--python", self.python] if self.kind == UV else \
-            [*self.program, "install"]
+        head = (
+            [*self.program, "pip", "install", "--python", self.python]
+            if self.kind == UV
+            else [*self.program, "install"]
+        )
         return shlex.join([*head, *items])
 
     def describe(self) -> str:
@@ -126,26 +156,39 @@ def choose(python: str, target_pip: str | None) -> Installer:
     """The way to build and install into ``python``'s environment; ``target_pip``: the version of pip
     installed there (None: none, e.g. a venv made by uv)."""
     if target_pip:
-        return Installer(OWN_PIP, python, (python, "-m", "pip"), target_pip,
-                         f"the environment's own pip {target_pip}")
+        return Installer(OWN_PIP, python, (python, "-m", "pip"), target_pip, f"the environment's own pip {target_pip}")
     host = own_pip_version()
     if host and _version_tuple(host) >= PIP_PYTHON_MIN:
-        return Installer(PIP_PYTHON, python, (sys.executable, "-m", "pip", "--python", python), host,
-                         f"{python} has no pip (a venv made by uv has none): mamba-build's own pip {host} runs for "
-                         "it with pip's --python option, so nothing is added to that environment")
+        return Installer(
+            PIP_PYTHON,
+            python,
+            (sys.executable, "-m", "pip", "--python", python),
+            host,
+            f"{python} has no pip (a venv made by uv has none): mamba-build's own pip {host} runs for "
+            "it with pip's --python option, so nothing is added to that environment",
+        )
     uv = uv_on_path()
     if uv is not None:
-        why = f"mamba-build's own pip {host} is older than 22.3 (no --python option)" if host else \
-            "mamba-build's environment has no pip either"
-        return Installer(UV, python, (uv[0],), uv[1],
-                         f"{python} has no pip, and {why}: uv {uv[1]} ({uv[0]}) builds with `uv build` and "
-                         "installs with `uv pip install --python`")
+        why = (
+            f"mamba-build's own pip {host} is older than 22.3 (no --python option)"
+            if host
+            else "mamba-build's environment has no pip either"
+        )
+        return Installer(
+            UV,
+            python,
+            (uv[0],),
+            uv[1],
+            f"{python} has no pip, and {why}: uv {uv[1]} ({uv[0]}) builds with `uv build` and "
+            "installs with `uv pip install --python`",
+        )
     raise EnvironmentProblem(
-        f"{python} has no pip, mamba-build's own environment has " + (f"pip {host} (--python needs >= 22.3)"
-                                                                     if host else "no pip")
+        f"{python} has no pip, mamba-build's own environment has "
+        + (f"pip {host} (--python needs >= 22.3)" if host else "no pip")
         + ", and no uv is on PATH: nothing can build and install into that environment",
         f"put uv on PATH (`pip install uv` or `pipx install uv`), or add pip to the environment "
-        f"(`uv pip install --python {python} pip` or `{python} -m ensurepip`)")
+        f"(`uv pip install --python {python} pip` or `{python} -m ensurepip`)",
+    )
 
 
 def target_pip_version(python: str) -> str | None:

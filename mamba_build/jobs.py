@@ -31,7 +31,8 @@ def recommend_jobs(cpus: int, mem_available_gb: float | None, *, split_compile: 
     jobs = min(cpus, by_mem)
     limited = "memory" if by_mem < cpus else "cpus"
     return JobsRecommendation(
-        jobs, limited,
+        jobs,
+        limited,
         f"min({cpus} CPUs, ({mem_available_gb:.1f} GiB free - {HEADROOM_GB} GiB headroom) / {per_job} GB per "
         f"nvcc job{' with split-compile' if split_compile else ''} = {by_mem}) = {jobs}",
     )

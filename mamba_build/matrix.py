@@ -54,9 +54,16 @@ DEFAULT_IMAGE = "nvidia/cuda:{cuda_full}-devel-ubuntu22.04"
 DEFAULT_ARCHS = ("8.0,9.0",)
 KNOWN_PACKAGES = ("causal-conv1d", "mamba-ssm")
 JOB_KEYS = ("name", "package", "python", "torch", "cuda", "arch", "image", "torch_index", "artifact")
-GITLAB_VARS = {"package": "MB_PACKAGE", "python": "MB_PYTHON", "torch": "MB_TORCH", "cuda": "MB_CUDA",
-               "arch": "MB_ARCH", "image": "MB_IMAGE", "torch_index": "MB_TORCH_INDEX",
-               "artifact": "MB_ARTIFACT"}
+GITLAB_VARS = {
+    "package": "MB_PACKAGE",
+    "python": "MB_PYTHON",
+    "torch": "MB_TORCH",
+    "cuda": "MB_CUDA",
+    "arch": "MB_ARCH",
+    "image": "MB_IMAGE",
+    "torch_index": "MB_TORCH_INDEX",
+    "artifact": "MB_ARTIFACT",
+}
 
 
 @dataclass
@@ -80,14 +87,16 @@ def _strings(value: Any, key: str, source: str) -> list[str]:
     if isinstance(value, (str, int, float)):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise UsageError(f"{source}: {key} must be a non-empty list", f"write e.g. {key} = [\"...\"]")
+        raise UsageError(f"{source}: {key} must be a non-empty list", f'write e.g. {key} = ["..."]')
     out = []
     for item in value:
         if isinstance(item, list):  # an arch set written as a list: ["8.0", "9.0"]
             item = ",".join(str(x) for x in item)
         if isinstance(item, float):
-            raise UsageError(f"{source}: {key} has the number {item}; versions must be quoted strings",
-                             f"write {key} = [\"{item}\"] (TOML reads 3.10 as 3.1)")
+            raise UsageError(
+                f"{source}: {key} has the number {item}; versions must be quoted strings",
+                f'write {key} = ["{item}"] (TOML reads 3.10 as 3.1)',
+            )
         out.append(str(item).strip())
     return out
 
@@ -107,7 +116,9 @@ def load_config(path: str | os.PathLike) -> MatrixConfig:
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise UsageError(f"config file {p} does not exist", "pass --config with a TOML file (see docs/ci/README.md)") from exc
+        raise UsageError(
+            f"config file {p} does not exist", "pass --config with a TOML file (see docs/ci/README.md)"
+        ) from exc
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read config {p}: {exc}", "fix the TOML syntax") from exc
     return config_from_dict(data, source=str(p))
@@ -124,12 +135,16 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> MatrixC
     for pkg in packages:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", pkg):
             raise UsageError(f"{source}: {pkg!r} is not a package name", f"use e.g. {', '.join(KNOWN_PACKAGES)}")
-    arch_lists = [normalize_arch_list(a) for a in
-                  _strings(matrix.get("arch") or wheels.get("archs") or list(DEFAULT_ARCHS), "arch", source)]
+    arch_lists = [
+        normalize_arch_list(a)
+        for a in _strings(matrix.get("arch") or wheels.get("archs") or list(DEFAULT_ARCHS), "arch", source)
+    ]
     missing = [k for k in ("python", "torch", "cuda") if not matrix.get(k)]
     if missing:
-        raise UsageError(f"{source}: [matrix] needs {', '.join(missing)}",
-                         'write e.g. python = ["3.11"], torch = ["2.14.1"], cuda = ["13.0"]')
+        raise UsageError(
+            f"{source}: [matrix] needs {', '.join(missing)}",
+            'write e.g. python = ["3.11"], torch = ["2.14.1"], cuda = ["13.0"]',
+        )
     cfg = MatrixConfig(
         python=_strings(matrix["python"], "python", source),
         torch=_strings(matrix["torch"], "torch", source),
@@ -137,8 +152,9 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> MatrixC
         packages=packages,
         archs=arch_lists,
         versions={str(k): str(v) for k, v in (wheels.get("versions") or {}).items()},
-        torch_cuda={str(k): _strings(v, f"torch_cuda.{k}", source)
-                    for k, v in (matrix.get("torch_cuda") or {}).items()},
+        torch_cuda={
+            str(k): _strings(v, f"torch_cuda.{k}", source) for k, v in (matrix.get("torch_cuda") or {}).items()
+        },
         exclude=[{str(k): str(v) for k, v in e.items()} for e in (matrix.get("exclude") or [])],
         image=str(container.get("image", DEFAULT_IMAGE)),
         cuda_full={str(k): str(v) for k, v in (container.get("cuda_full") or {}).items()},
@@ -148,7 +164,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> MatrixC
         try:
             Version(v)
         except InvalidVersion as exc:
-            raise UsageError(f"{source}: {v!r} is not a version", "quote versions: \"3.11\", \"2.14.1\", \"13.0\"") from exc
+            raise UsageError(f"{source}: {v!r} is not a version", 'quote versions: "3.11", "2.14.1", "13.0"') from exc
     return cfg
 
 
@@ -176,8 +192,9 @@ def _artifact_name(job: Mapping[str, str]) -> str:
 def expand(cfg: MatrixConfig) -> Expansion:
     jobs: list[dict[str, str]] = []
     skipped: list[str] = []
-    for package, python, torch, cuda, arch in itertools.product(cfg.packages, cfg.python, cfg.torch, cfg.cuda,
-                                                              cfg.archs):
+    for package, python, torch, cuda, arch in itertools.product(
+        cfg.packages, cfg.python, cfg.torch, cfg.cuda, cfg.archs
+    ):
         combo = {"package": package, "python": python, "torch": torch, "cuda": cuda, "arch": arch}
         label = f"{package} py{python} torch{torch} cu{cuda} {arch}"
         if any(all(combo.get(k) == v for k, v in ex.items()) for ex in cfg.exclude):
@@ -185,8 +202,10 @@ def expand(cfg: MatrixConfig) -> Expansion:
             continue
         builds = cuda_builds_of(torch, cfg)
         if builds is None:
-            skipped.append(f"{label}: no known CUDA builds of torch {tables.major_minor(torch)} "
-                           f"(add [matrix.torch_cuda] \"{tables.major_minor(torch)}\" = [...])")
+            skipped.append(
+                f"{label}: no known CUDA builds of torch {tables.major_minor(torch)} "
+                f'(add [matrix.torch_cuda] "{tables.major_minor(torch)}" = [...])'
+            )
             continue
         if tables.major_minor(cuda) not in builds:
             skipped.append(f"{label}: torch {tables.major_minor(torch)} has CUDA builds {', '.join(builds)} only")
@@ -213,22 +232,30 @@ def expand(cfg: MatrixConfig) -> Expansion:
 def github_matrix(jobs: Sequence[Mapping[str, str]]) -> dict[str, list[dict[str, str]]]:
     """``{"include": [...]}`` for ``strategy.matrix: ${{ fromJSON(...) }}``."""
     if not jobs:
-        raise UsageError("the matrix is empty: every combination was excluded",
-                         "check [matrix] and [matrix.torch_cuda] in the config (run with --explain to see why)")
+        raise UsageError(
+            "the matrix is empty: every combination was excluded",
+            "check [matrix] and [matrix.torch_cuda] in the config (run with --explain to see why)",
+        )
     if len(jobs) > GITHUB_MAX_JOBS:
-        raise UsageError(f"{len(jobs)} jobs exceed GitHub Actions' limit of {GITHUB_MAX_JOBS} per matrix",
-                         "split the config (e.g. one per package) or narrow python/torch/cuda")
+        raise UsageError(
+            f"{len(jobs)} jobs exceed GitHub Actions' limit of {GITHUB_MAX_JOBS} per matrix",
+            "split the config (e.g. one per package) or narrow python/torch/cuda",
+        )
     return {"include": [dict(j) for j in jobs]}
 
 
 def gitlab_matrix(jobs: Sequence[Mapping[str, str]]) -> dict[str, Any]:
     """``{"parallel": {"matrix": [...]}}`` with MB_* variables, one entry (one job) per build."""
     if not jobs:
-        raise UsageError("the matrix is empty: every combination was excluded",
-                         "check [matrix] and [matrix.torch_cuda] in the config")
+        raise UsageError(
+            "the matrix is empty: every combination was excluded",
+            "check [matrix] and [matrix.torch_cuda] in the config",
+        )
     if len(jobs) > GITLAB_MAX_JOBS:
-        raise UsageError(f"{len(jobs)} jobs exceed GitLab's limit of {GITLAB_MAX_JOBS} for parallel:matrix",
-                         "split the config (e.g. one per package) or narrow python/torch/cuda")
+        raise UsageError(
+            f"{len(jobs)} jobs exceed GitLab's limit of {GITLAB_MAX_JOBS} for parallel:matrix",
+            "split the config (e.g. one per package) or narrow python/torch/cuda",
+        )
     return {"parallel": {"matrix": [{GITLAB_VARS[k]: j[k] for k in GITLAB_VARS} for j in jobs]}}
 
 

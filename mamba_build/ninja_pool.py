@@ -37,11 +37,25 @@ from mamba_build.errors import BuildError
 
 PACKAGE_VAR = "MAMBA_BUILD_POOL_PACKAGE"
 # variables a compile command (nvcc, cicc, ptxas, gcc, ccache, sccache) reads: they must agree between packages
-COMPILE_ENV = ("PATH", "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "LIBRARY_PATH", "LD_LIBRARY_PATH", "TMPDIR",
-               "HOME", "MAKEFLAGS", "CUDA_HOME", "CUDA_PATH", "NVCC_APPEND_FLAGS", "NVCC_PREPEND_FLAGS", "NVCC_CCBIN")
+COMPILE_ENV = (
+    "PATH",
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "CPLUS_INCLUDE_PATH",
+    "LIBRARY_PATH",
+    "LD_LIBRARY_PATH",
+    "TMPDIR",
+    "HOME",
+    "MAKEFLAGS",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "NVCC_APPEND_FLAGS",
+    "NVCC_PREPEND_FLAGS",
+    "NVCC_CCBIN",
+)
 COMPILE_ENV_PREFIXES = ("CCACHE_", "SCCACHE_", "NVCC_")
 
-_SHIM = '''#!{python}
+_SHIM = """#!{python}
 # mamba-build's ninja shim (mamba_build/ninja_pool.py): torch's cpp_extension runs `ninja -v [-j N]` in a
 # package's build directory; this hands the package's build.ninja to the run's one ninja and waits for it.
 import json, os, sys, time
@@ -97,7 +111,7 @@ if verdict.get("message"):
     sys.stdout.write("mamba-build ninja pool: " + verdict["message"] + "\\n")
 sys.stdout.flush()
 sys.exit(int(verdict.get("rc", 1)))
-'''
+"""
 
 ECHO_BEGIN = "mamba-build ninja pool: this package's units, as the pool's ninja built them:"
 ECHO_END = "mamba-build ninja pool: end of this package's units"
@@ -166,8 +180,10 @@ def parse_build_file(text: str, package: str) -> BuildFile:
 def _edge(package: str, stmt: list[str]) -> Edge:
     m = re.match(r"build\s+(.*?)(?<!\$):\s*(\S+)\s*(.*)$", stmt[0])
     if m is None:
-        raise BuildError(f"the ninja pool cannot read this build statement of {package}: {stmt[0][:200]!r}",
-                         "build with --schedule sequential and report it to mamba-build")
+        raise BuildError(
+            f"the ninja pool cannot read this build statement of {package}: {stmt[0][:200]!r}",
+            "build with --schedule sequential and report it to mamba-build",
+        )
     outs = re.split(r"(?<!\$)\|", m.group(1))[0]
     ins = re.split(r"(?<!\$)\|", m.group(3))[0]
     sources = _split_paths(ins)
@@ -185,15 +201,17 @@ def compile_env_mismatch(envs: Mapping[str, Mapping[str, str]]) -> list[str]:
     return sorted(k for k in keys if len({envs[n].get(k) for n in names}) > 1)
 
 
-def order_edges(files: Mapping[str, BuildFile], cost_of: Callable[[str, str], float],
-                package_order: Sequence[str]) -> list[Edge]:
+def order_edges(
+    files: Mapping[str, BuildFile], cost_of: Callable[[str, str], float], package_order: Sequence[str]
+) -> list[Edge]:
     """Every edge, the most expensive unit first (ties: the packages' order, then each file's own order)."""
     rank = {p: k for k, p in enumerate(package_order)}
     edges = []
     for pkg, bf in files.items():
         for k, e in enumerate(bf.edges):
-            edges.append((Edge(e.package, e.statement, e.outputs, e.source, cost_of(pkg, e.source)),
-                          rank.get(pkg, len(rank)), k))
+            edges.append(
+                (Edge(e.package, e.statement, e.outputs, e.source, cost_of(pkg, e.source)), rank.get(pkg, len(rank)), k)
+            )
     edges.sort(key=lambda t: (-t[0].cost, t[1], t[2]))
     return [e for e, _, _ in edges]
 
@@ -235,8 +253,16 @@ class _Attribution:
 class NinjaPool:
     """The spool, the shim and the combined build of one run; see the module docstring."""
 
-    def __init__(self, root: Path, packages: Sequence[str], real_ninja: str, python: str, jobs: int | None,
-                 cost_of: Callable[[str, str], float], package_order: Sequence[str] = ()):
+    def __init__(
+        self,
+        root: Path,
+        packages: Sequence[str],
+        real_ninja: str,
+        python: str,
+        jobs: int | None,
+        cost_of: Callable[[str, str], float],
+        package_order: Sequence[str] = (),
+    ):
         self.root = Path(root)
         self.packages = list(packages)
         self.real_ninja = real_ninja
@@ -262,9 +288,19 @@ class NinjaPool:
             d.mkdir(parents=True, exist_ok=True)
         self._hold_owner_lock()
         shim = self.bin / "ninja"
-        shim.write_text(_SHIM.format(python=self.python, real=self.real_ninja, spool=str(self.spool),
-                                     var=PACKAGE_VAR, begin=ECHO_BEGIN, end=ECHO_END, lock=str(self.owner_lock),
-                                     owner=os.getpid()), encoding="utf-8")
+        shim.write_text(
+            _SHIM.format(
+                python=self.python,
+                real=self.real_ninja,
+                spool=str(self.spool),
+                var=PACKAGE_VAR,
+                begin=ECHO_BEGIN,
+                end=ECHO_END,
+                lock=str(self.owner_lock),
+                owner=os.getpid(),
+            ),
+            encoding="utf-8",
+        )
         shim.chmod(0o755)
         self.logs = {p: Path(log_dir) / f"ninja-{p}.log" for p in self.packages}
 
@@ -324,19 +360,27 @@ class NinjaPool:
         if differ:
             raise BuildError(
                 "the packages' build environments differ in " + ", ".join(differ) + ", so their units cannot "
-                "run in one ninja", "build with --schedule sequential (one package after the other)")
-        files = {p: parse_build_file(Path(r["build_file"]).read_text(encoding="utf-8"), p)
-                 for p, r in self.requests.items()}
+                "run in one ninja",
+                "build with --schedule sequential (one package after the other)",
+            )
+        files = {
+            p: parse_build_file(Path(r["build_file"]).read_text(encoding="utf-8"), p) for p, r in self.requests.items()
+        }
         self.ordered = order_edges(files, self.cost_of, self.package_order)
         owner = {o: e.package for e in self.ordered for o in e.outputs}
         totals = {p: len(bf.edges) for p, bf in files.items()}
         self._attr = _Attribution(dict(sorted(owner.items(), key=lambda kv: -len(kv[0]))), totals)
-        top = ["# mamba-build: every package's units, each in its package's own scope, longest first",
-               "ninja_required_version = 1.3"]
+        top = [
+            "# mamba-build: every package's units, each in its package's own scope, longest first",
+            "ninja_required_version = 1.3",
+        ]
         for k, e in enumerate(self.ordered):
             sub = self.build_dir / "edges" / f"{k:04d}.ninja"
-            sub.write_text(f"# {e.package}: {Path(e.source).name} (estimated {e.cost:g} s)\n"
-                           f"{files[e.package].header}\n{e.statement}\n", encoding="utf-8")
+            sub.write_text(
+                f"# {e.package}: {Path(e.source).name} (estimated {e.cost:g} s)\n"
+                f"{files[e.package].header}\n{e.statement}\n",
+                encoding="utf-8",
+            )
             top.append(f"subninja {_escape(str(sub))}")
         path = self.build_dir / "build.ninja"
         path.write_text("\n".join(top) + "\n", encoding="utf-8")
@@ -408,6 +452,7 @@ def echo_filter(on_line: Callable[[str], None] | None) -> Callable[[str], None] 
             return
         if not state["echo"]:
             on_line(line)
+
     return handle
 
 
@@ -418,4 +463,3 @@ def _escape(path: str) -> str:
 def describe(edges: Sequence[Edge], limit: int = 4) -> str:
     head = ", ".join(f"{Path(e.source).name} ({e.cost:g} s)" for e in edges[:limit])
     return f"{len(edges)} units, longest first: {head}{', ...' if len(edges) > limit else ''}"
-

@@ -18,9 +18,9 @@ PACKAGES = ("mamba-ssm", "causal-conv1d")
 
 @dataclass(frozen=True)
 class PackageInfo:
-    name: str                 # canonical: "mamba-ssm"
+    name: str  # canonical: "mamba-ssm"
     pypi_name: str
-    dist_name: str            # "mamba_ssm"
+    dist_name: str  # "mamba_ssm"
     import_name: str
     extension_module: str
     env_prefix: str
@@ -54,11 +54,16 @@ def package_info(name: str) -> PackageInfo:
         raise UsageError(f"unknown package {name!r}", f"use one of: {', '.join(PACKAGES)}")
     d = data[key]
     return PackageInfo(
-        name=key, pypi_name=d["pypi_name"], dist_name=d["dist_name"], import_name=d["import_name"],
-        extension_module=d["extension_module"], env_prefix=d["env_prefix"],
+        name=key,
+        pypi_name=d["pypi_name"],
+        dist_name=d["dist_name"],
+        import_name=d["import_name"],
+        extension_module=d["extension_module"],
+        env_prefix=d["env_prefix"],
         first_complete_sdist=Version(d["first_complete_sdist"]),
         first_cuda13_release=Version(d["first_cuda13_release"]),
-        git_url=d["git_url"], tag_format=d["tag_format"],
+        git_url=d["git_url"],
+        tag_format=d["tag_format"],
     )
 
 
@@ -66,16 +71,19 @@ def parse_requirement(text: str) -> tuple[str, str | None]:
     """'mamba-ssm==2.2.6.post3' -> ('mamba-ssm', '2.2.6.post3'); 'causal_conv1d' -> ('causal-conv1d', None)."""
     m = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*([^\s,;]+))?\s*", text or "")
     if not m:
-        raise UsageError(f"cannot read {text!r} as PACKAGE or PACKAGE==VERSION",
-                         "write e.g. mamba-ssm==2.2.6.post3 (only exact pins are supported)")
+        raise UsageError(
+            f"cannot read {text!r} as PACKAGE or PACKAGE==VERSION",
+            "write e.g. mamba-ssm==2.2.6.post3 (only exact pins are supported)",
+        )
     info = package_info(m.group(1))
     version = m.group(2)
     if version is not None:
         try:
             Version(version)
         except InvalidVersion:
-            raise UsageError(f"{version!r} is not a valid version of {info.name}",
-                             "write e.g. mamba-ssm==2.2.6.post3") from None
+            raise UsageError(
+                f"{version!r} is not a valid version of {info.name}", "write e.g. mamba-ssm==2.2.6.post3"
+            ) from None
     return info.name, version
 
 
@@ -93,12 +101,15 @@ def version_supported(package: str, version: str, cuda_version: str | None = Non
     info = package_info(package)
     v = Version(version)
     if v < info.first_complete_sdist:
-        return False, (f"the PyPI sdist of {info.name} {version} lacks the CUDA sources its setup.py lists "
-                       f"(complete from {info.first_complete_sdist} on)")
-    if cuda_major_of(cuda_version) is not None and cuda_major_of(cuda_version) >= 13 \
-            and v < info.first_cuda13_release:
-        return False, (f"{info.name} {version} predates upstream's CUDA 13 support "
-                       f"(setup.py has CUDA 13 handling from {info.first_cuda13_release} on)")
+        return False, (
+            f"the PyPI sdist of {info.name} {version} lacks the CUDA sources its setup.py lists "
+            f"(complete from {info.first_complete_sdist} on)"
+        )
+    if cuda_major_of(cuda_version) is not None and cuda_major_of(cuda_version) >= 13 and v < info.first_cuda13_release:
+        return False, (
+            f"{info.name} {version} predates upstream's CUDA 13 support "
+            f"(setup.py has CUDA 13 handling from {info.first_cuda13_release} on)"
+        )
     return True, ""
 
 
@@ -115,10 +126,11 @@ def check_pair(mamba_version: str, causal_conv1d_version: str) -> None:
     """Refuse a known-incompatible pair (UsageError, exit 2) with the reason."""
     reason = incompatible_reason(mamba_version, causal_conv1d_version)
     if reason:
-        raise UsageError(f"mamba-ssm {mamba_version} and causal-conv1d {causal_conv1d_version} are known not to "
-                         f"work together: {reason}",
-                         "pin a newer causal-conv1d (--version causal-conv1d==X) or leave the versions to "
-                         "the defaults")
+        raise UsageError(
+            f"mamba-ssm {mamba_version} and causal-conv1d {causal_conv1d_version} are known not to "
+            f"work together: {reason}",
+            "pin a newer causal-conv1d (--version causal-conv1d==X) or leave the versions to the defaults",
+        )
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,7 @@ class TorchRequirement:
     ``scope``: "build" when the CUDA extension cannot be built (or loaded) with an older torch,
     "python" when the extension builds and loads but the package's Python code does not import.
     """
+
     package: str
     versions: SpecifierSet
     torch: SpecifierSet
@@ -143,8 +156,16 @@ def torch_requirements(package: str | None = None) -> list[TorchRequirement]:
             continue
         if r["scope"] not in ("build", "python"):
             raise ValueError(f"packages.toml: torch_requirement scope {r['scope']!r} (build or python)")
-        out.append(TorchRequirement(canonicalize_name(r["package"]), SpecifierSet(r["versions"]),
-                                    SpecifierSet(r["torch"]), r["scope"], r["reason"], r["determined"]))
+        out.append(
+            TorchRequirement(
+                canonicalize_name(r["package"]),
+                SpecifierSet(r["versions"]),
+                SpecifierSet(r["torch"]),
+                r["scope"],
+                r["reason"],
+                r["determined"],
+            )
+        )
     return out
 
 
@@ -164,12 +185,16 @@ def unmet_torch_requirements(package: str, version: str, torch_version: str | No
     if tv is None:
         return []
     v = Version(version)
-    return [r for r in torch_requirements(package)
-            if r.versions.contains(v, prereleases=True) and not r.torch.contains(tv, prereleases=True)]
+    return [
+        r
+        for r in torch_requirements(package)
+        if r.versions.contains(v, prereleases=True) and not r.torch.contains(tv, prereleases=True)
+    ]
 
 
-def _ranked_candidates(package: str, available: Iterable[str], torch_version: str | None,
-                       cuda_version: str | None) -> tuple[list[str], list[str]]:
+def _ranked_candidates(
+    package: str, available: Iterable[str], torch_version: str | None, cuda_version: str | None
+) -> tuple[list[str], list[str]]:
     """(ranked, excluded_by_torch): buildable releases, newest first, those whose Python code also
     works with ``torch_version`` ahead of those where only the extension does; and the releases left
     out because their extension needs a newer torch."""
@@ -199,8 +224,9 @@ def _sorted_releases(versions: Iterable[str]) -> list[Version]:
     return sorted(set(out), reverse=True)
 
 
-def default_version(package: str, available: Iterable[str], torch_version: str | None = None,
-                    cuda_version: str | None = None) -> str:
+def default_version(
+    package: str, available: Iterable[str], torch_version: str | None = None, cuda_version: str | None = None
+) -> str:
     """Newest release in ``available`` whose sdist is complete and which supports the CUDA major.
 
     With ``torch_version`` the known torch minimums (``[[torch_requirement]]`` in data/packages.toml)
@@ -213,22 +239,31 @@ def default_version(package: str, available: Iterable[str], torch_version: str |
     if ranked:
         return ranked[0]
     if excluded:
-        reasons = "; ".join(f"{r.versions}: torch {r.torch} ({r.reason})"
-                            for r in torch_requirements(info.name) if r.scope == "build")
-        raise SourceError(f"no release of {info.name} on the index builds against torch {torch_version} "
-                          f"(known requirements: {reasons})",
-                          "use a newer torch in this environment, or build an older release from git: "
-                          f"--source {info.git_source_hint()}")
-    raise SourceError(f"no release of {info.name} on the index can be built here (need >= "
-                      f"{info.first_complete_sdist}" + (f", CUDA {cuda_version} needs >= {info.first_cuda13_release}"
-                                                         if cuda_major_of(cuda_version) and cuda_major_of(cuda_version) >= 13 else "")
-                      + ")",
-                      f"point --index-url/--find-links at an index that has it, or build from git: "
-                      f"--source {info.git_source_hint()}")
+        reasons = "; ".join(
+            f"{r.versions}: torch {r.torch} ({r.reason})" for r in torch_requirements(info.name) if r.scope == "build"
+        )
+        raise SourceError(
+            f"no release of {info.name} on the index builds against torch {torch_version} "
+            f"(known requirements: {reasons})",
+            "use a newer torch in this environment, or build an older release from git: "
+            f"--source {info.git_source_hint()}",
+        )
+    raise SourceError(
+        f"no release of {info.name} on the index can be built here (need >= "
+        f"{info.first_complete_sdist}"
+        + (
+            f", CUDA {cuda_version} needs >= {info.first_cuda13_release}"
+            if cuda_major_of(cuda_version) and cuda_major_of(cuda_version) >= 13
+            else ""
+        )
+        + ")",
+        f"point --index-url/--find-links at an index that has it, or build from git: --source {info.git_source_hint()}",
+    )
 
 
-def default_versions(torch_version: str | None, available: Mapping[str, Iterable[str]],
-                     cuda_version: str | None = None) -> dict[str, str]:
+def default_versions(
+    torch_version: str | None, available: Mapping[str, Iterable[str]], cuda_version: str | None = None
+) -> dict[str, str]:
     """{'mamba-ssm': ..., 'causal-conv1d': ...}: the newest buildable pair that is not known-incompatible.
 
     ``available`` maps each package to the versions on the index (``sources.available_versions``).

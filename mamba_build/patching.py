@@ -87,22 +87,23 @@ VersionBounds = Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]]
 # Options
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PatchOptions:
     """What the build plan decided; every recipe renders from these values only."""
 
-    archs: tuple[str, ...]                      # "9.0", "8.0", "9.0+PTX", "9.0a"
+    archs: tuple[str, ...]  # "9.0", "8.0", "9.0+PTX", "9.0a"
     nvcc_threads: int = 4
-    split_compile: int | None = None            # nvcc --split-compile N (CUDA >= 11.8)
+    split_compile: int | None = None  # nvcc --split-compile N (CUDA >= 11.8)
     use_ninja: bool = True
-    cxx11_abi: bool = False                     # FORCE_CXX11_ABI: set True when torch uses the C++11 ABI
+    cxx11_abi: bool = False  # FORCE_CXX11_ABI: set True when torch uses the C++11 ABI
     # torch.utils.cpp_extension.CUDA_GCC_VERSIONS entries to set in the build process:
     # {"13.0": ((6, 0, 0), (16, 0))}  (min inclusive, max exclusive, as torch's own table)
     compiler_bounds: VersionBounds | None = None
-    clang_bounds: VersionBounds | None = None   # same for CUDA_CLANG_VERSIONS
-    allow_unsupported_compiler: bool = False    # adds nvcc -allow-unsupported-compiler
-    split_units: bool = False                   # split_units recipes (one unit per instantiation)
-    cxx_std: str | None = None                  # "20": -std=c++17 raised to what torch's headers need
+    clang_bounds: VersionBounds | None = None  # same for CUDA_CLANG_VERSIONS
+    allow_unsupported_compiler: bool = False  # adds nvcc -allow-unsupported-compiler
+    split_units: bool = False  # split_units recipes (one unit per instantiation)
+    cxx_std: str | None = None  # "20": -std=c++17 raised to what torch's headers need
 
     def __post_init__(self) -> None:
         if not self.archs:
@@ -111,8 +112,10 @@ class PatchOptions:
         if int(self.nvcc_threads) < 1:
             raise UsageError(f"nvcc threads must be >= 1, not {self.nvcc_threads}", "use --threads 1 or more")
         if self.split_compile is not None and int(self.split_compile) < 0:
-            raise UsageError(f"--split-compile must be >= 0, not {self.split_compile}",
-                             "use 0 (nvcc picks) or a positive thread count")
+            raise UsageError(
+                f"--split-compile must be >= 0, not {self.split_compile}",
+                "use 0 (nvcc picks) or a positive thread count",
+            )
         for name in ("compiler_bounds", "clang_bounds"):
             value = getattr(self, name)
             if value is not None:
@@ -120,10 +123,15 @@ class PatchOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "archs": list(self.archs), "nvcc_threads": self.nvcc_threads, "split_compile": self.split_compile,
-            "use_ninja": self.use_ninja, "cxx11_abi": self.cxx11_abi,
-            "compiler_bounds": _bounds_json(self.compiler_bounds), "clang_bounds": _bounds_json(self.clang_bounds),
-            "allow_unsupported_compiler": self.allow_unsupported_compiler, "split_units": self.split_units,
+            "archs": list(self.archs),
+            "nvcc_threads": self.nvcc_threads,
+            "split_compile": self.split_compile,
+            "use_ninja": self.use_ninja,
+            "cxx11_abi": self.cxx11_abi,
+            "compiler_bounds": _bounds_json(self.compiler_bounds),
+            "clang_bounds": _bounds_json(self.clang_bounds),
+            "allow_unsupported_compiler": self.allow_unsupported_compiler,
+            "split_units": self.split_units,
             "cxx_std": self.cxx_std,
         }
 
@@ -136,13 +144,15 @@ def _normalise_bounds(bounds: Mapping, name: str) -> dict[str, tuple[tuple[int, 
     out: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     for cuda, pair in dict(bounds).items():
         if not re.fullmatch(r"\d+\.\d+", str(cuda)):
-            raise UsageError(f"{name}: CUDA version {cuda!r} is not X.Y", "use keys like \"13.0\"")
+            raise UsageError(f"{name}: CUDA version {cuda!r} is not X.Y", 'use keys like "13.0"')
         try:
             lo, hi = pair
             lo_t, hi_t = tuple(int(x) for x in lo), tuple(int(x) for x in hi)
         except (TypeError, ValueError):
-            raise UsageError(f"{name}[{cuda}] must be ((min...), (max_exclusive...)), not {pair!r}",
-                             "pass integer tuples such as ((6, 0, 0), (16, 0))") from None
+            raise UsageError(
+                f"{name}[{cuda}] must be ((min...), (max_exclusive...)), not {pair!r}",
+                "pass integer tuples such as ((6, 0, 0), (16, 0))",
+            ) from None
         if not lo_t or not hi_t or lo_t >= hi_t:
             raise UsageError(f"{name}[{cuda}]: empty range {lo_t} .. {hi_t}", "min must be below max")
         out[str(cuda)] = (lo_t, hi_t)
@@ -169,6 +179,7 @@ def option_placeholders(options: PatchOptions) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 # Recipes
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -214,8 +225,9 @@ def _recipe_from_toml(raw: Mapping[str, Any], source: str) -> Recipe:
         if not raw.get(key):
             raise PatchError(f"{where} has no {key!r}", "fix the recipe file (patches/*.toml)")
     if raw["kind"] not in KINDS:
-        raise PatchError(f"{where}: unknown kind {raw['kind']!r} (known: {', '.join(KINDS)})",
-                         "fix the recipe file (patches/*.toml)")
+        raise PatchError(
+            f"{where}: unknown kind {raw['kind']!r} (known: {', '.join(KINDS)})", "fix the recipe file (patches/*.toml)"
+        )
     anchors = raw.get("anchors") or ([raw["anchor"]] if raw.get("anchor") else [])
     if not anchors:
         raise PatchError(f"{where} has no anchor", "every recipe needs an anchor regex, also kind=append")
@@ -237,21 +249,28 @@ def _recipe_from_toml(raw: Mapping[str, Any], source: str) -> Recipe:
             try:
                 re.compile(a, re.MULTILINE)
             except re.error as exc:
-                raise PatchError(f"{where}: requires {a!r} is not a valid regex ({exc})", "fix the recipe file") from None
+                raise PatchError(
+                    f"{where}: requires {a!r} is not a valid regex ({exc})", "fix the recipe file"
+                ) from None
         for key in ("sources_anchor", "first"):
             if raw.get(key):
                 try:
                     re.compile(raw[key], re.MULTILINE)
                 except re.error as exc:
-                    raise PatchError(f"{where}: {key} {raw[key]!r} is not a valid regex ({exc})",
-                                     "fix the recipe file") from None
+                    raise PatchError(
+                        f"{where}: {key} {raw[key]!r} is not a valid regex ({exc})", "fix the recipe file"
+                    ) from None
     if raw["kind"] == "regex_replace" and f"{MARKER}{raw['id']}" not in template:
-        raise PatchError(f"{where}: a regex_replace template must carry the marker "
-                         f"'{MARKER}{raw['id']}'", "add it as a trailing comment in the template")
-    if raw.get("group") is not None and (raw["kind"] == "split_units" or not isinstance(raw["group"], str)
-                                         or not raw["group"]):
-        raise PatchError(f"{where}: 'group' must be a non-empty string, and split_units recipes take none",
-                         "fix the recipe file")
+        raise PatchError(
+            f"{where}: a regex_replace template must carry the marker '{MARKER}{raw['id']}'",
+            "add it as a trailing comment in the template",
+        )
+    if raw.get("group") is not None and (
+        raw["kind"] == "split_units" or not isinstance(raw["group"], str) or not raw["group"]
+    ):
+        raise PatchError(
+            f"{where}: 'group' must be a non-empty string, and split_units recipes take none", "fix the recipe file"
+        )
     if raw.get("versions"):
         try:
             SpecifierSet(raw["versions"])
@@ -262,14 +281,24 @@ def _recipe_from_toml(raw: Mapping[str, Any], source: str) -> Recipe:
         raise PatchError(f"{where}: 'when' names unknown option {when!r}", "use a PatchOptions field name")
     min_count = raw.get("min_count")
     return Recipe(
-        id=raw["id"], description=raw["description"], file=raw["file"], kind=raw["kind"],
-        anchors=tuple(anchors), template=template,
+        id=raw["id"],
+        description=raw["description"],
+        file=raw["file"],
+        kind=raw["kind"],
+        anchors=tuple(anchors),
+        template=template,
         count=None if min_count is not None else int(raw.get("count", 1)),
         min_count=None if min_count is None else int(min_count),
-        when=when, versions=raw.get("versions"), source=source,
-        sources_file=raw.get("sources_file"), sources_anchor=raw.get("sources_anchor"), first=raw.get("first"),
-        expand=tuple(raw.get("expand") or ()), requires_file=raw.get("requires_file"),
-        requires=tuple(raw.get("requires") or ()), group=raw.get("group"),
+        when=when,
+        versions=raw.get("versions"),
+        source=source,
+        sources_file=raw.get("sources_file"),
+        sources_anchor=raw.get("sources_anchor"),
+        first=raw.get("first"),
+        expand=tuple(raw.get("expand") or ()),
+        requires_file=raw.get("requires_file"),
+        requires=tuple(raw.get("requires") or ()),
+        group=raw.get("group"),
     )
 
 
@@ -302,7 +331,9 @@ def _load_recipes_cached(package: str, patches_dir: str) -> tuple[Recipe, ...]:
             files.setdefault(r.group, set()).add(r.file)
     split = sorted(g for g, f in files.items() if len(f) > 1)
     if split:
-        raise PatchError(f"recipe group(s) {', '.join(split)} of {package} span several files", "a group is one file's generations")
+        raise PatchError(
+            f"recipe group(s) {', '.join(split)} of {package} span several files", "a group is one file's generations"
+        )
     return tuple(recipes)
 
 
@@ -314,6 +345,7 @@ def load_recipes(package: str, patches_dir: Path | None = None) -> list[Recipe]:
 # --------------------------------------------------------------------------------------------
 # Engine
 # --------------------------------------------------------------------------------------------
+
 
 class Status(str, enum.Enum):
     APPLIED = "applied"
@@ -333,25 +365,33 @@ class PatchResult:
     matches: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"recipe": self.recipe, "file": self.file, "status": self.status.value,
-                "detail": self.detail, "matches": self.matches}
+        return {
+            "recipe": self.recipe,
+            "file": self.file,
+            "status": self.status.value,
+            "detail": self.detail,
+            "matches": self.matches,
+        }
 
 
 @dataclass
 class _Outcome:
     text: str
-    fragments: dict[str, list[str]] = field(default_factory=dict)   # recipe id -> rendered texts
+    fragments: dict[str, list[str]] = field(default_factory=dict)  # recipe id -> rendered texts
     counts: dict[str, int] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)           # recipe id -> why
+    missing: dict[str, str] = field(default_factory=dict)  # recipe id -> why
 
 
 def _render(template: str, values: Mapping[str, str], recipe: Recipe) -> str:
     def sub(m: re.Match) -> str:
         name = m.group(1)
         if name not in values:
-            raise PatchError(f"recipe {recipe.id!r} ({recipe.source}) uses unknown placeholder {{{name}}}",
-                             f"known: {', '.join(sorted(values))}")
+            raise PatchError(
+                f"recipe {recipe.id!r} ({recipe.source}) uses unknown placeholder {{{name}}}",
+                f"known: {', '.join(sorted(values))}",
+            )
         return values[name]
+
     return _PLACEHOLDER_RE.sub(sub, template)
 
 
@@ -401,7 +441,7 @@ def apply_recipes_to_text(text: str, recipes: Sequence[Recipe], options: PatchOp
                 indent = re.match(r"[ \t]*", src[line_start:]).group(0)
             body = _render(recipe.template, values, recipe)
             if recipe.kind == "regex_replace":
-                pieces += [src[pos:m.start()], body]
+                pieces += [src[pos : m.start()], body]
                 pos = m.end()
                 frags.append(body)
             elif recipe.kind == "insert_before":
@@ -443,9 +483,12 @@ def _resolve_groups(recs: Sequence[Recipe], outcome: _Outcome, where: str) -> di
     for group, members in groups.items():
         hit = [r for r in members if r.id not in outcome.missing]
         if len(hit) > 1:
-            raise PatchError(f"{where} has the anchors of {len(hit)} recipes of group {group!r} "
-                             f"({', '.join(r.id for r in hit)}), which are alternatives for different generations "
-                             "of the file", "upstream changed this file; report it to mamba-build with the package version")
+            raise PatchError(
+                f"{where} has the anchors of {len(hit)} recipes of group {group!r} "
+                f"({', '.join(r.id for r in hit)}), which are alternatives for different generations "
+                "of the file",
+                "upstream changed this file; report it to mamba-build with the package version",
+            )
         if len(hit) == 1:
             for r in members:
                 if r.id in outcome.missing:
@@ -477,15 +520,19 @@ def pristine_path(target: Path) -> Path:
 def _read_base(target: Path, package: str, version: str | None) -> tuple[str, str]:
     """(pristine text, current text). A patched file without its pristine copy is refused."""
     if not target.is_file():
-        raise PatchError(f"{target} does not exist (patching {package} {version or ''})",
-                         "point at an unpacked source tree (mamba-build fetch PKG --dest DIR)")
+        raise PatchError(
+            f"{target} does not exist (patching {package} {version or ''})",
+            "point at an unpacked source tree (mamba-build fetch PKG --dest DIR)",
+        )
     current = target.read_text(encoding="utf-8")
     orig = pristine_path(target)
     if orig.is_file():
         return orig.read_text(encoding="utf-8"), current
     if MARKER in current:
-        raise PatchError(f"{target} was patched by mamba-build but its pristine copy {orig.name} is gone",
-                         "unpack the source again (mamba-build fetch) and re-run the patch")
+        raise PatchError(
+            f"{target} was patched by mamba-build but its pristine copy {orig.name} is gone",
+            "unpack the source again (mamba-build fetch) and re-run the patch",
+        )
     return current, current
 
 
@@ -511,7 +558,8 @@ class _Split:
 
     def done(self) -> bool:
         return self.current == self.new_text and all(
-            p.is_file() and p.read_text(encoding="utf-8") == text for p, text in self.parts.items())
+            p.is_file() and p.read_text(encoding="utf-8") == text for p, text in self.parts.items()
+        )
 
 
 def part_path(target: Path, k: int) -> Path:
@@ -574,7 +622,7 @@ def _prepare_split(tree: Path, recipe: Recipe, rel: str, package: str, version: 
     pieces, pos = [], 0
     for m in chosen:
         nl = base.find("\n", m.end())
-        pieces.append(base[pos:m.start()])
+        pieces.append(base[pos : m.start()])
         pos = len(base) if nl < 0 else nl + 1
     shared = "".join(pieces) + base[pos:]
     shared = shared if shared.endswith("\n") else shared + "\n"
@@ -582,16 +630,25 @@ def _prepare_split(tree: Path, recipe: Recipe, rel: str, package: str, version: 
     what = "its share of the instantiations" if recipe.expand else "one explicit instantiation"
 
     def render(k: int) -> str:
-        return (f"// {MARKER}{recipe.id} unit {k + 1}/{n} of {rel}: the shared code plus {what} "
-                f"(same templates, same flags)\n{shared}{units[k]}\n")
+        return (
+            f"// {MARKER}{recipe.id} unit {k + 1}/{n} of {rel}: the shared code plus {what} "
+            f"(same templates, same flags)\n{shared}{units[k]}\n"
+        )
 
     parts = {part_path(target, k): render(k) for k in range(1, n)}
     rel_dir = Path(rel).parent
     listing = "\n".join(f'"{(rel_dir / p.name).as_posix()}",' for p in parts)
     anchor = (recipe.sources_anchor or "").replace("{file}", re.escape(rel))
     sub_id = recipe.id if rel == recipe.file else f"{recipe.id}@{Path(rel).name}"
-    sources = Recipe(id=sub_id, description=f"{rel} parts listed", file=recipe.sources_file or "setup.py",
-                     kind="insert_after", anchors=(anchor,), template=listing, source=recipe.source)
+    sources = Recipe(
+        id=sub_id,
+        description=f"{rel} parts listed",
+        file=recipe.sources_file or "setup.py",
+        kind="insert_after",
+        anchors=(anchor,),
+        template=listing,
+        source=recipe.source,
+    )
     return _Split(recipe, target, current, render(0), parts, sources)
 
 
@@ -606,8 +663,16 @@ def _unsplit(tree: Path, recipe: Recipe) -> None:
             p.unlink()
 
 
-def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *, write: bool,
-         strict: bool, recipes: Sequence[Recipe] | None) -> list[PatchResult]:
+def _run(
+    tree: Path,
+    package: str,
+    version: str | None,
+    options: PatchOptions,
+    *,
+    write: bool,
+    strict: bool,
+    recipes: Sequence[Recipe] | None,
+) -> list[PatchResult]:
     tree = Path(tree)
     all_recipes = list(recipes) if recipes is not None else load_recipes(package)
     active, skipped = _selected(all_recipes, version, options)
@@ -645,16 +710,19 @@ def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *
                 results[r.id] = PatchResult(r.id, fname, Status.ANCHOR_NOT_FOUND, outcome.missing[r.id])
                 continue
             done = current != base and all(f in current for f in outcome.fragments[r.id])
-            results[r.id] = PatchResult(r.id, fname, Status.ALREADY_APPLIED if done else Status.APPLIED,
-                                        r.description, outcome.counts[r.id])
+            results[r.id] = PatchResult(
+                r.id, fname, Status.ALREADY_APPLIED if done else Status.APPLIED, r.description, outcome.counts[r.id]
+            )
         if outcome.missing:
             continue
         if target.suffix == ".py":
             try:
                 compile(outcome.text, str(target), "exec")
             except SyntaxError as exc:
-                raise PatchError(f"patching {target} ({package} {version}) produced invalid Python: {exc}",
-                                 "report it to mamba-build with the package version") from None
+                raise PatchError(
+                    f"patching {target} ({package} {version}) produced invalid Python: {exc}",
+                    "report it to mamba-build with the package version",
+                ) from None
         planned.append((target, base, current, outcome.text))
     by_recipe: dict[str, list[_Split]] = {}
     for sp in splits:
@@ -665,11 +733,18 @@ def _run(tree: Path, package: str, version: str | None, options: PatchOptions, *
         if lost is not None:
             results[rid] = PatchResult(rid, group[0].recipe.file, Status.ANCHOR_NOT_FOUND, lost.detail)
             continue
-        done = all(x is not None and x.status is Status.ALREADY_APPLIED for x in listed) and all(sp.done() for sp in group)
+        done = all(x is not None and x.status is Status.ALREADY_APPLIED for x in listed) and all(
+            sp.done() for sp in group
+        )
         n = sum(len(sp.parts) + 1 for sp in group)
         files = f"{len(group)} files, " if len(group) > 1 else ""
-        results[rid] = PatchResult(rid, group[0].recipe.file, Status.ALREADY_APPLIED if done else Status.APPLIED,
-                                   f"{group[0].recipe.description} ({files}{n} units)", n)
+        results[rid] = PatchResult(
+            rid,
+            group[0].recipe.file,
+            Status.ALREADY_APPLIED if done else Status.APPLIED,
+            f"{group[0].recipe.description} ({files}{n} units)",
+            n,
+        )
     if write:
         for r in all_recipes:
             if r.kind == "split_units" and r.id not in {sp.recipe.id for sp in splits}:
@@ -707,8 +782,15 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def plan_patches(tree: Path, package: str, version: str | None, options: PatchOptions, *,
-                 strict: bool = True, recipes: Sequence[Recipe] | None = None) -> list[PatchResult]:
+def plan_patches(
+    tree: Path,
+    package: str,
+    version: str | None,
+    options: PatchOptions,
+    *,
+    strict: bool = True,
+    recipes: Sequence[Recipe] | None = None,
+) -> list[PatchResult]:
     """Dry run: what :func:`apply_patches` would do. Nothing is written.
 
     With ``strict`` (default) a missing anchor raises :class:`PatchError`; otherwise it is reported
@@ -717,8 +799,9 @@ def plan_patches(tree: Path, package: str, version: str | None, options: PatchOp
     return _run(tree, package, version, options, write=False, strict=strict, recipes=recipes)
 
 
-def apply_patches(tree: Path, package: str, version: str | None, options: PatchOptions, *,
-                  recipes: Sequence[Recipe] | None = None) -> list[PatchResult]:
+def apply_patches(
+    tree: Path, package: str, version: str | None, options: PatchOptions, *, recipes: Sequence[Recipe] | None = None
+) -> list[PatchResult]:
     """Patch the tree (idempotent). Raises :class:`PatchError` on a missing anchor, before writing."""
     return _run(tree, package, version, options, write=True, strict=True, recipes=recipes)
 
@@ -729,8 +812,10 @@ def raise_for_missing(results: Sequence[PatchResult], tree: Path, package: str, 
         first = missing[0]
         recipe = next((r for r in load_recipes(package) if r.id == first.recipe), None)
         if recipe is None:
-            raise PatchError(f"recipe {first.recipe!r}: anchor not found in {first.file}: {first.detail}",
-                             "upstream changed; report it to mamba-build")
+            raise PatchError(
+                f"recipe {first.recipe!r}: anchor not found in {first.file}: {first.detail}",
+                "upstream changed; report it to mamba-build",
+            )
         raise _anchor_error(package, version, Path(tree), recipe, first.detail)
 
 

@@ -74,11 +74,17 @@ class _Stopwatch:
 def patch_options(plan: BuildPlan):
     from mamba_build.patching import PatchOptions
 
-    return PatchOptions(archs=plan.archs, nvcc_threads=plan.nvcc_threads, split_compile=plan.split_compile,
-                        use_ninja=plan.use_ninja, cxx11_abi=plan.cxx11_abi,
-                        compiler_bounds=plan.compiler_bounds if plan.patch_torch == "process" else None,
-                        allow_unsupported_compiler=plan.compiler.unsupported_override, split_units=plan.split_units,
-                        cxx_std=plan.cxx_std)
+    return PatchOptions(
+        archs=plan.archs,
+        nvcc_threads=plan.nvcc_threads,
+        split_compile=plan.split_compile,
+        use_ninja=plan.use_ninja,
+        cxx11_abi=plan.cxx11_abi,
+        compiler_bounds=plan.compiler_bounds if plan.patch_torch == "process" else None,
+        allow_unsupported_compiler=plan.compiler.unsupported_override,
+        split_units=plan.split_units,
+        cxx_std=plan.cxx_std,
+    )
 
 
 def explain_failure(log: str | Path, plan: BuildPlan | None = None) -> tuple[str, str | None, str]:
@@ -87,9 +93,14 @@ def explain_failure(log: str | Path, plan: BuildPlan | None = None) -> tuple[str
 
     context = {}
     if plan is not None:
-        context = {"cuda_home": plan.cuda_home, "toolkits": plan.cuda_home, "torch_cuda": plan.torch_cuda,
-                   "torch_version": plan.torch_version, "nvcc_version": plan.cuda_version,
-                   "gcc_version": plan.compiler.version}
+        context = {
+            "cuda_home": plan.cuda_home,
+            "toolkits": plan.cuda_home,
+            "torch_cuda": plan.torch_cuda,
+            "torch_version": plan.torch_version,
+            "nvcc_version": plan.cuda_version,
+            "gcc_version": plan.compiler.version,
+        }
     expl = explain_file(str(log), context) if isinstance(log, Path) else explain_text(log, context)
     if expl.findings:
         first = expl.findings[0]
@@ -110,13 +121,25 @@ def cache_components(plan: BuildPlan, pkg: PackagePlan, fetched) -> dict:
     for recipe_file in sorted(paths.patches_dir().glob("*.toml")):
         recipes.update(recipe_file.read_bytes())
     return {
-        "package": pkg.name, "version": fetched.version,
-        "source_sha256": fetched.sha256 or tree_digest(fetched.tree), "recipes": recipes.hexdigest(),
-        "python": plan.python, "torch": plan.torch_version, "torch_cuda": plan.torch_cuda, "cxx11_abi": plan.cxx11_abi,
-        "toolkit": plan.cuda_home, "cuda": plan.cuda_version, "compiler": f"{plan.compiler.cxx} {plan.compiler.version}",
-        "unsupported_compiler": plan.compiler.unsupported_override, "archs": list(plan.archs),
-        "nvcc_threads": plan.nvcc_threads, "split_compile": plan.split_compile, "include_dirs": list(plan.include_dirs),
-        "local_version": plan.local_version, "split_units": plan.split_units, "cxx_std": plan.cxx_std,
+        "package": pkg.name,
+        "version": fetched.version,
+        "source_sha256": fetched.sha256 or tree_digest(fetched.tree),
+        "recipes": recipes.hexdigest(),
+        "python": plan.python,
+        "torch": plan.torch_version,
+        "torch_cuda": plan.torch_cuda,
+        "cxx11_abi": plan.cxx11_abi,
+        "toolkit": plan.cuda_home,
+        "cuda": plan.cuda_version,
+        "compiler": f"{plan.compiler.cxx} {plan.compiler.version}",
+        "unsupported_compiler": plan.compiler.unsupported_override,
+        "archs": list(plan.archs),
+        "nvcc_threads": plan.nvcc_threads,
+        "split_compile": plan.split_compile,
+        "include_dirs": list(plan.include_dirs),
+        "local_version": plan.local_version,
+        "split_units": plan.split_units,
+        "cxx_std": plan.cxx_std,
         **({"build_overlay": list(plan.build_overlay.requirements)} if plan.build_overlay else {}),
         "provenance": PROVENANCE_STAMP,  # cached wheels carry dist-info/mamba_build.json and the torch pin
     }
@@ -138,29 +161,42 @@ def _the_wheel(out_dir: Path, log_path: Path) -> Path:
     wheels = sorted(out_dir.glob("*.whl"))
     if len(wheels) == 1:
         return wheels[0]
-    raise BuildError(f"pip wheel succeeded but produced {len(wheels)} wheels in {out_dir}",
-                     f"inspect the log {log_path}")
+    raise BuildError(
+        f"pip wheel succeeded but produced {len(wheels)} wheels in {out_dir}", f"inspect the log {log_path}"
+    )
 
 
 def _build_failure(plan: BuildPlan, pkg: PackagePlan, result: runner.CommandResult, log_path: Path) -> Exception:
     cause, fix, evidence = explain_failure(log_path, plan)
     if cause.startswith("[disk-full]"):
-        return DiskFullError(f"building {pkg.name} ran out of disk space ({cause})",
-                             f"free space in {plan.build_dir} and {plan.wheel_dir} or use --build-dir on a larger "
-                             f"disk; full log: {log_path}", details=evidence)
+        return DiskFullError(
+            f"building {pkg.name} ran out of disk space ({cause})",
+            f"free space in {plan.build_dir} and {plan.wheel_dir} or use --build-dir on a larger "
+            f"disk; full log: {log_path}",
+            details=evidence,
+        )
     what = "timed out" if result.timed_out else f"failed (exit {result.returncode})"
-    return BuildError(f"building {pkg.name} {pkg.version or ''} {what}: {cause}".replace("  ", " "),
-                      (fix + f"; full log: {log_path}") if fix else f"read the full log: {log_path}",
-                      details=evidence)
+    return BuildError(
+        f"building {pkg.name} {pkg.version or ''} {what}: {cause}".replace("  ", " "),
+        (fix + f"; full log: {log_path}") if fix else f"read the full log: {log_path}",
+        details=evidence,
+    )
 
 
-def build_wheel(plan: BuildPlan, pkg: PackagePlan, tree: Path, out_dir: Path, log_path: Path,
-                show_progress: bool = True) -> Path:
+def build_wheel(
+    plan: BuildPlan, pkg: PackagePlan, tree: Path, out_dir: Path, log_path: Path, show_progress: bool = True
+) -> Path:
     """`pip wheel --no-build-isolation --no-deps` in the patched tree; returns the wheel path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with ProgressDisplay(f"{pkg.name}", enabled=show_progress) as display:
-        result = runner.stream(_pip_wheel_argv(plan, tree, out_dir), log_path=log_path, timeout=plan.timeout,
-                               cwd=tree, extra_env=plan.env_for(pkg), on_line=display.on_line)
+        result = runner.stream(
+            _pip_wheel_argv(plan, tree, out_dir),
+            log_path=log_path,
+            timeout=plan.timeout,
+            cwd=tree,
+            extra_env=plan.env_for(pkg),
+            on_line=display.on_line,
+        )
     if result.ok:
         return _the_wheel(out_dir, log_path)
     raise _build_failure(plan, pkg, result, log_path)
@@ -179,8 +215,9 @@ class PendingBuild:
     recipes: tuple = ()  # (recipe, file, status) of each patch recipe: the wheel's provenance lists them
 
 
-def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
-               show_progress: bool = True, log=None) -> list[tuple[Path, float]]:
+def build_pool(
+    plan: BuildPlan, pending: list[PendingBuild], run_dir: Path, show_progress: bool = True, log=None
+) -> list[tuple[Path, float]]:
     """Schedule "pool": every package's `pip wheel` at once, and ONE ninja that compiles the units of all of
     them, the longest first (mamba_build/ninja_pool.py). Where the plan uses nvcc --split-compile with
     --jobserver, that ninja and nvcc's threads draw from one jobserver of ``plan.jobs`` slots; otherwise the
@@ -195,9 +232,15 @@ def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
     log_dir = pending[0].log_path.parent
     for p in pending:
         p.out_dir.mkdir(parents=True, exist_ok=True)
-    pool = NinjaPool(run_dir / "pool", names, real_ninja=str(plan.ninja), python=plan.python,
-                     jobs=None if plan.nvcc_jobserver else plan.jobs, cost_of=unit_cost_of(),
-                     package_order=plan.pool_order)
+    pool = NinjaPool(
+        run_dir / "pool",
+        names,
+        real_ninja=str(plan.ninja),
+        python=plan.python,
+        jobs=None if plan.nvcc_jobserver else plan.jobs,
+        cost_of=unit_cost_of(),
+        package_order=plan.pool_order,
+    )
     pool.prepare(log_dir)
     ended = {n: threading.Event() for n in names}
     with contextlib.ExitStack() as stack:
@@ -207,10 +250,17 @@ def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
         for p in pending:
             env = plan.env_for(p.pkg, makeflags=js.makeflags if js else None)
             env.update(pool.env_for(p.pkg.name, env["PATH"]))
-            jobs.append(runner.StreamJob(_pip_wheel_argv(plan, p.fetched.tree, p.out_dir), p.log_path,
-                                         cwd=p.fetched.tree, extra_env=env,
-                                         on_line=echo_filter(group.on_line(p.pkg.name)),
-                                         on_exit=ended[p.pkg.name].set))
+            jobs.append(
+                runner.StreamJob(
+                    _pip_wheel_argv(plan, p.fetched.tree, p.out_dir),
+                    p.log_path,
+                    cwd=p.fetched.tree,
+                    extra_env=env,
+                    on_line=echo_filter(group.on_line(p.pkg.name)),
+                    on_exit=ended[p.pkg.name].set,
+                )
+            )
+
         def pool_gate(stopping):
             if not pool.wait_requests(lambda n: ended[n].is_set(), stopping):
                 return None
@@ -236,8 +286,17 @@ def build_pool(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path,
             if (pool.build_dir / ".ninja_log").is_file():  # the units' times, for benchmarks and the curious
                 shutil.copy2(pool.build_dir / ".ninja_log", log_dir / "pool.ninja_log")
 
-        jobs.append(runner.StreamJob(pool.argv(), log_dir / "pool-ninja.log", cwd=pool.build_dir, on_line=pool_line,
-                                     gate=pool_gate, on_result=pool_result, on_exit=pool_exit))
+        jobs.append(
+            runner.StreamJob(
+                pool.argv(),
+                log_dir / "pool-ninja.log",
+                cwd=pool.build_dir,
+                on_line=pool_line,
+                gate=pool_gate,
+                on_result=pool_result,
+                on_exit=pool_exit,
+            )
+        )
         try:
             many = runner.stream_many(jobs, timeout=plan.timeout)
         finally:
@@ -277,7 +336,8 @@ def check_wheel_extension(pkg: PackagePlan, wheel: Path, log_path: Path | None =
         + "): setup.py built no CUDA extension although pip reported success",
         f"the source's setup.py switches the CUDA build off in a way mamba-build's recipes do not force on (known: "
         f"{switches}); check `mamba-build patch DIR --dry-run` on the source and report it with the package "
-        f"version; nothing was installed" + (f"; build log: {log_path}" if log_path else ""))
+        f"version; nothing was installed" + (f"; build log: {log_path}" if log_path else ""),
+    )
 
 
 def check_wheel_archs(plan: BuildPlan, wheel: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -292,7 +352,8 @@ def check_wheel_archs(plan: BuildPlan, wheel: Path) -> tuple[tuple[int, ...], tu
         raise BuildError(
             f"{wheel.name} holds SASS {list(found.sass)} / PTX {list(found.ptx)}, but the plan asked for SASS "
             f"{list(want_sass)} / PTX {list(want_ptx)}: the arch patch did not take effect",
-            "report this with `mamba-build patch DIR --dry-run` output; the wheel was not installed")
+            "report this with `mamba-build patch DIR --dry-run` output; the wheel was not installed",
+        )
     return tuple(found.sass), tuple(found.ptx)
 
 
@@ -322,9 +383,11 @@ def install_wheel_files(python: str, wheels: list[Path], installer=None) -> None
     inst = installer or for_python(python)
     res = runner.run(inst.install_argv(wheels, no_deps=True, force_reinstall=True, no_index=True), timeout=1800)
     if not res.ok:
-        raise BuildError(f"{inst.kind} could not install the wheels (it rolled back what it had started)",
-                         "install them by hand: " + shlex.join(inst.install_argv(wheels, no_deps=True)),
-                         details=res.output[-3000:])
+        raise BuildError(
+            f"{inst.kind} could not install the wheels (it rolled back what it had started)",
+            "install them by hand: " + shlex.join(inst.install_argv(wheels, no_deps=True)),
+            details=res.output[-3000:],
+        )
 
 
 def stamp_wheel(plan: BuildPlan, p: PendingBuild, wheel: Path, seconds: float) -> None:
@@ -332,8 +395,14 @@ def stamp_wheel(plan: BuildPlan, p: PendingBuild, wheel: Path, seconds: float) -
     from mamba_build import provenance
 
     recipes = [{"recipe": r, "file": f, "status": s} for r, f, s in p.recipes]
-    doc = provenance.of_build(plan, source_origin=p.fetched.origin, source_sha256=p.fetched.sha256,
-                              recipes=recipes, recipes_sha256=p.key_parts.get("recipes"), build_seconds=seconds)
+    doc = provenance.of_build(
+        plan,
+        source_origin=p.fetched.origin,
+        source_sha256=p.fetched.sha256,
+        recipes=recipes,
+        recipes_sha256=p.key_parts.get("recipes"),
+        build_seconds=seconds,
+    )
     if not p.fetched.sha256:  # a source tree, not an archive: the digest of its files (the cache key's)
         doc["source_tree_digest"] = p.key_parts.get("source_sha256")
     provenance.stamp(wheel, doc)
@@ -351,19 +420,24 @@ def known_python_limits(plan: BuildPlan, wheels: list[BuiltWheel], checks) -> di
     for w in wheels:
         info = package_info(w.package)
         unmet = [r for r in unmet_torch_requirements(info.name, w.version, plan.torch_version) if r.scope == "python"]
-        if unmet and status.get(f"import {info.extension_module}") == "ok" \
-                and status.get(f"import {info.import_name}") == "fail":
+        if (
+            unmet
+            and status.get(f"import {info.extension_module}") == "ok"
+            and status.get(f"import {info.import_name}") == "fail"
+        ):
             notes[f"import {info.import_name}"] = (
                 f"{info.name} {w.version}: `import {info.import_name}` fails on torch {plan.torch_version} "
                 f"(needs torch {unmet[0].torch}: {unmet[0].reason.split(':')[0]}); its extension "
-                f"`{info.extension_module}` imports and is what this build provides")
+                f"`{info.extension_module}` imports and is what this build provides"
+            )
     if not notes or any(c.status == "fail" and c.name not in notes for c in checks):
         return {}
     return notes
 
 
-def _build_all(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path, log_dir: Path, log,
-               show_progress: bool) -> list[tuple[PendingBuild, Path, float]]:
+def _build_all(
+    plan: BuildPlan, pending: list[PendingBuild], run_dir: Path, log_dir: Path, log, show_progress: bool
+) -> list[tuple[PendingBuild, Path, float]]:
     if not pending:
         return []
     archs = ", ".join(plan.archs)
@@ -387,9 +461,13 @@ def _build_all(plan: BuildPlan, pending: list[PendingBuild], run_dir: Path, log_
 
 def smoke_record(smoke, wheels: list[BuiltWheel]) -> dict:
     """What the cache keeps about a smoke test: the verdict, where, and for exactly which wheel set."""
-    return {"verdict": smoke.verdict, "device": smoke.device, "set": sorted(w.cache_key or "" for w in wheels),
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "checks": [dataclasses.asdict(c) for c in smoke.checks]}
+    return {
+        "verdict": smoke.verdict,
+        "device": smoke.device,
+        "set": sorted(w.cache_key or "" for w in wheels),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "checks": [dataclasses.asdict(c) for c in smoke.checks],
+    }
 
 
 def reused_smoke(plan: BuildPlan, wheels: list[BuiltWheel]):
@@ -417,8 +495,7 @@ def reused_smoke(plan: BuildPlan, wheels: list[BuiltWheel]):
         except TypeError:
             return None
     where = f"{rec.get('device') or 'this machine'} on {rec.get('date')}"
-    return SmokeReport(passed=True, gpu=rec["verdict"] == "pass", checks=checks, device=rec.get("device"),
-                       reused=where)
+    return SmokeReport(passed=True, gpu=rec["verdict"] == "pass", checks=checks, device=rec.get("device"), reused=where)
 
 
 def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> CompileReport:
@@ -446,11 +523,14 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
             pending: list[PendingBuild] = []
             trees: dict[str, Path] = {}
             for pkg in plan.packages:
-                fetched = fetch(pkg.name, pkg.version, pkg.source, run_dir / "src", plan.index_url,
-                                list(plan.find_links) or None)
+                fetched = fetch(
+                    pkg.name, pkg.version, pkg.source, run_dir / "src", plan.index_url, list(plan.find_links) or None
+                )
                 trees[pkg.name] = fetched.tree
-                log(f"source  {pkg.name} {fetched.version}: {fetched.origin}"
-                    + (f" (sha256 {fetched.sha256[:16]}...)" if fetched.sha256 else ""))
+                log(
+                    f"source  {pkg.name} {fetched.version}: {fetched.origin}"
+                    + (f" (sha256 {fetched.sha256[:16]}...)" if fetched.sha256 else "")
+                )
                 key_parts = cache_components(plan, pkg, fetched)
                 key = cache.make_key(key_parts)
                 hit = cache.lookup(key) if plan.use_cache else None
@@ -461,17 +541,37 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                     check_wheel_extension(pkg, wheel)
                     sass, ptx = check_wheel_archs(plan, wheel)
                     log(f"cached  {wheel.name} (cache key {key[:16]}..., sha256 verified); --no-cache rebuilds")
-                    built[pkg.name] = BuiltWheel(pkg.name, fetched.version, wheel, Path(), 0.0, fetched.origin,
-                                                 fetched.sha256, sass, ptx, from_cache=True, cache_key=key,
-                                                 cache_components=key_parts, smoke=hit.smoke)
+                    built[pkg.name] = BuiltWheel(
+                        pkg.name,
+                        fetched.version,
+                        wheel,
+                        Path(),
+                        0.0,
+                        fetched.origin,
+                        fetched.sha256,
+                        sass,
+                        ptx,
+                        from_cache=True,
+                        cache_key=key,
+                        cache_components=key_parts,
+                        smoke=hit.smoke,
+                    )
                     continue
                 results = apply_patches(fetched.tree, pkg.name, fetched.version, patch_options(plan))
                 raise_for_missing(results, fetched.tree, pkg.name, fetched.version)
                 log("patch   " + ", ".join(f"{r.recipe}: {r.status.value}" for r in results))
                 report.patches[pkg.name] = [r.as_dict() for r in results]
-                pending.append(PendingBuild(pkg, fetched, key, key_parts, log_dir / f"build-{pkg.name}.log",
-                                            run_dir / "wheels" / pkg.name,
-                                            tuple((r.recipe, r.file, r.status.value) for r in results)))
+                pending.append(
+                    PendingBuild(
+                        pkg,
+                        fetched,
+                        key,
+                        key_parts,
+                        log_dir / f"build-{pkg.name}.log",
+                        run_dir / "wheels" / pkg.name,
+                        tuple((r.recipe, r.file, r.status.value) for r in results),
+                    )
+                )
             clock.lap("sources+patches")
             from mamba_build.runtime_deps import after_fetch, install_missing
 
@@ -494,28 +594,53 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
             checks = {}
             for p, wheel, seconds in done:
                 checks[p.pkg.name] = (archs_pool.submit(check_wheel_archs, plan, wheel), wheel, seconds)
-                built[p.pkg.name] = BuiltWheel(p.pkg.name, p.fetched.version, wheel, p.log_path, seconds,
-                                               p.fetched.origin, p.fetched.sha256, cache_key=p.key,
-                                               cache_components=p.key_parts)
+                built[p.pkg.name] = BuiltWheel(
+                    p.pkg.name,
+                    p.fetched.version,
+                    wheel,
+                    p.log_path,
+                    seconds,
+                    p.fetched.origin,
+                    p.fetched.sha256,
+                    cache_key=p.key,
+                    cache_components=p.key_parts,
+                )
             report.wheels = [built[pkg.name] for pkg in plan.packages]
             smoke = reused_smoke(plan, report.wheels)
             if smoke is not None:
-                log(f"smoke   reused: these exact wheels (sha256 verified) got '{smoke.verdict}' on {smoke.reused}; "
-                    "--rerun-smoke runs the test again")
+                log(
+                    f"smoke   reused: these exact wheels (sha256 verified) got '{smoke.verdict}' on {smoke.reused}; "
+                    "--rerun-smoke runs the test again"
+                )
             else:
-                smoke = smoke_test_wheels([w.wheel for w in report.wheels], python=plan.python,
-                                          workdir=run_dir / "staging", timeout=1800, warm=warm,
-                                          installer=plan.installer_for())
+                smoke = smoke_test_wheels(
+                    [w.wheel for w in report.wheels],
+                    python=plan.python,
+                    workdir=run_dir / "staging",
+                    timeout=1800,
+                    warm=warm,
+                    installer=plan.installer_for(),
+                )
             for name, (fut, wheel, seconds) in checks.items():  # a wrong arch list fails the build, smoke or not
                 sass, ptx = fut.result()
                 built[name].sass, built[name].ptx = sass, ptx
-                log(f"built   {wheel.name} in {seconds:.0f}s; inside: "
-                    + ", ".join([f"sm_{a}" for a in sass] + [f"compute_{a}" for a in ptx]))
+                log(
+                    f"built   {wheel.name} in {seconds:.0f}s; inside: "
+                    + ", ".join([f"sm_{a}" for a in sass] + [f"compute_{a}" for a in ptx])
+                )
             limits = {} if smoke.passed else known_python_limits(plan, report.wheels, smoke.checks)
             if limits:  # a known upstream limit, not a bad build: report it as import-only, never as a pass
-                smoke = dataclasses.replace(smoke, passed=True, gpu=False, checks=[
-                    dataclasses.replace(c, status="skipped", detail="known limit: " + limits[c.name])
-                    if c.name in limits else c for c in smoke.checks])
+                smoke = dataclasses.replace(
+                    smoke,
+                    passed=True,
+                    gpu=False,
+                    checks=[
+                        dataclasses.replace(c, status="skipped", detail="known limit: " + limits[c.name])
+                        if c.name in limits
+                        else c
+                        for c in smoke.checks
+                    ],
+                )
                 for note in limits.values():
                     log(f"note    {note}")
             report.smoke = smoke
@@ -523,8 +648,11 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 failed = [c for c in smoke.checks if c.status == "fail"]
                 detail = "\n".join(f"  {c.name}: {c.detail}" for c in failed) or str(smoke)
                 cause, fix, _ = explain_failure(detail, plan)
-                raise SmokeTestError(f"the built wheels failed their smoke test ({cause}); nothing was installed",
-                                     fix or f"see {log_dir}", details=detail)
+                raise SmokeTestError(
+                    f"the built wheels failed their smoke test ({cause}); nothing was installed",
+                    fix or f"see {log_dir}",
+                    details=detail,
+                )
         clock.lap("smoke test+arch check")
         verdict = None if smoke.reused or limits else smoke_record(smoke, report.wheels)
         for w in report.wheels:  # only verified (smoke-tested) wheels enter the cache
@@ -544,8 +672,11 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
 
             same = installed_identical(plan.python, [w.wheel for w in report.wheels])
             if same:
-                log("install already installed: " + ", ".join(w.wheel.name for w in report.wheels)
-                    + " (the same files, sha256 checked)")
+                log(
+                    "install already installed: "
+                    + ", ".join(w.wheel.name for w in report.wheels)
+                    + " (the same files, sha256 checked)"
+                )
             else:
                 install_wheels(plan, [w.wheel for w in report.wheels])
             report.installed = True
@@ -555,8 +686,10 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
         return report
     except OSError as exc:
         if _is_disk_full(exc):
-            raise DiskFullError(f"no space left on device while building ({exc.filename or ''})",
-                                f"free space or point --build-dir / --wheel-dir at a larger disk; logs: {log_dir}") from exc
+            raise DiskFullError(
+                f"no space left on device while building ({exc.filename or ''})",
+                f"free space or point --build-dir / --wheel-dir at a larger disk; logs: {log_dir}",
+            ) from exc
         raise
     finally:
         if warm is not None:

@@ -73,8 +73,11 @@ class PackagePlan:
 
     def __post_init__(self) -> None:
         if self.cuda_build_env is None:
-            object.__setattr__(self, "cuda_build_env", {f"{self.env_prefix}SKIP_CUDA_BUILD": "FALSE",
-                                                        f"{self.env_prefix}KEEP_CUDA_BUILD": "TRUE"})
+            object.__setattr__(
+                self,
+                "cuda_build_env",
+                {f"{self.env_prefix}SKIP_CUDA_BUILD": "FALSE", f"{self.env_prefix}KEEP_CUDA_BUILD": "TRUE"},
+            )
 
 
 @dataclass(frozen=True)
@@ -117,14 +120,18 @@ class BuildPlan:
     use_cache: bool
     gpu_present: bool
     timeout: float
-    include_dirs: tuple[str, ...] = ()  # added through CPATH: a conda toolkit's targets/*/include, math headers it lacks
+    include_dirs: tuple[
+        str, ...
+    ] = ()  # added through CPATH: a conda toolkit's targets/*/include, math headers it lacks
     schedule: str = "sequential"  # "pool": one jobserver for every build, packages at the same time
     schedule_reason: str = ""
     ninja: str | None = None  # the ninja the builds run (its directory goes first on PATH)
     nvcc_jobserver: bool = False  # nvcc --jobserver: split-compile threads take slots from the pool
     split_units: bool = False  # split_units patch recipes (the longest unit split per instantiation)
     split_units_reason: str = ""
-    pool_order: tuple[str, ...] = ()  # schedule "pool": the packages' order, ties of the unit order (mamba_build/costs.py)
+    pool_order: tuple[
+        str, ...
+    ] = ()  # schedule "pool": the packages' order, ties of the unit order (mamba_build/costs.py)
     pool_order_reason: str = ""
     rerun_smoke: bool = False
     gpus: tuple[str, ...] = ()  # names of the visible GPUs (a stored smoke verdict must match)
@@ -212,7 +219,9 @@ class BuildPlan:
         return env
 
 
-def _resolve_archs(opts: CompileOptions, env: Environment, toolkit_archs: tuple[int, ...]) -> tuple[tuple[str, ...], str]:
+def _resolve_archs(
+    opts: CompileOptions, env: Environment, toolkit_archs: tuple[int, ...]
+) -> tuple[tuple[str, ...], str]:
     spec = archs_mod.parse_arch_list(opts.arch, allow_keywords=True)
     gpus = [g for g in env.gpus.gpus if g.compute_capability]
     if spec == ("native",):
@@ -220,7 +229,8 @@ def _resolve_archs(opts: CompileOptions, env: Environment, toolkit_archs: tuple[
             raise UsageError(
                 "no GPU is visible, so `--arch native` has nothing to build for",
                 "name the target archs explicitly, e.g. --arch 8.0,9.0 (8.0 = A100, 8.6 = RTX 30xx, 8.9 = L4/RTX 40xx, "
-                "9.0 = H100, 10.0 = B200, 12.0 = RTX 50xx)")
+                "9.0 = H100, 10.0 = B200, 12.0 = RTX 50xx)",
+            )
         archs = tuple(dict.fromkeys(g.compute_capability for g in gpus))
         reason = "the visible GPUs: " + ", ".join(f"{g.name} ({g.compute_capability})" for g in gpus)
     elif spec == ("all",):
@@ -231,8 +241,10 @@ def _resolve_archs(opts: CompileOptions, env: Environment, toolkit_archs: tuple[
     bad = [a for a in archs if toolkit_archs and archs_mod.sm_number(a) not in toolkit_archs]
     if bad:
         accepted = ", ".join(f"{a // 10}.{a % 10}" for a in toolkit_archs)
-        raise UsageError(f"the toolkit cannot target {', '.join(bad)} (it accepts {accepted})",
-                         "pick archs from that list, or another toolkit with --cuda X.Y")
+        raise UsageError(
+            f"the toolkit cannot target {', '.join(bad)} (it accepts {accepted})",
+            "pick archs from that list, or another toolkit with --cuda X.Y",
+        )
     return archs, reason
 
 
@@ -240,8 +252,13 @@ def _resolve_compiler(env: Environment, target, opts: CompileOptions) -> Compile
     from mamba_build.checks.compilers import host_compiler_choice
 
     choice = host_compiler_choice(env, target, allow_unsupported=opts.allow_unsupported_compiler)
-    return CompilerPlan(cc=choice.cc, cxx=choice.cxx, version=".".join(map(str, choice.version)),
-                        reason=choice.reason, unsupported_override=choice.unsupported_override)
+    return CompilerPlan(
+        cc=choice.cc,
+        cxx=choice.cxx,
+        version=".".join(map(str, choice.version)),
+        reason=choice.reason,
+        unsupported_override=choice.unsupported_override,
+    )
 
 
 def _split_compile(opts: CompileOptions, env: Environment, jobs: int) -> tuple[int | None, str]:
@@ -262,8 +279,10 @@ def _split_compile(opts: CompileOptions, env: Environment, jobs: int) -> tuple[i
         return None, f"off: {cpus} CPUs leave nothing to split across"
     if mem is not None and jobs_mod.PER_JOB_SPLIT_GB + jobs_mod.HEADROOM_GB > mem:
         return None, f"off: one nvcc job with split-compile needs {jobs_mod.PER_JOB_SPLIT_GB} GB, {mem:.0f} GiB free"
-    return 0, (f"0 = nvcc splits each unit across all {cpus} CPUs (the longest unit is the critical path; "
-               "measured on H100: causal-conv1d sm_90 8:40 -> 2:29)")
+    return 0, (
+        f"0 = nvcc splits each unit across all {cpus} CPUs (the longest unit is the critical path; "
+        "measured on H100: causal-conv1d sm_90 8:40 -> 2:29)"
+    )
 
 
 _CPLUSPLUS = {"201703": "17", "202002": "20", "202302": "23"}
@@ -298,13 +317,24 @@ def _split_units(opts: CompileOptions, jobs: int, *, pool: bool, archs, nvcc_thr
     if choice is not None:
         return choice.split, choice.reason
     if jobs >= 4:  # a package without measured costs: the longest unit is likely the critical path on many slots
-        return True, (f"{jobs} jobs: the longest unit (causal_conv1d_bwd.cu, 446 s of one core for sm_90) would be "
-                      "the critical path; its 18 instantiations become units that run in parallel")
+        return True, (
+            f"{jobs} jobs: the longest unit (causal_conv1d_bwd.cu, 446 s of one core for sm_90) would be "
+            "the critical path; its 18 instantiations become units that run in parallel"
+        )
     return False, f"{jobs} jobs: splitting only adds front-end work when the cores are busy anyway"
 
 
-def _split_compile_needed(opts: CompileOptions, jobs: int, split: int, reason: str, nvcc_js: bool, *,
-                          split_units: bool, archs, nvcc_threads: int) -> tuple[int | None, str, bool]:
+def _split_compile_needed(
+    opts: CompileOptions,
+    jobs: int,
+    split: int,
+    reason: str,
+    nvcc_js: bool,
+    *,
+    split_units: bool,
+    archs,
+    nvcc_threads: int,
+) -> tuple[int | None, str, bool]:
     """Automatic split-compile stays on only where one unit, not the total work, bounds the build: where the
     units outnumber the slots, every slot is busy with a whole unit anyway, and nvcc's threads would only
     oversubscribe the CPUs (or, through the jobserver, take slots from units waiting to start)."""
@@ -315,14 +345,30 @@ def _split_compile_needed(opts: CompileOptions, jobs: int, split: int, reason: s
         return split, reason, nvcc_js
     longest, spread = b
     if spread >= longest and nvcc_threads > 1:
-        return None, (f"off: at --threads {nvcc_threads} the longest unit ({longest:.0f} s) no longer outlasts the work "
-                      f"per slot ({spread:.0f} s, data/build_costs.toml), so split-compile's threads would only "
-                      "oversubscribe the CPUs"), False
+        return (
+            None,
+            (
+                f"off: at --threads {nvcc_threads} the longest unit ({longest:.0f} s) no longer outlasts the work "
+                f"per slot ({spread:.0f} s, data/build_costs.toml), so split-compile's threads would only "
+                "oversubscribe the CPUs"
+            ),
+            False,
+        )
     if spread >= longest:
-        return None, (f"off: the total work bounds the build, not one unit (predicted {spread:.0f} s of CPU per slot "
-                      f"against the longest unit's {longest:.0f} s, data/build_costs.toml), so every slot is busy "
-                      "with a whole unit and nvcc's threads would only oversubscribe the CPUs"), False
-    return split, reason + f" (predicted: the longest unit {longest:.0f} s, the total work {spread:.0f} s per slot)", nvcc_js
+        return (
+            None,
+            (
+                f"off: the total work bounds the build, not one unit (predicted {spread:.0f} s of CPU per slot "
+                f"against the longest unit's {longest:.0f} s, data/build_costs.toml), so every slot is busy "
+                "with a whole unit and nvcc's threads would only oversubscribe the CPUs"
+            ),
+            False,
+        )
+    return (
+        split,
+        reason + f" (predicted: the longest unit {longest:.0f} s, the total work {spread:.0f} s per slot)",
+        nvcc_js,
+    )
 
 
 def _nvcc_threads(opts: CompileOptions, jobs: int, *, pool: bool, archs, split_units: bool) -> tuple[int, str]:
@@ -340,8 +386,9 @@ def _nvcc_threads(opts: CompileOptions, jobs: int, *, pool: bool, archs, split_u
     return t, f"{t}: one per arch, at most 4 (a package here has no measured costs in data/build_costs.toml)"
 
 
-def _prediction(opts: CompileOptions, jobs: int, *, pool: bool, archs, split_units: bool,
-                nvcc_threads: int) -> tuple[float | None, float | None, float | None, str]:
+def _prediction(
+    opts: CompileOptions, jobs: int, *, pool: bool, archs, split_units: bool, nvcc_threads: int
+) -> tuple[float | None, float | None, float | None, str]:
     """(predicted build s, CPU work s, CPU-work bound s, the line that says how) from data/build_costs.toml."""
     from mamba_build.costs import bound
 
@@ -353,22 +400,34 @@ def _prediction(opts: CompileOptions, jobs: int, *, pool: bool, archs, split_uni
     cpu_bound = sum(t[1] for t in terms)
     work = cpu_bound * jobs
     longest = max(t[0] for t in terms)
-    how = (f"max(longest unit {longest:.0f} s, CPU work {work:.0f} s / {jobs} slots = {cpu_bound:.0f} s)"
-           + ("" if pool or len(groups) == 1 else ", per package, one after the other"))
-    return predicted, work, cpu_bound, (f"{how}; one-core seconds of the 2-core machine (data/build_costs.toml), "
-                                        f"{len(archs)} arch{'s' if len(archs) != 1 else ''} weighted by their "
-                                        "measured cost; the whole command adds pip, the links, the smoke test")
+    how = f"max(longest unit {longest:.0f} s, CPU work {work:.0f} s / {jobs} slots = {cpu_bound:.0f} s)" + (
+        "" if pool or len(groups) == 1 else ", per package, one after the other"
+    )
+    return (
+        predicted,
+        work,
+        cpu_bound,
+        (
+            f"{how}; one-core seconds of the 2-core machine (data/build_costs.toml), "
+            f"{len(archs)} arch{'s' if len(archs) != 1 else ''} weighted by their "
+            "measured cost; the whole command adds pip, the links, the smoke test"
+        ),
+    )
 
 
 def _pool_reason(nvcc_js: bool, jobs: int) -> str:
-    return ("one ninja builds every package's units, the longest first (mamba_build/ninja_pool.py), while each "
-            "package's pip wheel runs as usual" + (f"; it and the nvcc --split-compile threads (nvcc --jobserver) "
-                                                   f"share one jobserver of {jobs} slots" if nvcc_js else
-                                                   f", {jobs} units at a time"))
+    return (
+        "one ninja builds every package's units, the longest first (mamba_build/ninja_pool.py), while each "
+        "package's pip wheel runs as usual"
+        + (
+            f"; it and the nvcc --split-compile threads (nvcc --jobserver) share one jobserver of {jobs} slots"
+            if nvcc_js
+            else f", {jobs} units at a time"
+        )
+    )
 
 
-def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None, installer=None,
-              ninja=None):
+def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | None, installer=None, ninja=None):
     """(schedule, reason, ninja path, nvcc --jobserver) -- see mamba_build/jobserver.py. ``ninja``: the
     NinjaInfo the builds run (found, or the build-only overlay's); None: looked up here."""
     from mamba_build.installer import UV
@@ -383,11 +442,16 @@ def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | 
     if not opts.use_ninja:
         return "sequential", "ninja off: setuptools compiles the units one by one", None, False
     if installer is not None and installer.kind == UV:
-        why = ("uv build puts the environment's bin/ first on PATH, so torch runs the ninja there, never the "
-               "pool's (mamba_build/ninja_pool.py)")
+        why = (
+            "uv build puts the environment's bin/ first on PATH, so torch runs the ninja there, never the "
+            "pool's (mamba_build/ninja_pool.py)"
+        )
         if opts.schedule == "pool":
-            raise UsageError(f"--schedule pool: {why}", "build with pip: put pip >= 22.3 into mamba-build's "
-                             "environment (it then runs for the target with pip's --python option)")
+            raise UsageError(
+                f"--schedule pool: {why}",
+                "build with pip: put pip >= 22.3 into mamba-build's "
+                "environment (it then runs for the target with pip's --python option)",
+            )
         return "sequential", f"{why}: one package after the other, MAX_JOBS each", ninja_path, False
     if not ninja.joins_jobserver:
         need = ".".join(map(str, NINJA_JOBSERVER_MIN))
@@ -405,24 +469,32 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     t = env.python.torch
     if not t.importable or not t.cuda:
         why = "is not importable" if not t.importable else "is a CPU-only build"
-        raise EnvironmentProblem(f"torch in {env.python.executable} {why}", "run `mamba-build doctor` for the fix "
-                                 "(a CUDA build of torch is needed to build CUDA extensions)")
+        raise EnvironmentProblem(
+            f"torch in {env.python.executable} {why}",
+            "run `mamba-build doctor` for the fix (a CUDA build of torch is needed to build CUDA extensions)",
+        )
     cuda = validate_cuda_version(opts.cuda) if opts.cuda else None
     target = resolve_target(env, cuda)
     tk = target.toolkit
     if tk is None:
         want = cuda or t.cuda
         found = ", ".join(sorted({f"{x.version} ({x.home})" for x in env.toolkits if x.usable})) or "none"
-        raise ToolkitError(f"no usable CUDA {want} toolkit found (found: {found})",
-                           f"run `mamba-build toolchain install --cuda {want}` (no root needed), leave out "
-                           f"--no-provision to let compile do it, or install CUDA {want} and set CUDA_HOME")
+        raise ToolkitError(
+            f"no usable CUDA {want} toolkit found (found: {found})",
+            f"run `mamba-build toolchain install --cuda {want}` (no root needed), leave out "
+            f"--no-provision to let compile do it, or install CUDA {want} and set CUDA_HOME",
+        )
     if tk.version.split(".")[0] != t.cuda.split(".")[0]:
-        raise ToolkitError(f"nvcc {tk.version} ({tk.home}) and torch's CUDA {t.cuda} differ in major version",
-                           f"use a CUDA {t.cuda.split('.')[0]}.x toolkit (`mamba-build toolchain install --cuda {t.cuda}`; "
-                           "compile does it itself unless --no-provision) or a torch built for that CUDA major")
+        raise ToolkitError(
+            f"nvcc {tk.version} ({tk.home}) and torch's CUDA {t.cuda} differ in major version",
+            f"use a CUDA {t.cuda.split('.')[0]}.x toolkit (`mamba-build toolchain install --cuda {t.cuda}`; "
+            "compile does it itself unless --no-provision) or a torch built for that CUDA major",
+        )
     if not tk.has_cub:
-        raise ToolkitError(f"{tk.home} lacks the CCCL/cub headers the Mamba kernels include",
-                           f"mamba-build toolchain install --cuda {tk.version}")
+        raise ToolkitError(
+            f"{tk.home} lacks the CCCL/cub headers the Mamba kernels include",
+            f"mamba-build toolchain install --cuda {tk.version}",
+        )
     archs, archs_reason = _resolve_archs(opts, env, tk.archs)
     compiler = _resolve_compiler(env, target, opts)
     rec = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb)
@@ -433,24 +505,26 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
 
     inst = choose_installer(env.python.executable, env.python.packages.get("pip"))
     overlay, ninja = _build_overlay(opts, env)
-    schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split, inst,
-                                                               ninja)
+    schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split, inst, ninja)
     if split is not None and not opts.jobs and not nvcc_js:  # keep memory in bounds with split-compile's larger jobs
         # (with nvcc --jobserver every split thread takes a slot, so the slots already bound memory)
         rec2 = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
         if rec2.jobs < njobs:
             njobs, jobs_reason = rec2.jobs, rec2.reason
     # units split or whole at one thread per unit (threads help only where slots idle: decided after)
-    split_units, split_units_reason = _split_units(opts, njobs, pool=schedule == "pool", archs=archs,
-                                                   nvcc_threads=opts.nvcc_threads or 1)
-    nvcc_threads, nvcc_threads_reason = _nvcc_threads(opts, njobs, pool=schedule == "pool", archs=archs,
-                                                      split_units=split_units)
+    split_units, split_units_reason = _split_units(
+        opts, njobs, pool=schedule == "pool", archs=archs, nvcc_threads=opts.nvcc_threads or 1
+    )
+    nvcc_threads, nvcc_threads_reason = _nvcc_threads(
+        opts, njobs, pool=schedule == "pool", archs=archs, split_units=split_units
+    )
     if split is not None and opts.split_compile is None:
-        split, split_reason, nvcc_js = _split_compile_needed(opts, njobs, split, split_reason, nvcc_js,
-                                                             split_units=split_units, archs=archs,
-                                                             nvcc_threads=nvcc_threads)
+        split, split_reason, nvcc_js = _split_compile_needed(
+            opts, njobs, split, split_reason, nvcc_js, split_units=split_units, archs=archs, nvcc_threads=nvcc_threads
+        )
     predicted_s, cpu_work_s, cpu_bound_s, prediction_reason = _prediction(
-        opts, njobs, pool=schedule == "pool", archs=archs, split_units=split_units, nvcc_threads=nvcc_threads)
+        opts, njobs, pool=schedule == "pool", archs=archs, split_units=split_units, nvcc_threads=nvcc_threads
+    )
     if schedule == "pool":
         schedule_reason = _pool_reason(nvcc_js, njobs)
     pool_order, pool_order_reason = ((), "")
@@ -473,29 +547,67 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     pkgs = []
     for name in opts.packages:
         info = package_info(name)
-        pkgs.append(PackagePlan(info.name, versions.get(info.name), opts.sources.get(info.name, "pypi"),
-                                info.extension_module, info.env_prefix))
+        pkgs.append(
+            PackagePlan(
+                info.name,
+                versions.get(info.name),
+                opts.sources.get(info.name, "pypi"),
+                info.extension_module,
+                info.env_prefix,
+            )
+        )
     if opts.patch_torch not in ("process", "inplace"):
         raise UsageError(f"--patch-torch {opts.patch_torch!r}", "use --patch-torch process (default) or inplace")
     return BuildPlan(
-        packages=tuple(pkgs), python=env.python.executable, torch_version=t.version, torch_cuda=t.cuda,
-        cxx11_abi=bool(t.cxx11_abi), cuda_home=tk.home, cuda_version=tk.version, toolkit_reason=target.reason,
-        compiler=compiler, archs=archs, archs_reason=archs_reason, jobs=njobs, jobs_reason=jobs_reason,
-        nvcc_threads=nvcc_threads, split_compile=split, split_reason=split_reason, use_ninja=opts.use_ninja,
+        packages=tuple(pkgs),
+        python=env.python.executable,
+        torch_version=t.version,
+        torch_cuda=t.cuda,
+        cxx11_abi=bool(t.cxx11_abi),
+        cuda_home=tk.home,
+        cuda_version=tk.version,
+        toolkit_reason=target.reason,
+        compiler=compiler,
+        archs=archs,
+        archs_reason=archs_reason,
+        jobs=njobs,
+        jobs_reason=jobs_reason,
+        nvcc_threads=nvcc_threads,
+        split_compile=split,
+        split_reason=split_reason,
+        use_ninja=opts.use_ninja,
         wheel_dir=str(Path(opts.wheel_dir or "wheelhouse").resolve()),
         build_dir=str(Path(opts.build_dir).resolve()) if opts.build_dir else str(paths.builds_dir()),
-        install=opts.install, patch_torch=opts.patch_torch, compiler_bounds=bounds, local_version=local_version,
-        index_url=opts.index_url, find_links=opts.find_links, keep_build=opts.keep_build, use_cache=opts.use_cache,
-        gpu_present=bool(env.gpus.gpus), timeout=opts.timeout,
+        install=opts.install,
+        patch_torch=opts.patch_torch,
+        compiler_bounds=bounds,
+        local_version=local_version,
+        index_url=opts.index_url,
+        find_links=opts.find_links,
+        keep_build=opts.keep_build,
+        use_cache=opts.use_cache,
+        gpu_present=bool(env.gpus.gpus),
+        timeout=opts.timeout,
         include_dirs=tuple(build_include_dirs(env, tk)),
-        schedule=schedule, schedule_reason=schedule_reason, ninja=ninja_path, nvcc_jobserver=nvcc_js,
-        split_units=split_units, split_units_reason=split_units_reason, pool_order=pool_order,
-        pool_order_reason=pool_order_reason, rerun_smoke=opts.rerun_smoke,
-        gpus=tuple(g.name for g in env.gpus.gpus), cxx_std=cxx_std, cxx_std_reason=cxx_std_reason,
+        schedule=schedule,
+        schedule_reason=schedule_reason,
+        ninja=ninja_path,
+        nvcc_jobserver=nvcc_js,
+        split_units=split_units,
+        split_units_reason=split_units_reason,
+        pool_order=pool_order,
+        pool_order_reason=pool_order_reason,
+        rerun_smoke=opts.rerun_smoke,
+        gpus=tuple(g.name for g in env.gpus.gpus),
+        cxx_std=cxx_std,
+        cxx_std_reason=cxx_std_reason,
         installer=inst,
         build_overlay=overlay,
-        nvcc_threads_reason=nvcc_threads_reason, predicted_build_s=predicted_s, cpu_work_s=cpu_work_s,
-        cpu_bound_s=cpu_bound_s, prediction_reason=prediction_reason,
+        nvcc_threads_reason=nvcc_threads_reason,
+        predicted_build_s=predicted_s,
+        cpu_work_s=cpu_work_s,
+        cpu_bound_s=cpu_bound_s,
+        prediction_reason=prediction_reason,
     )
 
 
@@ -528,13 +640,18 @@ def resolve_versions(opts: CompileOptions, cuda_version: str, torch_version: str
             ok, why = packages.version_supported(name, version, cuda_version)
             if not ok:
                 info = packages.package_info(name)
-                raise SourceError(f"{name}=={version}: {why}",
-                                  f"pin >= {info.first_complete_sdist}, or build that version from git or a tarball: "
-                                  f"--source {name}={info.git_source_hint(version)}")
+                raise SourceError(
+                    f"{name}=={version}: {why}",
+                    f"pin >= {info.first_complete_sdist}, or build that version from git or a tarball: "
+                    f"--source {name}={info.git_source_hint(version)}",
+                )
     missing = [n for n in opts.packages if n not in versions and opts.sources.get(n, "pypi") == "pypi"]
     if missing:
-        available = {n: sources.available_versions(n, opts.index_url, opts.find_links or None)
-                     for n in ALL_PACKAGES if n in missing}
+        available = {
+            n: sources.available_versions(n, opts.index_url, opts.find_links or None)
+            for n in ALL_PACKAGES
+            if n in missing
+        }
         if set(missing) == set(ALL_PACKAGES):
             versions.update(packages.default_versions(torch_version, available, cuda_version))
         else:

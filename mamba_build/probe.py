@@ -160,8 +160,9 @@ print(json.dumps(sorted(set(out))))
 """
 
 
-def torch_library_header_dirs(python: str = sys.executable, headers: Sequence[str] = LIBRARY_HEADERS,
-                              timeout: float = 60) -> list[Path]:
+def torch_library_header_dirs(
+    python: str = sys.executable, headers: Sequence[str] = LIBRARY_HEADERS, timeout: float = 60
+) -> list[Path]:
     """Include dirs of the NVIDIA pip packages (installed with torch) in ``python``'s env that hold
     any of ``headers``, e.g. ``.../site-packages/nvidia/cu13/include``. Empty when there are none."""
     res = runner.run([python, "-c", _HEADER_DIRS_SCRIPT, json.dumps(list(headers))], timeout=timeout)
@@ -186,7 +187,7 @@ def needed_include_dirs(cuda_home: Path, python: str = sys.executable) -> list[P
 
 
 # The build script run by the target python. argv[1]: JSON config. Last line: RESULT_MARKER + JSON.
-_BUILD_SCRIPT = r'''
+_BUILD_SCRIPT = r"""
 import json, os, sys, time, traceback
 cfg = json.loads(sys.argv[1])
 result = {"compiled": False, "compile_seconds": None, "so_path": None, "error": None, "import_error": None}
@@ -219,7 +220,7 @@ except Exception as exc:
 result["compile_seconds"] = time.monotonic() - start
 result.update(compiled=os.path.exists(so_path), so_path=so_path)
 finish(0 if result["compiled"] else 6)
-''' % {"marker": RESULT_MARKER}  # noqa: UP031  (a script template: its {} are its own dict braces)
+""" % {"marker": RESULT_MARKER}  # noqa: UP031  (a script template: its {} are its own dict braces)
 
 
 def build_probe(
@@ -247,8 +248,11 @@ def build_probe(
     gencode = arch_gencode(arch)
     nvcc = cuda_home / "bin" / "nvcc"
     if not os.access(nvcc, os.X_OK):
-        raise ToolkitError(f"no nvcc at {nvcc}", "point CUDA_HOME / --cuda-home at the CUDA toolkit's root "
-                           "(the directory holding bin/nvcc, e.g. /usr/local/cuda-13.0)")
+        raise ToolkitError(
+            f"no nvcc at {nvcc}",
+            "point CUDA_HOME / --cuda-home at the CUDA toolkit's root "
+            "(the directory holding bin/nvcc, e.g. /usr/local/cuda-13.0)",
+        )
     src = source_dir()
     sources = [src / name for name in SOURCES]
     for s in sources:
@@ -281,19 +285,22 @@ def build_probe(
     env = dict(os.environ)
     for var in ("CUDA_PATH", "CUDA_ROOT", "CUDACXX", "TORCH_EXTENSIONS_DIR"):
         env.pop(var, None)
-    env.update({
-        "CUDA_HOME": str(cuda_home),
-        "CC": cc,
-        "CXX": cxx,
-        "NVCC_CCBIN": cc,
-        "TORCH_CUDA_ARCH_LIST": torch_arch_list_entry(arch),
-        "MAX_JOBS": str(max_jobs or max(1, min(os.cpu_count() or 1, len(SOURCES)))),
-        "PATH": os.pathsep.join([str(cuda_home / "bin"), py_bin, env.get("PATH", "")]),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
+    env.update(
+        {
+            "CUDA_HOME": str(cuda_home),
+            "CC": cc,
+            "CXX": cxx,
+            "NVCC_CCBIN": cc,
+            "TORCH_CUDA_ARCH_LIST": torch_arch_list_entry(arch),
+            "MAX_JOBS": str(max_jobs or max(1, min(os.cpu_count() or 1, len(SOURCES)))),
+            "PATH": os.pathsep.join([str(cuda_home / "bin"), py_bin, env.get("PATH", "")]),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     start = time.monotonic()
-    res = runner.stream([python, str(script), json.dumps(cfg)], log_path=log_path, timeout=timeout,
-                        cwd=workdir, env=env)
+    res = runner.stream(
+        [python, str(script), json.dumps(cfg)], log_path=log_path, timeout=timeout, cwd=workdir, env=env
+    )
     wall = time.monotonic() - start
     payload = _parse_marker(res.stdout) or {}
     so = payload.get("so_path")
@@ -305,8 +312,13 @@ def build_probe(
         excerpt = error_excerpt(text) or payload.get("error") or res.stdout[-2000:] or res.stderr
         if res.timed_out:
             excerpt = f"timed out after {timeout:.0f}s\n" + (excerpt or "")
-        fix = diagnose(text + "\n" + (payload.get("error") or ""), cuda_home=cuda_home, python=python,
-                       timed_out=res.timed_out, missing_program=res.missing)
+        fix = diagnose(
+            text + "\n" + (payload.get("error") or ""),
+            cuda_home=cuda_home,
+            python=python,
+            timed_out=res.timed_out,
+            missing_program=res.missing,
+        )
     return ProbeResult(
         ok=ok,
         compile_seconds=payload.get("compile_seconds"),
@@ -334,14 +346,17 @@ def _parse_marker(text: str) -> dict | None:
     for line in reversed(text.splitlines()):
         if line.startswith(RESULT_MARKER):
             try:
-                return json.loads(line[len(RESULT_MARKER):])
+                return json.loads(line[len(RESULT_MARKER) :])
             except ValueError:
                 return None
     return None
 
 
-_ERROR_LINE = re.compile(r"(\berror\b|fatal error|No such file|undefined reference|unsupported|"
-                         r"Unsupported gpu architecture|not found)", re.IGNORECASE)
+_ERROR_LINE = re.compile(
+    r"(\berror\b|fatal error|No such file|undefined reference|unsupported|"
+    r"Unsupported gpu architecture|not found)",
+    re.IGNORECASE,
+)
 
 
 def error_excerpt(log_text: str, max_lines: int = 25) -> str | None:
@@ -352,7 +367,7 @@ def error_excerpt(log_text: str, max_lines: int = 25) -> str | None:
     for i, line in enumerate(lines):
         if line.startswith(("$ ", "# cwd=", "# rc=", "probe: ", RESULT_MARKER)):
             continue
-        if _ERROR_LINE.search(line) and not line.lstrip().startswith("File \""):
+        if _ERROR_LINE.search(line) and not line.lstrip().startswith('File "'):
             for j in (i, i + 1):
                 if j < len(lines) and j not in seen and not lines[j].startswith(RESULT_MARKER):
                     seen.add(j)
@@ -362,8 +377,9 @@ def error_excerpt(log_text: str, max_lines: int = 25) -> str | None:
     return "\n".join(picked) if picked else None
 
 
-def diagnose(text: str, *, cuda_home: Path, python: str, timed_out: bool = False,
-             missing_program: bool = False) -> str | None:
+def diagnose(
+    text: str, *, cuda_home: Path, python: str, timed_out: bool = False, missing_program: bool = False
+) -> str | None:
     """A fix for the failures we recognise in a probe build log; None when we don't."""
     if missing_program:
         return f"{python} could not be started: give the Python of the environment that has torch"
@@ -378,17 +394,23 @@ def diagnose(text: str, *, cuda_home: Path, python: str, timed_out: bool = False
         header = Path(m.group(1)).name
         not_a_toolkit = not (Path(cuda_home) / "include" / "cuda_runtime_api.h").is_file()
         if header in ("cuda_runtime_api.h", "cuda_runtime.h", "cuda.h") or not_a_toolkit:
-            return (f"{cuda_home} is not a complete CUDA toolkit (no {header}): set CUDA_HOME to the "
-                    "toolkit root that holds bin/nvcc and include/cuda_runtime_api.h")
+            return (
+                f"{cuda_home} is not a complete CUDA toolkit (no {header}): set CUDA_HOME to the "
+                "toolkit root that holds bin/nvcc and include/cuda_runtime_api.h"
+            )
         if header in LIBRARY_HEADERS or header.startswith(("cusparse", "cublas", "cusolver", "curand", "cufft")):
             dirs = torch_library_header_dirs(python, [header])
             if dirs:
                 where = os.pathsep.join(str(d) for d in dirs)
-                return (f"the toolkit at {cuda_home} has no {header} (a pip-assembled toolkit without the "
-                        f"CUDA math libraries); torch's own NVIDIA packages have it: add CPATH={where} "
-                        "(the probe does this itself unless extra_include_dirs is given)")
-            return (f"the toolkit at {cuda_home} has no {header}: install the CUDA math library headers "
-                    "(cuSPARSE, cuBLAS, cuSOLVER) for this CUDA version")
+                return (
+                    f"the toolkit at {cuda_home} has no {header} (a pip-assembled toolkit without the "
+                    f"CUDA math libraries); torch's own NVIDIA packages have it: add CPATH={where} "
+                    "(the probe does this itself unless extra_include_dirs is given)"
+                )
+            return (
+                f"the toolkit at {cuda_home} has no {header}: install the CUDA math library headers "
+                "(cuSPARSE, cuBLAS, cuSOLVER) for this CUDA version"
+            )
         return f"a header is missing ({header}): install the package that provides it"
     if re.search(r"unsupported GNU version|unsupported clang version", text):
         return "the host compiler is newer than this CUDA release accepts: choose an older gcc/g++ (CC/CXX)"
@@ -403,7 +425,7 @@ def diagnose(text: str, *, cuda_home: Path, python: str, timed_out: bool = False
 
 
 # The run script. argv[1]: JSON {so_path, name, tolerances, seed}. Last line: RESULT_MARKER + JSON.
-_RUN_SCRIPT = r'''
+_RUN_SCRIPT = r"""
 import json, sys, traceback
 cfg = json.loads(sys.argv[1])
 res = {"imported": False, "ran_on_gpu": False, "passed": None, "max_abs_err": {}, "within_tol": {},
@@ -461,22 +483,32 @@ except Exception as exc:
     res["passed"] = False
     res["error"] = "%%s: %%s" %% (type(exc).__name__, exc)
     finish(1)
-''' % {"marker": RESULT_MARKER}  # noqa: UP031  (a script template: its {} are its own dict braces)
+""" % {"marker": RESULT_MARKER}  # noqa: UP031  (a script template: its {} are its own dict braces)
 
 
 def run_probe(so_path: Path, python: str = sys.executable, *, timeout: float = 300, seed: int = 0) -> ProbeRun:
     """Import the built probe in a child ``python``; on a GPU, run it for fp32/fp16/bf16 against
     ``torch.cumsum`` with :data:`TOLERANCES`. Without a GPU: import only (``passed is None``)."""
-    cfg = {"so_path": str(so_path), "name": MODULE_NAME, "seed": seed,
-           "tolerances": {k: list(v) for k, v in TOLERANCES.items()}}
-    res = runner.run([python, "-c", _RUN_SCRIPT, json.dumps(cfg)], timeout=timeout,
-                     extra_env={"PYTHONDONTWRITEBYTECODE": "1"})
+    cfg = {
+        "so_path": str(so_path),
+        "name": MODULE_NAME,
+        "seed": seed,
+        "tolerances": {k: list(v) for k, v in TOLERANCES.items()},
+    }
+    res = runner.run(
+        [python, "-c", _RUN_SCRIPT, json.dumps(cfg)], timeout=timeout, extra_env={"PYTHONDONTWRITEBYTECODE": "1"}
+    )
     payload = _parse_marker(res.stdout)
     if payload is None:
         why = "timed out" if res.timed_out else f"exited with {res.returncode}"
         tail = (res.stderr or res.stdout)[-2000:]
-        return ProbeRun(imported=False, ran_on_gpu=False, passed=False if res.timed_out else None,
-                        tolerances=dict(TOLERANCES), error=f"probe run {why}: {tail}".strip())
+        return ProbeRun(
+            imported=False,
+            ran_on_gpu=False,
+            passed=False if res.timed_out else None,
+            tolerances=dict(TOLERANCES),
+            error=f"probe run {why}: {tail}".strip(),
+        )
     error = payload.get("error")
     if error and res.stderr:
         error = error + "\n" + res.stderr[-2000:]

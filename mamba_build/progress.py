@@ -27,7 +27,9 @@ class BuildProgress:
             src = _SOURCE.search(m.group(3))
             self.current = src.group(1).rsplit("/", 1)[-1] if src else m.group(3)[:60]
             return True
-        if (" -c " in line or line.lstrip().startswith(("/", "gcc", "g++", "c++"))) and ("nvcc" in line or "++" in line):
+        if (" -c " in line or line.lstrip().startswith(("/", "gcc", "g++", "c++"))) and (
+            "nvcc" in line or "++" in line
+        ):
             src = _SOURCE.search(line)
             if src:
                 self.current = src.group(1).rsplit("/", 1)[-1]
@@ -52,9 +54,15 @@ class ProgressGroup:
         if self.enabled and sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("{task.fields[current]}"),
-                                      console=self._console, transient=False)
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[current]}"),
+                console=self._console,
+                transient=False,
+            )
             self._progress.__enter__()
             for label in self.labels:
                 self._tasks[label] = self._progress.add_task(label, total=None, current="starting")
@@ -67,18 +75,21 @@ class ProgressGroup:
 
     def on_line(self, label: str):
         """The line callback of one build."""
+
         def feed(line: str) -> None:
             state = self.states[label]
             with self._lock:
                 if not state.feed(line):
                     return
                 if self._progress is not None:
-                    self._progress.update(self._tasks[label], completed=state.done, total=state.total,
-                                          current=state.current)
+                    self._progress.update(
+                        self._tasks[label], completed=state.done, total=state.total, current=state.current
+                    )
                 elif self.enabled:
                     elapsed = time.monotonic() - state.started
                     count = f"[{state.done}/{state.total}]" if state.total else "[...]"
                     print(f"  {label} {count} {elapsed:6.0f}s {state.current}", file=sys.stderr, flush=True)
+
         return feed
 
 

@@ -43,11 +43,22 @@ from mamba_build.channels import Channel
 FILE_NAME = "mamba_build.json"
 SCHEMA_VERSION = 1
 # The facts manifest.json repeats for every wheel (manifest.BUILD_INFO_KEYS, less what the manifest measures).
-MANIFEST_KEYS = ("torch_version", "torch_cuda", "cxx11_abi", "toolkit_version", "host_compiler", "flags",
-                 "source_sha256", "source_origin", "build_seconds", "mamba_build_version")
+MANIFEST_KEYS = (
+    "torch_version",
+    "torch_cuda",
+    "cxx11_abi",
+    "toolkit_version",
+    "host_compiler",
+    "flags",
+    "source_sha256",
+    "source_origin",
+    "build_seconds",
+    "mamba_build_version",
+)
 
 
 # --- what a build knows ------------------------------------------------------------------------
+
 
 def build_flags(plan) -> list[str]:
     """The build settings that shaped the binary, as the user would type them."""
@@ -63,8 +74,15 @@ def build_flags(plan) -> list[str]:
     return flags
 
 
-def of_build(plan, *, source_origin: str, source_sha256: str | None, recipes: Iterable[Mapping[str, str]] = (),
-             recipes_sha256: str | None = None, build_seconds: float | None = None) -> dict[str, Any]:
+def of_build(
+    plan,
+    *,
+    source_origin: str,
+    source_sha256: str | None,
+    recipes: Iterable[Mapping[str, str]] = (),
+    recipes_sha256: str | None = None,
+    build_seconds: float | None = None,
+) -> dict[str, Any]:
     """The provenance document of a wheel built by ``plan`` (a :class:`~mamba_build.plan.BuildPlan`)."""
     from mamba_build.archs import sass_and_ptx
 
@@ -107,17 +125,25 @@ def manifest_facts(prov: Mapping[str, Any]) -> dict[str, Any]:
 
 def describe(prov: Mapping[str, Any]) -> str:
     """One line for people: against what, with what, from what."""
-    archs = ", ".join([f"sm_{a}" for a in prov.get("archs_sass") or []]
-                      + [f"compute_{a} (PTX)" for a in prov.get("archs_ptx") or []]) or "no archs recorded"
+    archs = (
+        ", ".join(
+            [f"sm_{a}" for a in prov.get("archs_sass") or []]
+            + [f"compute_{a} (PTX)" for a in prov.get("archs_ptx") or []]
+        )
+        or "no archs recorded"
+    )
     src = prov.get("source_origin") or "unknown source"
     sha = prov.get("source_sha256")
-    return (f"built by {prov.get('generator') or 'mamba-build'} against torch {prov.get('torch_version')} "
-            f"(CUDA {prov.get('torch_cuda')}, C++11 ABI {'on' if prov.get('cxx11_abi') else 'off'}) with CUDA "
-            f"{prov.get('toolkit_version')} and {prov.get('host_compiler')}; {archs}; from {src}"
-            + (f" (sha256 {sha[:16]}...)" if sha else ""))
+    return (
+        f"built by {prov.get('generator') or 'mamba-build'} against torch {prov.get('torch_version')} "
+        f"(CUDA {prov.get('torch_cuda')}, C++11 ABI {'on' if prov.get('cxx11_abi') else 'off'}) with CUDA "
+        f"{prov.get('toolkit_version')} and {prov.get('host_compiler')}; {archs}; from {src}"
+        + (f" (sha256 {sha[:16]}...)" if sha else "")
+    )
 
 
 # --- METADATA -------------------------------------------------------------------------------
+
 
 def pin_torch(metadata: str, requirement: str) -> str:
     """METADATA text with every ``Requires-Dist: torch...`` narrowed to ``requirement`` (e.g. ``torch==2.5.*``,
@@ -126,7 +152,7 @@ def pin_torch(metadata: str, requirement: str) -> str:
     head, sep, body = metadata.partition("\n\n")
     trail = ""
     if not sep:  # headers only: keep the final newline(s) after the added line
-        trail = head[len(head.rstrip("\n")):]
+        trail = head[len(head.rstrip("\n")) :]
         head = head.rstrip("\n")
     lines = head.split("\n")
     out: list[str] = []
@@ -164,6 +190,7 @@ def torch_requirements(metadata: str) -> list[str]:
 
 
 # --- reading ---------------------------------------------------------------------------------
+
 
 def dist_info_dir(names: Iterable[str]) -> str | None:
     """The wheel's top-level ``*.dist-info`` directory (the one holding METADATA)."""
@@ -225,6 +252,7 @@ def read_installed(site_dir: str | os.PathLike, package: str) -> tuple[dict[str,
 
 # --- writing -----------------------------------------------------------------------------------
 
+
 def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
@@ -256,9 +284,9 @@ def stamp(wheel: str | os.PathLike, prov: Mapping[str, Any]) -> None:
     _rewrite(path, new)
 
 
-_LOCAL = struct.Struct("<4s5H3L2H")      # local file header
+_LOCAL = struct.Struct("<4s5H3L2H")  # local file header
 _CENTRAL = struct.Struct("<4s6H3L5H2L")  # central directory file header
-_END = struct.Struct("<4s4H2LH")         # end of central directory
+_END = struct.Struct("<4s4H2LH")  # end of central directory
 
 
 def _rewrite(path: Path, replace: Mapping[str, bytes]) -> None:
@@ -271,21 +299,56 @@ def _rewrite(path: Path, replace: Mapping[str, bytes]) -> None:
         if len(members) + len(replace) > 0xFFFF:
             raise ValueError(f"{path.name}: too many members for a zip without ZIP64")
 
-        def put(info_name: str, method: int, dostime: int, dosdate: int, crc: int, csize: int, usize: int,
-                payload_reader, create_version: int, create_system: int, extract_version: int,
-                internal: int, external: int, flags: int) -> None:
+        def put(
+            info_name: str,
+            method: int,
+            dostime: int,
+            dosdate: int,
+            crc: int,
+            csize: int,
+            usize: int,
+            payload_reader,
+            create_version: int,
+            create_system: int,
+            extract_version: int,
+            internal: int,
+            external: int,
+            flags: int,
+        ) -> None:
             name = info_name.encode("utf-8")
             flags = (flags & ~0x08) | (0x800 if not info_name.isascii() else 0)
             offset = out.tell()
             if offset > 0xFFFFFFFF or csize > 0xFFFFFFFF or usize > 0xFFFFFFFF:
                 raise ValueError(f"{path.name}: over 4 GiB, needs ZIP64")
-            out.write(_LOCAL.pack(b"PK\x03\x04", extract_version, flags, method, dostime, dosdate, crc, csize,
-                                  usize, len(name), 0))
+            out.write(
+                _LOCAL.pack(
+                    b"PK\x03\x04", extract_version, flags, method, dostime, dosdate, crc, csize, usize, len(name), 0
+                )
+            )
             out.write(name)
             payload_reader(out)
-            central.append(_CENTRAL.pack(b"PK\x01\x02", create_version | (create_system << 8), extract_version,
-                                         flags, method, dostime, dosdate, crc, csize, usize, len(name), 0, 0, 0,
-                                         internal, external, offset) + name)
+            central.append(
+                _CENTRAL.pack(
+                    b"PK\x01\x02",
+                    create_version | (create_system << 8),
+                    extract_version,
+                    flags,
+                    method,
+                    dostime,
+                    dosdate,
+                    crc,
+                    csize,
+                    usize,
+                    len(name),
+                    0,
+                    0,
+                    0,
+                    internal,
+                    external,
+                    offset,
+                )
+                + name
+            )
 
         for info in members:
             if info.file_size > 0xFFFFFFFF or info.compress_size > 0xFFFFFFFF or info.header_offset > 0xFFFFFFFF:
@@ -308,17 +371,43 @@ def _rewrite(path: Path, replace: Mapping[str, bytes]) -> None:
                     left -= len(block)
 
             y, mo, d, h, mi, s = info.date_time
-            put(info.filename, info.compress_type, (h << 11) | (mi << 5) | (s // 2), ((y - 1980) << 9) | (mo << 5) | d,
-                info.CRC, info.compress_size, info.file_size, copy, info.create_version, info.create_system,
-                info.extract_version, info.internal_attr, info.external_attr, info.flag_bits)
+            put(
+                info.filename,
+                info.compress_type,
+                (h << 11) | (mi << 5) | (s // 2),
+                ((y - 1980) << 9) | (mo << 5) | d,
+                info.CRC,
+                info.compress_size,
+                info.file_size,
+                copy,
+                info.create_version,
+                info.create_system,
+                info.extract_version,
+                info.internal_attr,
+                info.external_attr,
+                info.flag_bits,
+            )
         stamp_time = members[0].date_time if members else (1980, 1, 1, 0, 0, 0)
         y, mo, d, h, mi, s = stamp_time
         for name, data in replace.items():
             comp = zlib.compressobj(6, zlib.DEFLATED, -15)
             packed = comp.compress(data) + comp.flush()
-            put(name, zipfile.ZIP_DEFLATED, (h << 11) | (mi << 5) | (s // 2), ((y - 1980) << 9) | (mo << 5) | d,
-                zlib.crc32(data), len(packed), len(data), lambda dst, p=packed: dst.write(p), 20, 3, 20, 0,
-                0o644 << 16, 0)
+            put(
+                name,
+                zipfile.ZIP_DEFLATED,
+                (h << 11) | (mi << 5) | (s // 2),
+                ((y - 1980) << 9) | (mo << 5) | d,
+                zlib.crc32(data),
+                len(packed),
+                len(data),
+                lambda dst, p=packed: dst.write(p),
+                20,
+                3,
+                20,
+                0,
+                0o644 << 16,
+                0,
+            )
         start = out.tell()
         for entry in central:
             out.write(entry)

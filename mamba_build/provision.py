@@ -29,8 +29,13 @@ class Provision:
     how: str  # what is downloaded, for the plan
 
     def to_dict(self) -> dict:
-        return {"cuda": self.cuda, "reason": self.reason, "home": self.home, "how": self.how,
-                "command": f"mamba-build toolchain install --cuda {self.cuda}"}
+        return {
+            "cuda": self.cuda,
+            "reason": self.reason,
+            "home": self.home,
+            "how": self.how,
+            "command": f"mamba-build toolchain install --cuda {self.cuda}",
+        }
 
 
 def installable(cuda: str) -> bool:
@@ -58,8 +63,10 @@ def release_for(cuda: str) -> tuple[str | None, str]:
 def _how(cuda: str) -> str:
     pins = toolchain.pinned_releases().get(cuda)
     if pins is not None and pins.source == "debian":
-        return (f"the pinned Debian nvidia-cuda-toolkit .deb + NVIDIA's cu{cuda.split('.')[0]} wheels "
-                f"(~{pins.download_bytes // 2**20} MB)")
+        return (
+            f"the pinned Debian nvidia-cuda-toolkit .deb + NVIDIA's cu{cuda.split('.')[0]} wheels "
+            f"(~{pins.download_bytes // 2**20} MB)"
+        )
     if pins is not None:
         return f"NVIDIA's pinned PyPI wheels (~{pins.download_bytes // 2**20} MB)"
     return "NVIDIA's PyPI wheels of that release, resolved from the index (~110-130 MB)"
@@ -87,8 +94,10 @@ def decide(env: Environment, cuda: str | None) -> Provision | None:
         release, why = release_for(t.cuda)
         if release is None:
             return None
-        reason = (f"no usable toolkit of torch's CUDA major {t.cuda.split('.')[0]} found ({_found(env)}); "
-                  f"torch is CUDA {t.cuda}: {why}")
+        reason = (
+            f"no usable toolkit of torch's CUDA major {t.cuda.split('.')[0]} found ({_found(env)}); "
+            f"torch is CUDA {t.cuda}: {why}"
+        )
     return Provision(release, reason, str(toolchain.toolkit_dir(release)), _how(release))
 
 
@@ -103,11 +112,23 @@ def planned_toolkit(p: Provision, env: Environment) -> Toolkit:
     home = Path(p.home)
     # install copies the math headers from the target environment's NVIDIA packages when it has them
     has_math = bool(env.python.nvidia_include_dirs)
-    return Toolkit(home=p.home, sources=("to be provisioned: " + p.to_dict()["command"],), nvcc=str(home / "bin" / "nvcc"),
-                   version=p.cuda, version_full=None, nvcc_error=None, has_runtime_headers=True, has_cub=True,
-                   archs=rel.archs if rel else (), archs_source="table" if rel else "none",
-                   gcc_max=rel.gcc_max if rel else None, clang_max=rel.clang_max if rel else None,
-                   host_config=None, managed=True, missing_math_headers=() if has_math else MATH_HEADERS)
+    return Toolkit(
+        home=p.home,
+        sources=("to be provisioned: " + p.to_dict()["command"],),
+        nvcc=str(home / "bin" / "nvcc"),
+        version=p.cuda,
+        version_full=None,
+        nvcc_error=None,
+        has_runtime_headers=True,
+        has_cub=True,
+        archs=rel.archs if rel else (),
+        archs_source="table" if rel else "none",
+        gcc_max=rel.gcc_max if rel else None,
+        clang_max=rel.clang_max if rel else None,
+        host_config=None,
+        managed=True,
+        missing_math_headers=() if has_math else MATH_HEADERS,
+    )
 
 
 def with_planned(env: Environment, p: Provision) -> Environment:

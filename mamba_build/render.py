@@ -36,8 +36,9 @@ def print_checks(checks: list[Check], *, verbose: bool = False, title: str | Non
     console = console or Console(soft_wrap=False)
     console.print(checks_table(checks, verbose=verbose, title=title))
     counts = {s: sum(1 for c in checks if c.status == s) for s in Status}
-    console.print(f"{counts[Status.OK]} ok, {counts[Status.WARN]} warn, {counts[Status.FAIL]} fail, "
-                  f"{counts[Status.SKIP]} skipped")
+    console.print(
+        f"{counts[Status.OK]} ok, {counts[Status.WARN]} warn, {counts[Status.FAIL]} fail, {counts[Status.SKIP]} skipped"
+    )
 
 
 def dumps(obj: Any) -> str:

@@ -76,8 +76,10 @@ class RuntimeDeps:
     def summary(self) -> str:
         """One line for the plan."""
         if self.action == "install":
-            text = (f"{', '.join(self.missing)}: installed before the build, with the {len(self.pins)} "
-                    f"distributions already there pinned (constraints), so torch and the rest stay")
+            text = (
+                f"{', '.join(self.missing)}: installed before the build, with the {len(self.pins)} "
+                f"distributions already there pinned (constraints), so torch and the rest stay"
+            )
         elif self.action == "refuse":
             text = f"{', '.join(self.missing)} missing: --no-deps"
         elif self.action == "skip":
@@ -95,6 +97,7 @@ class RuntimeDeps:
 # What a package declares
 # --------------------------------------------------------------------------------------------
 
+
 def _from_pkg_info(text: str) -> list[str]:
     return [r.strip() for r in email.parser.Parser().parsestr(text).get_all("Requires-Dist") or []]
 
@@ -108,8 +111,11 @@ def _from_setup_py(text: str) -> list[str] | None:
     except SyntaxError:
         return None
     for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "install_requires" \
-                and isinstance(node.value, (ast.List, ast.Tuple)):
+        if (
+            isinstance(node, ast.keyword)
+            and node.arg == "install_requires"
+            and isinstance(node.value, (ast.List, ast.Tuple))
+        ):
             return [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
     return None
 
@@ -162,8 +168,9 @@ def declared_in_archive(archive: Path) -> tuple[list[str], str]:
     return _choose(found.get("PKG-INFO"), found.get("setup.py"), archive.name)
 
 
-def declared_for(name: str, version: str | None, source: str, index_url: str | None,
-                 find_links: Iterable[str] | None) -> tuple[list[str], str] | None:
+def declared_for(
+    name: str, version: str | None, source: str, index_url: str | None, find_links: Iterable[str] | None
+) -> tuple[list[str], str] | None:
     """What package ``name`` declares, from the same place the build will take it; None when that is
     known only after fetching (git, an archive URL)."""
     from mamba_build import sources
@@ -183,6 +190,7 @@ def declared_for(name: str, version: str | None, source: str, index_url: str | N
 # What the target has, and what is missing
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TargetDists:
     dists: dict[str, tuple[str, str]]  # canonical name -> (name as installed, version)
@@ -196,15 +204,15 @@ def target_dists(python: str) -> TargetDists:
     except (ValueError, IndexError):
         data = None
     if not data:
-        raise EnvironmentProblem(f"cannot list the distributions installed for {python} "
-                                 f"({(res.stderr or res.stdout).strip()[-300:]})",
-                                 "check that --python names a working interpreter")
+        raise EnvironmentProblem(
+            f"cannot list the distributions installed for {python} ({(res.stderr or res.stdout).strip()[-300:]})",
+            "check that --python names a working interpreter",
+        )
     dists = {canonicalize_name(n): (n, v) for n, v in data["dists"]}
     return TargetDists(dists, data["markers"])
 
 
-def unmet(requirements: Iterable[str], target: TargetDists, skip: Iterable[str] = ()
-          ) -> tuple[list[str], list[str]]:
+def unmet(requirements: Iterable[str], target: TargetDists, skip: Iterable[str] = ()) -> tuple[list[str], list[str]]:
     """(missing, mismatched) among ``requirements`` for ``target``; names in ``skip`` (the packages
     being built) and torch are left out. Extras-only and non-matching markers do not apply."""
     skipped = {canonicalize_name(s) for s in (*skip, *NEVER)}
@@ -246,9 +254,16 @@ def pins_of(target: TargetDists) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _decide(declared: Mapping[str, tuple[str, ...]], read_from: Mapping[str, str], unknown: tuple[str, ...],
-            target: TargetDists, installer, install_deps: bool, building: Iterable[str],
-            skip: bool = False) -> RuntimeDeps:
+def _decide(
+    declared: Mapping[str, tuple[str, ...]],
+    read_from: Mapping[str, str],
+    unknown: tuple[str, ...],
+    target: TargetDists,
+    installer,
+    install_deps: bool,
+    building: Iterable[str],
+    skip: bool = False,
+) -> RuntimeDeps:
     missing: list[str] = []
     mismatched: list[str] = []
     for reqs in declared.values():
@@ -262,23 +277,38 @@ def _decide(declared: Mapping[str, tuple[str, ...]], read_from: Mapping[str, str
         action, reason = "none", ""
     elif skip:
         action = "skip"
-        reason = ("--skip-missing-deps: nothing is installed; the smoke test's import shows whether the packages "
-                  "need them")
+        reason = (
+            "--skip-missing-deps: nothing is installed; the smoke test's import shows whether the packages need them"
+        )
     elif install_deps:
         action = "install"
-        reason = ("the wheels are installed with --no-deps (torch must not move), so what the packages import "
-                  "at run time must be there before the smoke test imports them")
+        reason = (
+            "the wheels are installed with --no-deps (torch must not move), so what the packages import "
+            "at run time must be there before the smoke test imports them"
+        )
     else:
         action, reason = "refuse", "--no-deps: mamba-build installs nothing but the wheels it builds"
-    return RuntimeDeps(dict(declared), dict(read_from), tuple(missing), tuple(mismatched), unknown, action,
-                       pins_of(target) if missing else (), command, reason, install_deps, skip)
+    return RuntimeDeps(
+        dict(declared),
+        dict(read_from),
+        tuple(missing),
+        tuple(mismatched),
+        unknown,
+        action,
+        pins_of(target) if missing else (),
+        command,
+        reason,
+        install_deps,
+        skip,
+    )
 
 
 def refusal(deps: RuntimeDeps, python: str) -> EnvironmentProblem:
     return EnvironmentProblem(
         f"the packages need {', '.join(deps.missing)} at run time, which {python} lacks, and --no-deps "
         "says not to install them (the smoke test would fail to import the packages after the whole build)",
-        f"install them first, with torch pinned: `{deps.command}`; or drop --no-deps")
+        f"install them first, with torch pinned: `{deps.command}`; or drop --no-deps",
+    )
 
 
 def resolve_runtime_deps(opts, packages, installer, target: TargetDists | None = None) -> RuntimeDeps:
@@ -294,8 +324,16 @@ def resolve_runtime_deps(opts, packages, installer, target: TargetDists | None =
             continue
         declared[pkg.name], read_from[pkg.name] = tuple(got[0]), got[1]
     target = target or target_dists(installer.python)
-    deps = _decide(declared, read_from, tuple(unknown), target, installer, opts.install_deps,
-                   [p.name for p in packages], skip=getattr(opts, "skip_missing_deps", False))
+    deps = _decide(
+        declared,
+        read_from,
+        tuple(unknown),
+        target,
+        installer,
+        opts.install_deps,
+        [p.name for p in packages],
+        skip=getattr(opts, "skip_missing_deps", False),
+    )
     if deps.action == "refuse":
         raise refusal(deps, installer.python)
     return deps
@@ -312,8 +350,16 @@ def after_fetch(plan, trees: Mapping[str, Path]) -> RuntimeDeps:
         if name in trees:
             reqs, where = declared_in_tree(trees[name])
             declared[name], read_from[name] = tuple(reqs), where
-    out = _decide(declared, read_from, (), target_dists(plan.python), plan.installer_for(), deps.allowed,
-                  [p.name for p in plan.packages], skip=deps.skip_missing)
+    out = _decide(
+        declared,
+        read_from,
+        (),
+        target_dists(plan.python),
+        plan.installer_for(),
+        deps.allowed,
+        [p.name for p in plan.packages],
+        skip=deps.skip_missing,
+    )
     if out.action == "refuse":
         raise refusal(out, plan.python)
     return out
@@ -328,17 +374,22 @@ def install_missing(plan, deps: RuntimeDeps, workdir: Path, log=print) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     constraints = workdir / "runtime-constraints.txt"
     constraints.write_text("\n".join(deps.pins) + "\n", encoding="utf-8")
-    log(f"deps    installing {', '.join(deps.missing)} ({inst.kind}; the {len(deps.pins)} installed "
-        "distributions pinned)")
-    res = runner.run(inst.install_argv(deps.missing, constraints=constraints, index_url=plan.index_url,
-                                       find_links=plan.find_links), timeout=1800)
+    log(
+        f"deps    installing {', '.join(deps.missing)} ({inst.kind}; the {len(deps.pins)} installed "
+        "distributions pinned)"
+    )
+    res = runner.run(
+        inst.install_argv(deps.missing, constraints=constraints, index_url=plan.index_url, find_links=plan.find_links),
+        timeout=1800,
+    )
     if not res.ok:
         raise BuildError(
             f"installing the runtime requirements {', '.join(deps.missing)} failed before the build "
             "(with every installed distribution pinned, so nothing already there was changed)",
             f"install them yourself and rerun: `{deps.command}` (offline: download their wheels elsewhere and "
             "pass --find-links DIR, which this install uses too)",
-            details="\n".join(res.output.strip().splitlines()[-25:]))
+            details="\n".join(res.output.strip().splitlines()[-25:]),
+        )
 
 
 def with_runtime_deps(plan, opts):

@@ -31,8 +31,9 @@ def _rank(tk: Toolkit) -> tuple:
     return (tk.usable, tk.has_cub, not tk.managed, v)
 
 
-def choose_toolkit(toolkits: tuple[Toolkit, ...], *, cuda: str | None, torch_cuda: str | None,
-                   torch_pick: str | None) -> tuple[Toolkit | None, str]:
+def choose_toolkit(
+    toolkits: tuple[Toolkit, ...], *, cuda: str | None, torch_cuda: str | None, torch_pick: str | None
+) -> tuple[Toolkit | None, str]:
     """The toolkit a build should use, and why.
 
     --cuda X.Y: a usable toolkit of exactly X.Y (system before mamba-build-managed). Otherwise: the
@@ -57,14 +58,15 @@ def choose_toolkit(toolkits: tuple[Toolkit, ...], *, cuda: str | None, torch_cud
         same_major = [t for t in usable if t.version.split(".")[0] == major]
         if same_major:
             tv = Version(torch_cuda)
-            best = min(same_major, key=lambda t: (abs(Version(t.version).minor - tv.minor), not t.has_cub,
-                                                   t.managed))
+            best = min(same_major, key=lambda t: (abs(Version(t.version).minor - tv.minor), not t.has_cub, t.managed))
             return best, f"closest to torch's CUDA {torch_cuda}: {best.home}"
         # Nothing of torch's major: judge the toolkit a plain build would use, so the mismatch shows.
         fallback = picked if torch_pick and picked else (max(usable, key=_rank) if usable else None)
         if fallback:
-            return fallback, (f"no toolkit of torch's CUDA major {major}; {fallback.home} (CUDA "
-                              f"{fallback.version}) is what a build would use")
+            return fallback, (
+                f"no toolkit of torch's CUDA major {major}; {fallback.home} (CUDA "
+                f"{fallback.version}) is what a build would use"
+            )
         return None, f"no usable toolkit with torch's CUDA major {major}"
     if usable:
         best = max(usable, key=_rank)

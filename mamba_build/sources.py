@@ -45,11 +45,12 @@ _TIMEOUT = 30.0
 # Source specs
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str                  # "pypi" | "git" | "local" | "archive"
-    location: str = ""         # git URL, directory, archive path or URL
-    ref: str | None = None     # git ref
+    kind: str  # "pypi" | "git" | "local" | "archive"
+    location: str = ""  # git URL, directory, archive path or URL
+    ref: str | None = None  # git ref
 
     def __str__(self) -> str:
         if self.kind == "pypi":
@@ -64,7 +65,7 @@ def _split_ref(text: str) -> tuple[str, str | None]:
     head, ref = text.rsplit("@", 1)
     if "://" in head:
         after = head.split("://", 1)[1]
-        if "/" not in after:          # the @ belonged to user@host
+        if "/" not in after:  # the @ belonged to user@host
             return text, None
     elif "/" not in head and ":" not in head:  # "git@host:org/repo" without a ref
         return text, None
@@ -81,7 +82,9 @@ def parse_source_spec(text: str | None) -> SourceSpec:
         return SourceSpec("pypi")
     lower = text.lower()
     if lower.endswith(ARCHIVE_SUFFIXES):
-        return SourceSpec("archive", text[5:] if lower.startswith("file:") and not lower.startswith("file://") else text)
+        return SourceSpec(
+            "archive", text[5:] if lower.startswith("file:") and not lower.startswith("file://") else text
+        )
     if lower.startswith("git+"):
         url, ref = _split_ref(text[4:])
         return SourceSpec("git", url, ref)
@@ -98,30 +101,41 @@ def parse_source_spec(text: str | None) -> SourceSpec:
     if Path(text).expanduser().is_dir():
         return SourceSpec("local", str(Path(text).expanduser().resolve()))
     if lower.startswith(("http://", "https://")):
-        raise UsageError(f"--source {text}: an URL must end in .tar.gz, .tgz or .zip, or be a git URL "
-                         "(git+https://...@ref)", "e.g. --source git+https://github.com/state-spaces/mamba@v2.2.4")
-    raise UsageError(f"--source {text!r} is neither 'pypi', a git URL, an existing directory nor an archive",
-                     "use --source pypi, git+URL@REF, a directory, or a .tar.gz/.zip file")
+        raise UsageError(
+            f"--source {text}: an URL must end in .tar.gz, .tgz or .zip, or be a git URL (git+https://...@ref)",
+            "e.g. --source git+https://github.com/state-spaces/mamba@v2.2.4",
+        )
+    raise UsageError(
+        f"--source {text!r} is neither 'pypi', a git URL, an existing directory nor an archive",
+        "use --source pypi, git+URL@REF, a directory, or a .tar.gz/.zip file",
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class FetchedSource:
     tree: Path
     package: str
     version: str
-    origin: str                 # where it came from (URL, path, git URL@ref (commit))
-    sha256: str | None          # of the downloaded / read archive; None for a local tree
-    archive: Path | None        # cached archive, if there was one
+    origin: str  # where it came from (URL, path, git URL@ref (commit))
+    sha256: str | None  # of the downloaded / read archive; None for a local tree
+    archive: Path | None  # cached archive, if there was one
     from_cache: bool = False
 
     def as_dict(self) -> dict:
-        return {"tree": str(self.tree), "package": self.package, "version": self.version, "origin": self.origin,
-                "sha256": self.sha256, "archive": str(self.archive) if self.archive else None,
-                "from_cache": self.from_cache}
+        return {
+            "tree": str(self.tree),
+            "package": self.package,
+            "version": self.version,
+            "origin": self.origin,
+            "sha256": self.sha256,
+            "archive": str(self.archive) if self.archive else None,
+            "from_cache": self.from_cache,
+        }
 
 
 @dataclass(frozen=True)
@@ -137,18 +151,25 @@ class IndexFile:
 # Index access
 # --------------------------------------------------------------------------------------------
 
+
 def _pip_config(key: str) -> str | None:
     import sys
+
     res = runner.run([sys.executable, "-m", "pip", "config", "get", key], timeout=30)
     value = res.stdout.strip() if res.ok else ""
     return value or None
 
 
-def resolve_index(index_url: str | None = None, find_links: Iterable[str] | str | None = None,
-                  *, consult_pip_config: bool = True) -> tuple[str, list[str]]:
+def resolve_index(
+    index_url: str | None = None, find_links: Iterable[str] | str | None = None, *, consult_pip_config: bool = True
+) -> tuple[str, list[str]]:
     """(index URL, find-links list) as pip would pick them."""
-    idx = index_url or os.environ.get("PIP_INDEX_URL") or (
-        _pip_config("global.index-url") if consult_pip_config else None) or DEFAULT_INDEX
+    idx = (
+        index_url
+        or os.environ.get("PIP_INDEX_URL")
+        or (_pip_config("global.index-url") if consult_pip_config else None)
+        or DEFAULT_INDEX
+    )
     if find_links is None:
         env = os.environ.get("PIP_FIND_LINKS", "")
         links = [x for x in re.split(r"\s+", env) if x]
@@ -161,6 +182,7 @@ def resolve_index(index_url: str | None = None, find_links: Iterable[str] | str 
 
 def _session():
     import requests
+
     s = requests.Session()
     cert = os.environ.get("PIP_CERT")
     if cert:
@@ -179,6 +201,7 @@ def _network_error(what: str, url: str, exc: Exception) -> NetworkError:
 
 def _get(url: str, what: str, *, accept: str | None = None, stream: bool = False):
     import requests
+
     headers = {"Accept": accept} if accept else {}
     try:
         resp = _session().get(url, headers=headers, timeout=_TIMEOUT, stream=stream)
@@ -242,21 +265,29 @@ def _parse_html(text: str, base: str, info: PackageInfo) -> list[IndexFile]:
 
 def _list_index(index: str, info: PackageInfo) -> list[IndexFile]:
     url = urljoin(index, canonicalize_name(info.pypi_name) + "/")
-    resp = _get(url, f"listing {info.pypi_name}",
-                accept="application/vnd.pypi.simple.v1+json, text/html;q=0.1")
+    resp = _get(url, f"listing {info.pypi_name}", accept="application/vnd.pypi.simple.v1+json, text/html;q=0.1")
     if resp.status_code == 404:
-        raise SourceError(f"{info.pypi_name} is not on the package index {index}",
-                          f"check --index-url / PIP_INDEX_URL, or build from git: --source {info.git_source_hint()}")
+        raise SourceError(
+            f"{info.pypi_name} is not on the package index {index}",
+            f"check --index-url / PIP_INDEX_URL, or build from git: --source {info.git_source_hint()}",
+        )
     if resp.status_code >= 400:
-        raise NetworkError(f"the package index answered HTTP {resp.status_code} for {url}",
-                           "check --index-url / PIP_INDEX_URL and your credentials for the mirror")
+        raise NetworkError(
+            f"the package index answered HTTP {resp.status_code} for {url}",
+            "check --index-url / PIP_INDEX_URL and your credentials for the mirror",
+        )
     ctype = resp.headers.get("Content-Type", "")
     if "json" in ctype:
         data = resp.json()
         out = []
         for f in data.get("files", []):
-            item = _file_from(f.get("filename", ""), urljoin(url, f.get("url", "")),
-                              (f.get("hashes") or {}).get("sha256"), bool(f.get("yanked")), info)
+            item = _file_from(
+                f.get("filename", ""),
+                urljoin(url, f.get("url", "")),
+                (f.get("hashes") or {}).get("sha256"),
+                bool(f.get("yanked")),
+                info,
+            )
             if item:
                 out.append(item)
         return out
@@ -266,6 +297,7 @@ def _list_index(index: str, info: PackageInfo) -> list[IndexFile]:
 @dataclass(frozen=True)
 class ProjectFile:
     """One file of a project on the index, as the Simple API lists it (any kind: wheel or sdist)."""
+
     filename: str
     url: str
     sha256: str | None
@@ -280,24 +312,42 @@ def list_project_files(project: str, index_url: str | None = None) -> list[Proje
     url = urljoin(index, canonicalize_name(project) + "/")
     resp = _get(url, f"listing {project}", accept="application/vnd.pypi.simple.v1+json, text/html;q=0.1")
     if resp.status_code == 404:
-        raise SourceError(f"{project} is not on the package index {index}",
-                          "check --index-url / PIP_INDEX_URL (it must mirror https://pypi.org/simple)")
+        raise SourceError(
+            f"{project} is not on the package index {index}",
+            "check --index-url / PIP_INDEX_URL (it must mirror https://pypi.org/simple)",
+        )
     if resp.status_code >= 400:
-        raise NetworkError(f"the package index answered HTTP {resp.status_code} for {url}",
-                           "check --index-url / PIP_INDEX_URL and your credentials for the mirror")
+        raise NetworkError(
+            f"the package index answered HTTP {resp.status_code} for {url}",
+            "check --index-url / PIP_INDEX_URL and your credentials for the mirror",
+        )
     out: list[ProjectFile] = []
     if "json" in resp.headers.get("Content-Type", ""):
         for f in resp.json().get("files", []):
-            out.append(ProjectFile(f.get("filename", ""), urljoin(url, f.get("url", "")),
-                                   (f.get("hashes") or {}).get("sha256"), f.get("size"), bool(f.get("yanked"))))
+            out.append(
+                ProjectFile(
+                    f.get("filename", ""),
+                    urljoin(url, f.get("url", "")),
+                    (f.get("hashes") or {}).get("sha256"),
+                    f.get("size"),
+                    bool(f.get("yanked")),
+                )
+            )
         return out
     p = _LinkParser()
     p.feed(resp.text)
     for href, attrs in p.links:
         full = urljoin(url, href)
         sha = full.split("#sha256=", 1)[1] if "#sha256=" in full else None
-        out.append(ProjectFile(unquote(urlparse(full).path.rsplit("/", 1)[-1]), full.split("#", 1)[0], sha,
-                               None, "data-yanked" in attrs))
+        out.append(
+            ProjectFile(
+                unquote(urlparse(full).path.rsplit("/", 1)[-1]),
+                full.split("#", 1)[0],
+                sha,
+                None,
+                "data-yanked" in attrs,
+            )
+        )
     return out
 
 
@@ -308,8 +358,10 @@ def download_bytes(url: str, what: str, expected_sha: str | None) -> bytes:
         raise NetworkError(f"HTTP {resp.status_code} while {what} ({url})", "rerun; check the index or proxy")
     data = resp.content
     if expected_sha and hashlib.sha256(data).hexdigest() != expected_sha.lower():
-        raise SourceError(f"sha256 of {url.rsplit('/', 1)[-1]} does not match the index while {what}",
-                          "rerun; if it persists, the index or a proxy serves a different file")
+        raise SourceError(
+            f"sha256 of {url.rsplit('/', 1)[-1]} does not match the index while {what}",
+            "rerun; if it persists, the index or a proxy serves a different file",
+        )
     return data
 
 
@@ -333,8 +385,9 @@ def _list_find_links(link: str, info: PackageInfo) -> list[IndexFile]:
     return out
 
 
-def list_sdists(package: str, index_url: str | None = None, find_links: Iterable[str] | str | None = None,
-                *, use_index: bool = True) -> list[IndexFile]:
+def list_sdists(
+    package: str, index_url: str | None = None, find_links: Iterable[str] | str | None = None, *, use_index: bool = True
+) -> list[IndexFile]:
     """Every sdist of ``package`` on the find-links and the index (find-links first)."""
     info = package_info(package)
     idx, links = resolve_index(index_url, find_links)
@@ -350,8 +403,9 @@ def list_sdists(package: str, index_url: str | None = None, find_links: Iterable
     return files
 
 
-def available_versions(package: str, index_url: str | None = None,
-                       find_links: Iterable[str] | str | None = None) -> list[str]:
+def available_versions(
+    package: str, index_url: str | None = None, find_links: Iterable[str] | str | None = None
+) -> list[str]:
     """Versions with an sdist on the index / find-links, not yanked, oldest first."""
     vs = {f.version for f in list_sdists(package, index_url, find_links) if not f.yanked}
     return [str(v) for v in sorted(vs)]
@@ -360,6 +414,7 @@ def available_versions(package: str, index_url: str | None = None,
 # --------------------------------------------------------------------------------------------
 # Download + cache
 # --------------------------------------------------------------------------------------------
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -404,10 +459,13 @@ def _download(url: str, filename: str, expected_sha: str | None, what: str) -> P
         dest, sha = _store(src, filename)
     else:
         import requests
+
         resp = _get(url, what, stream=True)
         if resp.status_code >= 400:
-            raise NetworkError(f"downloading {url} failed: HTTP {resp.status_code}",
-                               "check the URL / index, or use --source with a local archive")
+            raise NetworkError(
+                f"downloading {url} failed: HTTP {resp.status_code}",
+                "check the URL / index, or use --source with a local archive",
+            )
         tmpdir = Path(tempfile.mkdtemp(prefix="mb-dl-", dir=paths.sdists_dir()))
         try:
             part = tmpdir / filename
@@ -422,8 +480,10 @@ def _download(url: str, filename: str, expected_sha: str | None, what: str) -> P
             shutil.rmtree(tmpdir, ignore_errors=True)
     if expected_sha and sha != expected_sha:
         shutil.rmtree(dest.parent, ignore_errors=True)
-        raise SourceError(f"{filename} from {url} has sha256 {sha}, the index says {expected_sha}",
-                          "the download is corrupt or the mirror is wrong; run again, or check the mirror")
+        raise SourceError(
+            f"{filename} from {url} has sha256 {sha}, the index says {expected_sha}",
+            "the download is corrupt or the mirror is wrong; run again, or check the mirror",
+        )
     return dest
 
 
@@ -439,11 +499,14 @@ def _find_cached_offline(info: PackageInfo, version: str) -> Path | None:
 # Extraction
 # --------------------------------------------------------------------------------------------
 
+
 def _check_member_name(name: str, archive: Path) -> None:
     norm = name.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or ".." in norm.split("/"):
-        raise SourceError(f"{archive.name} contains an unsafe path {name!r}",
-                          "refusing to unpack it; get the archive from a trusted place")
+        raise SourceError(
+            f"{archive.name} contains an unsafe path {name!r}",
+            "refusing to unpack it; get the archive from a trusted place",
+        )
 
 
 def _safe_extract_tar(archive: Path, into: Path) -> None:
@@ -456,19 +519,25 @@ def _safe_extract_tar(archive: Path, into: Path) -> None:
                     base = Path(m.name).parent if m.issym() else Path()
                     target = os.path.normpath(str(base / m.linkname))
                     if m.linkname.startswith("/") or target.startswith(".."):
-                        raise SourceError(f"{archive.name}: link {m.name!r} -> {m.linkname!r} points outside "
-                                          "the tree", "refusing to unpack it; get the archive from a trusted place")
+                        raise SourceError(
+                            f"{archive.name}: link {m.name!r} -> {m.linkname!r} points outside the tree",
+                            "refusing to unpack it; get the archive from a trusted place",
+                        )
                 elif not (m.isfile() or m.isdir()):
-                    raise SourceError(f"{archive.name}: {m.name!r} is a device/fifo entry",
-                                      "refusing to unpack it; get the archive from a trusted place")
+                    raise SourceError(
+                        f"{archive.name}: {m.name!r} is a device/fifo entry",
+                        "refusing to unpack it; get the archive from a trusted place",
+                    )
             tf.extractall(into, members=members, filter="data")
     except SourceError:
         raise
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno == 28:
             raise
-        raise SourceError(f"{archive} is not a readable .tar.gz ({exc.__class__.__name__}: {exc})",
-                          "the file is corrupt or incomplete; delete it and download again") from None
+        raise SourceError(
+            f"{archive} is not a readable .tar.gz ({exc.__class__.__name__}: {exc})",
+            "the file is corrupt or incomplete; delete it and download again",
+        ) from None
 
 
 def _safe_extract_zip(archive: Path, into: Path) -> None:
@@ -477,8 +546,10 @@ def _safe_extract_zip(archive: Path, into: Path) -> None:
             for info in zf.infolist():
                 _check_member_name(info.filename, archive)
                 if stat.S_ISLNK(info.external_attr >> 16):
-                    raise SourceError(f"{archive.name}: {info.filename!r} is a symlink",
-                                      "refusing to unpack links from a zip; use the .tar.gz")
+                    raise SourceError(
+                        f"{archive.name}: {info.filename!r} is a symlink",
+                        "refusing to unpack links from a zip; use the .tar.gz",
+                    )
             bad = zf.testzip()
             if bad is not None:
                 raise SourceError(f"{archive.name}: {bad} fails its CRC check", "the file is corrupt; get it again")
@@ -486,16 +557,20 @@ def _safe_extract_zip(archive: Path, into: Path) -> None:
     except SourceError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise SourceError(f"{archive} is not a readable .zip ({exc.__class__.__name__}: {exc})",
-                          "the file is corrupt or incomplete; delete it and download again") from None
+        raise SourceError(
+            f"{archive} is not a readable .zip ({exc.__class__.__name__}: {exc})",
+            "the file is corrupt or incomplete; delete it and download again",
+        ) from None
 
 
 def _claim_dest(final: Path) -> None:
     """Remove an earlier tree of ours at ``final``; refuse to touch anything else."""
     if final.exists() or final.is_symlink():
         if not (final / SOURCE_MARKER).is_file():
-            raise SourceError(f"{final} already exists and was not unpacked by mamba-build",
-                              "choose another --dest, or remove it yourself")
+            raise SourceError(
+                f"{final} already exists and was not unpacked by mamba-build",
+                "choose another --dest, or remove it yourself",
+            )
         shutil.rmtree(final)
 
 
@@ -539,12 +614,15 @@ def extract_archive(archive: Path, dest: Path) -> Path:
 # Tree checks
 # --------------------------------------------------------------------------------------------
 
+
 def extension_sources(setup_py: Path) -> list[str]:
     """String literals under every ``sources=[...]`` keyword in setup.py (the extension's files)."""
     try:
         tree = ast.parse(setup_py.read_text(encoding="utf-8"), str(setup_py))
     except (SyntaxError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{setup_py} is not valid Python ({exc})", "the source tree is damaged; fetch it again") from exc
+        raise SourceError(
+            f"{setup_py} is not valid Python ({exc})", "the source tree is damaged; fetch it again"
+        ) from exc
     out: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg == "sources" and isinstance(node.value, (ast.List, ast.Tuple)):
@@ -569,15 +647,18 @@ def verify_tree(tree: Path, package: str, version: str | None = None) -> list[st
     version = version or tree_version(tree, package)
     label = f"{info.name} {version}" if version else info.name
     setup_py = tree / "setup.py"
-    alt = (f"--source {info.git_source_hint(version)} (git) or --source {info.tarball_hint(version)} "
-           "(GitHub tarball)")
+    alt = f"--source {info.git_source_hint(version)} (git) or --source {info.tarball_hint(version)} (GitHub tarball)"
     if not setup_py.is_file():
-        raise SourceError(f"{tree} has no setup.py, so it is not a {info.name} source tree",
-                          f"point at the directory holding setup.py, or use {alt}")
+        raise SourceError(
+            f"{tree} has no setup.py, so it is not a {info.name} source tree",
+            f"point at the directory holding setup.py, or use {alt}",
+        )
     sources = extension_sources(setup_py)
     if not sources:
-        raise SourceError(f"{setup_py} lists no extension sources (sources=[...]) for {info.extension_module}",
-                          f"upstream changed its setup.py; report it to mamba-build, or use {alt}")
+        raise SourceError(
+            f"{setup_py} lists no extension sources (sources=[...]) for {info.extension_module}",
+            f"upstream changed its setup.py; report it to mamba-build, or use {alt}",
+        )
     missing = [s for s in sources if not (tree / s).is_file()]
     if missing:
         pypi_hint = f"--version {info.name}>={info.first_complete_sdist}"
@@ -595,16 +676,27 @@ def verify_tree(tree: Path, package: str, version: str | None = None) -> list[st
 # fetch
 # --------------------------------------------------------------------------------------------
 
+
 def _write_marker(tree: Path, fetched: dict) -> None:
     (tree / SOURCE_MARKER).write_text(json.dumps(fetched, indent=2) + "\n", encoding="utf-8")
 
 
-def _finish(tree: Path, info: PackageInfo, version: str | None, origin: str, sha: str | None,
-            archive: Path | None, from_cache: bool, verify: bool) -> FetchedSource:
+def _finish(
+    tree: Path,
+    info: PackageInfo,
+    version: str | None,
+    origin: str,
+    sha: str | None,
+    archive: Path | None,
+    from_cache: bool,
+    verify: bool,
+) -> FetchedSource:
     found = tree_version(tree, info.name)
     if version and found and Version(found) != Version(version) and not origin.startswith("git"):
-        raise SourceError(f"{origin} holds {info.name} {found}, not the requested {version}",
-                          "drop --version or point --source at the wanted release")
+        raise SourceError(
+            f"{origin} holds {info.name} {found}, not the requested {version}",
+            "drop --version or point --source at the wanted release",
+        )
     final_version = found or version or "unknown"
     result = FetchedSource(tree, info.name, final_version, origin, sha, archive, from_cache)
     _write_marker(tree, result.as_dict())
@@ -613,24 +705,26 @@ def _finish(tree: Path, info: PackageInfo, version: str | None, origin: str, sha
     return result
 
 
-def _fetch_pypi(info: PackageInfo, version: str | None, dest: Path, index_url, find_links,
-                verify: bool) -> FetchedSource:
+def _fetch_pypi(
+    info: PackageInfo, version: str | None, dest: Path, index_url, find_links, verify: bool
+) -> FetchedSource:
     chosen, archive, from_cache = _pypi_sdist(info, version, index_url, find_links)
     tree = extract_archive(archive, dest)
     if chosen is None:
-        return _finish(tree, info, version, f"cache {archive} (index unreachable)", archive.parent.name, archive,
-                       True, verify)
+        return _finish(
+            tree, info, version, f"cache {archive} (index unreachable)", archive.parent.name, archive, True, verify
+        )
     return _finish(tree, info, str(chosen.version), chosen.url, archive.parent.name, archive, from_cache, verify)
 
 
-def download_sdist(package: str, version: str | None, index_url: str | None = None,
-                   find_links: Iterable[str] | str | None = None) -> Path:
+def download_sdist(
+    package: str, version: str | None, index_url: str | None = None, find_links: Iterable[str] | str | None = None
+) -> Path:
     """The sdist ``fetch`` would unpack, downloaded into (or found in) the cache, not unpacked."""
     return _pypi_sdist(package_info(package), version, index_url, find_links)[1]
 
 
-def _pypi_sdist(info: PackageInfo, version: str | None, index_url, find_links
-                ) -> tuple[IndexFile | None, Path, bool]:
+def _pypi_sdist(info: PackageInfo, version: str | None, index_url, find_links) -> tuple[IndexFile | None, Path, bool]:
     """(the index's file, the cached archive, whether it was cached before); the file is None when the
     index was unreachable and a cached copy of the pinned version stood in."""
     idx, links = resolve_index(index_url, find_links)
@@ -646,23 +740,26 @@ def _pypi_sdist(info: PackageInfo, version: str | None, index_url, find_links
         matches = [f for f in files if f.version == want]
         if not matches:
             near = sorted({str(f.version) for f in files if not f.yanked}, key=Version)[-5:]
-            raise SourceError(f"{info.name} {version} has no sdist on {idx}" + (f" or {', '.join(links)}" if links else ""),
-                              f"pick one that exists (newest: {', '.join(near) or 'none'}), or build from git: "
-                              f"--source {info.git_source_hint(version)}")
+            raise SourceError(
+                f"{info.name} {version} has no sdist on {idx}" + (f" or {', '.join(links)}" if links else ""),
+                f"pick one that exists (newest: {', '.join(near) or 'none'}), or build from git: "
+                f"--source {info.git_source_hint(version)}",
+            )
         chosen = next((f for f in matches if f.filename.endswith(".tar.gz")), matches[0])
     else:
         good = [f for f in files if not f.yanked and not f.version.is_prerelease]
         if not good:
-            raise SourceError(f"no sdist of {info.name} on {idx}",
-                              f"check --index-url, or build from git: --source {info.git_source_hint()}")
+            raise SourceError(
+                f"no sdist of {info.name} on {idx}",
+                f"check --index-url, or build from git: --source {info.git_source_hint()}",
+            )
         chosen = max(good, key=lambda f: (f.version, f.filename.endswith(".tar.gz")))
     before = _cached(chosen.filename, chosen.sha256)
     archive = _download(chosen.url, chosen.filename, chosen.sha256, f"downloading {chosen.filename}")
     return chosen, archive, before is not None
 
 
-def _fetch_archive(info: PackageInfo, version: str | None, spec: SourceSpec, dest: Path,
-                   verify: bool) -> FetchedSource:
+def _fetch_archive(info: PackageInfo, version: str | None, spec: SourceSpec, dest: Path, verify: bool) -> FetchedSource:
     loc = spec.location
     if loc.lower().startswith(("http://", "https://")):
         fname = unquote(urlparse(loc).path.rsplit("/", 1)[-1])
@@ -680,8 +777,7 @@ def _fetch_archive(info: PackageInfo, version: str | None, spec: SourceSpec, des
     return _finish(tree, info, version, loc, archive.parent.name, archive, from_cache, verify)
 
 
-def _fetch_local(info: PackageInfo, version: str | None, spec: SourceSpec, dest: Path,
-                 verify: bool) -> FetchedSource:
+def _fetch_local(info: PackageInfo, version: str | None, spec: SourceSpec, dest: Path, verify: bool) -> FetchedSource:
     src = Path(spec.location)
     if not (src / "setup.py").is_file():
         raise SourceError(f"{src} has no setup.py", f"point --source at the top of a {info.name} checkout")
@@ -690,8 +786,12 @@ def _fetch_local(info: PackageInfo, version: str | None, spec: SourceSpec, dest:
     if final.resolve() == src.resolve():
         raise UsageError(f"--dest {dest} would copy {src} onto itself", "choose another --dest")
     _claim_dest(final)
-    shutil.copytree(src, final, symlinks=True,
-                    ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", "*.so"))
+    shutil.copytree(
+        src,
+        final,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", "*.so"),
+    )
     return _finish(final, info, version, str(src), None, None, False, verify)
 
 
@@ -701,29 +801,33 @@ def _git(args: list[str], what: str, cwd: Path | None = None, timeout: float = 6
         raise SourceError("git is not installed", "install git, or use --source with a .tar.gz of the release")
     if not res.ok:
         text = (res.stderr or res.stdout).strip()
-        net = re.search(r"Could not resolve host|unable to access|Connection (refused|timed out)|"
-                        r"Failed to connect|Network is unreachable", text)
+        net = re.search(
+            r"Could not resolve host|unable to access|Connection (refused|timed out)|"
+            r"Failed to connect|Network is unreachable",
+            text,
+        )
         err = NetworkError if net else SourceError
-        raise err(f"git {what} failed: {text[-400:]}",
-                  "check the URL and ref (branch, tag or commit); behind a proxy set https_proxy, or "
-                  "download a .tar.gz of the release and use --source FILE")
+        raise err(
+            f"git {what} failed: {text[-400:]}",
+            "check the URL and ref (branch, tag or commit); behind a proxy set https_proxy, or "
+            "download a .tar.gz of the release and use --source FILE",
+        )
     return res
 
 
-def _fetch_git(info: PackageInfo, version: str | None, spec: SourceSpec, dest: Path,
-               verify: bool) -> FetchedSource:
+def _fetch_git(info: PackageInfo, version: str | None, spec: SourceSpec, dest: Path, verify: bool) -> FetchedSource:
     url = spec.location
     ref = spec.ref or (info.tag(version) if version else "HEAD")
     work = Path(tempfile.mkdtemp(prefix="mb-git-", dir=paths.subdir("git")))
     try:
         _git(["clone", "--quiet", "--no-checkout", url, str(work / "repo")], f"clone {url}")
         repo = work / "repo"
-        commit = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], f"find ref {ref!r} in {url}",
-                      cwd=repo).stdout.strip()
+        commit = _git(
+            ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], f"find ref {ref!r} in {url}", cwd=repo
+        ).stdout.strip()
         name = f"{info.dist_name}-{re.sub(r'[^A-Za-z0-9._-]+', '_', ref)}"
         tar = work / f"{name}.tar.gz"
-        _git(["archive", "--format=tar.gz", f"--prefix={name}/", "-o", str(tar), commit],
-             f"archive {commit}", cwd=repo)
+        _git(["archive", "--format=tar.gz", f"--prefix={name}/", "-o", str(tar), commit], f"archive {commit}", cwd=repo)
         archive, sha = _store(tar, f"{name}-{commit[:12]}.tar.gz")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -731,9 +835,16 @@ def _fetch_git(info: PackageInfo, version: str | None, spec: SourceSpec, dest: P
     return _finish(tree, info, version, f"git {url}@{ref} ({commit})", sha, archive, False, verify)
 
 
-def fetch(package: str, version: str | None, spec: SourceSpec | str | None, dest: Path,
-          index_url: str | None = None, find_links: Iterable[str] | str | None = None,
-          *, verify: bool = True) -> FetchedSource:
+def fetch(
+    package: str,
+    version: str | None,
+    spec: SourceSpec | str | None,
+    dest: Path,
+    index_url: str | None = None,
+    find_links: Iterable[str] | str | None = None,
+    *,
+    verify: bool = True,
+) -> FetchedSource:
     """Get the source tree of ``package`` into ``dest`` (``dest/<name>-<version>/``).
 
     ``spec``: a :class:`SourceSpec` or its text (``None``/``"pypi"``: the package index).

@@ -35,8 +35,7 @@ class CudaRelease:
 def cuda_releases() -> dict[str, CudaRelease]:
     data = load("cuda")["release"]
     return {
-        v: CudaRelease(v, d.get("min_driver"), tuple(d["archs"]), d["gcc_max"], d["clang_max"])
-        for v, d in data.items()
+        v: CudaRelease(v, d.get("min_driver"), tuple(d["archs"]), d["gcc_max"], d["clang_max"]) for v, d in data.items()
     }
 
 

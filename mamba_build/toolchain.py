@@ -58,9 +58,18 @@ from mamba_build.sources import sha256_file
 
 METADATA_NAME = "mamba-build-toolchain.json"
 _NETWORK_MARKERS = (
-    "NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
-    "Name or service not known", "Network is unreachable", "ConnectTimeoutError", "ReadTimeoutError",
-    "ProxyError", "Connection refused", "No route to host", "SSLError", "ConnectionError",
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "Network is unreachable",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ProxyError",
+    "Connection refused",
+    "No route to host",
+    "SSLError",
+    "ConnectionError",
 )
 
 
@@ -97,6 +106,7 @@ class WheelPin:
 @dataclass(frozen=True)
 class DebPin:
     """One pinned Debian package; ``map`` moves paths of the unpacked .deb into the toolkit."""
+
     package: str
     version: str
     arch: str
@@ -120,8 +130,10 @@ class AptSource:
     arch: str = "amd64"
 
     def line(self, uri: str | None = None) -> str:
-        return (f"deb [signed-by={self.keyring} arch={self.arch}] {(uri or self.uri).rstrip('/')} "
-                f"{self.suite} {' '.join(self.components)}")
+        return (
+            f"deb [signed-by={self.keyring} arch={self.arch}] {(uri or self.uri).rstrip('/')} "
+            f"{self.suite} {' '.join(self.components)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -140,8 +152,7 @@ class ReleasePins:
 
     @property
     def download_bytes(self) -> int:
-        return (sum(max((f.size or 0) for f in w.files) for w in self.wheels)
-                + sum(d.size or 0 for d in self.debs))
+        return sum(max((f.size or 0) for f in w.files) for w in self.wheels) + sum(d.size or 0 for d in self.debs)
 
 
 def _load_table() -> dict[str, Any]:
@@ -159,42 +170,68 @@ def _parse_release(cuda: str, data: dict[str, Any], debian: dict[str, Any] | Non
     debian = debian or {}
     shared_pkgs: dict[str, Any] = debian.get("package", {})
     wheels = tuple(
-        WheelPin(w["name"], str(w["version"]), w["root"].strip("/"),
-                 tuple(WheelFile(f["filename"], f["sha256"].lower(), f.get("size")) for f in w["files"]),
-                 tuple(m.strip("/") + "/" for m in w.get("members", ())))
+        WheelPin(
+            w["name"],
+            str(w["version"]),
+            w["root"].strip("/"),
+            tuple(WheelFile(f["filename"], f["sha256"].lower(), f.get("size")) for f in w["files"]),
+            tuple(m.strip("/") + "/" for m in w.get("members", ())),
+        )
         for w in data.get("wheel", [])
     )
 
     def deb_map(d: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         pairs = d.get("map", shared_pkgs.get(d["package"], {}).get("map"))
         if not pairs:
-            raise ToolkitError(f"the pin table's CUDA {cuda} entry has no `map` for {d['package']} "
-                               "(neither in [[deb]] nor in [debian.package])", "report this as a bug")
+            raise ToolkitError(
+                f"the pin table's CUDA {cuda} entry has no `map` for {d['package']} "
+                "(neither in [[deb]] nor in [debian.package])",
+                "report this as a bug",
+            )
         return tuple((str(a), str(b)) for a, b in pairs)
 
     debs = tuple(
-        DebPin(d["package"], str(d["version"]), d.get("arch", "amd64"), d["filename"], d["sha256"].lower(),
-               d.get("size"), d.get("pool", ""), deb_map(d))
+        DebPin(
+            d["package"],
+            str(d["version"]),
+            d.get("arch", "amd64"),
+            d["filename"],
+            d["sha256"].lower(),
+            d.get("size"),
+            d.get("pool", ""),
+            deb_map(d),
+        )
         for d in data.get("deb", [])
     )
     source = data.get("source", "debian" if debs else "pypi")
     apt = None
     if source == "debian" or "apt" in data:
         apt = {k: v for k, v in debian.items() if k != "package"} | dict(data.get("apt", {}))
-    if source == "debian" and (not debs or not apt
-                               or any(k not in apt for k in ("uri", "suite", "components", "keyring"))):
-        raise ToolkitError(f"the pin table's CUDA {cuda} entry says source = debian but has no [[deb]] or no "
-                           "complete [apt] (uri, suite, components, keyring; shared keys in [debian])",
-                           "report this as a bug")
+    if source == "debian" and (
+        not debs or not apt or any(k not in apt for k in ("uri", "suite", "components", "keyring"))
+    ):
+        raise ToolkitError(
+            f"the pin table's CUDA {cuda} entry says source = debian but has no [[deb]] or no "
+            "complete [apt] (uri, suite, components, keyring; shared keys in [debian])",
+            "report this as a bug",
+        )
     profile = data.get("nvcc_profile")
     if profile is None:
-        profile = next((shared_pkgs[d.package]["nvcc_profile"] for d in debs
-                        if "nvcc_profile" in shared_pkgs.get(d.package, {})), None)
+        profile = next(
+            (shared_pkgs[d.package]["nvcc_profile"] for d in debs if "nvcc_profile" in shared_pkgs.get(d.package, {})),
+            None,
+        )
     return ReleasePins(
-        cuda, wheels, bool(data.get("complete", True)), tuple(data.get("missing", ())), debs,
+        cuda,
+        wheels,
+        bool(data.get("complete", True)),
+        tuple(data.get("missing", ())),
+        debs,
         AptSource(apt["uri"], apt["suite"], tuple(apt["components"]), apt["keyring"], apt.get("arch", "amd64"))
-        if apt else None,
-        profile)
+        if apt
+        else None,
+        profile,
+    )
 
 
 def pinned_releases() -> dict[str, ReleasePins]:
@@ -215,8 +252,9 @@ def _sorted(versions: Iterable[str]) -> list[str]:
 def _normalize_cuda(cuda: str) -> str:
     text = str(cuda).strip()
     if not re.fullmatch(r"\d+\.\d+(\.\d+)*", text):
-        raise UsageError(f"{cuda!r} is not a CUDA version",
-                         f"pass --cuda X.Y, one of {', '.join(installable_releases()) or 'none'}")
+        raise UsageError(
+            f"{cuda!r} is not a CUDA version", f"pass --cuda X.Y, one of {', '.join(installable_releases()) or 'none'}"
+        )
     major, minor = text.split(".")[:2]
     return f"{int(major)}.{int(minor)}"
 
@@ -227,7 +265,9 @@ def installable_text() -> str:
 
     pinned = ", ".join(installable_releases()) or "none"
     resolved = ", ".join(f"any {m}.x" for m in sorted(rules()))
-    return pinned + (f"; {resolved} NVIDIA publishes on the package index (resolved at install time)" if resolved else "")
+    return pinned + (
+        f"; {resolved} NVIDIA publishes on the package index (resolved at install time)" if resolved else ""
+    )
 
 
 def release_pins(cuda: str) -> ReleasePins:
@@ -243,7 +283,8 @@ def release_pins(cuda: str) -> ReleasePins:
             f"{', '.join(_sorted(v for v, p in releases.items() if not p.complete)) or 'none'})",
             f"use --cuda {ok[-1] if ok else 'X.Y'}, or install the CUDA {version} toolkit yourself "
             "(NVIDIA's runfile installs without root: sh cuda_<ver>_linux.run --silent --toolkit "
-            "--toolkitpath=$HOME/cuda-<ver>) and point CUDA_HOME at it")
+            "--toolkitpath=$HOME/cuda-<ver>) and point CUDA_HOME at it",
+        )
     return releases[version]
 
 
@@ -290,14 +331,24 @@ class ToolchainInfo:
 
     def env(self) -> dict[str, str]:
         """Environment additions that make nvcc and torch's cpp_extension use this toolkit."""
-        return {"CUDA_HOME": str(self.path), "CUDA_PATH": str(self.path),
-                "PATH": f"{self.path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+        return {
+            "CUDA_HOME": str(self.path),
+            "CUDA_PATH": str(self.path),
+            "PATH": f"{self.path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": 1, "cuda": self.cuda, "nvcc_version": self.nvcc_version,
-            "nvcc_version_text": self.nvcc_version_text, "archs": self.archs, "wheels": self.wheels,
-            "debs": self.debs, "created": self.created, "layout": self.layout, "math_headers": self.math_headers,
+            "format": 1,
+            "cuda": self.cuda,
+            "nvcc_version": self.nvcc_version,
+            "nvcc_version_text": self.nvcc_version_text,
+            "archs": self.archs,
+            "wheels": self.wheels,
+            "debs": self.debs,
+            "created": self.created,
+            "layout": self.layout,
+            "math_headers": self.math_headers,
             "origin": self.origin,
         }
 
@@ -309,12 +360,19 @@ class ToolchainInfo:
             return None
         if not isinstance(data, dict) or "cuda" not in data:
             return None
-        return cls(cuda=str(data["cuda"]), path=path, nvcc_version=data.get("nvcc_version", ""),
-                   nvcc_version_text=data.get("nvcc_version_text", ""), archs=list(data.get("archs", [])),
-                   wheels=list(data.get("wheels", [])), debs=list(data.get("debs", [])),
-                   created=data.get("created", ""),
-                   layout=dict(data.get("layout", {})), math_headers=data.get("math_headers"),
-                   origin=data.get("origin", ""))
+        return cls(
+            cuda=str(data["cuda"]),
+            path=path,
+            nvcc_version=data.get("nvcc_version", ""),
+            nvcc_version_text=data.get("nvcc_version_text", ""),
+            archs=list(data.get("archs", [])),
+            wheels=list(data.get("wheels", [])),
+            debs=list(data.get("debs", [])),
+            created=data.get("created", ""),
+            layout=dict(data.get("layout", {})),
+            math_headers=data.get("math_headers"),
+            origin=data.get("origin", ""),
+        )
 
 
 def toolkit_dir(cuda: str) -> Path:
@@ -353,8 +411,10 @@ def remove(cuda: str) -> Path:
     target = paths.toolchains_dir() / f"cuda-{version}"
     if not target.exists():
         installed = ", ".join(i.cuda for i in list_installed()) or "none"
-        raise UsageError(f"no toolkit for CUDA {version} is installed (installed: {installed})",
-                         "run `mamba-build toolchain list` to see what is installed")
+        raise UsageError(
+            f"no toolkit for CUDA {version} is installed (installed: {installed})",
+            "run `mamba-build toolchain list` to see what is installed",
+        )
     doomed = target.with_name(f"{target.name}.rm-{os.getpid()}")
     os.rename(target, doomed)  # atomic: a half-deleted toolkit is never visible under its name
     shutil.rmtree(doomed, ignore_errors=True)
@@ -365,8 +425,9 @@ def remove(cuda: str) -> Path:
 # install
 
 
-def release_for_install(cuda: str, *, index_url: str | None = None, find_links: Path | str | None = None,
-                        lock: Path | None = None) -> tuple[ReleasePins, str, dict[str, Any] | None]:
+def release_for_install(
+    cuda: str, *, index_url: str | None = None, find_links: Path | str | None = None, lock: Path | None = None
+) -> tuple[ReleasePins, str, dict[str, Any] | None]:
     """(pins, origin, resolved lock or None) of what ``install`` assembles for ``cuda``: the ``lock`` file when
     given, else the pin table's entry, else (a ``[resolve]`` major) the wheel set resolved from the index."""
     from mamba_build import toolkit_index
@@ -382,16 +443,26 @@ def release_for_install(cuda: str, *, index_url: str | None = None, find_links: 
             f"CUDA {version} is resolved from the package index at install time, and --find-links without "
             "--index-url works offline",
             f"install it once where the index is reachable and pass its {toolkit_index.LOCK_NAME} here with "
-            "--lock FILE --find-links DIR (the wheels it names in DIR); or add --index-url")
+            "--lock FILE --find-links DIR (the wheels it names in DIR); or add --index-url",
+        )
     pins, data = toolkit_index.resolve(version, index_url=index_url)
     meta = data["metapackage"]
     return pins, f"index ({meta['name']} {meta['version']})", data
 
 
-def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None = None,
-            find_links: Path | str | None = None, math_headers_from: Path | Sequence[Path] | None = None,
-            force: bool = False, timeout: float = 1800.0, debs_dir: Path | None = None,
-            debian_mirror: str | None = None, lock: Path | None = None) -> ToolchainInfo:
+def install(
+    cuda: str,
+    *,
+    wheels_dir: Path | None = None,
+    index_url: str | None = None,
+    find_links: Path | str | None = None,
+    math_headers_from: Path | Sequence[Path] | None = None,
+    force: bool = False,
+    timeout: float = 1800.0,
+    debs_dir: Path | None = None,
+    debian_mirror: str | None = None,
+    lock: Path | None = None,
+) -> ToolchainInfo:
     """Assemble the toolkit for CUDA ``cuda`` from pinned PyPI wheels; see the module docstring.
 
     Releases the pin table does not list are resolved from the index at install time (majors of its
@@ -426,7 +497,8 @@ def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None 
             f"(sh cuda_{pins.cuda}.*_linux.run --silent --toolkit --toolkitpath=$HOME/cuda-{pins.cuda}) "
             f"or with conda (conda install -c nvidia/label/cuda-{pins.cuda}.0 cuda-nvcc cuda-cudart-dev "
             f"libcublas-dev libcusparse-dev libcusolver-dev) and set CUDA_HOME to it; or build with "
-            f"a release that PyPI does provide: {installable_text()}")
+            f"a release that PyPI does provide: {installable_text()}",
+        )
     target = paths.toolchains_dir(create=True) / f"cuda-{pins.cuda}"
 
     wheel_store = Path(wheels_dir) if wheels_dir else paths.wheel_cache_dir() / "nvidia"
@@ -451,9 +523,11 @@ def install(cuda: str, *, wheels_dir: Path | None = None, index_url: str | None 
     except OSError as exc:
         _rmtree(staging)
         if exc.errno == errno.ENOSPC:
-            raise DiskFullError(f"no space left while assembling {staging}",
-                                f"free at least {2 * pins.download_bytes // 2**20 + 200} MB under "
-                                f"{paths.cache_home()} (or set MAMBA_BUILD_CACHE to a larger disk) and rerun") from exc
+            raise DiskFullError(
+                f"no space left while assembling {staging}",
+                f"free at least {2 * pins.download_bytes // 2**20 + 200} MB under "
+                f"{paths.cache_home()} (or set MAMBA_BUILD_CACHE to a larger disk) and rerun",
+            ) from exc
         raise
     except BaseException:
         _rmtree(staging)
@@ -491,8 +565,14 @@ def _pinned_file_in(pin: WheelPin, folders: Sequence[Path]) -> Path | None:
     return None
 
 
-def fetch_wheels(pins: ReleasePins, store: Path, *, index_url: str | None = None,
-                 find_links: Path | str | None = None, timeout: float = 1800.0) -> dict[str, Path]:
+def fetch_wheels(
+    pins: ReleasePins,
+    store: Path,
+    *,
+    index_url: str | None = None,
+    find_links: Path | str | None = None,
+    timeout: float = 1800.0,
+) -> dict[str, Path]:
     """Pinned wheel files of ``pins`` (name -> path), verified; downloads only what is missing."""
     store.mkdir(parents=True, exist_ok=True)
     local_dirs = [store] + ([Path(find_links)] if find_links and Path(find_links).is_dir() else [])
@@ -511,10 +591,22 @@ def fetch_wheels(pins: ReleasePins, store: Path, *, index_url: str | None = None
     return found
 
 
-def _pip_download(pins: Sequence[WheelPin], dest: Path, *, index_url: str | None,
-                  find_links: Path | str | None, timeout: float) -> None:
-    argv: list[str] = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                       "--disable-pip-version-check", "--progress-bar", "off", "-d", str(dest)]
+def _pip_download(
+    pins: Sequence[WheelPin], dest: Path, *, index_url: str | None, find_links: Path | str | None, timeout: float
+) -> None:
+    argv: list[str] = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        "-d",
+        str(dest),
+    ]
     if index_url:
         argv += ["--index-url", index_url]
     if find_links:
@@ -531,26 +623,33 @@ def _pip_download(pins: Sequence[WheelPin], dest: Path, *, index_url: str | None
         raise NetworkError(
             "pip could not reach the package index to download " + ", ".join(p.requirement for p in pins),
             "download the wheels on a machine with internet (pip download --no-deps -d wheels "
-            + " ".join(p.requirement for p in pins) + "), copy the folder here and rerun with "
+            + " ".join(p.requirement for p in pins)
+            + "), copy the folder here and rerun with "
             "--find-links <that folder>; or pass --index-url for a reachable mirror",
-            details=tail)
+            details=tail,
+        )
     if result.missing:
-        raise ToolkitError(f"could not run pip with {sys.executable}",
-                           f"install pip into this Python ({sys.executable} -m ensurepip) and rerun",
-                           details=result.stderr)
+        raise ToolkitError(
+            f"could not run pip with {sys.executable}",
+            f"install pip into this Python ({sys.executable} -m ensurepip) and rerun",
+            details=result.stderr,
+        )
     raise SourceError(
         "pip download failed for " + ", ".join(p.requirement for p in pins),
         "check that the index (or --find-links folder) has these exact versions for this platform; "
         "the full pip output is in the command log under " + str(paths.logs_dir()),
-        details=tail)
+        details=tail,
+    )
 
 
 def _verify_downloaded(pin: WheelPin, store: Path) -> Path:
     stem = pin.name.replace("-", "_") + "-" + pin.version + "-"
     candidates = sorted(p for p in store.glob("*.whl") if p.name.lower().startswith(stem.lower()))
     if not candidates:
-        raise SourceError(f"pip reported success but no {pin.requirement} wheel is in {store}",
-                          "rerun; if it persists, pass --find-links with the pinned wheel files")
+        raise SourceError(
+            f"pip reported success but no {pin.requirement} wheel is in {store}",
+            "rerun; if it persists, pass --find-links with the pinned wheel files",
+        )
     for path in candidates:
         expected = pin.matching_file(path.name)
         if expected is None:
@@ -564,13 +663,15 @@ def _verify_downloaded(pin: WheelPin, store: Path) -> Path:
             f"sha256 of {path.name} is {actual}, the pin says {expected.sha256}",
             f"the file was moved to {bad.name}; rerun to download it again. If it differs again, "
             "your index or mirror serves a different file: use --index-url https://pypi.org/simple "
-            "or --find-links with the wheel downloaded from PyPI")
+            "or --find-links with the wheel downloaded from PyPI",
+        )
     names = ", ".join(p.name for p in candidates)
     raise SourceError(
         f"pip downloaded {names} for {pin.requirement}, a file that is not pinned "
         f"(pinned: {', '.join(f.filename for f in pin.files)})",
         "pinned toolkits exist for manylinux x86_64 only; on another platform install the CUDA "
-        "toolkit yourself and set CUDA_HOME")
+        "toolkit yourself and set CUDA_HOME",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -578,11 +679,26 @@ def _verify_downloaded(pin: WheelPin, store: Path) -> Path:
 # apt state
 
 
-_APT_NETWORK_MARKERS = ("Could not resolve", "Temporary failure resolving", "Failed to fetch",
-                        "Could not connect", "Connection failed", "Connection timed out",
-                        "Unable to connect", "Network is unreachable", "No route to host")
-_APT_SIGNATURE_MARKERS = ("NO_PUBKEY", "is not signed", "EXPKEYSIG", "BADSIG",
-                          "The following signatures couldn't be verified", "Signed-By", "signed-by")
+_APT_NETWORK_MARKERS = (
+    "Could not resolve",
+    "Temporary failure resolving",
+    "Failed to fetch",
+    "Could not connect",
+    "Connection failed",
+    "Connection timed out",
+    "Unable to connect",
+    "Network is unreachable",
+    "No route to host",
+)
+_APT_SIGNATURE_MARKERS = (
+    "NO_PUBKEY",
+    "is not signed",
+    "EXPKEYSIG",
+    "BADSIG",
+    "The following signatures couldn't be verified",
+    "Signed-By",
+    "signed-by",
+)
 
 
 def _pinned_deb_in(pin: DebPin, folders: Sequence[Path]) -> Path | None:
@@ -593,8 +709,14 @@ def _pinned_deb_in(pin: DebPin, folders: Sequence[Path]) -> Path | None:
     return None
 
 
-def fetch_debs(pins: ReleasePins, store: Path, *, find_links: Path | str | None = None,
-               mirror: str | None = None, timeout: float = 1800.0) -> dict[str, Path]:
+def fetch_debs(
+    pins: ReleasePins,
+    store: Path,
+    *,
+    find_links: Path | str | None = None,
+    mirror: str | None = None,
+    timeout: float = 1800.0,
+) -> dict[str, Path]:
     """Pinned .deb files of ``pins`` (package -> path), sha256-verified; downloads only what is missing."""
     store.mkdir(parents=True, exist_ok=True)
     local_dirs = [store] + ([Path(find_links)] if find_links and Path(find_links).is_dir() else [])
@@ -631,10 +753,16 @@ def apt_options(source: AptSource, root: Path, mirror: str | None = None) -> lis
     if not status.exists():
         status.write_text("", encoding="utf-8")
     opts = {
-        "Dir::Etc::SourceList": str(sources), "Dir::Etc::SourceParts": "/dev/null",
-        "Dir::Etc::Preferences": "/dev/null", "Dir::Etc::PreferencesParts": "/dev/null",
-        "Dir::State": str(state), "Dir::State::status": str(status), "Dir::Cache": str(cache),
-        "Debug::NoLocking": "1", "APT::Architecture": source.arch, "APT::Architectures": source.arch,
+        "Dir::Etc::SourceList": str(sources),
+        "Dir::Etc::SourceParts": "/dev/null",
+        "Dir::Etc::Preferences": "/dev/null",
+        "Dir::Etc::PreferencesParts": "/dev/null",
+        "Dir::State": str(state),
+        "Dir::State::status": str(status),
+        "Dir::Cache": str(cache),
+        "Debug::NoLocking": "1",
+        "APT::Architecture": source.arch,
+        "APT::Architectures": source.arch,
         "Acquire::Languages": "none",
     }
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -650,60 +778,76 @@ def _manual_deb_hint(source: AptSource, pins: Sequence[DebPin], mirror: str | No
     base = (mirror or source.uri).rstrip("/")
     urls = " ".join(f"{base}/{p.pool}" for p in pins)
     sums = ", ".join(f"{p.filename}: {p.sha256}" for p in pins)
-    return (f"download {urls} (or the same files from https://snapshot.debian.org) on any machine, check "
-            f"their sha256 ({sums}), copy them into a folder here and rerun with --find-links <that folder>")
+    return (
+        f"download {urls} (or the same files from https://snapshot.debian.org) on any machine, check "
+        f"their sha256 ({sums}), copy them into a folder here and rerun with --find-links <that folder>"
+    )
 
 
-def _apt_download(source: AptSource, pins: Sequence[DebPin], dest: Path, *, mirror: str | None,
-                  timeout: float) -> None:
+def _apt_download(source: AptSource, pins: Sequence[DebPin], dest: Path, *, mirror: str | None, timeout: float) -> None:
     apt_get = shutil.which("apt-get")
     if apt_get is None:
-        raise ToolkitError("apt-get is not available, so the Debian packages " + ", ".join(p.requirement for p in pins)
-                           + " cannot be downloaded here", _manual_deb_hint(source, pins, mirror))
+        raise ToolkitError(
+            "apt-get is not available, so the Debian packages "
+            + ", ".join(p.requirement for p in pins)
+            + " cannot be downloaded here",
+            _manual_deb_hint(source, pins, mirror),
+        )
     if not Path(source.keyring).is_file():
-        raise ToolkitError(f"the Debian archive keyring {source.keyring} is missing, so apt cannot check the "
-                           "archive's signature",
-                           "install it (apt-get install debian-archive-keyring), or "
-                           + _manual_deb_hint(source, pins, mirror))
+        raise ToolkitError(
+            f"the Debian archive keyring {source.keyring} is missing, so apt cannot check the archive's signature",
+            "install it (apt-get install debian-archive-keyring), or " + _manual_deb_hint(source, pins, mirror),
+        )
     opts = apt_options(source, dest / "apt", mirror)
     update = runner.run([apt_get, *opts, "update"], timeout=timeout)
     out = update.output
     if update.timed_out or (not update.ok and any(m in out for m in _APT_NETWORK_MARKERS)):
-        raise NetworkError(f"apt-get could not reach the Debian archive {mirror or source.uri}",
-                           "check the connection or proxy (apt honours Acquire::http::Proxy in apt.conf), pass "
-                           "--debian-mirror URL for a reachable mirror, or "
-                           + _manual_deb_hint(source, pins, mirror),
-                           details="\n".join(out.strip().splitlines()[-10:]))
+        raise NetworkError(
+            f"apt-get could not reach the Debian archive {mirror or source.uri}",
+            "check the connection or proxy (apt honours Acquire::http::Proxy in apt.conf), pass "
+            "--debian-mirror URL for a reachable mirror, or " + _manual_deb_hint(source, pins, mirror),
+            details="\n".join(out.strip().splitlines()[-10:]),
+        )
     if any(m in out for m in _APT_SIGNATURE_MARKERS) and not update.ok:
-        raise SourceError(f"apt-get could not verify the signature of {mirror or source.uri} {source.suite} "
-                          f"with {source.keyring}",
-                          "update debian-archive-keyring, or " + _manual_deb_hint(source, pins, mirror),
-                          details="\n".join(out.strip().splitlines()[-10:]))
+        raise SourceError(
+            f"apt-get could not verify the signature of {mirror or source.uri} {source.suite} with {source.keyring}",
+            "update debian-archive-keyring, or " + _manual_deb_hint(source, pins, mirror),
+            details="\n".join(out.strip().splitlines()[-10:]),
+        )
     if not update.ok:
-        raise SourceError(f"apt-get update failed for {source.line(mirror)}",
-                          "the full output is in the command log under " + str(paths.logs_dir()),
-                          details="\n".join(out.strip().splitlines()[-10:]))
-    download = runner.run([apt_get, *opts, "download", *[p.requirement for p in pins]], cwd=dest,
-                          timeout=timeout)
+        raise SourceError(
+            f"apt-get update failed for {source.line(mirror)}",
+            "the full output is in the command log under " + str(paths.logs_dir()),
+            details="\n".join(out.strip().splitlines()[-10:]),
+        )
+    download = runner.run([apt_get, *opts, "download", *[p.requirement for p in pins]], cwd=dest, timeout=timeout)
     if download.ok:
         return
     out = download.output
     tail = "\n".join(out.strip().splitlines()[-10:])
     if download.timed_out or any(m in out for m in _APT_NETWORK_MARKERS):
-        raise NetworkError("apt-get could not download " + ", ".join(p.requirement for p in pins),
-                           "rerun; or " + _manual_deb_hint(source, pins, mirror), details=tail)
+        raise NetworkError(
+            "apt-get could not download " + ", ".join(p.requirement for p in pins),
+            "rerun; or " + _manual_deb_hint(source, pins, mirror),
+            details=tail,
+        )
     raise SourceError(
-        "apt-get download failed for " + ", ".join(p.requirement for p in pins)
+        "apt-get download failed for "
+        + ", ".join(p.requirement for p in pins)
         + f" from {mirror or source.uri} {source.suite} ({' '.join(source.components)})",
         "the pinned version may have been replaced by a newer Debian point release; "
-        + _manual_deb_hint(source, pins, mirror), details=tail)
+        + _manual_deb_hint(source, pins, mirror),
+        details=tail,
+    )
 
 
 def _verify_deb(pin: DebPin, store: Path) -> Path:
     path = store / pin.filename
     if not path.is_file():
-        raise SourceError(f"apt-get reported success but {pin.filename} is not in {store}",
-                          "rerun; if it persists, pass --find-links with the pinned .deb files")
+        raise SourceError(
+            f"apt-get reported success but {pin.filename} is not in {store}",
+            "rerun; if it persists, pass --find-links with the pinned .deb files",
+        )
     actual = sha256_file(path)
     if actual == pin.sha256:
         return path
@@ -713,7 +857,8 @@ def _verify_deb(pin: DebPin, store: Path) -> Path:
         f"sha256 of {path.name} is {actual}, the pin says {pin.sha256}",
         f"the file was moved to {bad.name}; rerun to download it again. If it differs again, the archive "
         "serves a different build of the package: download the pinned file from "
-        f"https://snapshot.debian.org and pass --find-links")
+        f"https://snapshot.debian.org and pass --find-links",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -731,18 +876,21 @@ def _extract(zip_path: Path, root: str, dest: Path, members: Sequence[str] = ())
     try:
         zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile as exc:
-        raise SourceError(f"{zip_path.name} is not a valid wheel (zip): {exc}",
-                          f"delete {zip_path} and rerun to download it again") from exc
+        raise SourceError(
+            f"{zip_path.name} is not a valid wheel (zip): {exc}", f"delete {zip_path} and rerun to download it again"
+        ) from exc
     with zf:
         for info in zf.infolist():
             name = info.filename
             if not name.startswith(prefix) or name.endswith("/"):
                 continue
-            rel = name[len(prefix):]
+            rel = name[len(prefix) :]
             parts = rel.split("/")
             if any(p in ("", ".", "..") for p in parts) or rel.startswith("/"):
-                raise SourceError(f"{zip_path.name} has an unsafe member path {name!r}",
-                                  "delete the file and download it again from PyPI")
+                raise SourceError(
+                    f"{zip_path.name} has an unsafe member path {name!r}",
+                    "delete the file and download it again from PyPI",
+                )
             if parts[-1] == "__init__.py" or parts[0] == ".metadata":
                 continue
             if members and not any(rel.startswith(m) for m in members):
@@ -753,8 +901,9 @@ def _extract(zip_path: Path, root: str, dest: Path, members: Sequence[str] = ())
                 with zf.open(info) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
             except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                raise SourceError(f"{zip_path.name} is corrupt ({name}: {exc})",
-                                  f"delete {zip_path} and rerun to download it again") from exc
+                raise SourceError(
+                    f"{zip_path.name} is corrupt ({name}: {exc})", f"delete {zip_path} and rerun to download it again"
+                ) from exc
             mode = (info.external_attr >> 16) & 0o777
             if mode:
                 os.chmod(out, mode | stat.S_IRUSR | stat.S_IWUSR)
@@ -776,21 +925,26 @@ def _extract_deb(deb: Path, pin: DebPin, dest: Path) -> list[str]:
     unpacked.mkdir(parents=True)
     result = runner.run(["dpkg-deb", "-x", deb, unpacked], timeout=600)
     if result.missing:
-        raise ToolkitError("dpkg-deb is not available to unpack " + deb.name,
-                           "install dpkg (on Debian/Ubuntu it is always there; elsewhere: your distribution's "
-                           "`dpkg` package) and rerun")
+        raise ToolkitError(
+            "dpkg-deb is not available to unpack " + deb.name,
+            "install dpkg (on Debian/Ubuntu it is always there; elsewhere: your distribution's "
+            "`dpkg` package) and rerun",
+        )
     if not result.ok:
         if "No space left" in result.output:
             raise OSError(errno.ENOSPC, "No space left on device", str(unpacked))
-        raise SourceError(f"{deb.name} could not be unpacked: {result.output.strip()[-300:]}",
-                          f"delete {deb} and rerun to download it again")
+        raise SourceError(
+            f"{deb.name} could not be unpacked: {result.output.strip()[-300:]}",
+            f"delete {deb} and rerun to download it again",
+        )
     moved: list[str] = []
     for src_rel, dst_rel in pin.map:
         src = unpacked.joinpath(*_safe_rel(src_rel))
         dst = dest.joinpath(*_safe_rel(dst_rel))
         if not os.path.lexists(src):
-            raise SourceError(f"{deb.name} has no {src_rel}",
-                              "the pin table's `map` does not match the package; report this as a bug")
+            raise SourceError(
+                f"{deb.name} has no {src_rel}", "the pin table's `map` does not match the package; report this as a bug"
+            )
         dst.parent.mkdir(parents=True, exist_ok=True)
         _rmtree(dst)
         os.rename(src, dst)
@@ -799,16 +953,19 @@ def _extract_deb(deb: Path, pin: DebPin, dest: Path) -> list[str]:
     return moved
 
 
-def assemble(pins: ReleasePins, files: dict[str, Path], dest: Path,
-             debs: dict[str, Path] | None = None) -> dict[str, str]:
+def assemble(
+    pins: ReleasePins, files: dict[str, Path], dest: Path, debs: dict[str, Path] | None = None
+) -> dict[str, str]:
     """Unpack ``files`` (wheel name -> path) and ``debs`` (package -> path) into ``dest`` as a CUDA_HOME."""
     dest.mkdir(parents=True)
     for pin in pins.wheels:
         written = _extract(files[pin.name], pin.root, dest, pin.members)
         if not written:
-            raise SourceError(f"{files[pin.name].name} has nothing under {pin.root}/"
-                              + (f" ({', '.join(pin.members)})" if pin.members else ""),
-                              "the pin table's `root` does not match the wheel; report this as a bug")
+            raise SourceError(
+                f"{files[pin.name].name} has nothing under {pin.root}/"
+                + (f" ({', '.join(pin.members)})" if pin.members else ""),
+                "the pin table's `root` does not match the wheel; report this as a bug",
+            )
     layout: dict[str, str] = {}
     for deb_pin in pins.debs:
         if debs is None or deb_pin.package not in debs:
@@ -841,13 +998,25 @@ def assemble(pins: ReleasePins, files: dict[str, Path], dest: Path,
             os.symlink(versioned[0], unversioned)
             layout[f"lib64/{base}"] = f"symlink to {versioned[0]}"
     # nvcc.profile points CICC_PATH at $(TOP)/nvvm/bin and adds -I$(TOP)/include: check them
-    for needed in ("bin/nvcc", "nvvm/bin/cicc", "include/cuda_runtime.h", "include/crt/host_config.h",
-                   "lib64/libcudart.so"):
+    for needed in (
+        "bin/nvcc",
+        "nvvm/bin/cicc",
+        "include/cuda_runtime.h",
+        "include/crt/host_config.h",
+        "lib64/libcudart.so",
+    ):
         if not (dest / needed).exists():
-            raise ToolkitError(f"the assembled toolkit lacks {needed}",
-                               "the pinned wheel set is incomplete; report this as a bug")
-    layout.update({"bin": "bin/nvcc", "cicc": "nvvm/bin/cicc", "include": "include",
-                   "cccl": "include/cccl" if (dest / "include" / "cccl").is_dir() else "include"})
+            raise ToolkitError(
+                f"the assembled toolkit lacks {needed}", "the pinned wheel set is incomplete; report this as a bug"
+            )
+    layout.update(
+        {
+            "bin": "bin/nvcc",
+            "cicc": "nvvm/bin/cicc",
+            "include": "include",
+            "cccl": "include/cccl" if (dest / "include" / "cccl").is_dir() else "include",
+        }
+    )
     return layout
 
 
@@ -883,8 +1052,10 @@ def _add_math_headers(dest: Path, cuda: str, source: Path | Sequence[Path] | Non
         if hits:
             sources.append(str(folder))
     if source is not None and not copied:
-        raise ToolkitError(f"no cuBLAS/cuSPARSE/cuSOLVER headers ({', '.join(globs)}) in {source}",
-                           "pass --math-headers-from an include folder that holds cublas_v2.h")
+        raise ToolkitError(
+            f"no cuBLAS/cuSPARSE/cuSOLVER headers ({', '.join(globs)}) in {source}",
+            "pass --math-headers-from an include folder that holds cublas_v2.h",
+        )
     if not copied:
         return None
     return {"sources": sources, "files": sorted(copied)}
@@ -904,29 +1075,59 @@ def parse_gpu_archs(text: str) -> list[int]:
     return sorted({int(m) for m in re.findall(r"compute_(\d+)", text)})
 
 
-def _validate(staging: Path, pins: ReleasePins, files: dict[str, Path], layout: dict[str, str],
-              math_headers: dict[str, Any] | None, debs: dict[str, Path] | None = None,
-              origin: str = "pin table") -> ToolchainInfo:
+def _validate(
+    staging: Path,
+    pins: ReleasePins,
+    files: dict[str, Path],
+    layout: dict[str, str],
+    math_headers: dict[str, Any] | None,
+    debs: dict[str, Path] | None = None,
+    origin: str = "pin table",
+) -> ToolchainInfo:
     nvcc = staging / "bin" / "nvcc"
     result = runner.run([nvcc, "--version"], timeout=60)
     parsed = parse_nvcc_version(result.stdout) if result.ok else None
     if parsed is None:
-        raise ToolkitError(f"the assembled nvcc does not run: {result.output.strip()[:300] or 'no output'}",
-                           "this host may be too old for the wheels (glibc >= 2.17 is needed) or the "
-                           "cache is on a noexec mount; set MAMBA_BUILD_CACHE to another disk and rerun")
+        raise ToolkitError(
+            f"the assembled nvcc does not run: {result.output.strip()[:300] or 'no output'}",
+            "this host may be too old for the wheels (glibc >= 2.17 is needed) or the "
+            "cache is on a noexec mount; set MAMBA_BUILD_CACHE to another disk and rerun",
+        )
     if parsed[0] != pins.cuda:
-        raise ToolkitError(f"the assembled nvcc reports CUDA {parsed[0]}, expected {pins.cuda}",
-                           "the pin table is wrong; report this as a bug")
+        raise ToolkitError(
+            f"the assembled nvcc reports CUDA {parsed[0]}, expected {pins.cuda}",
+            "the pin table is wrong; report this as a bug",
+        )
     archs_result = runner.run([nvcc, "--list-gpu-arch"], timeout=60)
     info = ToolchainInfo(
-        cuda=pins.cuda, path=staging, nvcc_version=parsed[1], nvcc_version_text=result.stdout.strip(),
+        cuda=pins.cuda,
+        path=staging,
+        nvcc_version=parsed[1],
+        nvcc_version_text=result.stdout.strip(),
         archs=parse_gpu_archs(archs_result.stdout) if archs_result.ok else [],
-        wheels=[{"name": p.name, "version": p.version, "file": files[p.name].name,
-                 "sha256": p.matching_file(files[p.name].name).sha256} for p in pins.wheels],  # type: ignore[union-attr]
-        debs=[{"package": d.package, "version": d.version, "file": d.filename, "sha256": d.sha256,
-               "archive": f"{pins.apt.uri} {pins.apt.suite}" if pins.apt else ""} for d in pins.debs],
+        wheels=[
+            {
+                "name": p.name,
+                "version": p.version,
+                "file": files[p.name].name,
+                "sha256": p.matching_file(files[p.name].name).sha256,
+            }
+            for p in pins.wheels
+        ],  # type: ignore[union-attr]
+        debs=[
+            {
+                "package": d.package,
+                "version": d.version,
+                "file": d.filename,
+                "sha256": d.sha256,
+                "archive": f"{pins.apt.uri} {pins.apt.suite}" if pins.apt else "",
+            }
+            for d in pins.debs
+        ],
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        layout=layout, math_headers=math_headers, origin=origin,
+        layout=layout,
+        math_headers=math_headers,
+        origin=origin,
     )
     (staging / METADATA_NAME).write_text(json.dumps(info.to_json(), indent=2) + "\n", encoding="utf-8")
     return info

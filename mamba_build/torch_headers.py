@@ -131,6 +131,7 @@ def ensure_copy(source: str, target: str) -> None:
 
 def rewrite(argv: Sequence[str], source: str, target: str) -> list[str]:
     """``argv`` with every include directory under ``source`` moved under ``target`` (-I/-isystem, joined or not)."""
+
     def moved(path: str) -> str:
         return _moved(path, source, target)
 
@@ -144,9 +145,9 @@ def rewrite(argv: Sequence[str], source: str, target: str) -> list[str]:
             out.append(arg)
             take_next = True
         elif arg.startswith("-isystem"):
-            out.append("-isystem" + moved(arg[len("-isystem"):]))
+            out.append("-isystem" + moved(arg[len("-isystem") :]))
         elif arg.startswith("--include-path="):
-            out.append("--include-path=" + moved(arg[len("--include-path="):]))
+            out.append("--include-path=" + moved(arg[len("--include-path=") :]))
         elif arg.startswith("-I"):
             out.append("-I" + moved(arg[2:]))
         else:
@@ -170,8 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pairs.append((source, target))
         args = args[2:]
     if not pairs or len(args) < 2 or args[0] != "--":
-        print("usage: python -m mamba_build.torch_headers --map FROM=TO [--map FROM=TO ...] -- COMMAND ...",
-              file=sys.stderr)
+        print(
+            "usage: python -m mamba_build.torch_headers --map FROM=TO [--map FROM=TO ...] -- COMMAND ...",
+            file=sys.stderr,
+        )
         return 2
     command = args[1:]
     cpath = os.environ.get("CPATH")
@@ -189,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _moved(path: str, source: str, target: str) -> str:
     src = source.rstrip("/")
     if path == src or path.startswith(src + "/"):
-        return target.rstrip("/") + path[len(src):]
+        return target.rstrip("/") + path[len(src) :]
     return path
 
 

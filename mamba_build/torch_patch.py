@@ -80,12 +80,14 @@ def locate_cpp_extension(python: str | os.PathLike | None = None) -> Path:
     if res.missing:
         raise UsageError(f"cannot run Python {exe}: {res.stderr.strip()}", "pass an existing interpreter with --python")
     if not res.ok:
-        raise EnvironmentProblem(f"torch is not installed for {exe}",
-                                 "install torch into that environment, or pass the right --python")
+        raise EnvironmentProblem(
+            f"torch is not installed for {exe}", "install torch into that environment, or pass the right --python"
+        )
     path = Path(res.stdout.strip().splitlines()[-1])
     if not path.is_file():
-        raise EnvironmentProblem(f"{path} does not exist (torch installation of {exe} is incomplete)",
-                                 "reinstall torch")
+        raise EnvironmentProblem(
+            f"{path} does not exist (torch installation of {exe} is incomplete)", "reinstall torch"
+        )
     return path
 
 
@@ -95,17 +97,22 @@ def _render_inplace(original: str, bounds: VersionBounds, clang_bounds: VersionB
     outcome = apply_recipes_to_text(original, recipes, options)
     if outcome.missing:
         rid, why = next(iter(outcome.missing.items()))
-        raise PatchError(f"patch recipe {rid!r} (torch.toml) found no anchor in torch's cpp_extension.py: {why}",
-                         "this torch has no CUDA_GCC_VERSIONS table; use the default --patch-torch process "
-                         "or report it to mamba-build with your torch version")
+        raise PatchError(
+            f"patch recipe {rid!r} (torch.toml) found no anchor in torch's cpp_extension.py: {why}",
+            "this torch has no CUDA_GCC_VERSIONS table; use the default --patch-torch process "
+            "or report it to mamba-build with your torch version",
+        )
     return outcome.text
 
 
 def _write_journal(target: Path, backup: Path, patched_sha: str, original_sha: str) -> Path:
     jp = _journal_path(target)
     data = {
-        "target": str(target), "backup": str(backup), "original_sha256": original_sha,
-        "patched_sha256": patched_sha, "pid": os.getpid(),
+        "target": str(target),
+        "backup": str(backup),
+        "original_sha256": original_sha,
+        "patched_sha256": patched_sha,
+        "pid": os.getpid(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
     tmp = jp.with_suffix(".tmp")
@@ -154,17 +161,22 @@ def restore_file(target: Path, *, journal: dict | None = None) -> RestoreOutcome
                 jp.unlink()
             return RestoreOutcome(target, "backup already matches")
         ours = b"# mamba-build:torch-compiler-map-inplace" in cur or (
-            journal is not None and hashlib.sha256(cur).hexdigest() == journal.get("patched_sha256"))
+            journal is not None and hashlib.sha256(cur).hexdigest() == journal.get("patched_sha256")
+        )
         if not ours:
-            return RestoreOutcome(target, "stale backup",
-                                  f"{target} changed since mamba-build patched it (torch reinstalled?); "
-                                  f"the backup {backup} was left alone")
+            return RestoreOutcome(
+                target,
+                "stale backup",
+                f"{target} changed since mamba-build patched it (torch reinstalled?); "
+                f"the backup {backup} was left alone",
+            )
         tmp = target.with_name(f".{target.name}.restore-{os.getpid()}")
         shutil.copy2(backup, tmp)
         os.replace(tmp, target)
     if target.read_bytes() != backup.read_bytes():
-        raise EnvironmentProblem(f"restoring {target} from {backup} did not give identical bytes",
-                                 f"copy {backup} over {target} by hand")
+        raise EnvironmentProblem(
+            f"restoring {target} from {backup} did not give identical bytes", f"copy {backup} over {target} by hand"
+        )
     backup.unlink()
     if jp.exists():
         jp.unlink()
@@ -215,21 +227,24 @@ def patched_torch_compiler_map(
     if backup.exists():  # a previous run died before restoring: put it back first
         outcome = restore_file(path)
         if outcome.status == "stale backup":
-            raise EnvironmentProblem(outcome.detail, f"delete {backup} if torch was reinstalled since, "
-                                                     "then run the build again")
+            raise EnvironmentProblem(
+                outcome.detail, f"delete {backup} if torch was reinstalled since, then run the build again"
+            )
         state.notes.append(f"earlier backup: {outcome.status}")
     original = path.read_bytes()
     patched = _render_inplace(original.decode("utf-8"), bounds, clang_bounds).encode("utf-8")
     try:
         shutil.copy2(path, backup)
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot write {backup}: {exc}",
-                                 "use the default --patch-torch process (no file is touched), or make "
-                                 "torch's directory writable") from None
+        raise EnvironmentProblem(
+            f"cannot write {backup}: {exc}",
+            "use the default --patch-torch process (no file is touched), or make torch's directory writable",
+        ) from None
     state.target, state.backup = path, backup
     try:
-        state.journal = _write_journal(path, backup, hashlib.sha256(patched).hexdigest(),
-                                       hashlib.sha256(original).hexdigest())
+        state.journal = _write_journal(
+            path, backup, hashlib.sha256(patched).hexdigest(), hashlib.sha256(original).hexdigest()
+        )
         tmp = path.with_name(f".{path.name}.mamba-build-{os.getpid()}")
         with open(tmp, "wb") as fh:
             fh.write(patched)
@@ -242,9 +257,11 @@ def patched_torch_compiler_map(
         outcome = restore_file(path)
         state.restored = outcome.status in ("restored", "backup already matches")
         if not state.restored:
-            raise EnvironmentProblem(f"could not restore {path}: {outcome.status} {outcome.detail}",
-                                     "run `mamba-build restore-torch`")
+            raise EnvironmentProblem(
+                f"could not restore {path}: {outcome.status} {outcome.detail}", "run `mamba-build restore-torch`"
+            )
         if path.read_bytes() != original:
-            raise EnvironmentProblem(f"{path} differs from its original after restoring",
-                                     "reinstall torch (pip install --force-reinstall --no-deps torch==<version>)")
-
+            raise EnvironmentProblem(
+                f"{path} differs from its original after restoring",
+                "reinstall torch (pip install --force-reinstall --no-deps torch==<version>)",
+            )

@@ -30,12 +30,21 @@ from mamba_build import runner
 from mamba_build.errors import EnvironmentProblem, SourceError
 
 # A test whose own source holds one of these needs the network or a model from a hub.
-NETWORK_MARKERS = ("from_pretrained(", "hf_hub_download(", "snapshot_download(", "cached_file(", "urlopen(",
-                   "requests.get(", "http://", "https://")
+NETWORK_MARKERS = (
+    "from_pretrained(",
+    "hf_hub_download(",
+    "snapshot_download(",
+    "cached_file(",
+    "urlopen(",
+    "requests.get(",
+    "http://",
+    "https://",
+)
 BUDGET_REASON = "mamba-build: time budget used up"
 PLUGIN_NAME = "mamba_build_upstream_plugin"
 
-PLUGIN = r'''
+PLUGIN = (
+    r'''
 """mamba-build's pytest plugin for upstream's tests (written by mamba_build/upstream_tests.py)."""
 import json, os, random, time
 import pytest
@@ -68,7 +77,9 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_runtest_setup(item):
     budget = os.environ.get("MB_UPSTREAM_BUDGET")
     if budget and time.monotonic() - _START > float(budget):
-        pytest.skip("''' + BUDGET_REASON + r'''")
+        pytest.skip("'''
+    + BUDGET_REASON
+    + r"""")
 
 
 def pytest_runtest_logreport(report):
@@ -90,7 +101,8 @@ def _write():
     with open(_OUT + ".tmp", "w") as fh:
         json.dump(_STATE, fh)
     os.replace(_OUT + ".tmp", _OUT)
-'''
+"""
+)
 
 
 @dataclass
@@ -99,18 +111,18 @@ class UpstreamTestRun:
 
     package: str
     version: str
-    source: str                     # where the test files came from
+    source: str  # where the test files came from
     files: list[str]
     python: str
-    against: str                    # "staged in DIR" or "installed"
+    against: str  # "staged in DIR" or "installed"
     gpu: bool = False
     ran: bool = False
     collected: int = 0
     selected: int = 0
     passed: int = 0
     failed: int = 0
-    skipped: int = 0                # by the tests themselves (e.g. an unsupported combination)
-    not_run: int = 0                # the time budget was used up
+    skipped: int = 0  # by the tests themselves (e.g. an unsupported combination)
+    not_run: int = 0  # the time budget was used up
     network_skipped: dict[str, str] = field(default_factory=dict)  # test -> why (the network or a model)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, the end of its report)
     seconds: float = 0.0
@@ -169,13 +181,26 @@ def network_tests(root: Path, files: Sequence[Path]) -> dict[str, str]:
     return found
 
 
-def _pytest_env(plugin_dir: Path, staging: Path | None, results: Path, skips: dict, sample: int | None, seed: int,
-                budget: float | None) -> dict[str, str]:
+def _pytest_env(
+    plugin_dir: Path,
+    staging: Path | None,
+    results: Path,
+    skips: dict,
+    sample: int | None,
+    seed: int,
+    budget: float | None,
+) -> dict[str, str]:
     paths = [str(plugin_dir)] + ([str(staging)] if staging else [])
     old = os.environ.get("PYTHONPATH")
-    env = {"PYTHONPATH": os.pathsep.join(paths + ([old] if old else [])), "MB_UPSTREAM_RESULTS": str(results),
-           "MB_UPSTREAM_SKIP": json.dumps(skips), "MB_UPSTREAM_SEED": str(seed), "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONNOUSERSITE": "1", "PYTHONWARNINGS": "ignore"}
+    env = {
+        "PYTHONPATH": os.pathsep.join(paths + ([old] if old else [])),
+        "MB_UPSTREAM_RESULTS": str(results),
+        "MB_UPSTREAM_SKIP": json.dumps(skips),
+        "MB_UPSTREAM_SEED": str(seed),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
     if sample:
         env["MB_UPSTREAM_SAMPLE"] = str(sample)
     if budget is not None:
@@ -186,22 +211,37 @@ def _pytest_env(plugin_dir: Path, staging: Path | None, results: Path, skips: di
 def installed_version(python: str, package: str, staging: Path | None) -> str | None:
     """The version of ``package`` the target Python imports (from ``staging`` first)."""
     env = {"PYTHONPATH": str(staging)} if staging else None
-    res = runner.run([python, "-c", f"import importlib.metadata as m; print(m.version({package!r}))"], timeout=120,
-                     extra_env=env)
+    res = runner.run(
+        [python, "-c", f"import importlib.metadata as m; print(m.version({package!r}))"], timeout=120, extra_env=env
+    )
     return res.stdout.strip().splitlines()[-1] if res.ok and res.stdout.strip() else None
 
 
 def has_cuda(python: str, staging: Path | None = None) -> bool:
-    res = runner.run([python, "-c", "import torch; print(torch.cuda.is_available())"], timeout=300,
-                     extra_env={"PYTHONPATH": str(staging)} if staging else None)
+    res = runner.run(
+        [python, "-c", "import torch; print(torch.cuda.is_available())"],
+        timeout=300,
+        extra_env={"PYTHONPATH": str(staging)} if staging else None,
+    )
     return res.ok and res.stdout.strip().endswith("True")
 
 
-def run_upstream_tests(package: str, *, python: str, workdir: Path, staging: Path | None = None,
-                       source: str | None = None, version: str | None = None, sample: int | None = None,
-                       seed: int = 0, time_budget: float | None = None, timeout: float = 3600,
-                       index_url: str | None = None, find_links: Sequence[str] | None = None,
-                       gpu: bool | None = None) -> UpstreamTestRun:
+def run_upstream_tests(
+    package: str,
+    *,
+    python: str,
+    workdir: Path,
+    staging: Path | None = None,
+    source: str | None = None,
+    version: str | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    time_budget: float | None = None,
+    timeout: float = 3600,
+    index_url: str | None = None,
+    find_links: Sequence[str] | None = None,
+    gpu: bool | None = None,
+) -> UpstreamTestRun:
     """Run ``package``'s shipped tests in ``python`` against ``staging`` (a ``pip --target`` dir) or, when None,
     what that Python has installed. Collects only (``ran`` False) where no CUDA GPU is visible."""
     from mamba_build.packages import package_info
@@ -212,14 +252,17 @@ def run_upstream_tests(package: str, *, python: str, workdir: Path, staging: Pat
     workdir.mkdir(parents=True, exist_ok=True)
     version = version or installed_version(python, info.name, staging)
     if version is None:
-        raise EnvironmentProblem(f"{info.name} is not installed in {python}" + (f" nor staged in {staging}" if staging else ""),
-                                 "install it (mamba-build compile) or pass its wheel with --wheel")
+        raise EnvironmentProblem(
+            f"{info.name} is not installed in {python}" + (f" nor staged in {staging}" if staging else ""),
+            "install it (mamba-build compile) or pass its wheel with --wheel",
+        )
     public = version.split("+", 1)[0]
     fetched = fetch(info.name, public, source, workdir / "src", index_url, find_links, verify=False)
     files = find_test_files(fetched.tree)
     against = f"staged in {staging}" if staging else "installed"
-    run = UpstreamTestRun(info.name, version, fetched.origin, [f.relative_to(fetched.tree).as_posix() for f in files],
-                          python, against)
+    run = UpstreamTestRun(
+        info.name, version, fetched.origin, [f.relative_to(fetched.tree).as_posix() for f in files], python, against
+    )
     if not files:
         run.note = f"the source of {info.name} {public} ships no tests/test_*.py"
         return run
@@ -234,13 +277,28 @@ def run_upstream_tests(package: str, *, python: str, workdir: Path, staging: Pat
     results = workdir / f"results-{info.name}.json"
     results.unlink(missing_ok=True)
     run.gpu = has_cuda(python, staging) if gpu is None else gpu
-    argv = [python, "-m", "pytest", "-q", "-p", PLUGIN_NAME, "-p", "no:cacheprovider", "--rootdir", str(copy),
-            "-c", str(copy / "pytest.ini"), *(["--collect-only"] if not run.gpu else []), *run.files]
+    argv = [
+        python,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        PLUGIN_NAME,
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(copy),
+        "-c",
+        str(copy / "pytest.ini"),
+        *(["--collect-only"] if not run.gpu else []),
+        *run.files,
+    ]
     env = _pytest_env(plugin_dir, staging, results, skips, sample, seed, time_budget)
     res = runner.run(argv, timeout=timeout, cwd=copy, extra_env=env, max_output=2_000_000)
     log = workdir / f"pytest-{info.name}.log"
-    log.write_text(f"$ {res.cmdline}\n# rc={res.returncode} {res.duration:.1f}s\n{res.output}", encoding="utf-8",
-                   errors="replace")
+    log.write_text(
+        f"$ {res.cmdline}\n# rc={res.returncode} {res.duration:.1f}s\n{res.output}", encoding="utf-8", errors="replace"
+    )
     run.log, run.seconds = str(log), res.duration
     if "No module named pytest" in res.output:
         raise EnvironmentProblem(f"pytest is not installed in {python}", f"{python} -m pip install pytest")
@@ -248,14 +306,18 @@ def run_upstream_tests(package: str, *, python: str, workdir: Path, staging: Pat
         state = json.loads(results.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         tail = "\n".join(res.output.strip().splitlines()[-20:])
-        raise SourceError(f"upstream's tests of {info.name} could not be collected (pytest exit {res.returncode})",
-                          f"read {log}", details=tail) from None
+        raise SourceError(
+            f"upstream's tests of {info.name} could not be collected (pytest exit {res.returncode})",
+            f"read {log}",
+            details=tail,
+        ) from None
     run.collected, run.selected = state["collected"], len(state["selected"])
-    run.network_skipped = {k: v for k, v in skips.items()
-                           if any(n.split("[")[0] == k for n in state["selected"])}
+    run.network_skipped = {k: v for k, v in skips.items() if any(n.split("[")[0] == k for n in state["selected"])}
     if not run.gpu:
-        run.note = ("no CUDA GPU visible to this Python: upstream's tests launch CUDA kernels, so none can run "
-                    "here -- this is not a pass")
+        run.note = (
+            "no CUDA GPU visible to this Python: upstream's tests launch CUDA kernels, so none can run "
+            "here -- this is not a pass"
+        )
         return run
     run.ran = True
     for r in state["results"]:

@@ -30,9 +30,14 @@ class WheelCheck:
         return not self.problems
 
     def to_json(self) -> dict:
-        return {"filename": self.filename, "ok": self.ok, "problems": list(self.problems), "notes": list(self.notes),
-                "archs_sass": None if self.archs_sass is None else list(self.archs_sass),
-                "archs_ptx": None if self.archs_ptx is None else list(self.archs_ptx)}
+        return {
+            "filename": self.filename,
+            "ok": self.ok,
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+            "archs_sass": None if self.archs_sass is None else list(self.archs_sass),
+            "archs_ptx": None if self.archs_ptx is None else list(self.archs_ptx),
+        }
 
 
 @dataclass
@@ -46,16 +51,21 @@ class VerifyReport:
         return not self.problems and all(c.ok for c in self.checks)
 
     def to_json(self) -> dict:
-        return {"directory": str(self.directory), "ok": self.ok, "problems": list(self.problems),
-                "wheels": [c.to_json() for c in self.checks]}
+        return {
+            "directory": str(self.directory),
+            "ok": self.ok,
+            "problems": list(self.problems),
+            "wheels": [c.to_json() for c in self.checks],
+        }
 
 
 def _fmt(archs) -> str:
     return ",".join(f"sm_{a}" for a in archs) or "none"
 
 
-def verify_dir(directory: str | os.PathLike, *, check_archs: bool = True,
-               cuobjdump: str | os.PathLike | None = None) -> VerifyReport:
+def verify_dir(
+    directory: str | os.PathLike, *, check_archs: bool = True, cuobjdump: str | os.PathLike | None = None
+) -> VerifyReport:
     """Check every manifest entry of ``directory`` and every ``.whl`` in it; never raises for a
     failed check (the report says what failed)."""
     root = Path(directory)
@@ -91,11 +101,13 @@ def verify_dir(directory: str | os.PathLike, *, check_archs: bool = True,
             else:
                 check.archs_sass, check.archs_ptx = archs.sass, archs.ptx
                 if tuple(archs.sass) != tuple(record.archs_sass):
-                    check.problems.append(f"SASS archs in the binary are {_fmt(archs.sass)}, "
-                                          f"manifest says {_fmt(record.archs_sass)}")
+                    check.problems.append(
+                        f"SASS archs in the binary are {_fmt(archs.sass)}, manifest says {_fmt(record.archs_sass)}"
+                    )
                 if tuple(archs.ptx) != tuple(record.archs_ptx):
-                    check.problems.append(f"PTX archs in the binary are {_fmt(archs.ptx)}, "
-                                          f"manifest says {_fmt(record.archs_ptx)}")
+                    check.problems.append(
+                        f"PTX archs in the binary are {_fmt(archs.ptx)}, manifest says {_fmt(record.archs_ptx)}"
+                    )
         if path.is_file():
             check_provenance(path, record, check)
     for whl in wheels_in(root):
@@ -107,31 +119,47 @@ def verify_dir(directory: str | os.PathLike, *, check_archs: bool = True,
     return report
 
 
-_COMPARED = ("torch_version", "torch_cuda", "cxx11_abi", "toolkit_version", "host_compiler", "source_sha256",
-             "source_origin", "mamba_build_version")
+_COMPARED = (
+    "torch_version",
+    "torch_cuda",
+    "cxx11_abi",
+    "toolkit_version",
+    "host_compiler",
+    "source_sha256",
+    "source_origin",
+    "mamba_build_version",
+)
 
 
 def check_provenance(path: Path, record, check: WheelCheck) -> None:
     """The wheel's own dist-info/mamba_build.json agrees with its manifest record, and METADATA pins torch."""
     prov = provenance.read_wheel(path)
     if prov is None:
-        check.notes.append(f"no dist-info/{provenance.FILE_NAME} (built before provenance stamps): only the "
-                           "manifest says what it was built against, and its METADATA does not pin torch")
+        check.notes.append(
+            f"no dist-info/{provenance.FILE_NAME} (built before provenance stamps): only the "
+            "manifest says what it was built against, and its METADATA does not pin torch"
+        )
         return
     for key in _COMPARED:
         if prov.get(key) != getattr(record, key):
-            check.problems.append(f"{key}: the wheel's {provenance.FILE_NAME} says {prov.get(key)!r}, "
-                                  f"manifest.json says {getattr(record, key)!r}")
+            check.problems.append(
+                f"{key}: the wheel's {provenance.FILE_NAME} says {prov.get(key)!r}, "
+                f"manifest.json says {getattr(record, key)!r}"
+            )
     for key in ("archs_sass", "archs_ptx"):
         if tuple(prov.get(key) or ()) != tuple(getattr(record, key)):
-            check.problems.append(f"{key}: the wheel's {provenance.FILE_NAME} says {prov.get(key)}, the binary "
-                                  f"(manifest.json) {list(getattr(record, key))}")
+            check.problems.append(
+                f"{key}: the wheel's {provenance.FILE_NAME} says {prov.get(key)}, the binary "
+                f"(manifest.json) {list(getattr(record, key))}"
+            )
     channel = provenance.channel_of(prov)
     meta = provenance.wheel_metadata(path)
     pins = provenance.torch_requirements(meta.decode("utf-8", "replace")) if meta else []
     if channel is not None and not any(channel.torch_requirement in p for p in pins):
-        check.problems.append(f"METADATA requires {pins or 'no torch'}, not {channel.torch_requirement}: a resolver "
-                              "could pair it with another torch")
+        check.problems.append(
+            f"METADATA requires {pins or 'no torch'}, not {channel.torch_requirement}: a resolver "
+            "could pair it with another torch"
+        )
 
 
 def check_index_pages(root: Path, manifest: Manifest, report: VerifyReport) -> None:
@@ -142,8 +170,10 @@ def check_index_pages(root: Path, manifest: Manifest, report: VerifyReport) -> N
 
     channels, legacy = read_index(root)
     for project in legacy:
-        report.problems.append(f"simple/{project}/ is a page of the old layout that serves every torch at once: "
-                               "re-run `mamba-build index` to move it into channels")
+        report.problems.append(
+            f"simple/{project}/ is a page of the old layout that serves every torch at once: "
+            "re-run `mamba-build index` to move it into channels"
+        )
     checks = {c.filename: c for c in report.checks}
     listed: dict[str, str] = {}
     for channel, projects in channels.items():
@@ -157,18 +187,21 @@ def check_index_pages(root: Path, manifest: Manifest, report: VerifyReport) -> N
                     continue  # a kept entry whose wheel lives elsewhere, or one already failed (not in the manifest)
                 built = Channel.of(rec.torch_version, rec.torch_cuda, rec.cxx11_abi)
                 if built is None or built.name != channel:
-                    check.problems.append(f"listed in channel {channel}, but built for "
-                                          f"{built.name if built else 'an unknown torch'}")
+                    check.problems.append(
+                        f"listed in channel {channel}, but built for {built.name if built else 'an unknown torch'}"
+                    )
                 if entry.sha256 != rec.sha256:
-                    check.problems.append(f"simple/{channel}/{project}/ gives sha256 {entry.sha256}, the file has "
-                                          f"{rec.sha256}")
+                    check.problems.append(
+                        f"simple/{channel}/{project}/ gives sha256 {entry.sha256}, the file has {rec.sha256}"
+                    )
                 meta_file = root / (fn + METADATA_SUFFIX)
                 if entry.core_metadata_sha256:
                     have = sha256_file(meta_file) if meta_file.is_file() else None
                     inside = provenance.wheel_metadata(path)
                     if have != entry.core_metadata_sha256:
-                        check.problems.append(f"{meta_file.name} (PEP 658) is missing or does not match the page's "
-                                              "core-metadata hash")
+                        check.problems.append(
+                            f"{meta_file.name} (PEP 658) is missing or does not match the page's core-metadata hash"
+                        )
                     elif inside is None or hashlib.sha256(inside).hexdigest() != have:
                         check.problems.append(f"{meta_file.name} differs from the wheel's own METADATA")
     for rec in manifest:
@@ -195,6 +228,8 @@ def render(report: VerifyReport) -> str:
     if report.ok:
         lines.append(f"{len(report.checks)} wheel(s) verified, all ok")
     else:
-        lines.append(f"{failed} of {len(report.checks)} wheel(s) failed"
-                     + (f"; {len(report.problems)} directory problem(s)" if report.problems else ""))
+        lines.append(
+            f"{failed} of {len(report.checks)} wheel(s) failed"
+            + (f"; {len(report.problems)} directory problem(s)" if report.problems else "")
+        )
     return "\n".join(lines)

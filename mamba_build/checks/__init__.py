@@ -8,8 +8,9 @@ from mamba_build.select import choose_toolkit
 
 
 def resolve_target(env: Environment, cuda: str | None) -> Target:
-    tk, reason = choose_toolkit(env.toolkits, cuda=cuda, torch_cuda=env.python.torch.cuda,
-                                torch_pick=env.torch_cuda_home)
+    tk, reason = choose_toolkit(
+        env.toolkits, cuda=cuda, torch_cuda=env.python.torch.cuda, torch_pick=env.torch_cuda_home
+    )
     return Target(cuda=cuda, toolkit=tk, reason=reason)
 
 

@@ -24,8 +24,13 @@ class Check:
     fix: str | None = None
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "status": self.status.value, "summary": self.summary,
-                "details": self.details, "fix": self.fix}
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "summary": self.summary,
+            "details": self.details,
+            "fix": self.fix,
+        }
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,29 @@ def check_pkg_resources(env: Environment) -> Check:
     if not t.cpp_extension_path:
         return skip("pkg-resources", "torch's cpp_extension.py not found (see the torch check)")
     if t.pkg_resources_import is None:
-        return ok("pkg-resources", f"torch {t.version or ''}'s cpp_extension does not import pkg_resources "
-                  "(any setuptools works)".replace("  ", " "))
+        return ok(
+            "pkg-resources",
+            f"torch {t.version or ''}'s cpp_extension does not import pkg_resources (any setuptools works)".replace(
+                "  ", " "
+            ),
+        )
     trap = build_tools.pkg_resources_trap(py)
     if trap is None:
         where = (py.module_origins or {}).get("pkg_resources")
-        return ok("pkg-resources", f"torch {t.version}'s cpp_extension imports pkg_resources (line "
-                  f"{t.pkg_resources_import}); setuptools {py.packages.get('setuptools')} still has it",
-                  f"found at {where}" if where else "")
+        return ok(
+            "pkg-resources",
+            f"torch {t.version}'s cpp_extension imports pkg_resources (line "
+            f"{t.pkg_resources_import}); setuptools {py.packages.get('setuptools')} still has it",
+            f"found at {where}" if where else "",
+        )
     pin = build_tools.pins()["setuptools"]
-    return fail("pkg-resources", f"{trap}: every CUDA extension build against this torch stops in metadata "
-                "generation (`No module named 'pkg_resources'`)", build_tools.pkg_resources_fix(py.executable),
-                f"{t.cpp_extension_path} line {t.pkg_resources_import}. `mamba-build compile` builds anyway and "
-                f"leaves this environment as it is: it puts setuptools=={pin.version} (the newest with "
-                f"pkg_resources; {build_tools.pkg_resources_removed_in()} removed it) on the build process's "
-                "PYTHONPATH, a build-only overlay recorded in the plan")
+    return fail(
+        "pkg-resources",
+        f"{trap}: every CUDA extension build against this torch stops in metadata "
+        "generation (`No module named 'pkg_resources'`)",
+        build_tools.pkg_resources_fix(py.executable),
+        f"{t.cpp_extension_path} line {t.pkg_resources_import}. `mamba-build compile` builds anyway and "
+        f"leaves this environment as it is: it puts setuptools=={pin.version} (the newest with "
+        f"pkg_resources; {build_tools.pkg_resources_removed_in()} removed it) on the build process's "
+        "PYTHONPATH, a build-only overlay recorded in the plan",
+    )

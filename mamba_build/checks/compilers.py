@@ -105,26 +105,51 @@ def check_host_compiler(env: Environment, target: Target) -> Check:
         if by_tk and by_torch:
             return ok("host-compiler", f"{name} is accepted by CUDA {tk.version} and torch", listing)
         if by_tk and by_torch is None:
-            return warn("host-compiler", f"{name} fits CUDA {tk.version}'s host_config.h, but torch's "
-                        f"CUDA_GCC_VERSIONS has no entry for {tk.version} (torch only warns)",
-                        "nothing to do; mamba-build compile adds the entry inside the build process", listing)
+            return warn(
+                "host-compiler",
+                f"{name} fits CUDA {tk.version}'s host_config.h, but torch's "
+                f"CUDA_GCC_VERSIONS has no entry for {tk.version} (torch only warns)",
+                "nothing to do; mamba-build compile adds the entry inside the build process",
+                listing,
+            )
         if by_tk and by_torch is False:
             alt = good[0] if good else None
-            fix = (f"CC={os.path.basename(alt.cc)} CXX={os.path.basename(alt.cxx)}" if alt else
-                   "mamba-build compile patches torch's compiler map inside the build process "
-                   "(--patch-torch inplace edits the file with a backup)")
-            return fail("host-compiler", f"{name} is accepted by CUDA {tk.version} but outside torch's "
-                        f"CUDA_GCC_VERSIONS bounds: cpp_extension refuses it", fix, listing)
+            fix = (
+                f"CC={os.path.basename(alt.cc)} CXX={os.path.basename(alt.cxx)}"
+                if alt
+                else "mamba-build compile patches torch's compiler map inside the build process "
+                "(--patch-torch inplace edits the file with a backup)"
+            )
+            return fail(
+                "host-compiler",
+                f"{name} is accepted by CUDA {tk.version} but outside torch's "
+                f"CUDA_GCC_VERSIONS bounds: cpp_extension refuses it",
+                fix,
+                listing,
+            )
         alt = good[0] if good else None
-        fix = (f"CC={os.path.basename(alt.cc)} CXX={os.path.basename(alt.cxx)}  (mamba-build compile picks it "
-               "for you)" if alt else _install_hint(env, limit or 11))
-        return fail("host-compiler", f"{name} is too new for CUDA {tk.version} (its host_config.h accepts gcc <= "
-                    f"{limit}): nvcc stops with `unsupported GNU version`", fix, listing)
+        fix = (
+            f"CC={os.path.basename(alt.cc)} CXX={os.path.basename(alt.cxx)}  (mamba-build compile picks it for you)"
+            if alt
+            else _install_hint(env, limit or 11)
+        )
+        return fail(
+            "host-compiler",
+            f"{name} is too new for CUDA {tk.version} (its host_config.h accepts gcc <= "
+            f"{limit}): nvcc stops with `unsupported GNU version`",
+            fix,
+            listing,
+        )
     if good:
-        return ok("host-compiler", f"gcc {good[0].version_str} ({good[0].cc}) is accepted by CUDA {tk.version}",
-                  listing)
-    return fail("host-compiler", f"no gcc accepted by CUDA {tk.version} (gcc <= {limit})",
-                _install_hint(env, limit or 11), listing)
+        return ok(
+            "host-compiler", f"gcc {good[0].version_str} ({good[0].cc}) is accepted by CUDA {tk.version}", listing
+        )
+    return fail(
+        "host-compiler",
+        f"no gcc accepted by CUDA {tk.version} (gcc <= {limit})",
+        _install_hint(env, limit or 11),
+        listing,
+    )
 
 
 def check_cxx_standard(env: Environment) -> Check:
@@ -137,10 +162,15 @@ def check_cxx_standard(env: Environment) -> Check:
     std, why = torch_cxx_std(t.file)
     if std is None:
         return ok("cxx-standard", f"torch {t.version}'s headers accept C++17 (what mamba-ssm's setup.py asks for)", why)
-    return warn("cxx-standard", f"torch {t.version}'s headers require C++{std}, but mamba-ssm's setup.py compiles with "
-                f"-std=c++17: a plain `pip install mamba-ssm` stops with `C++{std} or later compatible compiler is "
-                "required`", "nothing to do for mamba-build compile (its cxx-std recipe raises the standard); "
-                "with pip, use a torch whose headers accept C++17", why)
+    return warn(
+        "cxx-standard",
+        f"torch {t.version}'s headers require C++{std}, but mamba-ssm's setup.py compiles with "
+        f"-std=c++17: a plain `pip install mamba-ssm` stops with `C++{std} or later compatible compiler is "
+        "required`",
+        "nothing to do for mamba-build compile (its cxx-std recipe raises the standard); "
+        "with pip, use a torch whose headers accept C++17",
+        why,
+    )
 
 
 def host_compiler_choice(env: Environment, target: Target, *, allow_unsupported: bool = False):
@@ -148,12 +178,19 @@ def host_compiler_choice(env: Environment, target: Target, *, allow_unsupported:
     from mamba_build.hostcc import CompilerCandidate, HostLimits, choose_host_compiler
 
     tk = target.toolkit
-    limits = HostLimits(gcc_max=toolkit_limit(target, "gcc"), clang_max=toolkit_limit(target, "clang"),
-                        clang_min=None)
-    cands = [CompilerCandidate(cc=c.cc, cxx=c.cxx, kind=c.kind, version=c.version)
-             for c in env.compilers if c.cxx and c.version]
-    return choose_host_compiler(cands, limits, torch_bounds(env, target, "gcc"),
-                                cuda=tk.version if tk else "", allow_unsupported=allow_unsupported)
+    limits = HostLimits(gcc_max=toolkit_limit(target, "gcc"), clang_max=toolkit_limit(target, "clang"), clang_min=None)
+    cands = [
+        CompilerCandidate(cc=c.cc, cxx=c.cxx, kind=c.kind, version=c.version)
+        for c in env.compilers
+        if c.cxx and c.version
+    ]
+    return choose_host_compiler(
+        cands,
+        limits,
+        torch_bounds(env, target, "gcc"),
+        cuda=tk.version if tk else "",
+        allow_unsupported=allow_unsupported,
+    )
 
 
 def choose_for_build(env: Environment, target: Target, *, allow_unsupported: bool = False):

@@ -23,8 +23,14 @@ def check_extension(env: Environment, ext: ExtensionInfo) -> list[Check]:
         return [skip(cid, f"{ext.package} is not installed (mamba-build compile builds it)")]
     checks: list[Check] = []
     if pkg_version and not ext.present:
-        checks.append(fail(cid, f"{ext.package} {pkg_version} is installed but its CUDA module {ext.module} is not "
-                           "(built with SKIP_CUDA_BUILD or from an sdist without csrc/)", rebuild_cmd(ext.package)))
+        checks.append(
+            fail(
+                cid,
+                f"{ext.package} {pkg_version} is installed but its CUDA module {ext.module} is not "
+                "(built with SKIP_CUDA_BUILD or from an sdist without csrc/)",
+                rebuild_cmd(ext.package),
+            )
+        )
         return checks
     checks.append(ok(cid, f"{ext.package} {pkg_version or '?'} with {ext.module} at {ext.origin}"))
     icid = f"import:{ext.module}"
@@ -41,8 +47,16 @@ def check_extension(env: Environment, ext: ExtensionInfo) -> list[Check]:
 
 
 # import failures that a build on this machine cures (it links against the local torch and runtime)
-_REBUILD_CURES = frozenset({"abi-undefined-symbol", "glibcxx-missing", "glibc-too-old", "extension-not-built",
-                            "extension-missing-from-wheel", "no-kernel-image"})
+_REBUILD_CURES = frozenset(
+    {
+        "abi-undefined-symbol",
+        "glibcxx-missing",
+        "glibc-too-old",
+        "extension-not-built",
+        "extension-missing-from-wheel",
+        "no-kernel-image",
+    }
+)
 
 
 def _import_failure(env: Environment, ext: ExtensionInfo, icid: str) -> Check:
@@ -72,9 +86,15 @@ def provenance_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
     t = env.python.torch
     here = Channel.of(t.version, t.cuda, t.cxx11_abi) if t.importable else None
     if built is not None and here is not None and built != here:
-        return [fail(cid, f"{ext.package}: " + "; ".join(built.differences(here)) + " (its dist-info/"
-                     f"{provenance.FILE_NAME}): it will fail to import or misbehave", rebuild_cmd(ext.package),
-                     provenance.describe(prov))]
+        return [
+            fail(
+                cid,
+                f"{ext.package}: " + "; ".join(built.differences(here)) + " (its dist-info/"
+                f"{provenance.FILE_NAME}): it will fail to import or misbehave",
+                rebuild_cmd(ext.package),
+                provenance.describe(prov),
+            )
+        ]
     return [ok(cid, f"{ext.package} {provenance.describe(prov)}")]
 
 
@@ -86,8 +106,13 @@ def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
     glibc, _glibcxx = required_glibc(so)
     have = env.platform.glibc
     if glibc and have and version_tuple(glibc) > version_tuple(have):
-        checks.append(fail(f"glibc:{ext.module}", f"{ext.module} needs glibc {glibc}, this system has {have}",
-                           rebuild_cmd(ext.package)))
+        checks.append(
+            fail(
+                f"glibc:{ext.module}",
+                f"{ext.module} needs glibc {glibc}, this system has {have}",
+                rebuild_cmd(ext.package),
+            )
+        )
     acid = f"archs:{ext.module}"
     cuobjdump = None
     for tk in env.toolkits:
@@ -112,9 +137,14 @@ def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
             missing.append((g, sm))
     if missing:
         g, sm = missing[0]
-        checks.append(fail(acid, f"{so.name} holds {inside}, nothing for {g.name} (sm_{sm}): the first call "
-                           "fails with `no kernel image is available for execution on the device`",
-                           f"mamba-build compile --package {ext.package} --arch {g.compute_capability}"))
+        checks.append(
+            fail(
+                acid,
+                f"{so.name} holds {inside}, nothing for {g.name} (sm_{sm}): the first call "
+                "fails with `no kernel image is available for execution on the device`",
+                f"mamba-build compile --package {ext.package} --arch {g.compute_capability}",
+            )
+        )
     else:
         checks.append(ok(acid, f"{so.name} holds {inside}; runs on every visible GPU"))
     return checks

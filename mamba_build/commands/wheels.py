@@ -21,8 +21,11 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="where the wheels and manifest.json go")
     p.add_argument("--config", metavar="FILE", help="TOML config ([wheels] packages / archs / versions)")
     p.add_argument("--no-ptx", action="store_true", help="do not add PTX for the newest arch")
-    p.add_argument("--manylinux", action="store_true",
-                   help="retag with auditwheel, excluding torch and CUDA libraries (libtorch*, libc10*, libcudart*)")
+    p.add_argument(
+        "--manylinux",
+        action="store_true",
+        help="retag with auditwheel, excluding torch and CUDA libraries (libtorch*, libc10*, libcudart*)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
 

@@ -56,8 +56,10 @@ def probe_gpus(timeout: float = 20.0) -> GpuInfo:
     smi = shutil.which("nvidia-smi")
     if not smi:
         return GpuInfo(None, None, None, ())
-    q = runner.run([smi, "--query-gpu=index,name,compute_cap,driver_version,memory.total",
-                    "--format=csv,noheader,nounits"], timeout=timeout)
+    q = runner.run(
+        [smi, "--query-gpu=index,name,compute_cap,driver_version,memory.total", "--format=csv,noheader,nounits"],
+        timeout=timeout,
+    )
     if not q.ok:
         err = (q.stderr or q.stdout).strip().splitlines()
         return GpuInfo(smi, None, None, (), error=err[-1] if err else f"nvidia-smi exited {q.returncode}")

@@ -19,8 +19,21 @@ EXTENSIONS = {
     "selective_scan_cuda": "mamba-ssm",
 }
 MATH_HEADERS = ["cusparse.h", "cublas_v2.h", "cublasLt.h", "cusolverDn.h"]  # = probes.toolkits.MATH_HEADERS
-PACKAGES = ["pip", "setuptools", "wheel", "packaging", "ninja", "torch", "mamba-ssm", "causal-conv1d",
-            "triton", "einops", "transformers", "pybind11", "numpy"]
+PACKAGES = [
+    "pip",
+    "setuptools",
+    "wheel",
+    "packaging",
+    "ninja",
+    "torch",
+    "mamba-ssm",
+    "causal-conv1d",
+    "triton",
+    "einops",
+    "transformers",
+    "pybind11",
+    "numpy",
+]
 # modules a build imports that no distribution name tells about (found, not imported: find_spec)
 BUILD_MODULES = ["pkg_resources"]
 
@@ -44,6 +57,7 @@ def dist_version(name):
 def wheel_tags(name):
     try:
         from importlib import metadata
+
         dist = metadata.distribution(name)
         text = dist.read_text("WHEEL") or ""
         return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Tag:")]
@@ -54,6 +68,7 @@ def wheel_tags(name):
 def find_spec_origin(module):
     try:
         import importlib.util
+
         spec = importlib.util.find_spec(module)
         return spec.origin if spec else None
     except Exception:
@@ -65,6 +80,7 @@ def nvidia_include_dirs(headers):
     out = []
     try:
         import importlib.util
+
         spec = importlib.util.find_spec("nvidia")
         roots = list(spec.submodule_search_locations or []) if spec else []
     except Exception:
@@ -84,24 +100,27 @@ def nvidia_include_dirs(headers):
 def main():
     want_torch = "--no-torch" not in sys.argv
     want_ext = "--extensions" in sys.argv
-    emit({
-        "kind": "python",
-        "version": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "executable": sys.executable,
-        "prefix": sys.prefix,
-        "packages": {name: dist_version(name) for name in PACKAGES},
-        "torch_wheel_tags": wheel_tags("torch"),
-        "torch_origin": find_spec_origin("torch"),
-        "extension_origins": {mod: find_spec_origin(mod) for mod in EXTENSIONS},
-        "module_origins": {mod: find_spec_origin(mod) for mod in BUILD_MODULES},
-        "nvidia_include_dirs": nvidia_include_dirs(MATH_HEADERS),
-    })
+    emit(
+        {
+            "kind": "python",
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "prefix": sys.prefix,
+            "packages": {name: dist_version(name) for name in PACKAGES},
+            "torch_wheel_tags": wheel_tags("torch"),
+            "torch_origin": find_spec_origin("torch"),
+            "extension_origins": {mod: find_spec_origin(mod) for mod in EXTENSIONS},
+            "module_origins": {mod: find_spec_origin(mod) for mod in BUILD_MODULES},
+            "nvidia_include_dirs": nvidia_include_dirs(MATH_HEADERS),
+        }
+    )
     if not want_torch:
         return
     info = {"kind": "torch", "ok": False}
     try:
         import torch
+
         info.update(
             ok=True,
             version=torch.__version__,
@@ -119,8 +138,9 @@ def main():
                 info["arch_list"] = list(torch.cuda.get_arch_list())
                 for i in range(torch.cuda.device_count()):
                     cap = torch.cuda.get_device_capability(i)
-                    info["devices"].append({"index": i, "name": torch.cuda.get_device_name(i),
-                                            "capability": f"{cap[0]}.{cap[1]}"})
+                    info["devices"].append(
+                        {"index": i, "name": torch.cuda.get_device_name(i), "capability": f"{cap[0]}.{cap[1]}"}
+                    )
         except Exception as exc:  # driver problems must not hide the rest
             info["cuda_error"] = f"{type(exc).__name__}: {exc}"
     except BaseException as exc:
@@ -130,8 +150,7 @@ def main():
     if not (want_ext and info.get("ok")):
         return
     for module, package in EXTENSIONS.items():
-        entry = {"kind": "extension", "module": module, "package": package,
-                 "origin": find_spec_origin(module)}
+        entry = {"kind": "extension", "module": module, "package": package, "origin": find_spec_origin(module)}
         if entry["origin"] is None:
             entry.update(ok=False, present=False)
         else:

@@ -131,11 +131,16 @@ def module_level_import(path: Path, module: str) -> int | None:
     except (OSError, SyntaxError, ValueError):
         return None
     for node in tree.body:
-        if isinstance(node, ast.Import) and any(a.name == module or a.name.startswith(module + ".")
-                                                for a in node.names):
+        if isinstance(node, ast.Import) and any(
+            a.name == module or a.name.startswith(module + ".") for a in node.names
+        ):
             return node.lineno
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
-                and (node.module == module or node.module.startswith(module + ".")):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and (node.module == module or node.module.startswith(module + "."))
+        ):
             return node.lineno
     return None
 
@@ -180,22 +185,43 @@ def probe_python_env(python: str | None = None, *, extensions: bool = True, time
     pkg_res = module_level_import(cpp_ext, "pkg_resources") if cpp_ext and cpp_ext.exists() else None
     if t is None:
         err = "torch is not installed" if not packages.get("torch") else (child_error or "import torch crashed")
-        torch_info = TorchInfo(importable=False, error=err, version=packages.get("torch"),
-                               wheel_tags=tuple(py.get("torch_wheel_tags") or ()), gcc_bounds=gcc_b,
-                               clang_bounds=clang_b, cpp_extension_path=str(cpp_ext) if cpp_ext else None,
-                               pkg_resources_import=pkg_res)
+        torch_info = TorchInfo(
+            importable=False,
+            error=err,
+            version=packages.get("torch"),
+            wheel_tags=tuple(py.get("torch_wheel_tags") or ()),
+            gcc_bounds=gcc_b,
+            clang_bounds=clang_b,
+            cpp_extension_path=str(cpp_ext) if cpp_ext else None,
+            pkg_resources_import=pkg_res,
+        )
     elif not t.get("ok"):
-        torch_info = TorchInfo(importable=False, error=t.get("error"), version=packages.get("torch"),
-                               wheel_tags=tuple(py.get("torch_wheel_tags") or ()), gcc_bounds=gcc_b,
-                               clang_bounds=clang_b, cpp_extension_path=str(cpp_ext) if cpp_ext else None,
-                               pkg_resources_import=pkg_res)
+        torch_info = TorchInfo(
+            importable=False,
+            error=t.get("error"),
+            version=packages.get("torch"),
+            wheel_tags=tuple(py.get("torch_wheel_tags") or ()),
+            gcc_bounds=gcc_b,
+            clang_bounds=clang_b,
+            cpp_extension_path=str(cpp_ext) if cpp_ext else None,
+            pkg_resources_import=pkg_res,
+        )
     else:
         torch_info = TorchInfo(
-            importable=True, version=t.get("version"), cuda=t.get("cuda"), hip=t.get("hip"),
-            cxx11_abi=t.get("cxx11_abi"), file=t.get("file"), cuda_available=bool(t.get("cuda_available")),
-            devices=tuple(t.get("devices") or ()), arch_list=tuple(t.get("arch_list") or ()),
-            wheel_tags=tuple(py.get("torch_wheel_tags") or ()), gcc_bounds=gcc_b, clang_bounds=clang_b,
-            cpp_extension_path=str(cpp_ext) if cpp_ext else None, pkg_resources_import=pkg_res,
+            importable=True,
+            version=t.get("version"),
+            cuda=t.get("cuda"),
+            hip=t.get("hip"),
+            cxx11_abi=t.get("cxx11_abi"),
+            file=t.get("file"),
+            cuda_available=bool(t.get("cuda_available")),
+            devices=tuple(t.get("devices") or ()),
+            arch_list=tuple(t.get("arch_list") or ()),
+            wheel_tags=tuple(py.get("torch_wheel_tags") or ()),
+            gcc_bounds=gcc_b,
+            clang_bounds=clang_b,
+            cpp_extension_path=str(cpp_ext) if cpp_ext else None,
+            pkg_resources_import=pkg_res,
         )
     ext_records = {r["module"]: r for r in records if r["kind"] == "extension"}
     exts = []
@@ -203,13 +229,34 @@ def probe_python_env(python: str | None = None, *, extensions: bool = True, time
         rec = ext_records.get(module)
         package = "causal-conv1d" if module.startswith("causal") else "mamba-ssm"
         if rec is None:
-            exts.append(ExtensionInfo(module, package, origin is not None, None,
-                                      None if origin is None else "not tried (torch did not import)", origin))
+            exts.append(
+                ExtensionInfo(
+                    module,
+                    package,
+                    origin is not None,
+                    None,
+                    None if origin is None else "not tried (torch did not import)",
+                    origin,
+                )
+            )
         else:
-            exts.append(ExtensionInfo(module, package, bool(rec.get("present")),
-                                      bool(rec.get("ok")) if rec.get("present") else None,
-                                      rec.get("error"), rec.get("origin")))
-    return PythonEnv(executable=py.get("executable") or exe, version=py.get("version"), packages=packages,
-                     torch=torch_info, extensions=tuple(exts), child_error=child_error,
-                     nvidia_include_dirs=tuple(py.get("nvidia_include_dirs") or ()),
-                     module_origins=dict(py.get("module_origins") or {}))
+            exts.append(
+                ExtensionInfo(
+                    module,
+                    package,
+                    bool(rec.get("present")),
+                    bool(rec.get("ok")) if rec.get("present") else None,
+                    rec.get("error"),
+                    rec.get("origin"),
+                )
+            )
+    return PythonEnv(
+        executable=py.get("executable") or exe,
+        version=py.get("version"),
+        packages=packages,
+        torch=torch_info,
+        extensions=tuple(exts),
+        child_error=child_error,
+        nvidia_include_dirs=tuple(py.get("nvidia_include_dirs") or ()),
+        module_origins=dict(py.get("module_origins") or {}),
+    )

@@ -16,27 +16,33 @@ from mamba_build import runner
 
 # where NVIDIA's driver packages and container runtimes put libcuda.so.1 (Debian/Ubuntu multiarch, RHEL,
 # the NVIDIA container toolkit's /usr/local/nvidia, WSL2)
-DRIVER_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/local/nvidia/lib64",
-               "/usr/local/nvidia/lib", "/usr/lib/wsl/lib")
+DRIVER_DIRS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/local/nvidia/lib64",
+    "/usr/local/nvidia/lib",
+    "/usr/lib/wsl/lib",
+)
 INCLUDE_VARS = ("CPATH", "CPLUS_INCLUDE_PATH", "C_INCLUDE_PATH")
 _CUDART = re.compile(r"#define\s+CUDART_VERSION\s+(\d+)")
 
 
 @dataclass(frozen=True)
 class IncludeDir:
-    var: str                     # the variable that names it
+    var: str  # the variable that names it
     path: str
-    cub: bool                    # holds cub/cub.cuh
-    thrust: bool                 # holds thrust/version.h
-    cudart_version: str | None   # "12.4" from its cuda_runtime_api.h, None without one
+    cub: bool  # holds cub/cub.cuh
+    thrust: bool  # holds thrust/version.h
+    cudart_version: str | None  # "12.4" from its cuda_runtime_api.h, None without one
 
 
 @dataclass(frozen=True)
 class LibcudaInfo:
-    env_path: str | None                  # $TRITON_LIBCUDA_PATH
-    ldconfig_locs: tuple[str, ...]        # `ldconfig -p` lines naming libcuda.so.1 (their paths)
+    env_path: str | None  # $TRITON_LIBCUDA_PATH
+    ldconfig_locs: tuple[str, ...]  # `ldconfig -p` lines naming libcuda.so.1 (their paths)
     ld_library_path_dirs: tuple[str, ...]  # $LD_LIBRARY_PATH dirs holding libcuda.so.1
-    error: str | None = None              # ldconfig could not run
+    error: str | None = None  # ldconfig could not run
     unversioned_dirs: tuple[str, ...] = ()  # of those dirs, the ones that also hold libcuda.so (for -lcuda)
     elsewhere: tuple[str, ...] = ()  # usual driver directories holding libcuda.so.1 (for the fix)
 
@@ -74,8 +80,15 @@ def probe_include_dirs(environ: Mapping[str, str] | None = None) -> tuple[Includ
                 continue
             p = Path(d)
             rt = p / "cuda_runtime_api.h"
-            out.append(IncludeDir(var, d, (p / "cub" / "cub.cuh").exists(), (p / "thrust" / "version.h").exists(),
-                                  cudart_version(rt) if rt.exists() else None))
+            out.append(
+                IncludeDir(
+                    var,
+                    d,
+                    (p / "cub" / "cub.cuh").exists(),
+                    (p / "thrust" / "version.h").exists(),
+                    cudart_version(rt) if rt.exists() else None,
+                )
+            )
     return tuple(out)
 
 
@@ -97,8 +110,11 @@ def probe_libcuda(environ: Mapping[str, str] | None = None) -> LibcudaInfo:
             error = (res.stderr or res.stdout).strip()[-200:] or f"ldconfig exited {res.returncode}"
     else:
         error = "no ldconfig"
-    ld_dirs = tuple(d for d in (environ.get("LD_LIBRARY_PATH") or "").split(":")
-                    if d and os.path.exists(os.path.join(d, "libcuda.so.1")))
+    ld_dirs = tuple(
+        d
+        for d in (environ.get("LD_LIBRARY_PATH") or "").split(":")
+        if d and os.path.exists(os.path.join(d, "libcuda.so.1"))
+    )
     info = LibcudaInfo(environ.get("TRITON_LIBCUDA_PATH") or None, locs, ld_dirs, error)
     unversioned = tuple(d for d in info.dirs if os.path.exists(os.path.join(d, "libcuda.so")))
     elsewhere = tuple(d for d in DRIVER_DIRS if os.path.exists(os.path.join(d, "libcuda.so.1")))

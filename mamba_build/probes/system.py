@@ -110,8 +110,7 @@ def probe_resources(build_dir: Path | str = ".") -> Resources:
         free = shutil.disk_usage(path).free / 1024**3
     except OSError:
         free = None
-    return Resources(cpus=cpus, mem_total_gb=total, mem_available_gb=avail, disk_free_gb=free,
-                     disk_path=str(path))
+    return Resources(cpus=cpus, mem_total_gb=total, mem_available_gb=avail, disk_free_gb=free, disk_path=str(path))
 
 
 _GLIBC_SYM = re.compile(rb"GLIBC_(2\.\d+(?:\.\d+)?)\x00")

@@ -31,8 +31,14 @@ from mamba_build import paths, runner
 MATH_HEADERS = ("cusparse.h", "cublas_v2.h", "cublasLt.h", "cusolverDn.h")
 
 # Where system toolkits live (tests point this at a temporary tree).
-SYSTEM_GLOBS = ("/usr/local/cuda", "/usr/local/cuda-*", "/opt/cuda", "/opt/cuda-*", "/usr/lib/cuda",
-                "/opt/nvidia/hpc_sdk/Linux_*/*/cuda/*")
+SYSTEM_GLOBS = (
+    "/usr/local/cuda",
+    "/usr/local/cuda-*",
+    "/opt/cuda",
+    "/opt/cuda-*",
+    "/usr/lib/cuda",
+    "/opt/nvidia/hpc_sdk/Linux_*/*/cuda/*",
+)
 
 _WRAPPER_TARGET = re.compile(r"""(?:^|[\s"'=])(/[^\s"';|&]*?/bin/nvcc)(?=$|[\s"';|&])""", re.M)
 
@@ -151,8 +157,9 @@ def looks_like_toolkit(home: Path) -> bool:
     return (home / "nvvm").is_dir() or _find_header(home, "cuda_runtime_api.h") is not None
 
 
-def candidate_homes(environ: dict[str, str] | None = None, extra_site_dirs: list[str] | None = None,
-                    python: str | None = None) -> tuple[dict[str, list[str]], NvccOnPath | None]:
+def candidate_homes(
+    environ: dict[str, str] | None = None, extra_site_dirs: list[str] | None = None, python: str | None = None
+) -> tuple[dict[str, list[str]], NvccOnPath | None]:
     """Map toolkit home -> how it was found. Also returns what `nvcc` on PATH really is.
     ``python``: the target interpreter; its conda environment (if it is one) is searched too."""
     env = os.environ if environ is None else environ
@@ -181,8 +188,12 @@ def candidate_homes(environ: dict[str, str] | None = None, extra_site_dirs: list
             real_home = nvcc_home_from_dryrun(which)
             if real_home:
                 add(real_home, "nvcc on PATH (located by nvcc -dryrun)")
-                on_path = NvccOnPath(which, str(Path(real_home) / "bin" / "nvcc"),
-                                     on_path.chain + (str(Path(real_home) / "bin" / "nvcc"),), True)
+                on_path = NvccOnPath(
+                    which,
+                    str(Path(real_home) / "bin" / "nvcc"),
+                    on_path.chain + (str(Path(real_home) / "bin" / "nvcc"),),
+                    True,
+                )
     for pattern in SYSTEM_GLOBS:
         for hit in sorted(glob.glob(pattern)):
             add(hit, pattern)
@@ -192,7 +203,7 @@ def candidate_homes(environ: dict[str, str] | None = None, extra_site_dirs: list
     target_env = conda_prefix_of(python)
     if target_env:
         add(target_env, "conda environment of --python")
-    for site in (extra_site_dirs if extra_site_dirs is not None else [p for p in sys.path if "site-packages" in p]):
+    for site in extra_site_dirs if extra_site_dirs is not None else [p for p in sys.path if "site-packages" in p]:
         add(Path(site) / "nvidia" / "cuda_nvcc", "site-packages nvidia/cuda_nvcc")
     managed = paths.toolchains_dir(create=False)
     if managed.is_dir():
@@ -224,6 +235,7 @@ def describe(home: str, sources: list[str], timeout: float = 20.0) -> Toolkit:
         err = f"{nvcc} does not exist"
     if version and not archs:
         from mamba_build import tables
+
         rel = tables.cuda_release(version)
         if rel:
             archs, archs_source = rel.archs, "table"
@@ -256,8 +268,9 @@ def describe(home: str, sources: list[str], timeout: float = 20.0) -> Toolkit:
     )
 
 
-def probe_toolkits(environ: dict[str, str] | None = None, python: str | None = None
-                   ) -> tuple[tuple[Toolkit, ...], NvccOnPath | None]:
+def probe_toolkits(
+    environ: dict[str, str] | None = None, python: str | None = None
+) -> tuple[tuple[Toolkit, ...], NvccOnPath | None]:
     homes, on_path = candidate_homes(environ, python=python)
     with ThreadPoolExecutor(max_workers=4) as pool:
         toolkits = list(pool.map(lambda item: describe(item[0], item[1]), homes.items()))

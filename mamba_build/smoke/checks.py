@@ -77,8 +77,12 @@ CONV_TOL = {"float32": (3e-4, 1e-3), "float16": (3e-3, 5e-3), "bfloat16": (1e-2,
 CONV_WEIGHT_TOL = (1e-3, 1e-3)
 SCAN_TOL = {"float32": (6e-4, 2e-3), "float16": (3e-3, 5e-3), "bfloat16": (3e-2, 5e-2)}
 SCAN_WEIGHT_TOL = (1e-3, 1e-3)
-BLOCK_TOL = {("mamba", "fwd"): (6e-4, 2e-3), ("mamba", "bwd"): (1.2e-3, 4e-3),
-             ("mamba2", "fwd"): (2e-2, 2e-2), ("mamba2", "bwd"): (5e-2, 5e-2)}
+BLOCK_TOL = {
+    ("mamba", "fwd"): (6e-4, 2e-3),
+    ("mamba", "bwd"): (1.2e-3, 4e-3),
+    ("mamba2", "fwd"): (2e-2, 2e-2),
+    ("mamba2", "bwd"): (5e-2, 5e-2),
+}
 DTYPES = ("float32", "float16", "bfloat16")
 CONV_SEQLEN, CONV_WIDTH = 600, 4
 # bwd launch shape (kNThreads x kNItems) of selective_scan's dispatch per L (selective_scan_bwd_kernel.cuh)
@@ -101,8 +105,15 @@ def scan_tol(itype: str, tensor: str) -> tuple[float, float]:
     """(rtol, atol) of one selective_scan tensor, as upstream's test_selective_scan (with z)."""
     r, a = SCAN_TOL[itype]
     rw, aw = max(SCAN_WEIGHT_TOL[0], r), max(SCAN_WEIGHT_TOL[1], a)
-    return {"out": (r, a), "last_state": (r, a), "du": (2 * r, 2 * a), "ddelta": (5 * r, 10 * a),
-            "dA": (rw, 5 * aw), "dB": (r, a), "dC": (r, a)}.get(tensor, (rw, aw))
+    return {
+        "out": (r, a),
+        "last_state": (r, a),
+        "du": (2 * r, 2 * a),
+        "ddelta": (5 * r, 10 * a),
+        "dA": (rw, 5 * aw),
+        "dB": (r, a),
+        "dC": (r, a),
+    }.get(tensor, (rw, aw))
 
 
 def tolerance_table() -> list[dict]:
@@ -111,15 +122,31 @@ def tolerance_table() -> list[dict]:
     for it in DTYPES:
         for wt in DTYPES:
             for t in ("out", "dx", "dweight", "dbias"):
-                rows.append({"check": "causal_conv1d", "dtype": f"{it} x, {wt} weight",
-                             "direction": "fwd" if t == "out" else "bwd", "tensor": t, "rtol_atol": conv_tol(it, wt, t)})
+                rows.append(
+                    {
+                        "check": "causal_conv1d",
+                        "dtype": f"{it} x, {wt} weight",
+                        "direction": "fwd" if t == "out" else "bwd",
+                        "tensor": t,
+                        "rtol_atol": conv_tol(it, wt, t),
+                    }
+                )
         for t in ("out", "last_state", "du", "ddelta", "dA", "dB", "dC", "dD", "dz", "ddelta_bias"):
-            rows.append({"check": "selective_scan", "dtype": it, "direction": "fwd" if t in ("out", "last_state") else "bwd",
-                         "tensor": t, "rtol_atol": scan_tol(it, t)})
+            rows.append(
+                {
+                    "check": "selective_scan",
+                    "dtype": it,
+                    "direction": "fwd" if t in ("out", "last_state") else "bwd",
+                    "tensor": t,
+                    "rtol_atol": scan_tol(it, t),
+                }
+            )
     for (block, direction), tol in BLOCK_TOL.items():
-        rows.append({"check": f"{block} block", "dtype": "float32", "direction": direction, "tensor": "all",
-                     "rtol_atol": tol})
+        rows.append(
+            {"check": f"{block} block", "dtype": "float32", "direction": direction, "tensor": "all", "rtol_atol": tol}
+        )
     return rows
+
 
 # package -> (python module, raw CUDA extension module)
 PACKAGES = {
@@ -142,8 +169,15 @@ class Report:
     def __init__(self) -> None:
         self.checks: list[dict] = []
 
-    def add(self, name: str, status: str, detail: str = "", max_abs_err: float | None = None,
-            tol: float | None = None, optional: bool = False) -> None:
+    def add(
+        self,
+        name: str,
+        status: str,
+        detail: str = "",
+        max_abs_err: float | None = None,
+        tol: float | None = None,
+        optional: bool = False,
+    ) -> None:
         """``optional``: a skipped check that does not make a GPU run incomplete (Mamba2 without triton)."""
         entry = {"name": name, "status": status, "detail": detail, "max_abs_err": max_abs_err, "tol": tol}
         if optional:
@@ -228,8 +262,10 @@ def compare_tensor(label: str, got, ref, rtol: float, atol: float) -> dict:
     if bad:
         gv, rv = g.reshape(-1)[k], r.reshape(-1)[k]
         fmt = (lambda v: f"{complex(v):.4g}") if g.is_complex() else (lambda v: f"{float(v):.4g}")
-        res["detail"] = (f"{label}: {bad} of {total} elements off (rtol {rtol:g}, atol {atol:g}); worst at "
-                         f"{_fmt_index(idx)}: {fmt(gv)} vs {fmt(rv)} (|d| {worst_err:.3g} > {worst_bound:.3g})")
+        res["detail"] = (
+            f"{label}: {bad} of {total} elements off (rtol {rtol:g}, atol {atol:g}); worst at "
+            f"{_fmt_index(idx)}: {fmt(gv)} vs {fmt(rv)} (|d| {worst_err:.3g} > {worst_bound:.3g})"
+        )
     else:
         res["detail"] = f"{label} ok (worst |d| {worst_err:.3g} <= {worst_bound:.3g})"
     return res
@@ -297,8 +333,9 @@ def _emit(groups: dict, report: Report) -> None:
         g.emit(report)
 
 
-def check_causal_conv1d(report: Report, refs, torch, fn=None, device: str = "cuda", dtypes=DTYPES,
-                        seqlen: int = CONV_SEQLEN) -> None:
+def check_causal_conv1d(
+    report: Report, refs, torch, fn=None, device: str = "cuda", dtypes=DTYPES, seqlen: int = CONV_SEQLEN
+) -> None:
     """Every (x dtype, weight dtype, layout) of causal_conv1d_fn, fwd and bwd, against causal_conv1d_ref."""
     if fn is None:
         from causal_conv1d import causal_conv1d_fn as fn  # type: ignore
@@ -317,7 +354,7 @@ def check_causal_conv1d(report: Report, refs, torch, fn=None, device: str = "cud
                         x0 = torch.randn(batch, dim, seqlen, generator=gen).to(device, it)
                     else:  # (batch, L, dim) memory seen as (batch, dim, L): stride(1) == 1
                         x0 = torch.randn(batch, seqlen, dim, generator=gen).to(device, it).transpose(1, 2)
-                    w0 = (torch.randn(dim, width, generator=gen) / width ** 0.5).to(device, wt)
+                    w0 = (torch.randn(dim, width, generator=gen) / width**0.5).to(device, wt)
                     b0 = torch.randn(dim, generator=gen).to(device, wt)
                     g0 = torch.randn(batch, dim, seqlen, generator=gen).to(device, it)
                     x, w, b = _leaf(x0), _leaf(w0), _leaf(b0)
@@ -329,8 +366,15 @@ def check_causal_conv1d(report: Report, refs, torch, fn=None, device: str = "cud
                     if device == "cuda":
                         torch.cuda.synchronize()
                     fwd.case(label, *compare([("out", out, ref, conv_tol(itype, wtype, "out"))]))
-                    bwd.case(label, *compare([(t, k.grad, r.grad, conv_tol(itype, wtype, t)) for t, k, r in
-                                              (("dx", x, xr), ("dweight", w, wr), ("dbias", b, br))]))
+                    bwd.case(
+                        label,
+                        *compare(
+                            [
+                                (t, k.grad, r.grad, conv_tol(itype, wtype, t))
+                                for t, k, r in (("dx", x, xr), ("dweight", w, wr), ("dbias", b, br))
+                            ]
+                        ),
+                    )
                 except BaseException as exc:  # noqa: BLE001
                     _errored(label, exc, fwd, bwd)
         _emit(groups, report)
@@ -339,8 +383,9 @@ def check_causal_conv1d(report: Report, refs, torch, fn=None, device: str = "cud
 SCAN_GRADS = ("du", "ddelta", "dA", "dB", "dC", "dD", "dz", "ddelta_bias")
 
 
-def scan_inputs(torch, gen, itype: str, variant: str, seqlen: int, device: str, batch: int = 2, dim: int = 16,
-                dstate: int = 16):
+def scan_inputs(
+    torch, gen, itype: str, variant: str, seqlen: int, device: str, batch: int = 2, dim: int = 16, dstate: int = 16
+):
     """Inputs in the kernel's types: u, delta, B, C, z in itype; A, D, delta_bias in fp32 (A complex64 for the
     complex variant, whose variable B, C interleave real and imaginary parts along L: (batch, N, 2L))."""
     it = getattr(torch, itype)
@@ -350,8 +395,9 @@ def scan_inputs(torch, gen, itype: str, variant: str, seqlen: int, device: str, 
         A = (-0.5 * torch.rand(dim, dstate, generator=gen) - 0.1).to(device)
         bc_len = seqlen
     else:
-        A = torch.complex(-0.5 * torch.rand(dim, dstate, generator=gen) - 0.1,
-                          torch.randn(dim, dstate, generator=gen)).to(device)  # |delta * Im A| mostly < pi
+        A = torch.complex(
+            -0.5 * torch.rand(dim, dstate, generator=gen) - 0.1, torch.randn(dim, dstate, generator=gen)
+        ).to(device)  # |delta * Im A| mostly < pi
         bc_len = 2 * seqlen
     B = torch.randn(batch, dstate, bc_len, generator=gen).to(device, it)
     C = torch.randn(batch, dstate, bc_len, generator=gen).to(device, it)
@@ -362,8 +408,16 @@ def scan_inputs(torch, gen, itype: str, variant: str, seqlen: int, device: str, 
     return (u, delta, A, B, C, D, z, delta_bias), g
 
 
-def check_selective_scan(report: Report, refs, torch, fn=None, device: str = "cuda", dtypes=DTYPES,
-                         variants=("real", "complex"), seqlens=tuple(SCAN_SEQLENS)) -> None:
+def check_selective_scan(
+    report: Report,
+    refs,
+    torch,
+    fn=None,
+    device: str = "cuda",
+    dtypes=DTYPES,
+    variants=("real", "complex"),
+    seqlens=tuple(SCAN_SEQLENS),
+) -> None:
     """selective_scan_fn fwd (out, last state) and bwd (every input's gradient) against selective_scan_ref, per
     dtype and A's kind, at every launch shape's L."""
     if fn is None:
@@ -379,30 +433,60 @@ def check_selective_scan(report: Report, refs, torch, fn=None, device: str = "cu
                 try:
                     inputs, g0 = scan_inputs(torch, gen, itype, variant, seqlen, device)
                     leaves = [_leaf(t) for t in inputs]
-                    out, last = fn(*leaves[:6], z=leaves[6], delta_bias=leaves[7], delta_softplus=True,
-                                   return_last_state=True)
+                    out, last = fn(
+                        *leaves[:6], z=leaves[6], delta_bias=leaves[7], delta_softplus=True, return_last_state=True
+                    )
                     out.backward(g0)
                     rleaves = [_leaf(t.float() if not t.is_complex() else t) for t in inputs]
-                    ref, ref_last = refs.selective_scan_ref(*rleaves[:6], z=rleaves[6], delta_bias=rleaves[7],
-                                                            delta_softplus=True, return_last_state=True)
+                    ref, ref_last = refs.selective_scan_ref(
+                        *rleaves[:6], z=rleaves[6], delta_bias=rleaves[7], delta_softplus=True, return_last_state=True
+                    )
                     ref.backward(g0.float())
                     if device == "cuda":
                         torch.cuda.synchronize()
-                    fwd.case(label, *compare([("out", out, ref, scan_tol(itype, "out")),
-                                              ("last_state", last, ref_last, scan_tol(itype, "last_state"))]))
-                    bwd.case(label, *compare([(t, k.grad, r.grad, scan_tol(itype, t))
-                                              for t, k, r in zip(SCAN_GRADS, leaves, rleaves, strict=True)]))
+                    fwd.case(
+                        label,
+                        *compare(
+                            [
+                                ("out", out, ref, scan_tol(itype, "out")),
+                                ("last_state", last, ref_last, scan_tol(itype, "last_state")),
+                            ]
+                        ),
+                    )
+                    bwd.case(
+                        label,
+                        *compare(
+                            [
+                                (t, k.grad, r.grad, scan_tol(itype, t))
+                                for t, k, r in zip(SCAN_GRADS, leaves, rleaves, strict=True)
+                            ]
+                        ),
+                    )
                 except BaseException as exc:  # noqa: BLE001
                     _errored(label, exc, fwd, bwd)
             _emit(groups, report)
 
 
-def _block_check(report: Report, torch, name: str, block, ref_fn, expect_params: int, x0, g0, tol_key: str,
-                 param_grads: bool, device: str) -> None:
+def _block_check(
+    report: Report,
+    torch,
+    name: str,
+    block,
+    ref_fn,
+    expect_params: int,
+    x0,
+    g0,
+    tol_key: str,
+    param_grads: bool,
+    device: str,
+) -> None:
     """A block's parameter count, fwd, d input (and every parameter's gradient) against ``ref_fn(block, x)``."""
     n_params = sum(p.numel() for p in block.parameters())
-    report.add(f"{name} parameters", "ok" if n_params == expect_params else "fail",
-               f"{n_params:,} parameters" + ("" if n_params == expect_params else f", expected {expect_params:,}"))
+    report.add(
+        f"{name} parameters",
+        "ok" if n_params == expect_params else "fail",
+        f"{n_params:,} parameters" + ("" if n_params == expect_params else f", expected {expect_params:,}"),
+    )
     params = dict(block.named_parameters())
     x = _leaf(x0)
     out = block(x)
@@ -445,12 +529,19 @@ def check_mamba2_block(report: Report, refs, torch, cls=None, device: str = "cud
     """The seed configuration of Mamba2 in fp32, where triton imports (its scan is triton code)."""
     name = "Mamba2 block float32"
     if cls is None:
-        for dep, why in (("triton", "its scan is triton code"), ("causal_conv1d", "its fused path calls causal-conv1d")):
+        for dep, why in (
+            ("triton", "its scan is triton code"),
+            ("causal_conv1d", "its fused path calls causal-conv1d"),
+        ):
             try:
                 importlib.import_module(dep)
             except BaseException as exc:  # noqa: BLE001
-                report.add(name, "skipped", f"{dep} does not import ({type(exc).__name__}): Mamba2 needs it ({why})",
-                           optional=True)
+                report.add(
+                    name,
+                    "skipped",
+                    f"{dep} does not import ({type(exc).__name__}): Mamba2 needs it ({why})",
+                    optional=True,
+                )
                 return
     try:
         if cls is None:
@@ -460,8 +551,7 @@ def check_mamba2_block(report: Report, refs, torch, cls=None, device: str = "cud
         block = cls(**MAMBA2_CONFIG).to(device)
         x0 = torch.randn(2, 256, MAMBA2_CONFIG["d_model"], device=device)
         g0 = torch.randn(2, 256, MAMBA2_CONFIG["d_model"], device=device)
-        _block_check(report, torch, name, block, refs.mamba2_block_ref, MAMBA2_PARAMS, x0, g0, "mamba2", False,
-                     device)
+        _block_check(report, torch, name, block, refs.mamba2_block_ref, MAMBA2_PARAMS, x0, g0, "mamba2", False, device)
     except BaseException as exc:  # noqa: BLE001
         traceback.print_exc(file=sys.stderr)
         report.add(f"{name} fwd+bwd", "fail", _short_exc(exc))
@@ -469,8 +559,14 @@ def check_mamba2_block(report: Report, refs, torch, cls=None, device: str = "cud
 
 def run_checks(expect: list[str], staging: Path | None, extra_imports: list[str] | None = None) -> dict:
     report = Report()
-    result: dict = {"gpu": False, "device": None, "torch": None, "python": platform.python_version(),
-                    "expected": expect, "checks": report.checks}
+    result: dict = {
+        "gpu": False,
+        "device": None,
+        "torch": None,
+        "python": platform.python_version(),
+        "expected": expect,
+        "checks": report.checks,
+    }
     try:
         import torch
     except BaseException as exc:  # noqa: BLE001
@@ -501,8 +597,10 @@ def run_checks(expect: list[str], staging: Path | None, extra_imports: list[str]
         if check_import(report, mod, staging) is not None:
             report.add(f"{mod} numbers", "skipped", "no reference for this module: import only")
 
-    suites = {"causal_conv1d": [check_causal_conv1d],
-              "mamba_ssm": [check_selective_scan, check_mamba_block, check_mamba2_block]}
+    suites = {
+        "causal_conv1d": [check_causal_conv1d],
+        "mamba_ssm": [check_selective_scan, check_mamba_block, check_mamba2_block],
+    }
     for pkg in expect:
         for fn in suites.get(pkg, []):
             label = fn.__name__.replace("check_", "")
@@ -556,13 +654,22 @@ def wait_for_go(path: Path, timeout: float) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--wait-for", type=Path, default=None,
-                    help="pre-started: warm up (torch, CUDA), then wait for this JSON file (staging, expect, imports)")
+    ap.add_argument(
+        "--wait-for",
+        type=Path,
+        default=None,
+        help="pre-started: warm up (torch, CUDA), then wait for this JSON file (staging, expect, imports)",
+    )
     ap.add_argument("--wait-timeout", type=float, default=7200.0)
     ap.add_argument("--expect", action="append", default=[], help="package to check: causal_conv1d, mamba_ssm")
     ap.add_argument("--staging", type=Path, default=None, help="modules must resolve from here")
-    ap.add_argument("--import", dest="imports", action="append", default=[],
-                    help="another extension module to import (no numerical check)")
+    ap.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        help="another extension module to import (no numerical check)",
+    )
     args = ap.parse_args(argv)
     real_stdout = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):  # the JSON object is the only thing on stdout
@@ -578,10 +685,22 @@ def main(argv: list[str] | None = None) -> int:
             result = run_checks(args.expect, args.staging, args.imports)
         except BaseException as exc:  # noqa: BLE001
             traceback.print_exc(file=sys.stderr)
-            result = {"gpu": False, "device": None, "torch": None, "python": platform.python_version(),
-                      "expected": args.expect, "checks": [{"name": "smoke script", "status": "fail",
-                                                           "detail": _short_exc(exc), "max_abs_err": None,
-                                                           "tol": None}]}
+            result = {
+                "gpu": False,
+                "device": None,
+                "torch": None,
+                "python": platform.python_version(),
+                "expected": args.expect,
+                "checks": [
+                    {
+                        "name": "smoke script",
+                        "status": "fail",
+                        "detail": _short_exc(exc),
+                        "max_abs_err": None,
+                        "tol": None,
+                    }
+                ],
+            }
     real_stdout.write(json.dumps(result) + "\n")
     real_stdout.flush()
     failed = any(c["status"] == "fail" for c in result["checks"])

@@ -47,16 +47,23 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["causal_conv1d_ref", "selective_scan_ref", "mamba_block_ref", "mamba_param_count", "mamba2_block_ref",
-           "mamba2_param_count"]
+__all__ = [
+    "causal_conv1d_ref",
+    "selective_scan_ref",
+    "mamba_block_ref",
+    "mamba_param_count",
+    "mamba2_block_ref",
+    "mamba2_param_count",
+]
 
 
 def _compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
     return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
-def causal_conv1d_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                      activation: str | None = None) -> torch.Tensor:
+def causal_conv1d_ref(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, activation: str | None = None
+) -> torch.Tensor:
     """Causal depthwise conv1d over the last dim of x (batch, dim, L) with weight (dim, W)."""
     if activation not in (None, "silu", "swish"):
         raise NotImplementedError(f"activation must be None, 'silu' or 'swish', not {activation!r}")
@@ -99,14 +106,16 @@ def _bc_at(M: torch.Tensor, variable: bool, t0: int, t1: int) -> torch.Tensor:
     return M[..., t0:t1].transpose(-1, -2) if variable else M[:, None, :]
 
 
-def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       return_last_state=False):
+def selective_scan_ref(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+):
     """Reference selective scan; signature of mamba_ssm's ``selective_scan_fn`` (real or complex A)."""
     return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 
-def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                           return_last_state=False, chunk=None):
+def selective_scan_chunked(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False, chunk=None
+):
     """:func:`selective_scan_ref` with the chunk length chosen (None: from the tensor sizes).
 
     The recurrence is evaluated ``chunk`` steps at a time in closed form (the sequential loop of the
@@ -134,16 +143,16 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     ys = []
     for t0 in range(0, seqlen, chunk):
         t1 = min(seqlen, t0 + chunk)
-        dt_c = dt[:, :, t0:t1, None]                                  # (b, d, T, 1)
-        S = torch.cumsum(dt_c * A_[:, None, :], dim=2)                # (b, d, T, N)
+        dt_c = dt[:, :, t0:t1, None]  # (b, d, T, 1)
+        S = torch.cumsum(dt_c * A_[:, None, :], dim=2)  # (b, d, T, N)
         x = dt_c * _bc_at(B_, b_var, t0, t1) * u_[:, :, t0:t1, None]  # (b, d, T, N)
-        seg = S[:, :, :, None, :] - S[:, :, None, :, :]               # (b, d, T(t), T(s), N)
+        seg = S[:, :, :, None, :] - S[:, :, None, :, :]  # (b, d, T(t), T(s), N)
         steps = t1 - t0
         pos = torch.arange(steps, device=u_.device)
         keep = (pos[:, None] >= pos[None, :])[None, None, :, :, None]  # s <= t
-        decay = torch.exp(seg.masked_fill(~keep, float("-inf")))     # 0 where s > t
+        decay = torch.exp(seg.masked_fill(~keep, float("-inf")))  # 0 where s > t
         hs = torch.exp(S) * h[:, :, None, :] + (decay * x[:, :, None, :, :]).sum(3)  # (b, d, T, N)
-        yc = (hs * _bc_at(C_, c_var, t0, t1)).sum(-1)                # (b, d, T)
+        yc = (hs * _bc_at(C_, c_var, t0, t1)).sum(-1)  # (b, d, T)
         ys.append(2 * yc.real if complex_ else yc)  # complex A: the state and its conjugate
         h = hs[:, :, -1]
     y = torch.cat(ys, dim=-1)  # (batch, dim, L)
@@ -164,17 +173,23 @@ def _as_complex_bc(M: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
     return torch.view_as_complex(M.reshape(*M.shape[:-1], M.shape[-1] // 2, 2).contiguous())
 
 
-def mamba_param_count(d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-                      dt_rank: int | None = None) -> int:
+def mamba_param_count(
+    d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank: int | None = None
+) -> int:
     """Parameters of mamba_ssm's ``Mamba`` block (v1, default biases): 116,480 for (128, 16, 4, 2)."""
     d_inner = expand * d_model
     dt_rank = dt_rank or math.ceil(d_model / 16)
-    return (d_model * 2 * d_inner                 # in_proj, no bias
-            + d_inner * d_conv + d_inner          # depthwise conv1d weight + bias
-            + d_inner * (dt_rank + 2 * d_state)   # x_proj, no bias
-            + dt_rank * d_inner + d_inner         # dt_proj weight + bias
-            + d_inner * d_state + d_inner         # A_log, D
-            + d_inner * d_model)                  # out_proj, no bias
+    return (
+        d_model * 2 * d_inner  # in_proj, no bias
+        + d_inner * d_conv
+        + d_inner  # depthwise conv1d weight + bias
+        + d_inner * (dt_rank + 2 * d_state)  # x_proj, no bias
+        + dt_rank * d_inner
+        + d_inner  # dt_proj weight + bias
+        + d_inner * d_state
+        + d_inner  # A_log, D
+        + d_inner * d_model
+    )  # out_proj, no bias
 
 
 def mamba_block_ref(block, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -194,23 +209,36 @@ def mamba_block_ref(block, hidden_states: torch.Tensor) -> torch.Tensor:
     dt, Bm, Cm = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
     delta = F.linear(dt, block.dt_proj.weight).transpose(1, 2)  # (b, d_inner, L); bias goes in delta_bias
     A = -torch.exp(block.A_log.float())
-    y = selective_scan_ref(x, delta, A, Bm.transpose(1, 2), Cm.transpose(1, 2), block.D.float(), z=z,
-                           delta_bias=block.dt_proj.bias.float(), delta_softplus=True)
+    y = selective_scan_ref(
+        x,
+        delta,
+        A,
+        Bm.transpose(1, 2),
+        Cm.transpose(1, 2),
+        block.D.float(),
+        z=z,
+        delta_bias=block.dt_proj.bias.float(),
+        delta_softplus=True,
+    )
     return F.linear(y.transpose(1, 2), block.out_proj.weight, block.out_proj.bias)
 
 
-def mamba2_param_count(d_model: int, d_state: int = 128, d_conv: int = 4, expand: int = 2, headdim: int = 64,
-                       ngroups: int = 1) -> int:
+def mamba2_param_count(
+    d_model: int, d_state: int = 128, d_conv: int = 4, expand: int = 2, headdim: int = 64, ngroups: int = 1
+) -> int:
     """Parameters of mamba_ssm's ``Mamba2`` block (default biases, rmsnorm, D per head): 6,468,320 for
     (1024, 64, 4, 2)."""
     d_inner = expand * d_model
     nheads = d_inner // headdim
     conv_dim = d_inner + 2 * ngroups * d_state
-    return (d_model * (2 * d_inner + 2 * ngroups * d_state + nheads)  # in_proj [z, x, B, C, dt], no bias
-            + conv_dim * d_conv + conv_dim                          # depthwise conv1d weight + bias
-            + 3 * nheads                                            # dt_bias, A_log, D
-            + d_inner                                               # the gated RMSNorm's weight
-            + d_inner * d_model)                                    # out_proj, no bias
+    return (
+        d_model * (2 * d_inner + 2 * ngroups * d_state + nheads)  # in_proj [z, x, B, C, dt], no bias
+        + conv_dim * d_conv
+        + conv_dim  # depthwise conv1d weight + bias
+        + 3 * nheads  # dt_bias, A_log, D
+        + d_inner  # the gated RMSNorm's weight
+        + d_inner * d_model
+    )  # out_proj, no bias
 
 
 def mamba2_block_ref(block, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -224,16 +252,24 @@ def mamba2_block_ref(block, hidden_states: torch.Tensor) -> torch.Tensor:
     nheads, headdim = block.nheads, block.headdim
     zxbcdt = F.linear(hidden_states, block.in_proj.weight, block.in_proj.bias)
     z, xBC, dt = torch.split(zxbcdt, [d_ssm, d_ssm + 2 * ngroups * d_state, nheads], dim=-1)
-    xBC = causal_conv1d_ref(xBC.transpose(1, 2), block.conv1d.weight.squeeze(1), block.conv1d.bias,
-                            activation="silu")  # (b, conv_dim, L)
+    xBC = causal_conv1d_ref(
+        xBC.transpose(1, 2), block.conv1d.weight.squeeze(1), block.conv1d.bias, activation="silu"
+    )  # (b, conv_dim, L)
     x, Bm, Cm = torch.split(xBC, [d_ssm, ngroups * d_state, ngroups * d_state], dim=1)
     A = (-torch.exp(block.A_log.float())).repeat_interleave(headdim)[:, None].expand(d_ssm, d_state)
     D = block.D.float()
     if D.shape[0] == nheads:
         D = D.repeat_interleave(headdim)
-    y = selective_scan_ref(x, dt.transpose(1, 2).repeat_interleave(headdim, dim=1), A,
-                           Bm.reshape(batch, ngroups, d_state, seqlen), Cm.reshape(batch, ngroups, d_state, seqlen),
-                           D, delta_bias=block.dt_bias.float().repeat_interleave(headdim), delta_softplus=True)
+    y = selective_scan_ref(
+        x,
+        dt.transpose(1, 2).repeat_interleave(headdim, dim=1),
+        A,
+        Bm.reshape(batch, ngroups, d_state, seqlen),
+        Cm.reshape(batch, ngroups, d_state, seqlen),
+        D,
+        delta_bias=block.dt_bias.float().repeat_interleave(headdim),
+        delta_softplus=True,
+    )
     y = y.transpose(1, 2) * F.silu(z)  # (b, L, d_ssm)
     group = block.norm.group_size or d_ssm
     yg = y.reshape(batch, seqlen, d_ssm // group, group)

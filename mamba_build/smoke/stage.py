@@ -118,15 +118,19 @@ def other_extension_modules(staging: Path) -> list[str]:
     return sorted(m for m in mods if m not in _TOP_LEVEL)
 
 
-def stage_wheels(wheels: Sequence[Path], python: str, staging: Path, timeout: float = 600,
-                 installer=None) -> runner.CommandResult:
+def stage_wheels(
+    wheels: Sequence[Path], python: str, staging: Path, timeout: float = 600, installer=None
+) -> runner.CommandResult:
     """``pip install --no-deps --no-index --target staging`` (or the plan's installer's equivalent): the
     wheels' files, and nothing of the environment."""
     from mamba_build.installer import default as default_installer
 
     inst = installer or default_installer(python)
-    return runner.run(inst.install_argv(wheels, no_deps=True, no_index=True, target=staging),
-                      timeout=timeout, extra_env={"PIP_NO_INPUT": "1", "PIP_REQUIRE_VIRTUALENV": "0"})
+    return runner.run(
+        inst.install_argv(wheels, no_deps=True, no_index=True, target=staging),
+        timeout=timeout,
+        extra_env={"PIP_NO_INPUT": "1", "PIP_REQUIRE_VIRTUALENV": "0"},
+    )
 
 
 def _fail(name: str, detail: str, **kw) -> SmokeReport:
@@ -145,8 +149,14 @@ class WarmChild:
         self.go_file = self.workdir / "smoke-go.json"
         self.go_file.unlink(missing_ok=True)
         scripts = _copy_scripts(self.workdir)
-        self.argv = [python, str(scripts / "checks.py"), "--wait-for", str(self.go_file),
-                     "--wait-timeout", str(timeout)]
+        self.argv = [
+            python,
+            str(scripts / "checks.py"),
+            "--wait-for",
+            str(self.go_file),
+            "--wait-timeout",
+            str(timeout),
+        ]
         self.result: runner.CommandResult | None = None
         env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
         self._thread = threading.Thread(target=self._run, args=(timeout + 60, env), daemon=True, name="smoke-warm")
@@ -161,7 +171,9 @@ class WarmChild:
             tmp.write_text(json.dumps(payload), encoding="utf-8")
             os.replace(tmp, self.go_file)
 
-    def go(self, staging: Path, expect: Sequence[str], imports: Sequence[str], timeout: float) -> runner.CommandResult | None:
+    def go(
+        self, staging: Path, expect: Sequence[str], imports: Sequence[str], timeout: float
+    ) -> runner.CommandResult | None:
         self._write({"staging": str(staging), "expect": list(expect), "imports": list(imports)})
         self._thread.join(timeout)
         return self.result
@@ -181,8 +193,15 @@ def _copy_scripts(workdir: Path) -> Path:
     return scripts
 
 
-def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, workdir: Path,
-                      timeout: float = 900, warm: WarmChild | None = None, installer=None) -> SmokeReport:
+def smoke_test_wheels(
+    wheels: Sequence[Path],
+    *,
+    python: str = sys.executable,
+    workdir: Path,
+    timeout: float = 900,
+    warm: WarmChild | None = None,
+    installer=None,
+) -> SmokeReport:
     """Install ``wheels`` into ``workdir/smoke-staging`` (not the environment) and smoke-test them
     in a child ``python``. ``installer`` (mamba_build.installer; default: ``python``'s own pip) does the
     staging install. Never raises for a failing build: read the report (or call
@@ -209,20 +228,24 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
     if not pip.ok:
         tail = "\n".join(pip.output.strip().splitlines()[-15:])
         why = "timed out" if pip.timed_out else ("could not start" if pip.missing else f"exited {pip.returncode}")
-        return _fail("install to staging", f"{installer.kind if installer else 'pip'} install --target {why}: {tail}", **common)
+        return _fail(
+            "install to staging", f"{installer.kind if installer else 'pip'} install --target {why}: {tail}", **common
+        )
 
     packages = staged_packages(staging)
     others = other_extension_modules(staging)
     if not packages and not others:
-        return _fail("install to staging", "the wheels hold no extension module "
-                     f"(staging has: {', '.join(sorted(p.name for p in staging.iterdir()))})",
-                     **common)
+        return _fail(
+            "install to staging",
+            "the wheels hold no extension module "
+            f"(staging has: {', '.join(sorted(p.name for p in staging.iterdir()))})",
+            **common,
+        )
 
     res = warm.go(staging, packages, others, timeout) if warm is not None else None
     if res is not None and res.returncode != ABORTED and _parse_json(res.stdout) is not None:
         env_extra = {"PYTHONPATH": f"(pre-started: sys.path[0] = {staging} after its warm-up)"}
     else:  # not pre-started, or it gave up (ABORTED) or died: run the checks in a fresh child
-
         scripts = _copy_scripts(workdir)
         argv = [python, str(scripts / "checks.py"), "--staging", str(staging)]
         for pkg in packages:
@@ -237,17 +260,33 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
         }
         res = runner.run(argv, timeout=timeout, cwd=workdir, extra_env=env_extra)
     with open(log_path, "a", encoding="utf-8", errors="replace") as fh:
-        fh.write(f"\n$ PYTHONPATH={env_extra['PYTHONPATH']} {res.cmdline}\n# rc={res.returncode} "
-                 f"timed_out={res.timed_out} {res.duration:.1f}s\n# stdout\n{res.stdout}\n# stderr\n{res.stderr}\n")
+        fh.write(
+            f"\n$ PYTHONPATH={env_extra['PYTHONPATH']} {res.cmdline}\n# rc={res.returncode} "
+            f"timed_out={res.timed_out} {res.duration:.1f}s\n# stdout\n{res.stdout}\n# stderr\n{res.stderr}\n"
+        )
     payload = _parse_json(res.stdout)
     if payload is None:
-        why = ("timed out" if res.timed_out else "could not start" if res.missing
-               else f"died (exit {res.returncode}) without a result")
+        why = (
+            "timed out"
+            if res.timed_out
+            else "could not start"
+            if res.missing
+            else f"died (exit {res.returncode}) without a result"
+        )
         tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-15:])
         return _fail("smoke script", f"the smoke test process {why}: {tail}", packages=tuple(packages), **common)
 
-    checks = [SmokeCheck(str(c.get("name")), str(c.get("status")), str(c.get("detail") or ""),
-                         c.get("max_abs_err"), c.get("tol"), bool(c.get("optional"))) for c in payload.get("checks", [])]
+    checks = [
+        SmokeCheck(
+            str(c.get("name")),
+            str(c.get("status")),
+            str(c.get("detail") or ""),
+            c.get("max_abs_err"),
+            c.get("tol"),
+            bool(c.get("optional")),
+        )
+        for c in payload.get("checks", [])
+    ]
     gpu = bool(payload.get("gpu"))
     any_fail = any(c.status not in (OK, SKIPPED) for c in checks)
     imports_ok = any(c.name.startswith("import ") and c.status == OK for c in checks)
@@ -258,8 +297,9 @@ def smoke_test_wheels(wheels: Sequence[Path], *, python: str = sys.executable, w
     if res.timed_out or (res.returncode not in (0, 1)):
         checks.append(SmokeCheck("smoke script", FAIL, f"exit status {res.returncode}, timed_out={res.timed_out}"))
         passed = False
-    return SmokeReport(passed=passed, gpu=gpu, checks=checks, device=payload.get("device"),
-                       packages=tuple(packages), **common)
+    return SmokeReport(
+        passed=passed, gpu=gpu, checks=checks, device=payload.get("device"), packages=tuple(packages), **common
+    )
 
 
 def _parse_json(text: str) -> dict | None:
