@@ -14,6 +14,10 @@ from mamba_build.errors import UsageError
 
 ARCH_RE = re.compile(r"^(?P<major>\d{1,2})\.(?P<minor>\d)(?P<suffix>[af]?)(?P<ptx>\+PTX)?$")
 KEYWORDS = ("native", "all")
+# What tools print and users paste: "sm_90", "sm_90a", "90", "9.0", "9.0A", "8.6+PTX".
+LOOSE_ARCH_RE = re.compile(
+    r"^(?:sm_)?(?P<major>\d{1,2})\.?(?P<minor>\d)(?P<suffix>[af]?)(?P<ptx>\+PTX)?$", re.IGNORECASE
+)
 
 
 def parse_arch(arch: str) -> re.Match:
@@ -24,6 +28,15 @@ def parse_arch(arch: str) -> re.Match:
             "write compute capabilities as MAJOR.MINOR, optionally with a/f and +PTX: --arch 8.0,9.0 or --arch 9.0+PTX",
         )
     return m
+
+
+def parse_loose_arch(text: str) -> str | None:
+    """'sm_90a' / '90' / '9.0A' / '8.6+ptx' -> '9.0a' / '9.0' / '9.0a' / '8.6+PTX' (the --arch form); None when the
+    text is not one arch."""
+    m = LOOSE_ARCH_RE.match(text.strip())
+    if not m:
+        return None
+    return f"{int(m['major'])}.{m['minor']}{m['suffix'].lower()}{'+PTX' if m['ptx'] else ''}"
 
 
 def parse_arch_list(text: str | Iterable[str], *, allow_keywords: bool = False) -> tuple[str, ...]:

@@ -130,6 +130,7 @@ def pkg_resources_trap(pyenv) -> str | None:
         return None
     have = pyenv.packages.get("setuptools")
     origins = getattr(pyenv, "module_origins", None) or {}
+    why: str | None
     if not have:
         why = "setuptools is not installed"
     else:
@@ -249,6 +250,7 @@ def ensure(
             "yourself: " + "; ".join(t.reason for t in overlay.tools),
         )
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    moved = False
     try:
         argv = [
             *_pip(python),
@@ -303,10 +305,10 @@ def ensure(
         if final.exists():
             shutil.rmtree(final)
         os.replace(stage, final)
-        stage = None
+        moved = True
         return final
     finally:
-        if stage is not None:
+        if not moved:
             shutil.rmtree(stage, ignore_errors=True)
 
 

@@ -139,7 +139,7 @@ def choose_split_units(
     def wall(split: bool) -> float:
         return sum(
             predict(
-                [(known[p].split if split and known[p].split else known[p].whole) for p in g],
+                [(known[p].split or known[p].whole) if split else known[p].whole for p in g],
                 slots,
                 archs,
                 nvcc_threads,
@@ -223,7 +223,7 @@ def bound(
     known = package_costs()
     if any(p not in known for p in packages) or not packages:
         return None
-    chosen = [(known[p].split if split_units and known[p].split else known[p].whole) for p in packages]
+    chosen = [(known[p].split or known[p].whole) if split_units else known[p].whole for p in packages]
     return _terms(chosen, slots, archs, nvcc_threads)
 
 
@@ -257,12 +257,18 @@ def choose_threads(packages: Sequence[str], slots: int, *, split_units: bool, ar
             longest1,
             spread,
         )
+
+    def longest(t: int) -> float:
+        b = bound(packages, slots, split_units=split_units, archs=archs, nvcc_threads=t)
+        assert b is not None  # the same packages had a bound with one thread
+        return b[0]
+
     threads = n
     for t in range(2, n + 1):
-        if bound(packages, slots, split_units=split_units, archs=archs, nvcc_threads=t)[0] <= spread:
+        if longest(t) <= spread:
             threads = t
             break
-    longest_t = bound(packages, slots, split_units=split_units, archs=archs, nvcc_threads=threads)[0]
+    longest_t = longest(threads)
     return ThreadsChoice(
         threads,
         f"{threads}: the longest unit bounds the build, not the total work ({where}), so "

@@ -44,7 +44,7 @@ class Environment:
 
 
 def to_jsonable(obj: Any) -> Any:
-    if is_dataclass(obj):
+    if is_dataclass(obj) and not isinstance(obj, type):
         return {k: to_jsonable(v) for k, v in asdict(obj).items()}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
@@ -61,7 +61,9 @@ def conda_prefixes(python: str | None = None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for p in found if p))
 
 
-def gather(python: str | None = None, build_dir: str | os.PathLike = ".", *, extensions: bool = True) -> Environment:
+def gather(
+    python: str | None = None, build_dir: str | os.PathLike[str] = ".", *, extensions: bool = True
+) -> Environment:
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=5) as pool:
         f_py = pool.submit(probe_python_env, python, extensions=extensions)

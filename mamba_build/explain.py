@@ -46,7 +46,8 @@ How a log is read (the "reasoning", in this order):
 ``torch_version`` (``2.14.1+cu130``), ``torch_cuda`` (``13.0``), ``nvcc_version`` (``13.0``),
 ``nvcc_path``, ``cuda_home``, ``toolkits`` (toolkit roots found on the machine, separated by
 ``os.pathsep`` or commas), ``gcc_version``, ``gpu_arch`` (``sm_90``/``90``/``9.0``),
-``gpu_name``, ``driver_version`` (``cuda_version`` is read as ``nvcc_version``). Values read from the log win over the context; anything still
+``gpu_name``, ``driver_version`` (``cuda_version`` is read as ``nvcc_version``). Values read from the log win
+over the context; anything still
 missing is replaced by readable text from the catalog's ``[defaults]``, never an error.
 
 Everything is bounded: at most ``MAX_BYTES`` are read (streamed, line by line), lines are cut
@@ -73,7 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mamba_build import tables
+from mamba_build import archs, tables
 from mamba_build.errors import UsageError
 
 MAX_BYTES = 64 * 1024 * 1024
@@ -240,12 +241,13 @@ def _compile(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 
 
-try:  # the regex parser, to find the literal text every match must contain
-    from re import _constants as _sre_c  # Python >= 3.11
+# the regex parser, to find the literal text every match must contain
+if sys.version_info >= (3, 11):
+    from re import _constants as _sre_c
     from re import _parser as _sre_p
-except ImportError:  # pragma: no cover
-    import sre_constants as _sre_c  # type: ignore[no-redef]
-    import sre_parse as _sre_p  # type: ignore[no-redef]
+else:  # pragma: no cover
+    import sre_constants as _sre_c
+    import sre_parse as _sre_p
 
 _REPEATS = tuple(getattr(_sre_c, n) for n in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") if hasattr(_sre_c, n))
 
@@ -280,8 +282,9 @@ def _required(items) -> frozenset | None:
         flush()
         if op is _sre_c.BRANCH:
             alts = [_required(list(alt)) for alt in av[1]]
-            if alts and all(a is not None for a in alts):
-                sets.append(frozenset().union(*alts))
+            known = [a for a in alts if a is not None]
+            if alts and len(known) == len(alts):
+                sets.append(frozenset().union(*known))
         elif op in _REPEATS and av[0] >= 1:
             inner = _required(list(av[2]))
             if inner is not None:
@@ -298,7 +301,7 @@ def _required_literals_cached(pattern: str, flags: int) -> frozenset | None:
     if flags & re.IGNORECASE:
         return None
     try:
-        return _required(list(_sre_p.parse(pattern, flags)))
+        return _required(_sre_p.parse(pattern, flags).data)
     except Exception:  # noqa: BLE001 - internal parser API: fall back to "always try"
         return None
 
@@ -435,11 +438,11 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
             if m.needs:
                 index.setdefault(m.needs[0], set()).add(i)
     for owner, pat in owners:
-        lits = required_literals(pat)
-        if lits is None:
+        pat_lits = required_literals(pat)
+        if pat_lits is None:
             always.add(owner)
         else:
-            for lit in lits:
+            for lit in pat_lits:
                 index.setdefault(lit, set()).add(owner)
     locale = _locale_table()
     locale_re = re.compile("|".join(re.escape(t) for t, _ in locale)) if locale else None
@@ -449,9 +452,13 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     cond_blob = tuple(
         (re.compile(p.pattern.replace("[^", "[^\\n"), p.flags | re.M), required_literals(p)) for p in conditions
     )
-    joinable = tuple(tuple(bool(lt) and max(map(len, lt)) >= JOIN_MIN_LITERAL for lt in row) for row in lits)
+    joinable = tuple(tuple(bool(lt and max(map(len, lt)) >= JOIN_MIN_LITERAL) for lt in row) for row in lits)
     join_kw = frozenset(
-        k for row, jrow in zip(lits, joinable, strict=True) for lt, j in zip(row, jrow, strict=True) if j for k in lt
+        k
+        for row, jrow in zip(lits, joinable, strict=True)
+        for lt, j in zip(row, jrow, strict=True)
+        if j
+        for k in lt or ()
     )
     fragments = sorted(
         {f for k in join_kw if len(k) >= JOIN_MIN_LITERAL for f in (k[:JOIN_FRAGMENT], k[-JOIN_FRAGMENT:]) if f.strip()}
@@ -713,7 +720,7 @@ class _Scan:
             for j, p in enumerate(entry.patterns):
                 if entry.meta[j].tail or not self.cat.joinable[i][j]:
                     continue
-                if not any(lit in joined for lit in self.cat.lits[i][j]):
+                if not any(lit in joined for lit in self.cat.lits[i][j] or ()):  # joinable: it has literals
                     continue
                 if not all(n in joined for n in entry.meta[j].needs):
                     continue
@@ -767,8 +774,8 @@ class _Scan:
             for p in self.cat.facts:
                 m = p.search(line)
                 if m:
-                    for k, v in _groups(m).items():
-                        self.facts.setdefault(k, v)
+                    for name, value in _groups(m).items():
+                        self.facts.setdefault(name, value)
         if "cascade" in owners and any(p.search(line) for p in self.cat.cascade):
             if len(self.cascade_lines) < 4 * MAX_SUSPICIOUS:
                 self.cascade_lines.append((no, line))
@@ -871,9 +878,9 @@ def _derive(values: dict[str, str]) -> None:
         if pick:
             values["toolkit"] = pick
     ga = values.get("gpu_arch", "")
-    m = re.search(r"(\d+)(\d)[af]?$", ga.replace("sm_", "").replace(".", ""))
-    if m and "gpu_arch_dotted" not in values:
-        values["gpu_arch_dotted"] = f"{m.group(1)}.{m.group(2)}"
+    canon = archs.parse_loose_arch(ga) if ga else None
+    if canon and "gpu_arch_dotted" not in values:
+        values["gpu_arch_dotted"] = canon.split("+")[0].rstrip("af")
     mf = values.get("missing_file")
     if mf and "csrc/" in mf:
         values["missing_file"] = "csrc/" + mf.split("csrc/", 1)[1]

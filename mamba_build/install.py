@@ -403,13 +403,14 @@ def plan_checks(plan: InstallPlan) -> list:
 class InstallReport:
     installed: list[Path] = field(default_factory=list)  # wheels from the index, verified and installed
     already: bool = False  # the same files were installed already
-    smoke: object | None = None
-    built: object | None = None  # the compile report of a fallback build
+    smoke: Any = None  # a SmokeReport
+    built: Any = None  # the compile report of a fallback build
 
 
 def fetch_wheel(candidate: Candidate, dest_dir: Path) -> Path:
     """Download the chosen wheel and check it against the manifest's sha256 (refused on any difference)."""
     rec = candidate.record
+    assert candidate.url is not None  # a candidate without problems has its channel page's url
     dest_dir.mkdir(parents=True, exist_ok=True)
     data = read_url(candidate.url, f"downloading {rec.filename}")
     if data is None:
@@ -508,6 +509,7 @@ def execute_install(plan: InstallPlan, *, log: Callable[[str], None] = print, ke
         try:
             wheels = []
             for choice in plan.to_install:
+                assert choice.chosen is not None  # to_install: the chosen ones
                 wheel = fetch_wheel(choice.chosen, workdir / "wheels")
                 log(f"fetched {wheel.name}: sha256 matches manifest.json")
                 problem = check_provenance(wheel, plan.target)

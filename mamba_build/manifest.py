@@ -102,7 +102,7 @@ BUILD_INFO_KEYS: tuple[str, ...] = (
 
 
 def schema() -> dict[str, Any]:
-    text = resources.files("mamba_build").joinpath("data", "manifest.schema.json").read_text(encoding="utf-8")
+    text = (resources.files("mamba_build") / "data" / "manifest.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from mamba_build.errors import BuildError
 
@@ -276,7 +277,7 @@ class NinjaPool:
         self.logs: dict[str, Path] = {}
         self._lock = threading.Lock()
         self._attr: _Attribution | None = None
-        self._outputs: dict[str, object] = {}
+        self._outputs: dict[str, IO[str]] = {}
         self.ordered: list[Edge] = []
         self.requests: dict[str, dict] = {}
         self.owner_lock = self.root / "owner.lock"
@@ -423,6 +424,7 @@ class NinjaPool:
                 pass
         failed = self.failed_packages()
         for p in self.packages:
+            verdict: dict[str, Any]
             if rc == 0:
                 verdict = {"rc": 0}
             elif p in failed:

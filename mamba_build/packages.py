@@ -96,6 +96,11 @@ def cuda_major_of(cuda_version: str | None) -> int | None:
         return None
 
 
+def _cuda13_or_newer(cuda_version: str | None) -> bool:
+    major = cuda_major_of(cuda_version)
+    return major is not None and major >= 13
+
+
 def version_supported(package: str, version: str, cuda_version: str | None = None) -> tuple[bool, str]:
     """(ok, reason) for building ``package==version`` from its PyPI sdist."""
     info = package_info(package)
@@ -105,7 +110,7 @@ def version_supported(package: str, version: str, cuda_version: str | None = Non
             f"the PyPI sdist of {info.name} {version} lacks the CUDA sources its setup.py lists "
             f"(complete from {info.first_complete_sdist} on)"
         )
-    if cuda_major_of(cuda_version) is not None and cuda_major_of(cuda_version) >= 13 and v < info.first_cuda13_release:
+    if _cuda13_or_newer(cuda_version) and v < info.first_cuda13_release:
         return False, (
             f"{info.name} {version} predates upstream's CUDA 13 support "
             f"(setup.py has CUDA 13 handling from {info.first_cuda13_release} on)"
@@ -251,11 +256,7 @@ def default_version(
     raise SourceError(
         f"no release of {info.name} on the index can be built here (need >= "
         f"{info.first_complete_sdist}"
-        + (
-            f", CUDA {cuda_version} needs >= {info.first_cuda13_release}"
-            if cuda_major_of(cuda_version) and cuda_major_of(cuda_version) >= 13
-            else ""
-        )
+        + (f", CUDA {cuda_version} needs >= {info.first_cuda13_release}" if _cuda13_or_newer(cuda_version) else "")
         + ")",
         f"point --index-url/--find-links at an index that has it, or build from git: --source {info.git_source_hint()}",
     )

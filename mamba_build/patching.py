@@ -438,7 +438,8 @@ def apply_recipes_to_text(text: str, recipes: Sequence[Recipe], options: PatchOp
             indent = m.groupdict().get("indent")
             if indent is None:
                 line_start = src.rfind("\n", 0, m.start()) + 1
-                indent = re.match(r"[ \t]*", src[line_start:]).group(0)
+                rest = src[line_start:]
+                indent = rest[: len(rest) - len(rest.lstrip(" \t"))]
             body = _render(recipe.template, values, recipe)
             if recipe.kind == "regex_replace":
                 pieces += [src[pos : m.start()], body]
@@ -596,6 +597,7 @@ def _prepare_split(tree: Path, recipe: Recipe, rel: str, package: str, version: 
     target = tree / rel
     base, current = _read_base(target, package, version)
     if recipe.requires:
+        assert recipe.requires_file is not None  # the loader takes requires only with requires_file
         req_base, _ = _read_base(tree / recipe.requires_file, package, version)
         absent = [r for r in recipe.requires if not re.search(r, req_base, re.MULTILINE)]
         if absent:
@@ -617,8 +619,9 @@ def _prepare_split(tree: Path, recipe: Recipe, rel: str, package: str, version: 
             units += [_render(t, values, recipe).rstrip() for t in recipe.expand]
     else:
         units = [m.group(0).rstrip() for m in chosen]
-    if recipe.first:
-        units.sort(key=lambda u: 0 if re.search(recipe.first, u) else 1)  # stable: longest units first
+    first = recipe.first
+    if first:
+        units.sort(key=lambda u: 0 if re.search(first, u) else 1)  # stable: longest units first
     pieces, pos = [], 0
     for m in chosen:
         nl = base.find("\n", m.end())
@@ -692,6 +695,7 @@ def _run(
             results[r.id] = PatchResult(r.id, r.file, Status.ANCHOR_NOT_FOUND, why)
             continue
         for prep in preps:
+            assert isinstance(prep, _Split)  # no str (a reason) among them: see `why`
             splits.append(prep)
             by_file.setdefault(prep.sources_recipe.file, []).append(prep.sources_recipe)
     planned: list[tuple[Path, str, str, str]] = []

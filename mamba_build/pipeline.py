@@ -20,12 +20,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mamba_build import archs as archs_mod
 from mamba_build import cache, paths, runner
 from mamba_build.errors import BuildError, DiskFullError, ExtensionMissingError, SmokeTestError
 from mamba_build.plan import BuildPlan, PackagePlan
 from mamba_build.progress import ProgressDisplay, ProgressGroup
+
+if TYPE_CHECKING:
+    from mamba_build.smoke.stage import SmokeReport
+    from mamba_build.sources import FetchedSource
 
 
 @dataclass
@@ -48,7 +53,7 @@ class BuiltWheel:
 @dataclass
 class CompileReport:
     wheels: list[BuiltWheel] = field(default_factory=list)
-    smoke: object | None = None
+    smoke: SmokeReport | None = None
     installed: bool = False
     log_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, in the order they ran
@@ -207,7 +212,7 @@ class PendingBuild:
     """A package fetched, patched and waiting for its build."""
 
     pkg: PackagePlan
-    fetched: object
+    fetched: FetchedSource
     key: str
     key_parts: dict
     log_path: Path
@@ -256,7 +261,7 @@ def build_pool(
                     p.log_path,
                     cwd=p.fetched.tree,
                     extra_env=env,
-                    on_line=echo_filter(group.on_line(p.pkg.name)),
+                    on_line=echo_filter(group.feed_for(p.pkg.name)),
                     on_exit=ended[p.pkg.name].set,
                 )
             )
@@ -274,7 +279,7 @@ def build_pool(
         def pool_line(line: str) -> None:
             pkg, text = pool.on_line(line)
             if pkg is not None:
-                group.on_line(pkg)(text)
+                group.feed_for(pkg)(text)
 
         def pool_result(res) -> None:
             rc = res.returncode if isinstance(res, runner.CommandResult) else None
@@ -478,7 +483,7 @@ def reused_smoke(plan: BuildPlan, wheels: list[BuiltWheel]):
     if plan.rerun_smoke or not wheels or not all(w.from_cache and w.smoke for w in wheels):
         return None
     keys = sorted(w.cache_key or "" for w in wheels)
-    records = [w.smoke for w in wheels]
+    records = [w.smoke for w in wheels if w.smoke]  # all of them (checked above)
     if any(r.get("set") != keys for r in records):
         return None
     rec = records[0]

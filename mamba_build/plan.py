@@ -146,7 +146,8 @@ class BuildPlan:
     launcher_host_units: bool = False  # host .cpp units cached too (torch wraps CXX with the launcher)
     launcher_env: dict[str, str] = field(default_factory=dict)  # PYTORCH_NVCC, CCACHE_DIR, TORCH_NO_COMPILER_WRAPPER
     launcher_path_prepend: str | None = None  # the launcher's directory, first on the build PATH
-    # what builds and installs into the target: its own pip, mamba-build's pip --python, or uv (mamba_build/installer.py)
+    # what builds and installs into the target: its own pip, mamba-build's pip --python, or uv
+    # (mamba_build/installer.py)
     installer: Any = None  # installer.Installer (None: the target's own pip)
     runtime_deps: Any = None  # runtime_deps.RuntimeDeps: the packages' runtime requirements missing from the target
     # build tools the target environment lacks or cannot provide, on the build's PYTHONPATH only (build_tools.py)
@@ -189,7 +190,7 @@ class BuildPlan:
             "NVCC_CCBIN": self.compiler.cxx,
             "TORCH_CUDA_ARCH_LIST": archs_mod.torch_arch_list(self.archs),
             f"{pkg.env_prefix}FORCE_BUILD": "TRUE",
-            **pkg.cuda_build_env,
+            **(pkg.cuda_build_env or {}),  # set by __post_init__
             f"{pkg.env_prefix}FORCE_CXX11_ABI": "TRUE" if self.cxx11_abi else "FALSE",
             f"{pkg.env_prefix}LOCAL_VERSION": self.local_version,
             "PIP_NO_BUILD_ISOLATION": "0",  # pip's inverted spelling: "0" disables isolation
@@ -231,7 +232,7 @@ def _resolve_archs(
                 "name the target archs explicitly, e.g. --arch 8.0,9.0 (8.0 = A100, 8.6 = RTX 30xx, 8.9 = L4/RTX 40xx, "
                 "9.0 = H100, 10.0 = B200, 12.0 = RTX 50xx)",
             )
-        archs = tuple(dict.fromkeys(g.compute_capability for g in gpus))
+        archs = tuple(dict.fromkeys(g.compute_capability for g in gpus if g.compute_capability))
         reason = "the visible GPUs: " + ", ".join(f"{g.name} ({g.compute_capability})" for g in gpus)
     elif spec == ("all",):
         archs = tuple(f"{a // 10}.{a % 10}" for a in toolkit_archs)
@@ -379,8 +380,9 @@ def _nvcc_threads(opts: CompileOptions, jobs: int, *, pool: bool, archs, split_u
         return opts.nvcc_threads, "--nvcc-threads"
     groups = [list(opts.packages)] if pool else [[p] for p in opts.packages]
     choices = [choose_threads(g, jobs, split_units=split_units, archs=archs) for g in groups]
-    if choices and all(c is not None for c in choices):
-        best = max(choices, key=lambda c: c.threads)
+    known = [c for c in choices if c is not None]
+    if choices and len(known) == len(choices):
+        best = max(known, key=lambda c: c.threads)
         return best.threads, best.reason
     t = max(1, min(len(archs), 4))
     return t, f"{t}: one per arch, at most 4 (a package here has no measured costs in data/build_costs.toml)"
@@ -393,8 +395,9 @@ def _prediction(
     from mamba_build.costs import bound
 
     groups = [list(opts.packages)] if pool else [[p] for p in opts.packages]
-    terms = [bound(g, jobs, split_units=split_units, archs=archs, nvcc_threads=nvcc_threads) for g in groups]
-    if not terms or any(t is None for t in terms):
+    maybe = [bound(g, jobs, split_units=split_units, archs=archs, nvcc_threads=nvcc_threads) for g in groups]
+    terms = [t for t in maybe if t is not None]
+    if not maybe or len(terms) != len(maybe):
         return None, None, None, "no prediction: a package here has no measured costs in data/build_costs.toml"
     predicted = sum(max(t) for t in terms)
     cpu_bound = sum(t[1] for t in terms)
@@ -459,7 +462,7 @@ def _schedule(opts: CompileOptions, python: str, nvcc: str | None, split: int | 
         if opts.schedule == "pool":
             raise UsageError(f"--schedule pool: {why}", f"{python} -m pip install 'ninja>={need}'")
         return "sequential", f"{why}: one package after the other, MAX_JOBS each", ninja_path, False
-    nvcc_js = bool(nvcc) and split is not None and nvcc_supports_jobserver(nvcc)
+    nvcc_js = bool(nvcc and split is not None and nvcc_supports_jobserver(nvcc))
     return "pool", "", ninja_path, nvcc_js  # the reason: _pool_reason, once the job count is known
 
 
@@ -484,6 +487,8 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
             f"run `mamba-build toolchain install --cuda {want}` (no root needed), leave out "
             f"--no-provision to let compile do it, or install CUDA {want} and set CUDA_HOME",
         )
+    # resolve_target picks only usable toolkits (those have a version); an importable torch has one
+    assert tk.version is not None and t.version is not None
     if tk.version.split(".")[0] != t.cuda.split(".")[0]:
         raise ToolkitError(
             f"nvcc {tk.version} ({tk.home}) and torch's CUDA {t.cuda} differ in major version",
@@ -527,13 +532,14 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     )
     if schedule == "pool":
         schedule_reason = _pool_reason(nvcc_js, njobs)
-    pool_order, pool_order_reason = ((), "")
+    pool_order: tuple[str, ...] = ()
+    pool_order_reason = ""
     if schedule == "pool" and len(opts.packages) > 1:
         from mamba_build.costs import pool_order as _pool_order
 
         pool_order, pool_order_reason = _pool_order(opts.packages, split_units)
     cxx_std, cxx_std_reason = torch_cxx_std(t.file)
-    bounds = {}
+    bounds: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     # torch's CUDA_GCC_VERSIONS entry for this toolkit (added in the build process, or replaced: its upper bound
     # from the toolkit's host_config.h); a minor torch's map lacks (13.1+ for torch 2.14) takes the lower bound
     # of the newest minor of the same major it has
@@ -542,7 +548,9 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     if limit is not None:
         lo = tuple(gcc_b[0]) if gcc_b else (6, 0, 0)
         bounds[tk.version] = (lo, (limit + 1, 0))
-    local_version = Channel.of(t.version, t.cuda, bool(t.cxx11_abi)).local_version  # same CUDA major as tk
+    channel = Channel.of(t.version, t.cuda, bool(t.cxx11_abi))
+    assert channel is not None  # all three are known here
+    local_version = channel.local_version  # same CUDA major as tk
     versions = resolve_versions(opts, tk.version, t.version)
     pkgs = []
     for name in opts.packages:

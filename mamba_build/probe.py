@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mamba_build import paths, runner
+from mamba_build import archs, paths, runner
 from mamba_build.errors import ToolkitError, UsageError
 from mamba_build.probes.toolkits import MATH_HEADERS
 
@@ -65,8 +65,6 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 # besides the CUDA runtime. A toolkit assembled from NVIDIA's pip wheels (nvcc + cudart only)
 # lacks them; torch's own pip CUDA libraries ship them under site-packages/nvidia/*/include.
 LIBRARY_HEADERS = MATH_HEADERS  # one list: probes.toolkits.MATH_HEADERS
-
-_ARCH_RE = re.compile(r"^(?:sm_)?(\d{1,2})\.?(\d)([af]?)(\+PTX)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -122,20 +120,15 @@ def source_dir() -> Path:
 
 def arch_gencode(arch: str) -> tuple[str, ...]:
     """'9.0' -> ('-gencode', 'arch=compute_90,code=sm_90'); '9.0a', '8.6+PTX', 'sm_90' also accepted."""
-    m = _ARCH_RE.match(arch.strip())
-    if not m:
-        raise UsageError(f"malformed CUDA arch {arch!r}", "give it as X.Y, e.g. --arch 9.0 (H100) or 8.0 (A100)")
-    num = f"{int(m.group(1))}{m.group(2)}{m.group(3).lower()}"
-    flags = ("-gencode", f"arch=compute_{num},code=sm_{num}")
-    if m.group(4):
-        flags += ("-gencode", f"arch=compute_{num},code=compute_{num}")
-    return flags
+    return tuple(archs.gencode_flags([torch_arch_list_entry(arch)]))
 
 
 def torch_arch_list_entry(arch: str) -> str:
-    m = _ARCH_RE.match(arch.strip())
-    assert m is not None
-    return f"{int(m.group(1))}.{m.group(2)}{m.group(3).lower()}{'+PTX' if m.group(4) else ''}"
+    """'sm_90a' -> '9.0a': the arch as TORCH_CUDA_ARCH_LIST writes it."""
+    canon = archs.parse_loose_arch(arch)
+    if canon is None:
+        raise UsageError(f"malformed CUDA arch {arch!r}", "give it as X.Y, e.g. --arch 9.0 (H100) or 8.0 (A100)")
+    return canon
 
 
 def missing_library_headers(cuda_home: Path) -> list[str]:

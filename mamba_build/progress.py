@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 _STEP = re.compile(r"^\s*\[(\d+)/(\d+)\]\s+(.*)$")
 _SOURCE = re.compile(r"(?:^|\s)(?:-c\s+)?(\S+\.(?:cu|cpp|cc|c))(?:\s|$)")
@@ -46,8 +47,8 @@ class ProgressGroup:
         self.states = {label: BuildProgress(started=time.monotonic()) for label in self.labels}
         self.enabled = enabled
         self._console = console
-        self._progress = None
-        self._tasks: dict[str, object] = {}
+        self._progress: Any = None  # a rich Progress on a terminal
+        self._tasks: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def __enter__(self):
@@ -73,7 +74,7 @@ class ProgressGroup:
             self._progress.__exit__(*exc)
         return False
 
-    def on_line(self, label: str):
+    def feed_for(self, label: str):
         """The line callback of one build."""
 
         def feed(line: str) -> None:
@@ -100,4 +101,4 @@ class ProgressDisplay(ProgressGroup):
         super().__init__([label], console=console, enabled=enabled)
         self.label = label
         self.state = self.states[label]
-        self.on_line = super().on_line(label)
+        self.on_line = self.feed_for(label)

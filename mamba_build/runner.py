@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mamba_build import paths
 
@@ -271,12 +272,13 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
 
     With ``fail_fast`` the first failure stops the others (their process groups are killed), so a
     broken build does not keep the machine busy for minutes. Ctrl-C kills every process group and
-    re-raises, like :func:`stream`. A job's ``gate`` may hold its start back (the pool's ninja waits for every build file).
+    re-raises, like :func:`stream`. A job's ``gate`` may hold its start back (the pool's ninja waits for every
+    build file).
     """
     procs: dict[int, subprocess.Popen] = {}
     lock = threading.Lock()
     results: list[CommandResult | BaseException | None] = [None] * len(jobs)
-    state = {"first": None, "stopping": False}
+    state: dict[str, Any] = {"first": None, "stopping": False}
 
     def stop_all(except_index: int | None = None) -> None:
         with lock:
@@ -295,7 +297,7 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
 
     def work(i: int, job: StreamJob) -> None:
         try:
-            env = job.gate(lambda: state["stopping"]) if job.gate is not None else None
+            env = job.gate(lambda: bool(state["stopping"])) if job.gate is not None else None
             if state["stopping"]:
                 res: CommandResult | BaseException = CommandResult(
                     tuple(str(a) for a in job.argv),

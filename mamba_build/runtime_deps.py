@@ -208,7 +208,7 @@ def target_dists(python: str) -> TargetDists:
             f"cannot list the distributions installed for {python} ({(res.stderr or res.stdout).strip()[-300:]})",
             "check that --python names a working interpreter",
         )
-    dists = {canonicalize_name(n): (n, v) for n, v in data["dists"]}
+    dists: dict[str, tuple[str, str]] = {canonicalize_name(n): (n, v) for n, v in data["dists"]}
     return TargetDists(dists, data["markers"])
 
 

@@ -11,6 +11,11 @@ from mamba_build.errors import UsageError
 from mamba_build.probes.toolkits import Toolkit
 
 
+def _version(tk: Toolkit) -> str:
+    assert tk.version is not None  # a usable toolkit has one (Toolkit.usable)
+    return tk.version
+
+
 def validate_cuda_version(text: str) -> str:
     """'11.8' -> '11.8'; anything that is not a known CUDA release is a usage error."""
     try:
@@ -51,14 +56,14 @@ def choose_toolkit(
     if torch_pick:
         real = os.path.realpath(torch_pick)
         picked = next((t for t in usable if os.path.realpath(t.home) == real), None)
-        if picked and (not torch_cuda or picked.version.split(".")[0] == torch_cuda.split(".")[0]):
+        if picked and (not torch_cuda or _version(picked).split(".")[0] == torch_cuda.split(".")[0]):
             return picked, f"the toolkit torch's cpp_extension picks ({torch_pick})"
     if torch_cuda:
         major = torch_cuda.split(".")[0]
-        same_major = [t for t in usable if t.version.split(".")[0] == major]
+        same_major = [t for t in usable if _version(t).split(".")[0] == major]
         if same_major:
             tv = Version(torch_cuda)
-            best = min(same_major, key=lambda t: (abs(Version(t.version).minor - tv.minor), not t.has_cub, t.managed))
+            best = min(same_major, key=lambda t: (abs(Version(_version(t)).minor - tv.minor), not t.has_cub, t.managed))
             return best, f"closest to torch's CUDA {torch_cuda}: {best.home}"
         # Nothing of torch's major: judge the toolkit a plain build would use, so the mismatch shows.
         fallback = picked if torch_pick and picked else (max(usable, key=_rank) if usable else None)

@@ -580,6 +580,7 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".mb-extract-", dir=dest))
+    moved = False
     try:
         if archive.name.lower().endswith(".zip"):
             _safe_extract_zip(archive, stage)
@@ -601,12 +602,12 @@ def extract_archive(archive: Path, dest: Path) -> Path:
         _claim_dest(final)
         if top is stage:
             os.replace(stage, final)
-            stage = None
+            moved = True
         else:
             os.replace(top, final)
         return final
     finally:
-        if stage is not None:
+        if not moved:
             shutil.rmtree(stage, ignore_errors=True)
 
 

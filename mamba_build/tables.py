@@ -19,7 +19,7 @@ else:  # pragma: no cover
 @functools.cache
 def load(name: str) -> dict[str, Any]:
     """Parse ``mamba_build/data/<name>.toml`` once."""
-    text = resources.files("mamba_build").joinpath("data", f"{name}.toml").read_text(encoding="utf-8")
+    text = (resources.files("mamba_build") / "data" / f"{name}.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 
 

@@ -1110,10 +1110,10 @@ def _validate(
                 "name": p.name,
                 "version": p.version,
                 "file": files[p.name].name,
-                "sha256": p.matching_file(files[p.name].name).sha256,
+                "sha256": p.matching_file(files[p.name].name).sha256,  # type: ignore[union-attr]  # _validate checked it
             }
             for p in pins.wheels
-        ],  # type: ignore[union-attr]
+        ],
         debs=[
             {
                 "package": d.package,

@@ -85,14 +85,19 @@ def _install_hint(env: Environment, major: int) -> str:
     return f"{apt}  (without root: conda install -c conda-forge gxx_linux-64={major})"
 
 
+def _cc_cxx(c) -> str:
+    """CC=gcc-12 CXX=g++-12 for one of check_host_compiler's gccs (each has a C++ driver)."""
+    assert c.cxx is not None
+    return f"CC={os.path.basename(c.cc)} CXX={os.path.basename(c.cxx)}"
+
+
 def check_host_compiler(env: Environment, target: Target) -> Check:
     tk = target.toolkit
     if tk is None:
         return skip("host-compiler", "no target toolkit")
-    gccs = [c for c in env.compilers if c.kind == "gcc" and c.cxx]
+    gccs = [c for c in env.compilers if c.kind == "gcc" and c.cxx]  # (with a C++ compiler: cxx is not None below)
     if not gccs:
-        limit = toolkit_limit(target, "gcc") or 11
-        return fail("host-compiler", "no gcc/g++ found", _install_hint(env, limit))
+        return fail("host-compiler", "no gcc/g++ found", _install_hint(env, toolkit_limit(target, "gcc") or 11))
     verdicts = {c.cc: judge(c, env, target) for c in gccs}
     good = [c for c in gccs if verdicts[c.cc][0] and verdicts[c.cc][1] is not False]
     good.sort(key=lambda c: c.version, reverse=True)
@@ -115,7 +120,7 @@ def check_host_compiler(env: Environment, target: Target) -> Check:
         if by_tk and by_torch is False:
             alt = good[0] if good else None
             fix = (
-                f"CC={os.path.basename(alt.cc)} CXX={os.path.basename(alt.cxx)}"
+                f"{_cc_cxx(alt)}"
                 if alt
                 else "mamba-build compile patches torch's compiler map inside the build process "
                 "(--patch-torch inplace edits the file with a backup)"
@@ -128,11 +133,7 @@ def check_host_compiler(env: Environment, target: Target) -> Check:
                 listing,
             )
         alt = good[0] if good else None
-        fix = (
-            f"CC={os.path.basename(alt.cc)} CXX={os.path.basename(alt.cxx)}  (mamba-build compile picks it for you)"
-            if alt
-            else _install_hint(env, limit or 11)
-        )
+        fix = f"{_cc_cxx(alt)}  (mamba-build compile picks it for you)" if alt else _install_hint(env, limit or 11)
         return fail(
             "host-compiler",
             f"{name} is too new for CUDA {tk.version} (its host_config.h accepts gcc <= "
@@ -188,7 +189,7 @@ def host_compiler_choice(env: Environment, target: Target, *, allow_unsupported:
         cands,
         limits,
         torch_bounds(env, target, "gcc"),
-        cuda=tk.version if tk else "",
+        cuda=(tk.version or "") if tk else "",
         allow_unsupported=allow_unsupported,
     )
 

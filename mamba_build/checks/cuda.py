@@ -19,8 +19,8 @@ def cuda_tag(version: str) -> str:
 def torch_install_fix(env: Environment, cuda: str | None = None) -> str:
     """The command that installs a CUDA build of torch matching a toolkit on this machine."""
     py = env.python.executable
-    usable = sorted((t for t in env.toolkits if t.usable), key=lambda t: version_tuple(t.version))
-    cuda = cuda or (usable[-1].version if usable else "12.8")
+    usable = sorted((t for t in env.toolkits if t.usable), key=lambda t: version_tuple(t.version or ""))
+    cuda = cuda or (usable[-1].version if usable else None) or "12.8"
     return (
         f"{py} -m pip install --force-reinstall torch --index-url "
         f"https://download.pytorch.org/whl/{cuda_tag(cuda)}  (a CUDA {cuda} build; the default PyPI "
@@ -134,7 +134,7 @@ def _driver_vs(driver: str, cuda: str, who: str) -> Check:
                 "needed (NVIDIA's CUDA release notes, table 3)",
             )
         rel = None
-    if rel and version_tuple(driver) >= version_tuple(rel.min_driver):
+    if rel and rel.min_driver and version_tuple(driver) >= version_tuple(rel.min_driver):
         return ok(cid, f"driver {driver} >= {rel.min_driver} needed by CUDA {cuda} ({who})")
     if compat and version_tuple(driver) >= version_tuple(compat):
         return warn(
@@ -352,8 +352,7 @@ def check_cuda_home(env: Environment, target: Target) -> Check:
             else "mamba-build toolchain install --cuda X.Y, then export CUDA_HOME to what it prints",
         )
     tk = env.toolkit_at(guess)
-    real_tk = tk is not None and tk.usable
-    if not real_tk:
+    if tk is None or not tk.usable:
         missing = "bin/nvcc" if not os.path.exists(os.path.join(guess, "bin", "nvcc")) else "include/cuda_runtime_api.h"
         fix = (
             f"export CUDA_HOME={best_txt}  (mamba-build compile sets it for you)"

@@ -78,6 +78,7 @@ def provenance_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
     from mamba_build.channels import Channel
 
     cid = f"provenance:{ext.package}"
+    assert ext.origin is not None  # called for an extension found on disk (installed_checks)
     prov, dist_info = provenance.read_installed(Path(ext.origin).parent, ext.package)
     if prov is None:
         where = f" ({dist_info.name} has no {provenance.FILE_NAME})" if dist_info else ""
@@ -102,6 +103,7 @@ def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
     from mamba_build.binary import list_archs
 
     checks: list[Check] = []
+    assert ext.origin is not None  # called for an extension found on disk (installed_checks)
     so = Path(ext.origin)
     glibc, _glibcxx = required_glibc(so)
     have = env.platform.glibc
@@ -132,7 +134,7 @@ def _binary_checks(env: Environment, ext: ExtensionInfo) -> list[Check]:
         return checks
     missing = []
     for g in gpus:
-        sm = int(g.compute_capability.replace(".", ""))
+        sm = int((g.compute_capability or "").replace(".", ""))  # gpus: those with one
         if not runs_on(archs.sass, archs.ptx, sm):
             missing.append((g, sm))
     if missing:

@@ -215,6 +215,12 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
     )
 
 
+def _jobs_knob(plan) -> str:
+    if plan.nvcc_jobserver:
+        return "jobserver slots"
+    return "ninja -j" if plan.schedule == "pool" else "MAX_JOBS"
+
+
 def describe_plan(plan: BuildPlan) -> str:
     c = plan.compiler
     lines = [
@@ -225,7 +231,7 @@ def describe_plan(plan: BuildPlan) -> str:
         f"  compiler    {c.cxx} (gcc {c.version})  [{c.reason}]"
         + ("  ** -allow-unsupported-compiler: may miscompile **" if c.unsupported_override else ""),
         f"  archs       {', '.join(plan.archs)}  [{plan.archs_reason}]",
-        f"  jobs        {'jobserver slots' if plan.nvcc_jobserver else ('ninja -j' if plan.schedule == 'pool' else 'MAX_JOBS')}={plan.jobs}  [{plan.jobs_reason}]",
+        f"  jobs        {_jobs_knob(plan)}={plan.jobs}  [{plan.jobs_reason}]",
         f"  schedule    {plan.schedule}  [{plan.schedule_reason}]",
         f"  split units {'on' if plan.split_units else 'off'}  [{plan.split_units_reason}]",
         *([f"  order       {', then '.join(plan.pool_order)}  [{plan.pool_order_reason}]"] if plan.pool_order else []),
@@ -381,7 +387,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _upstream_tests(plan: BuildPlan, report, sample: int):
-    """compile --upstream-tests: the built wheels, staged, against the tests of the very sources they were built from."""
+    """compile --upstream-tests: the built wheels, staged, against the tests of the very sources they were built
+    from."""
     import tempfile
     from pathlib import Path
 
@@ -419,11 +426,17 @@ def _launcher_stats(plan: BuildPlan, before=None):
     return now.minus(before)
 
 
+def _smoke_verdict(smoke) -> str:
+    if not smoke.passed:
+        return "FAILED"
+    return "passed on the GPU" if smoke.gpu else "IMPORT ONLY (no GPU): not a pass"
+
+
 def render_smoke(smoke) -> str:
     if smoke is None:
         return "smoke test: not run"
     lines = [
-        f"smoke test: {'passed on the GPU' if smoke.gpu and smoke.passed else 'IMPORT ONLY (no GPU): not a pass' if smoke.passed else 'FAILED'}"
+        f"smoke test: {_smoke_verdict(smoke)}"
         + (
             f" (verdict stored with these exact wheels: {smoke.reused}; --rerun-smoke runs it again)"
             if getattr(smoke, "reused", None)

@@ -130,7 +130,7 @@ def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
         "cuda": tk.version,
         "cc": choice.cc,
         "cxx": choice.cxx,
-        "compile_seconds": round(result.compile_seconds, 1),
+        "compile_seconds": round(result.compile_seconds, 1) if result.compile_seconds is not None else None,
         "log": str(result.log_path) if result.log_path else None,
     }
     if not result.ok:
@@ -145,6 +145,7 @@ def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
             (fix + "; " if fix else "") + f"full log: {result.log_path}",
             (result.error_excerpt or "") + ("\n" + evidence if evidence else ""),
         ), data
+    assert result.so_path is not None  # it compiled
     run_result = run_probe(result.so_path, python=env.python.executable)
     data["run"] = to_jsonable(run_result)
     for leftover in workdir.iterdir():  # keep the log only

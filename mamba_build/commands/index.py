@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                     "channels": {
                         c: {
                             "url": result.lines[c].url,
-                            "built_against": Channel.parse(c).describe(),
+                            "built_against": _describe(c),
                             "projects": {n: sorted(e) for n, e in sorted(projects.items())},
                             "requirements": list(result.lines[c].requirements),
                             "pip": result.lines[c].pip,
@@ -93,9 +93,14 @@ def run(args: argparse.Namespace) -> int:
         lines = result.lines[c]
         projects = result.channels[c]
         print(
-            f"channel {c} ({Channel.parse(c).describe()}): "
-            + ", ".join(f"{n} ({len(projects[n])} file(s))" for n in sorted(projects))
+            f"channel {c} ({_describe(c)}): " + ", ".join(f"{n} ({len(projects[n])} file(s))" for n in sorted(projects))
         )
         print(f"  pip: {lines.pip}")
         print(f"  uv:  {lines.uv}")
     return 0
+
+
+def _describe(channel: str) -> str:
+    parsed = Channel.parse(channel)
+    assert parsed is not None  # the index writes only channel names it parsed
+    return parsed.describe()

@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import traceback
+from typing import Any
 
 EXTENSIONS = {
     "causal_conv1d_cuda": "causal-conv1d",
@@ -117,7 +118,7 @@ def main():
     )
     if not want_torch:
         return
-    info = {"kind": "torch", "ok": False}
+    info: dict[str, Any] = {"kind": "torch", "ok": False}
     try:
         import torch
 

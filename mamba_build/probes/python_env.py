@@ -91,12 +91,14 @@ def read_compiler_bounds(cpp_extension: Path) -> tuple[dict, dict]:
     maps: dict[str, dict] = {}
     for node in tree.body:
         targets: list[str] = []
-        value = None
+        value: ast.expr | None = None
         if isinstance(node, ast.Assign):
             targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
             value = node.value
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
             targets, value = [node.target.id], node.value
+        if value is None:
+            continue
         for name in targets:
             if name.startswith("MINIMUM_") and name.endswith("_VERSION"):
                 try:

@@ -88,7 +88,7 @@ def _cgroup_mem_limit_gb() -> float | None:
     return None
 
 
-def probe_resources(build_dir: Path | str = ".") -> Resources:
+def probe_resources(build_dir: str | os.PathLike[str] = ".") -> Resources:
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -28,7 +28,8 @@ What runs (every launch shape and every unit the recipes touch)
   even lengths, and two chunks of 2048 at L = 2100. A failing check's detail names the L that failed.
 * ``Mamba block float32``: the seed configuration ``Mamba(d_model=16, d_state=64, d_conv=4, expand=2)``
   (7,968 parameters), fwd, d input and every parameter's gradient against ``mamba_block_ref``.
-* ``Mamba2 block float32`` where triton and causal-conv1d import: ``Mamba2(d_model=1024, d_state=64, d_conv=4, expand=2)``
+* ``Mamba2 block float32`` where triton and causal-conv1d import:
+  ``Mamba2(d_model=1024, d_state=64, d_conv=4, expand=2)``
   (6,468,320 parameters; its first call compiles triton kernels, ~26 s on the H200), fwd and d input.
 
 Tolerances
@@ -70,7 +71,9 @@ import os
 import platform
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # Upstream's (rtol, atol) per input dtype (see the module docstring).
 CONV_TOL = {"float32": (3e-4, 1e-3), "float16": (3e-3, 5e-3), "bfloat16": (1e-2, 5e-2)}
@@ -159,8 +162,8 @@ def _load_references():
     """references.py from next to this file (works whether or not mamba_build is importable)."""
     path = Path(__file__).resolve().parent / "references.py"
     spec = importlib.util.spec_from_file_location("mamba_build_smoke_references", path)
+    assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     spec.loader.exec_module(mod)
     return mod
 
@@ -231,7 +234,7 @@ def compare_tensor(label: str, got, ref, rtol: float, atol: float) -> dict:
     err/bound), "detail"}. Missing tensors, shape mismatches and non-finite values fail."""
     import torch
 
-    res = {"ok": False, "bad": 0, "total": 0, "err": None, "bound": None}
+    res: dict[str, Any] = {"ok": False, "bad": 0, "total": 0, "err": None, "bound": None}
     if got is None or ref is None:
         return {**res, "detail": f"{label}: missing"}
     if tuple(got.shape) != tuple(ref.shape):
@@ -252,7 +255,8 @@ def compare_tensor(label: str, got, ref, rtol: float, atol: float) -> dict:
     off = err > bound
     ratio = err / bound
     k = int(torch.argmax(ratio.reshape(-1)))
-    idx, rest = [], k
+    idx: list[int] = []
+    rest = k
     for size in reversed(tuple(g.shape)):  # torch.unravel_index is torch >= 2.2 only
         rest, i = divmod(rest, size)
         idx.insert(0, i)
@@ -293,7 +297,9 @@ class CheckGroup:
     names each failing case (the passing ones are summed up)."""
 
     def __init__(self, name: str):
-        self.name, self.failed, self.passed = name, [], []
+        self.name = name
+        self.failed: list[str] = []
+        self.passed: list[str] = []
         self.worst: tuple[float, float | None, float | None] = (-1.0, None, None)
 
     def case(self, label: str, ok: bool, err, bound, detail: str) -> None:
@@ -597,7 +603,7 @@ def run_checks(expect: list[str], staging: Path | None, extra_imports: list[str]
         if check_import(report, mod, staging) is not None:
             report.add(f"{mod} numbers", "skipped", "no reference for this module: import only")
 
-    suites = {
+    suites: dict[str, list[Callable[..., Any]]] = {
         "causal_conv1d": [check_causal_conv1d],
         "mamba_ssm": [check_selective_scan, check_mamba_block, check_mamba2_block],
     }

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mamba_build import runner
 from mamba_build.errors import SmokeTestError
@@ -214,7 +215,7 @@ def smoke_test_wheels(
     staging.mkdir(parents=True)
     log_path = workdir / "smoke.log"
     wheels = [Path(w) for w in wheels]
-    common = {"staging_dir": staging, "log_path": log_path}
+    common: dict[str, Any] = {"staging_dir": staging, "log_path": log_path}
 
     missing = [str(w) for w in wheels if not w.is_file()]
     if not wheels or missing:
