@@ -55,7 +55,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from _report import write_section  # noqa: E402
 
-from mamba_build.sources import sha256_file  # noqa: E402  (the project's one copy)
+from mamba_build.hashing import sha256_file  # noqa: E402  (the project's one copy)
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = 1

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mamba_build import __version__, paths
-from mamba_build.sources import sha256_file
+from mamba_build.hashing import sha256_file
 
 DEFAULT_MAX_GB = 20.0
 

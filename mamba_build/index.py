@@ -53,7 +53,8 @@ from packaging.version import InvalidVersion, Version
 from mamba_build import provenance
 from mamba_build.channels import Channel
 from mamba_build.errors import UsageError
-from mamba_build.manifest import Manifest, WheelRecord, parse_wheel_name, sha256_file, wheels_in
+from mamba_build.hashing import sha256_file
+from mamba_build.manifest import Manifest, WheelRecord, parse_wheel_name, wheels_in
 
 log = logging.getLogger(__name__)
 

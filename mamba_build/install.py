@@ -34,9 +34,11 @@ from mamba_build import paths, provenance, tables
 from mamba_build.channels import Channel
 from mamba_build.environment import to_jsonable
 from mamba_build.errors import EnvironmentProblem, NetworkError, SourceError, UsageError
-from mamba_build.manifest import Manifest, WheelRecord, sha256_file
+from mamba_build.hashing import sha256_file
+from mamba_build.manifest import Manifest, WheelRecord
+from mamba_build.packages import PACKAGES
 
-KNOWN = ("causal-conv1d", "mamba-ssm")  # = plan.ALL_PACKAGES, the default when the index has them
+KNOWN = PACKAGES  # the default when the index has them
 
 
 # --- the environment --------------------------------------------------------------------------
@@ -562,10 +564,11 @@ def execute_install(plan: InstallPlan, *, log: Callable[[str], None] = print, ke
 
 def build_missing(plan: InstallPlan, log: Callable[[str], None]):
     """The compile pipeline for the packages no index wheel fits (pinned to the index's version)."""
-    from mamba_build.commands.compile import describe_plan, resolve
     from mamba_build.packages import package_info
     from mamba_build.pipeline import execute
     from mamba_build.plan import CompileOptions
+    from mamba_build.render import describe_plan
+    from mamba_build.resolve import resolve
 
     names = tuple(package_info(c.package).name for c in plan.to_build)
     versions = {

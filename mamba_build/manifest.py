@@ -9,7 +9,6 @@ small validator for the subset of JSON Schema the schema uses (no extra dependen
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from mamba_build import __version__
 from mamba_build.binary import archs_in_wheel
 from mamba_build.errors import ExitCode, MambaBuildError, UsageError
+from mamba_build.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -262,14 +262,6 @@ class Manifest:
 
 
 # --- records from wheels -----------------------------------------------------------------------
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse_wheel_name(filename: str) -> tuple[str, str, str]:

@@ -42,6 +42,7 @@ from packaging.version import InvalidVersion, Version
 
 from mamba_build import archs, tables
 from mamba_build.errors import UsageError
+from mamba_build.packages import PACKAGES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,7 +53,7 @@ GITHUB_MAX_JOBS = 256  # GitHub Actions: a matrix generates at most 256 jobs per
 GITLAB_MAX_JOBS = 200  # GitLab CI: parallel:matrix generates at most 200 jobs
 DEFAULT_IMAGE = "nvidia/cuda:{cuda_full}-devel-ubuntu22.04"
 DEFAULT_ARCHS = ("8.0,9.0",)
-KNOWN_PACKAGES = ("causal-conv1d", "mamba-ssm")
+KNOWN_PACKAGES = PACKAGES
 JOB_KEYS = ("name", "package", "python", "torch", "cuda", "arch", "image", "torch_index", "artifact")
 GITLAB_VARS = {
     "package": "MB_PACKAGE",

@@ -13,7 +13,8 @@ from packaging.version import InvalidVersion, Version
 from mamba_build import tables
 from mamba_build.errors import SourceError, UsageError
 
-PACKAGES = ("mamba-ssm", "causal-conv1d")
+# The two Mamba packages, in build/install order (mamba-ssm imports causal-conv1d): the one list of them.
+PACKAGES = ("causal-conv1d", "mamba-ssm")
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from mamba_build.checks.compilers import nearest_torch_bounds, toolkit_limit
 from mamba_build.checks.cuda import build_include_dirs
 from mamba_build.environment import Environment, to_jsonable
 from mamba_build.errors import EnvironmentProblem, SourceError, ToolkitError, UsageError
+from mamba_build.packages import PACKAGES
 from mamba_build.select import validate_cuda_version
 
-ALL_PACKAGES = ("causal-conv1d", "mamba-ssm")
+ALL_PACKAGES = PACKAGES  # the default of --package
 
 
 @dataclass(frozen=True)

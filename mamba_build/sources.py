@@ -33,6 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from mamba_build import paths, runner
 from mamba_build.errors import NetworkError, SourceError, UsageError
+from mamba_build.hashing import sha256_file
 from mamba_build.packages import PackageInfo, package_info
 
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -414,14 +415,6 @@ def available_versions(
 # --------------------------------------------------------------------------------------------
 # Download + cache
 # --------------------------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _cached(filename: str, sha: str | None) -> Path | None:

@@ -54,7 +54,7 @@ from typing import Any
 
 from mamba_build import paths, runner, tables
 from mamba_build.errors import DiskFullError, NetworkError, SourceError, ToolkitError, UsageError
-from mamba_build.sources import sha256_file
+from mamba_build.hashing import sha256_file
 
 METADATA_NAME = "mamba-build-toolchain.json"
 _NETWORK_MARKERS = (

@@ -56,10 +56,6 @@ class TorchPatchState:
     notes: list[str] = field(default_factory=list)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def backup_path(target: Path) -> Path:
     return target.with_name(target.name + BACKUP_SUFFIX)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from mamba_build import provenance
 from mamba_build.binary import archs_in_wheel
 from mamba_build.errors import MambaBuildError
+from mamba_build.hashing import sha256_file
 from mamba_build.index import SIMPLE
-from mamba_build.manifest import Manifest, ManifestError, sha256_file, wheels_in
+from mamba_build.manifest import Manifest, ManifestError, wheels_in
 
 
 @dataclass

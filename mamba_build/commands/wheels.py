@@ -8,8 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from mamba_build.archs import parse_arch_list, sm_number
-from mamba_build.commands.compile import add_build_options, describe_plan, options_from_args, render_smoke, resolve
+from mamba_build.commands.build_options import add_build_options, options_from_args
 from mamba_build.errors import ExitCode
+from mamba_build.render import describe_plan, render_smoke
+from mamba_build.resolve import resolve
 
 NAME = "wheels"
 HELP = "build wheels for distribution into DIR, with DIR/manifest.json (fat arch list + PTX)"

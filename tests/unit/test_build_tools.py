@@ -154,7 +154,7 @@ def test_both_cuda_switches_are_in_the_plan_and_the_build_env():
     e = plan.env_for(ms)
     assert e["MAMBA_SKIP_CUDA_BUILD"] == "FALSE" and e["MAMBA_KEEP_CUDA_BUILD"] == "TRUE"
     assert plan.to_dict()["packages"][1]["cuda_build_env"]["MAMBA_KEEP_CUDA_BUILD"] == "TRUE"
-    from mamba_build.commands.compile import describe_plan
+    from mamba_build.render import describe_plan
 
     text = describe_plan(plan)
     assert "MAMBA_SKIP_CUDA_BUILD=FALSE, MAMBA_KEEP_CUDA_BUILD=TRUE" in text and "keep-cuda-build-on" in text

@@ -223,7 +223,7 @@ def test_installed_provenance_check(tmp_path):
 def test_nothing_fits_builds_with_compile_pinned_to_the_index_version(real_index, monkeypatch):
     """The fallback is `compile`'s own resolve + execute, for exactly the packages nothing fits (the real build
     runs in tests/integration); here: what it is asked for."""
-    import mamba_build.commands.compile as compile_cmd
+    import mamba_build.resolve as resolve_mod
 
     root, _a, _b = real_index
     asked = {}
@@ -235,7 +235,7 @@ def test_nothing_fits_builds_with_compile_pinned_to_the_index_version(real_index
         asked["opts"] = opts
         raise Stop
 
-    monkeypatch.setattr(compile_cmd, "resolve", fake_resolve)
+    monkeypatch.setattr(resolve_mod, "resolve", fake_resolve)
     target = no_gpu_target(torch_version="2.6.0+cu124", torch_cuda="12.4", cxx11_abi=False)
     plan = install.resolve_install(root.as_uri(), target=target, arch="8.0", cuda="12.4")
     assert [c.package for c in plan.to_build] == ["mb-fixture"] and not plan.to_install

@@ -13,8 +13,10 @@ import pytest
 
 from mamba_build import provision, toolchain
 from mamba_build.commands import compile as compile_cmd
+from mamba_build.commands.build_options import options_from_args
 from mamba_build.errors import ToolkitError
 from mamba_build.probes.python_env import TorchInfo
+from mamba_build.resolve import resolve
 from tests.unit.envs import make_env, toolkit
 
 PINNED = ["--version", "causal-conv1d==1.7.0", "--version", "mamba-ssm==2.3.2.post1"]
@@ -109,8 +111,8 @@ def test_real_run_installs_then_plans_with_it(monkeypatch, isolated_cache, tmp_p
     monkeypatch.setattr(environment, "gather", lambda *a, **k: make_env(toolkits=(installed,), nvcc_on_path=None,
                                                                         torch_cuda_home=None) if calls else bare())
     monkeypatch.setattr(toolchain, "install", lambda cuda, **k: calls.append((cuda, k)))
-    opts = compile_cmd.options_from_args(_args("--arch", "9.0", "--package", "causal-conv1d", *PINNED[:2]))
-    plan = compile_cmd.resolve(opts)
+    opts = options_from_args(_args("--arch", "9.0", "--package", "causal-conv1d", *PINNED[:2]))
+    plan = resolve(opts)
     assert calls and calls[0][0] == "13.0"
     assert plan.cuda_home == installed.home and plan.provision["cuda"] == "13.0"
     assert plan.toolkit_reason.startswith("provisioned: mamba-build toolchain install --cuda 13.0")

@@ -1,0 +1,44 @@
+"""From options to a frozen plan: gather the environment, provision a toolkit when one is missing, resolve the
+plan (mamba_build/plan.py), then the launcher and runtime-dependency decisions (launcher.py, runtime_deps.py).
+`compile`, `wheels` and `install`'s fallback build all start here."""
+
+from __future__ import annotations
+
+import sys
+
+from mamba_build.plan import BuildPlan, CompileOptions
+
+
+def resolve(opts: CompileOptions, *, dry_run: bool = False) -> BuildPlan:
+    """Gather the environment and resolve the plan. Without a usable toolkit of torch's CUDA major (or of
+    --cuda X.Y) one is provisioned first (mamba_build/provision.py) unless --no-provision; with ``dry_run``
+    the plan shows the toolkit-to-be and nothing is installed."""
+    from dataclasses import replace
+
+    from mamba_build import provision
+    from mamba_build.environment import gather
+    from mamba_build.plan import resolve_plan
+    from mamba_build.select import validate_cuda_version
+
+    env = gather(opts.python, extensions=False)
+    cuda = validate_cuda_version(opts.cuda) if opts.cuda else None
+    need = provision.decide(env, cuda) if opts.provision else None
+    if need is not None and dry_run:
+        env = provision.with_planned(env, need)
+    elif need is not None:
+        provision.provision(need, env, log=lambda msg: print(msg, file=sys.stderr))
+        env = gather(opts.python, extensions=False)
+    from mamba_build.launcher import with_launcher
+    from mamba_build.runtime_deps import with_runtime_deps
+
+    plan = with_runtime_deps(with_launcher(resolve_plan(opts, env), opts.launcher, env), opts)
+    if need is not None:
+        plan = replace(
+            plan,
+            provision=need.to_dict(),
+            toolkit_reason=(
+                f"{'will be provisioned' if dry_run else 'provisioned'}: {need.to_dict()['command']} ({need.how}); "
+                f"{need.reason}"
+            ),
+        )
+    return plan
