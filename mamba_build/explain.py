@@ -16,6 +16,8 @@ API (for ``explain``, ``compile``, ``install`` and ``doctor``):
 * :func:`render_text` ``(explanation) -> str``: the plain-text report (no colour codes).
 * :func:`probe_context` ``() -> dict``: cheap facts about this machine (reads files, starts no
   process) usable as ``context`` when the log was made here.
+* :func:`probe_rule` ``(text) -> (ProbeRule, re.Match) | None``: the first of the catalog's ``[[probe]]``
+  rules that matches (the probe build's short log: ``doctor --probe``, mamba_build/probe.py).
 * :func:`load_catalog` ``(without=frozenset()) -> Catalog``: the catalog; ``without`` drops every
   pattern that cites one of those corpus entries (the held-out evaluation, mamba_build/explain_eval.py).
 
@@ -383,6 +385,33 @@ def _locale_table() -> tuple[tuple[str, str], ...]:
         return ()
     pairs = {m["text"]: m["english"] for m in data.get("message", [])}
     return tuple(sorted(pairs.items(), key=lambda kv: -len(kv[0])))
+
+
+@dataclass(frozen=True)
+class ProbeRule:
+    """One of failures.toml's ``[[probe]]`` rules: the first that matches a probe build log names its fix."""
+
+    name: str
+    pattern: re.Pattern
+    fix: str | None  # None: the caller finishes it (the header rule)
+    failure: str | None  # the catalog entry it is a case of
+
+
+@functools.cache
+def probe_rules() -> tuple[ProbeRule, ...]:
+    return tuple(
+        ProbeRule(r["name"], _compile(r["re"]), r.get("fix"), r.get("failure"))
+        for r in tables.load("failures").get("probe", [])
+    )
+
+
+def probe_rule(text: str) -> tuple[ProbeRule, re.Match] | None:
+    """The first ``[[probe]]`` rule whose regex is found in ``text`` (in the catalog's order), with its match."""
+    for rule in probe_rules():
+        m = rule.pattern.search(text)
+        if m:
+            return rule, m
+    return None
 
 
 @functools.lru_cache(maxsize=256)

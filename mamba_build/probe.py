@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mamba_build import archs, paths, runner
+from mamba_build import archs, explain, paths, runner
 from mamba_build.errors import ToolkitError, UsageError
 from mamba_build.probes.toolkits import MATH_HEADERS
 
@@ -378,13 +378,15 @@ def diagnose(
         return f"{python} could not be started: give the Python of the environment that has torch"
     if timed_out:
         return "the compile ran past its time limit: check the machine's load, or raise the timeout"
-    if re.search(r"No module named 'torch'|cannot import torch", text):
-        return f"install torch into the environment of {python}"
-    if re.search(r"Ninja is required|ninja: (command )?not found|No such file or directory: 'ninja'", text):
-        return f"install ninja into the environment of {python} ({python} -m pip install ninja)"
-    m = re.search(r"fatal error: ([\w./+-]+\.h): No such file", text)
-    if m:
-        header = Path(m.group(1)).name
+    hit = explain.probe_rule(text)
+    if hit is None:
+        return None
+    rule, m = hit
+    if rule.fix is not None:
+        groups = {k: v for k, v in m.groupdict().items() if v is not None}
+        return explain.fill(rule.fix, {"python": python, "cuda_home": str(cuda_home), **groups})
+    if rule.name == "header-missing":
+        header = Path(m.group("header")).name
         not_a_toolkit = not (Path(cuda_home) / "include" / "cuda_runtime_api.h").is_file()
         if header in ("cuda_runtime_api.h", "cuda_runtime.h", "cuda.h") or not_a_toolkit:
             return (
@@ -405,15 +407,6 @@ def diagnose(
                 "(cuSPARSE, cuBLAS, cuSOLVER) for this CUDA version"
             )
         return f"a header is missing ({header}): install the package that provides it"
-    if re.search(r"unsupported GNU version|unsupported clang version", text):
-        return "the host compiler is newer than this CUDA release accepts: choose an older gcc/g++ (CC/CXX)"
-    m = re.search(r"Unsupported gpu architecture '(compute_\w+)'", text)
-    if m:
-        return f"this CUDA toolkit cannot compile for {m.group(1)}: choose a newer toolkit or an older --arch"
-    if re.search(r"CUDA_HOME=.*, not ", text):
-        return "set CUDA_HOME explicitly to the toolkit root (the nvcc on PATH may be a wrapper script)"
-    if re.search(r"undefined reference|cannot find -l", text):
-        return "the link step failed: check that torch's libraries and the toolkit's lib64 match"
     return None
 
 

@@ -39,22 +39,12 @@ from packaging.utils import canonicalize_name
 
 from mamba_build import __version__
 from mamba_build.channels import Channel
+from mamba_build.manifest import BUILD_INFO_KEYS
 
 FILE_NAME = "mamba_build.json"
 SCHEMA_VERSION = 1
 # The facts manifest.json repeats for every wheel (manifest.BUILD_INFO_KEYS, less what the manifest measures).
-MANIFEST_KEYS = (
-    "torch_version",
-    "torch_cuda",
-    "cxx11_abi",
-    "toolkit_version",
-    "host_compiler",
-    "flags",
-    "source_sha256",
-    "source_origin",
-    "build_seconds",
-    "mamba_build_version",
-)
+MANIFEST_KEYS = tuple(k for k in BUILD_INFO_KEYS if k != "auditwheel")
 
 
 # --- what a build knows ------------------------------------------------------------------------

@@ -185,22 +185,15 @@ def probe_python_env(python: str | None = None, *, extensions: bool = True, time
     cpp_ext = Path(torch_origin).parent / "utils" / "cpp_extension.py" if torch_origin else None
     gcc_b, clang_b = read_compiler_bounds(cpp_ext) if cpp_ext and cpp_ext.exists() else ({}, {})
     pkg_res = module_level_import(cpp_ext, "pkg_resources") if cpp_ext and cpp_ext.exists() else None
-    if t is None:
-        err = "torch is not installed" if not packages.get("torch") else (child_error or "import torch crashed")
+    if t is None or not t.get("ok"):
+        err: str | None
+        if t is None:
+            err = "torch is not installed" if not packages.get("torch") else (child_error or "import torch crashed")
+        else:
+            err = t.get("error")
         torch_info = TorchInfo(
             importable=False,
             error=err,
-            version=packages.get("torch"),
-            wheel_tags=tuple(py.get("torch_wheel_tags") or ()),
-            gcc_bounds=gcc_b,
-            clang_bounds=clang_b,
-            cpp_extension_path=str(cpp_ext) if cpp_ext else None,
-            pkg_resources_import=pkg_res,
-        )
-    elif not t.get("ok"):
-        torch_info = TorchInfo(
-            importable=False,
-            error=t.get("error"),
             version=packages.get("torch"),
             wheel_tags=tuple(py.get("torch_wheel_tags") or ()),
             gcc_bounds=gcc_b,

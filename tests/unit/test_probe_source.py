@@ -109,3 +109,28 @@ def test_probe_run_never_reports_import_only_as_pass():
     assert probe.ProbeRun(imported=False, ran_on_gpu=False, passed=None).status == "import-failed"
     assert probe.ProbeRun(imported=True, ran_on_gpu=True, passed=True).status == "gpu-pass"
     assert probe.ProbeRun(imported=True, ran_on_gpu=True, passed=False).status == "gpu-fail"
+
+
+@pytest.mark.parametrize("text,fix", [
+    ("ModuleNotFoundError: No module named 'torch'", "install torch into the environment of py"),
+    ("RuntimeError: Ninja is required to load C++ extensions", "install ninja into the environment of py (py -m pip install ninja)"),
+    ("#error -- unsupported GNU version! gcc versions later than 15", "the host compiler is newer than this CUDA release accepts"),
+    ("nvcc fatal   : Unsupported gpu architecture 'compute_70'", "this CUDA toolkit cannot compile for compute_70: "),
+    ("No CUDA runtime is found, using CUDA_HOME=/usr/local, not the toolkit", "set CUDA_HOME explicitly"),
+    ("ld: cannot find -lcudart", "the link step failed"),
+    ("fatal error: cuda_runtime_api.h: No such file or directory", "/x is not a complete CUDA toolkit (no cuda_runtime_api.h)"),
+])
+def test_diagnose_reads_the_probe_rules_of_the_catalog(text, fix):
+    got = probe.diagnose(text + "\nmore output", cuda_home=Path("/x"), python="py")
+    assert got is not None and got.startswith(fix), got
+    assert probe.diagnose("all fine", cuda_home=Path("/x"), python="py") is None
+
+
+def test_probe_rules_name_catalog_failures():
+    from mamba_build import explain
+
+    rules = explain.probe_rules()
+    names = [r.name for r in rules]
+    assert len(names) == len(set(names)) >= 7 and "header-missing" in names
+    ids = set(explain.load_catalog().ids)
+    assert all(r.failure in ids for r in rules if r.failure), [r.failure for r in rules]
