@@ -10,30 +10,11 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import json
 import zipfile
 from pathlib import Path
 
-from mamba_build import runner
+from mamba_build import child
 from mamba_build.sources import sha256_file
-
-_CHILD = r"""
-import json, sys
-import importlib.metadata as md
-out = {}
-for name in sys.argv[1:]:
-    try:
-        dist = md.distribution(name)
-    except md.PackageNotFoundError:
-        out[name] = None
-        continue
-    files = {}
-    for f in dist.files or []:
-        if f.hash is not None:
-            files[str(f).replace("\\", "/")] = [f"{f.hash.mode}={f.hash.value}", str(f.locate())]
-    out[name] = {"version": dist.version, "files": files}
-print(json.dumps(out))
-"""
 
 
 def _wheel_record(wheel: Path) -> tuple[str, str, dict[str, str]]:
@@ -62,12 +43,9 @@ def installed_identical(python: str, wheels: list[Path]) -> bool:
         records = [_wheel_record(Path(w)) for w in wheels]
     except (OSError, zipfile.BadZipFile, StopIteration, IndexError):
         return False
-    res = runner.run([python, "-c", _CHILD, *[r[0] for r in records]], timeout=120)
-    if not res.ok:
-        return False
-    try:
-        found = json.loads(res.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+    ran = child.run(python, "installed_files", [r[0] for r in records], timeout=120)
+    found = ran.data
+    if not ran.result.ok or not isinstance(found, dict):
         return False
     for name, version, entries in records:
         dist = found.get(name)

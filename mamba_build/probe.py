@@ -6,11 +6,12 @@
 a ``PYBIND11_MODULE(TORCH_EXTENSION_NAME, ...)`` binding). Compiling it for one arch takes well
 under a minute, so it proves toolkit + host compiler + torch headers work before a long build.
 
-* :func:`build_probe` compiles it in a CHILD process of the target Python with
+* :func:`build_probe` compiles it in a child process of the target Python (mamba_build/children/probe_build.py,
+  run by :mod:`mamba_build.child`) with
   ``torch.utils.cpp_extension.load`` (ninja), with ``CUDA_HOME``, ``CC`` (which torch turns into
   ``nvcc -ccbin``), ``CXX``, ``MAX_JOBS`` and explicit ``-gencode`` flags set by us, the full log
   written to a file through :func:`mamba_build.runner.stream`.
-* :func:`run_probe` imports the built ``.so`` in another child; with a GPU it runs the scan for
+* :func:`run_probe` imports the built ``.so`` in another child (children/probe_run.py); with a GPU it runs the scan for
   fp32/fp16/bf16 and compares with ``torch.cumsum``; without one it reports *import only*
   (``ProbeRun.passed is None``), never a GPU pass.
 
@@ -46,13 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mamba_build import archs, explain, paths, runner
+from mamba_build import archs, child, explain, paths
 from mamba_build.errors import ToolkitError, UsageError
 from mamba_build.probes.toolkits import MATH_HEADERS
 
 MODULE_NAME = "mamba_build_probe"
 SOURCES = ("probe.cpp", "probe_kernel.cu")
-RESULT_MARKER = "MAMBA_BUILD_PROBE_RESULT "
 
 # (atol, rtol) per dtype; see the module docstring.
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -137,34 +137,15 @@ def missing_library_headers(cuda_home: Path) -> list[str]:
     return [h for h in LIBRARY_HEADERS if not any((d / h).is_file() for d in dirs)]
 
 
-_HEADER_DIRS_SCRIPT = r"""
-import json, os, sys, importlib.util
-names = json.loads(sys.argv[1])
-out = []
-spec = importlib.util.find_spec("nvidia")
-roots = list(spec.submodule_search_locations or []) if spec else []
-for root in roots:
-    for dirpath, dirnames, filenames in os.walk(root):
-        if os.path.basename(dirpath) == "include" and any(n in filenames for n in names):
-            out.append(dirpath)
-        if dirpath.count(os.sep) - root.count(os.sep) >= 2:
-            dirnames[:] = [d for d in dirnames if d == "include"]
-print(json.dumps(sorted(set(out))))
-"""
-
-
 def torch_library_header_dirs(
     python: str = sys.executable, headers: Sequence[str] = LIBRARY_HEADERS, timeout: float = 60
 ) -> list[Path]:
     """Include dirs of the NVIDIA pip packages (installed with torch) in ``python``'s env that hold
     any of ``headers``, e.g. ``.../site-packages/nvidia/cu13/include``. Empty when there are none."""
-    res = runner.run([python, "-c", _HEADER_DIRS_SCRIPT, json.dumps(list(headers))], timeout=timeout)
-    if not res.ok:
+    ran = child.run(python, "nvidia_include_dirs", [json.dumps(list(headers))], timeout=timeout)
+    if not ran.result.ok or not isinstance(ran.data, list):
         return []
-    try:
-        return [Path(p) for p in json.loads(res.stdout.strip().splitlines()[-1])]
-    except (ValueError, IndexError):
-        return []
+    return [Path(p) for p in ran.data]
 
 
 def needed_include_dirs(cuda_home: Path, python: str = sys.executable) -> list[Path]:
@@ -177,43 +158,6 @@ def needed_include_dirs(cuda_home: Path, python: str = sys.executable) -> list[P
     if not missing:
         return []
     return torch_library_header_dirs(python, missing)
-
-
-# The build script run by the target python. argv[1]: JSON config. Last line: RESULT_MARKER + JSON.
-_BUILD_SCRIPT = r"""
-import json, os, sys, time, traceback
-cfg = json.loads(sys.argv[1])
-result = {"compiled": False, "compile_seconds": None, "so_path": None, "error": None, "import_error": None}
-def finish(code):
-    print(%(marker)r + json.dumps(result), flush=True)
-    sys.exit(code)
-try:
-    import torch
-    import torch.utils.cpp_extension as cpp
-except Exception as exc:
-    result["error"] = "cannot import torch / torch.utils.cpp_extension: %%r" %% (exc,)
-    finish(3)
-print("probe: torch", torch.__version__, "cuda", torch.version.cuda, "CUDA_HOME", cpp.CUDA_HOME, flush=True)
-if os.path.realpath(str(cpp.CUDA_HOME or "")) != os.path.realpath(cfg["cuda_home"]):
-    result["error"] = "torch.utils.cpp_extension picked CUDA_HOME=%%s, not %%s" %% (cpp.CUDA_HOME, cfg["cuda_home"])
-    finish(3)
-so_path = os.path.join(cfg["build_dir"], cfg["name"] + ".so")
-start = time.monotonic()
-try:
-    cpp.load(name=cfg["name"], sources=cfg["sources"], extra_cuda_cflags=cfg["nvcc_flags"],
-             extra_include_paths=cfg["include_dirs"], build_directory=cfg["build_dir"], verbose=True)
-except Exception as exc:
-    result["compile_seconds"] = time.monotonic() - start
-    traceback.print_exc()
-    if os.path.exists(so_path) and "Error building extension" not in str(exc):
-        result.update(compiled=True, so_path=so_path, import_error="%%s: %%s" %% (type(exc).__name__, exc))
-        finish(0)
-    result["error"] = "%%s: %%s" %% (type(exc).__name__, exc)
-    finish(6)
-result["compile_seconds"] = time.monotonic() - start
-result.update(compiled=os.path.exists(so_path), so_path=so_path)
-finish(0 if result["compiled"] else 6)
-""" % {"marker": RESULT_MARKER}  # noqa: UP031  (a script template: its {} are its own dict braces)
 
 
 def build_probe(
@@ -263,8 +207,6 @@ def build_probe(
         shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True)
     log_path = workdir / "probe-build.log"
-    script = workdir / "probe_build_script.py"
-    script.write_text(_BUILD_SCRIPT, encoding="utf-8")
 
     cfg = {
         "name": MODULE_NAME,
@@ -291,11 +233,10 @@ def build_probe(
         }
     )
     start = time.monotonic()
-    res = runner.stream(
-        [python, str(script), json.dumps(cfg)], log_path=log_path, timeout=timeout, cwd=workdir, env=env
-    )
+    ran = child.run(python, "probe_build", [json.dumps(cfg)], log_path=log_path, timeout=timeout, cwd=workdir, env=env)
+    res = ran.result
     wall = time.monotonic() - start
-    payload = _parse_marker(res.stdout) or {}
+    payload = ran.data or {}
     so = payload.get("so_path")
     so_path = Path(so) if so and Path(so).is_file() else None
     ok = bool(payload.get("compiled")) and so_path is not None and res.ok
@@ -335,16 +276,6 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _parse_marker(text: str) -> dict | None:
-    for line in reversed(text.splitlines()):
-        if line.startswith(RESULT_MARKER):
-            try:
-                return json.loads(line[len(RESULT_MARKER) :])
-            except ValueError:
-                return None
-    return None
-
-
 _ERROR_LINE = re.compile(
     r"(\berror\b|fatal error|No such file|undefined reference|unsupported|"
     r"Unsupported gpu architecture|not found)",
@@ -358,11 +289,11 @@ def error_excerpt(log_text: str, max_lines: int = 25) -> str | None:
     picked: list[str] = []
     seen: set[int] = set()
     for i, line in enumerate(lines):
-        if line.startswith(("$ ", "# cwd=", "# rc=", "probe: ", RESULT_MARKER)):
+        if line.startswith(("$ ", "# cwd=", "# rc=", "probe: ")):
             continue
         if _ERROR_LINE.search(line) and not line.lstrip().startswith('File "'):
             for j in (i, i + 1):
-                if j < len(lines) and j not in seen and not lines[j].startswith(RESULT_MARKER):
+                if j < len(lines) and j not in seen:
                     seen.add(j)
                     picked.append(lines[j])
         if len(picked) >= max_lines:
@@ -410,68 +341,6 @@ def diagnose(
     return None
 
 
-# The run script. argv[1]: JSON {so_path, name, tolerances, seed}. Last line: RESULT_MARKER + JSON.
-_RUN_SCRIPT = r"""
-import json, sys, traceback
-cfg = json.loads(sys.argv[1])
-res = {"imported": False, "ran_on_gpu": False, "passed": None, "max_abs_err": {}, "within_tol": {},
-       "info": {}, "device": None, "device_arch": None, "error": None}
-def finish(code):
-    print(%(marker)r + json.dumps(res), flush=True)
-    sys.exit(code)
-try:
-    import importlib.util
-    import torch
-    spec = importlib.util.spec_from_file_location(cfg["name"], cfg["so_path"])
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    res["imported"] = True
-    res["info"] = {str(k): v for k, v in dict(mod.probe_info()).items()}
-    res["info"]["runtime_torch"] = torch.__version__
-    res["info"]["runtime_torch_cuda"] = torch.version.cuda
-except Exception as exc:
-    traceback.print_exc()
-    res["error"] = "%%s: %%s" %% (type(exc).__name__, exc)
-    finish(1)
-try:
-    gpu = torch.cuda.is_available()
-except Exception:
-    gpu = False
-if not gpu:
-    finish(0)
-try:
-    res["ran_on_gpu"] = True
-    res["device"] = torch.cuda.get_device_name(0)
-    res["info"]["device_capability"] = "%%d.%%d" %% torch.cuda.get_device_capability(0)
-    res["device_arch"] = int(mod.device_arch())
-    gen = torch.Generator().manual_seed(cfg["seed"])
-    ok = True
-    side = torch.cuda.Stream()
-    for name, tol in cfg["tolerances"].items():
-        atol, rtol = tol
-        dtype = getattr(torch, name)
-        x = torch.randn(8, 1000, generator=gen).to(device="cuda", dtype=dtype)
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # the kernel must use torch's *current* stream
-            out = mod.inclusive_scan(x)
-        torch.cuda.current_stream().wait_stream(side)
-        ref = torch.cumsum(x.float(), dim=-1).double()
-        diff = (out.double() - ref).abs()
-        res["max_abs_err"][name] = float(diff.max())
-        within = bool((diff <= atol + rtol * ref.abs()).all())
-        res["within_tol"][name] = within
-        ok = ok and within
-    torch.cuda.synchronize()
-    res["passed"] = ok
-    finish(0 if ok else 1)
-except Exception as exc:
-    traceback.print_exc()
-    res["passed"] = False
-    res["error"] = "%%s: %%s" %% (type(exc).__name__, exc)
-    finish(1)
-""" % {"marker": RESULT_MARKER}  # noqa: UP031  (a script template: its {} are its own dict braces)
-
-
 def run_probe(so_path: Path, python: str = sys.executable, *, timeout: float = 300, seed: int = 0) -> ProbeRun:
     """Import the built probe in a child ``python``; on a GPU, run it for fp32/fp16/bf16 against
     ``torch.cumsum`` with :data:`TOLERANCES`. Without a GPU: import only (``passed is None``)."""
@@ -481,10 +350,9 @@ def run_probe(so_path: Path, python: str = sys.executable, *, timeout: float = 3
         "seed": seed,
         "tolerances": {k: list(v) for k, v in TOLERANCES.items()},
     }
-    res = runner.run(
-        [python, "-c", _RUN_SCRIPT, json.dumps(cfg)], timeout=timeout, extra_env={"PYTHONDONTWRITEBYTECODE": "1"}
-    )
-    payload = _parse_marker(res.stdout)
+    ran = child.run(python, "probe_run", [json.dumps(cfg)], timeout=timeout, extra_env={"PYTHONDONTWRITEBYTECODE": "1"})
+    res = ran.result
+    payload = ran.data
     if payload is None:
         why = "timed out" if res.timed_out else f"exited with {res.returncode}"
         tail = (res.stderr or res.stdout)[-2000:]

@@ -19,7 +19,6 @@ requirement is left as it is and reported (changing it is the user's call).
 from __future__ import annotations
 
 import email.parser
-import json
 import tarfile
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -30,32 +29,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from mamba_build import runner
+from mamba_build import child, runner
 from mamba_build.errors import BuildError, EnvironmentProblem
 
 NEVER = ("torch",)  # never installed, upgraded or downgraded by mamba-build
-
-# Runs in the target Python (stdlib only): its distributions and the values of the marker variables (PEP 508).
-_CHILD = r"""
-import json, os, platform, sys
-import importlib.metadata as md
-dists = {}
-for d in md.distributions():
-    name = d.metadata["Name"]
-    if name and name.lower() not in dists:
-        dists[name.lower()] = [name, d.version]
-impl = sys.implementation
-iv = "{0.major}.{0.minor}.{0.micro}".format(impl.version)
-if impl.version.releaselevel != "final":
-    iv += impl.version.releaselevel[0] + str(impl.version.serial)
-markers = {"implementation_name": impl.name, "implementation_version": iv, "os_name": os.name,
-           "platform_machine": platform.machine(), "platform_release": platform.release(),
-           "platform_system": platform.system(), "platform_version": platform.version(),
-           "python_full_version": platform.python_version(),
-           "platform_python_implementation": platform.python_implementation(),
-           "python_version": ".".join(platform.python_version_tuple()[:2]), "sys_platform": sys.platform}
-print(json.dumps({"dists": list(dists.values()), "markers": markers}))
-"""
 
 
 @dataclass(frozen=True)
@@ -198,11 +175,10 @@ class TargetDists:
 
 
 def target_dists(python: str) -> TargetDists:
-    res = runner.run([python, "-c", _CHILD], timeout=120, extra_env={"PYTHONWARNINGS": "ignore"})
-    try:
-        data = json.loads(res.stdout.strip().splitlines()[-1]) if res.ok else None
-    except (ValueError, IndexError):
-        data = None
+    # its distributions and the values of the marker variables (PEP 508): mamba_build/children/target_dists.py
+    ran = child.run(python, "target_dists", timeout=120, extra_env={"PYTHONWARNINGS": "ignore"})
+    res = ran.result
+    data = ran.data if res.ok else None
     if not data:
         raise EnvironmentProblem(
             f"cannot list the distributions installed for {python} ({(res.stderr or res.stdout).strip()[-300:]})",

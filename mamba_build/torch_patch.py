@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mamba_build import paths, runner
+from mamba_build import child, paths
 from mamba_build.errors import EnvironmentProblem, PatchError, UsageError
 from mamba_build.patching import PatchOptions, VersionBounds, apply_recipes_to_text, load_recipes
 
@@ -35,14 +35,6 @@ log = logging.getLogger("mamba_build.torch_patch")
 
 BACKUP_SUFFIX = ".mamba-build-backup"
 MODES = ("process", "inplace")
-
-# Finds torch/utils/cpp_extension.py without importing torch (which takes seconds).
-_LOCATE = (
-    "import importlib.util, os, sys\n"
-    "s = importlib.util.find_spec('torch')\n"
-    "if s is None or not s.submodule_search_locations: sys.exit(3)\n"
-    "print(os.path.join(list(s.submodule_search_locations)[0], 'utils', 'cpp_extension.py'))\n"
-)
 
 
 @dataclass
@@ -72,14 +64,15 @@ def _journal_path(target: Path) -> Path:
 def locate_cpp_extension(python: str | os.PathLike | None = None) -> Path:
     """Path of torch/utils/cpp_extension.py of ``python`` (default: this interpreter)."""
     exe = str(python or sys.executable)
-    res = runner.run([exe, "-c", _LOCATE], timeout=60)
+    ran = child.run(exe, "cpp_extension_path", timeout=60)  # without importing torch (which takes seconds)
+    res = ran.result
     if res.missing:
         raise UsageError(f"cannot run Python {exe}: {res.stderr.strip()}", "pass an existing interpreter with --python")
     if not res.ok:
         raise EnvironmentProblem(
             f"torch is not installed for {exe}", "install torch into that environment, or pass the right --python"
         )
-    path = Path(res.stdout.strip().splitlines()[-1])
+    path = Path(ran.data or "")
     if not path.is_file():
         raise EnvironmentProblem(
             f"{path} does not exist (torch installation of {exe} is incomplete)", "reinstall torch"

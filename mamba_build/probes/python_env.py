@@ -1,6 +1,6 @@
 """The target Python environment: interpreter, packages, torch, installed extensions.
 
-Torch facts come from a child process (``python_child.py``) so a broken torch cannot crash the
+Torch facts come from a child process (``mamba_build/children/python_env.py``) so a broken torch cannot crash the
 doctor. Facts that can be read from files (torch's compiler-version map) are read without
 importing anything.
 """
@@ -8,7 +8,6 @@ importing anything.
 from __future__ import annotations
 
 import ast
-import json
 import os
 import shutil
 import sys
@@ -16,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mamba_build import runner
-
-CHILD = Path(__file__).with_name("python_child.py")
+from mamba_build import child
 
 
 @dataclass(frozen=True)
@@ -63,22 +60,6 @@ class PythonEnv:
     nvidia_include_dirs: tuple[str, ...] = ()  # torch's NVIDIA pip packages' include dirs (math headers)
     # where the target Python finds modules a build imports ({"pkg_resources": path or None}); empty: not asked
     module_origins: dict[str, str | None] = field(default_factory=dict)
-
-
-def parse_child_output(stdout: str) -> list[dict[str, Any]]:
-    """JSON lines from the child; anything else (warnings printed by torch) is ignored."""
-    records = []
-    for line in stdout.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and "kind" in obj:
-            records.append(obj)
-    return records
 
 
 def read_compiler_bounds(cpp_extension: Path) -> tuple[dict, dict]:
@@ -167,9 +148,15 @@ def torch_cuda_home_guess(environ: dict[str, str] | None = None, path: str | Non
 
 def probe_python_env(python: str | None = None, *, extensions: bool = True, timeout: float = 60.0) -> PythonEnv:
     exe = python or sys.executable
-    args = [exe, str(CHILD)] + (["--extensions"] if extensions else [])
-    result = runner.run(args, timeout=timeout, extra_env={"PYTHONWARNINGS": "ignore"})
-    records = parse_child_output(result.stdout)
+    ran = child.run(
+        exe,
+        "python_env",
+        ["--extensions"] if extensions else [],
+        timeout=timeout,
+        extra_env={"PYTHONWARNINGS": "ignore"},
+    )
+    result = ran.result
+    records = [r for r in ran.records if isinstance(r, dict) and "kind" in r]
     py = next((r for r in records if r["kind"] == "python"), {})
     t = next((r for r in records if r["kind"] == "torch"), None)
     child_error = None

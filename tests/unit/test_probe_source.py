@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import probe
+from mamba_build import child, probe
 from mamba_build.errors import ToolkitError, UsageError
 
 
@@ -39,7 +39,7 @@ def test_binding_exports_what_run_probe_calls():
     assert "PYBIND11_MODULE(TORCH_EXTENSION_NAME, m)" in cpp
     for fn in ("inclusive_scan", "device_arch", "probe_info"):
         assert f'm.def("{fn}"' in cpp
-        assert f'mod.{fn}(' in probe._RUN_SCRIPT
+        assert f'mod.{fn}(' in child.script("probe_run").read_text(encoding="utf-8")
     assert "_GLIBCXX_USE_CXX11_ABI" in cpp
 
 
@@ -97,10 +97,11 @@ def test_diagnosis_of_unsupported_arch(shared_dir):
     assert fix and "compute_70" in fix
 
 
-def test_parse_marker_takes_the_last_result_line():
-    text = "noise\nMAMBA_BUILD_PROBE_RESULT {\"a\": 1}\nmore\nMAMBA_BUILD_PROBE_RESULT {\"a\": 2}\n"
-    assert probe._parse_marker(text) == {"a": 2}
-    assert probe._parse_marker("nothing here") is None
+def test_child_results_come_from_the_result_file_not_stdout(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"a": 1}\n{"a": 2}\n{"a": 3', encoding="utf-8")  # the child was killed mid-line
+    assert child.read_records(out) == [{"a": 1}, {"a": 2}]
+    assert child.read_records(tmp_path / "none.jsonl") == []
 
 
 def test_probe_run_never_reports_import_only_as_pass():

@@ -1,6 +1,7 @@
-"""Runs INSIDE the target Python (stdlib + whatever is installed there); never imported by mamba-build.
+"""Child script (mamba_build/probes/python_env.py): runs INSIDE the target Python (stdlib + whatever is installed
+there); never imported by mamba-build.
 
-Prints one JSON object per line, flushing after each, so that a crash while importing torch or an
+Emits one JSON object at a time (mamba_build/child.py), so that a crash while importing torch or an
 extension module still leaves the facts gathered before it:
 
   {"kind": "python", ...}      interpreter, package versions (from metadata, no imports)
@@ -8,12 +9,13 @@ extension module still leaves the facts gathered before it:
   {"kind": "extension", ...}   one line per extension module import attempt
 """
 
-import json
 import os
 import platform
 import sys
 import traceback
 from typing import Any
+
+from _mb_child import emit
 
 EXTENSIONS = {
     "causal_conv1d_cuda": "causal-conv1d",
@@ -37,11 +39,6 @@ PACKAGES = [
 ]
 # modules a build imports that no distribution name tells about (found, not imported: find_spec)
 BUILD_MODULES = ["pkg_resources"]
-
-
-def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 def dist_version(name):
