@@ -566,7 +566,6 @@ def with_launcher(plan, choice: str, env=None):
     ``env``: the gathered Environment (for the target torch's cpp_extension.py); None reads nothing and
     treats torch's behaviour as unknown.
     """
-    from dataclasses import replace
 
     cpp_ext, headers = None, None
     if env is not None:
@@ -590,6 +589,13 @@ def with_launcher(plan, choice: str, env=None):
         build_dir=plan.build_dir,
         headers=headers,
     )
+    return with_choice(plan, got)
+
+
+def with_choice(plan, got: LauncherChoice):
+    """``plan`` with the resolved launcher ``got``."""
+    from dataclasses import replace
+
     return replace(
         plan,
         launcher=got.name,
