@@ -596,17 +596,7 @@ def with_choice(plan, got: LauncherChoice):
     """``plan`` with the resolved launcher ``got``."""
     from dataclasses import replace
 
-    return replace(
-        plan,
-        launcher=got.name,
-        launcher_path=got.path,
-        launcher_version=got.version,
-        launcher_reason=got.reason,
-        launcher_cache_dir=got.cache_dir,
-        launcher_host_units=got.host_units,
-        launcher_env=dict(got.env),
-        launcher_path_prepend=got.path_prepend,
-    )
+    return replace(plan, launcher_choice=replace(got, env=dict(got.env)))
 
 
 def describe(plan) -> str:

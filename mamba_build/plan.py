@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from mamba_build import archs as archs_mod
 from mamba_build import jobs as jobs_mod
@@ -20,10 +20,12 @@ from mamba_build.checks.compilers import nearest_torch_bounds, toolkit_limit
 from mamba_build.checks.cuda import build_include_dirs
 from mamba_build.environment import Environment, to_jsonable
 from mamba_build.errors import EnvironmentProblem, SourceError, ToolkitError, UsageError
+from mamba_build.launcher import LauncherChoice
 from mamba_build.packages import PACKAGES
 from mamba_build.select import validate_cuda_version
 
 ALL_PACKAGES = PACKAGES  # the default of --package
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,17 +92,54 @@ class CompilerPlan:
     unsupported_override: bool
 
 
+class _Flat(Generic[T]):
+    """One flat name of the plan (its JSON key, and what its readers use), read from one of its parts:
+    ``plan.cuda_home`` is ``plan.toolkit.home``."""
+
+    def __init__(self, part: str, attr: str) -> None:
+        self.part, self.attr = part, attr
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Flat[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        return getattr(getattr(obj, self.part), self.attr)
+
+
 @dataclass(frozen=True)
-class BuildPlan:
-    packages: tuple[PackagePlan, ...]
+class TorchPlan:
+    """The target environment's torch, and what the build does with its cpp_extension."""
+
     python: str
-    torch_version: str
-    torch_cuda: str
+    version: str
+    cuda: str
     cxx11_abi: bool
-    cuda_home: str
-    cuda_version: str
-    toolkit_reason: str
-    compiler: CompilerPlan
+    patch_torch: str  # "process" or "inplace"
+    # torch's CUDA_GCC_VERSIONS entry for the toolkit, as the build process patches it in
+    compiler_bounds: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
+    local_version: str  # the wheels' +local version (the channel)
+    cxx_std: str | None = None  # "20": setup.py's -std=c++17 raised to what torch's headers require
+    cxx_std_reason: str = ""
+
+
+@dataclass(frozen=True)
+class ToolkitPlan:
+    home: str
+    version: str
+    reason: str
+    include_dirs: tuple[str, ...] = ()  # added through CPATH: a conda toolkit's targets/*/include, math headers
+    # the toolkit `compile` installs (installed) first because none usable was found (mamba_build/provision.py):
+    # {"cuda", "reason", "home", "how", "command"}; None: the toolkit was already there
+    provision: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    """What is compiled for which archs, how many at a time, in which order, and how long it should take."""
+
     archs: tuple[str, ...]
     archs_reason: str
     jobs: int
@@ -109,62 +148,135 @@ class BuildPlan:
     split_compile: int | None  # None: off
     split_reason: str
     use_ninja: bool
-    wheel_dir: str
-    build_dir: str
-    install: bool
-    patch_torch: str
-    compiler_bounds: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
-    local_version: str
-    index_url: str | None
-    find_links: tuple[str, ...]
-    keep_build: bool
-    use_cache: bool
-    gpu_present: bool
-    timeout: float
-    include_dirs: tuple[
-        str, ...
-    ] = ()  # added through CPATH: a conda toolkit's targets/*/include, math headers it lacks
-    schedule: str = "sequential"  # "pool": one jobserver for every build, packages at the same time
-    schedule_reason: str = ""
+    kind: str = "sequential"  # "pool": one jobserver for every build, packages at the same time
+    reason: str = ""
     ninja: str | None = None  # the ninja the builds run (its directory goes first on PATH)
     nvcc_jobserver: bool = False  # nvcc --jobserver: split-compile threads take slots from the pool
     split_units: bool = False  # split_units patch recipes (the longest unit split per instantiation)
     split_units_reason: str = ""
-    pool_order: tuple[
-        str, ...
-    ] = ()  # schedule "pool": the packages' order, ties of the unit order (mamba_build/costs.py)
+    pool_order: tuple[str, ...] = ()  # kind "pool": the packages' order, ties of the unit order (costs.py)
     pool_order_reason: str = ""
-    rerun_smoke: bool = False
-    gpus: tuple[str, ...] = ()  # names of the visible GPUs (a stored smoke verdict must match)
-    cxx_std: str | None = None  # "20": setup.py's -std=c++17 raised to what torch's headers require
-    cxx_std_reason: str = ""
-    # compiler launcher in front of nvcc (mamba_build/launcher.py; not part of the wheel cache key)
-    launcher: str = "none"  # none / ccache / sccache
-    launcher_path: str | None = None
-    launcher_version: str = ""
-    launcher_reason: str = ""
-    launcher_cache_dir: str | None = None  # CCACHE_DIR / SCCACHE_DIR of the builds (None: the user's own storage)
-    launcher_host_units: bool = False  # host .cpp units cached too (torch wraps CXX with the launcher)
-    launcher_env: dict[str, str] = field(default_factory=dict)  # PYTORCH_NVCC, CCACHE_DIR, TORCH_NO_COMPILER_WRAPPER
-    launcher_path_prepend: str | None = None  # the launcher's directory, first on the build PATH
-    # what builds and installs into the target: its own pip, mamba-build's pip --python, or uv
-    # (mamba_build/installer.py)
-    installer: Any = None  # installer.Installer (None: the target's own pip)
-    runtime_deps: Any = None  # runtime_deps.RuntimeDeps: the packages' runtime requirements missing from the target
-    # build tools the target environment lacks or cannot provide, on the build's PYTHONPATH only (build_tools.py)
-    build_overlay: BuildOverlay | None = None
     # nvcc --threads, why (mamba_build/costs.py choose_threads), and the build time the costs table predicts
     nvcc_threads_reason: str = ""
     predicted_build_s: float | None = None  # max(longest unit, cpu_work_s / jobs), one-core s of the 2-core machine
     cpu_work_s: float | None = None  # CPU seconds of the units (one core), the same units
     cpu_bound_s: float | None = None  # cpu_work_s / jobs: the CPU-work bound
     prediction_reason: str = ""
-    # the toolkit `compile` installs (installed) first because none usable was found (mamba_build/provision.py):
-    # {"cuda", "reason", "home", "how", "command"}; None: the toolkit was already there
-    provision: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where things go and how the run behaves."""
+
+    wheel_dir: str
+    build_dir: str
+    install: bool
+    index_url: str | None
+    find_links: tuple[str, ...]
+    keep_build: bool
+    use_cache: bool
+    timeout: float
+
+
+@dataclass(frozen=True)
+class SmokePlan:
+    gpu_present: bool
+    gpus: tuple[str, ...] = ()  # names of the visible GPUs (a stored smoke verdict must match)
+    rerun: bool = False  # smoke-test verified cache hits again
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """The plan, made of its parts. The flat names below (the keys of its JSON, in order) read from them."""
+
+    packages: tuple[PackagePlan, ...]
+    torch: TorchPlan
+    toolkit: ToolkitPlan
+    compiler: CompilerPlan
+    scheduling: SchedulePlan
+    output: OutputPlan
+    smoke: SmokePlan
+    # compiler launcher in front of nvcc (mamba_build/launcher.py; not part of the wheel cache key)
+    launcher_choice: LauncherChoice = field(default_factory=LauncherChoice)
+    # what builds and installs into the target: its own pip, mamba-build's pip --python, or uv
+    # (mamba_build/installer.py)
+    installer: Any = None  # installer.Installer (None: the target's own pip)
+    runtime_deps: Any = None  # runtime_deps.RuntimeDeps: the packages' runtime requirements missing from the target
+    # build tools the target environment lacks or cannot provide, on the build's PYTHONPATH only (build_tools.py)
+    build_overlay: BuildOverlay | None = None
+
+    python = _Flat[str]("torch", "python")
+    torch_version = _Flat[str]("torch", "version")
+    torch_cuda = _Flat[str]("torch", "cuda")
+    cxx11_abi = _Flat[bool]("torch", "cxx11_abi")
+    cuda_home = _Flat[str]("toolkit", "home")
+    cuda_version = _Flat[str]("toolkit", "version")
+    toolkit_reason = _Flat[str]("toolkit", "reason")
+    archs = _Flat[tuple[str, ...]]("scheduling", "archs")
+    archs_reason = _Flat[str]("scheduling", "archs_reason")
+    jobs = _Flat[int]("scheduling", "jobs")
+    jobs_reason = _Flat[str]("scheduling", "jobs_reason")
+    nvcc_threads = _Flat[int]("scheduling", "nvcc_threads")
+    split_compile = _Flat["int | None"]("scheduling", "split_compile")
+    split_reason = _Flat[str]("scheduling", "split_reason")
+    use_ninja = _Flat[bool]("scheduling", "use_ninja")
+    wheel_dir = _Flat[str]("output", "wheel_dir")
+    build_dir = _Flat[str]("output", "build_dir")
+    install = _Flat[bool]("output", "install")
+    patch_torch = _Flat[str]("torch", "patch_torch")
+    compiler_bounds = _Flat[dict[str, tuple[tuple[int, ...], tuple[int, ...]]]]("torch", "compiler_bounds")
+    local_version = _Flat[str]("torch", "local_version")
+    index_url = _Flat["str | None"]("output", "index_url")
+    find_links = _Flat[tuple[str, ...]]("output", "find_links")
+    keep_build = _Flat[bool]("output", "keep_build")
+    use_cache = _Flat[bool]("output", "use_cache")
+    gpu_present = _Flat[bool]("smoke", "gpu_present")
+    timeout = _Flat[float]("output", "timeout")
+    include_dirs = _Flat[tuple[str, ...]]("toolkit", "include_dirs")
+    schedule = _Flat[str]("scheduling", "kind")
+    schedule_reason = _Flat[str]("scheduling", "reason")
+    ninja = _Flat["str | None"]("scheduling", "ninja")
+    nvcc_jobserver = _Flat[bool]("scheduling", "nvcc_jobserver")
+    split_units = _Flat[bool]("scheduling", "split_units")
+    split_units_reason = _Flat[str]("scheduling", "split_units_reason")
+    pool_order = _Flat[tuple[str, ...]]("scheduling", "pool_order")
+    pool_order_reason = _Flat[str]("scheduling", "pool_order_reason")
+    rerun_smoke = _Flat[bool]("smoke", "rerun")
+    gpus = _Flat[tuple[str, ...]]("smoke", "gpus")
+    cxx_std = _Flat["str | None"]("torch", "cxx_std")
+    cxx_std_reason = _Flat[str]("torch", "cxx_std_reason")
+    launcher = _Flat[str]("launcher_choice", "name")  # none / ccache / sccache
+    launcher_path = _Flat["str | None"]("launcher_choice", "path")
+    launcher_version = _Flat[str]("launcher_choice", "version")
+    launcher_reason = _Flat[str]("launcher_choice", "reason")
+    launcher_cache_dir = _Flat["str | None"]("launcher_choice", "cache_dir")
+    launcher_host_units = _Flat[bool]("launcher_choice", "host_units")
+    launcher_env = _Flat[dict[str, str]]("launcher_choice", "env")
+    launcher_path_prepend = _Flat["str | None"]("launcher_choice", "path_prepend")
+    nvcc_threads_reason = _Flat[str]("scheduling", "nvcc_threads_reason")
+    predicted_build_s = _Flat["float | None"]("scheduling", "predicted_build_s")
+    cpu_work_s = _Flat["float | None"]("scheduling", "cpu_work_s")
+    cpu_bound_s = _Flat["float | None"]("scheduling", "cpu_bound_s")
+    prediction_reason = _Flat[str]("scheduling", "prediction_reason")
+    provision = _Flat["dict[str, str] | None"]("toolkit", "provision")
+
+    def with_(self, **changes: Any) -> BuildPlan:
+        """A copy with fields changed, flat names included: ``plan.with_(jobs=6)`` sets ``plan.scheduling.jobs``."""
+        top: dict[str, Any] = {}
+        parts: dict[str, dict[str, Any]] = {}
+        for key, value in changes.items():
+            flat = type(self).__dict__.get(key)
+            if isinstance(flat, _Flat):
+                parts.setdefault(flat.part, {})[flat.attr] = value
+            else:
+                top[key] = value
+        for part, kw in parts.items():
+            top[part] = replace(getattr(self, part), **kw)
+        return replace(self, **top)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+        """The flat JSON of `compile --dry-run --json` (keys: JSON_KEYS, in that order)."""
+        return {key: to_jsonable(getattr(self, key)) for key in JSON_KEYS}
 
     def installer_for(self):
         """The plan's installer (mamba_build/installer.py); the target's own pip where none was chosen."""
@@ -219,6 +331,70 @@ class BuildPlan:
             _apply_launcher(env, self.launcher_env, self.launcher_path_prepend)
         # --- end launcher ---
         return env
+
+
+# The plan's JSON keys, in their order (add, never rename: scripts and the index read them).
+JSON_KEYS = (
+    "packages",
+    "python",
+    "torch_version",
+    "torch_cuda",
+    "cxx11_abi",
+    "cuda_home",
+    "cuda_version",
+    "toolkit_reason",
+    "compiler",
+    "archs",
+    "archs_reason",
+    "jobs",
+    "jobs_reason",
+    "nvcc_threads",
+    "split_compile",
+    "split_reason",
+    "use_ninja",
+    "wheel_dir",
+    "build_dir",
+    "install",
+    "patch_torch",
+    "compiler_bounds",
+    "local_version",
+    "index_url",
+    "find_links",
+    "keep_build",
+    "use_cache",
+    "gpu_present",
+    "timeout",
+    "include_dirs",
+    "schedule",
+    "schedule_reason",
+    "ninja",
+    "nvcc_jobserver",
+    "split_units",
+    "split_units_reason",
+    "pool_order",
+    "pool_order_reason",
+    "rerun_smoke",
+    "gpus",
+    "cxx_std",
+    "cxx_std_reason",
+    "launcher",
+    "launcher_path",
+    "launcher_version",
+    "launcher_reason",
+    "launcher_cache_dir",
+    "launcher_host_units",
+    "launcher_env",
+    "launcher_path_prepend",
+    "installer",
+    "runtime_deps",
+    "build_overlay",
+    "nvcc_threads_reason",
+    "predicted_build_s",
+    "cpu_work_s",
+    "cpu_bound_s",
+    "prediction_reason",
+    "provision",
+)
 
 
 def _resolve_archs(
@@ -569,54 +745,59 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         raise UsageError(f"--patch-torch {opts.patch_torch!r}", "use --patch-torch process (default) or inplace")
     return BuildPlan(
         packages=tuple(pkgs),
-        python=env.python.executable,
-        torch_version=t.version,
-        torch_cuda=t.cuda,
-        cxx11_abi=bool(t.cxx11_abi),
-        cuda_home=tk.home,
-        cuda_version=tk.version,
-        toolkit_reason=target.reason,
+        torch=TorchPlan(
+            python=env.python.executable,
+            version=t.version,
+            cuda=t.cuda,
+            cxx11_abi=bool(t.cxx11_abi),
+            patch_torch=opts.patch_torch,
+            compiler_bounds=bounds,
+            local_version=local_version,
+            cxx_std=cxx_std,
+            cxx_std_reason=cxx_std_reason,
+        ),
+        toolkit=ToolkitPlan(
+            home=tk.home, version=tk.version, reason=target.reason, include_dirs=tuple(build_include_dirs(env, tk))
+        ),
         compiler=compiler,
-        archs=archs,
-        archs_reason=archs_reason,
-        jobs=njobs,
-        jobs_reason=jobs_reason,
-        nvcc_threads=nvcc_threads,
-        split_compile=split,
-        split_reason=split_reason,
-        use_ninja=opts.use_ninja,
-        wheel_dir=str(Path(opts.wheel_dir or "wheelhouse").resolve()),
-        build_dir=str(Path(opts.build_dir).resolve()) if opts.build_dir else str(paths.builds_dir()),
-        install=opts.install,
-        patch_torch=opts.patch_torch,
-        compiler_bounds=bounds,
-        local_version=local_version,
-        index_url=opts.index_url,
-        find_links=opts.find_links,
-        keep_build=opts.keep_build,
-        use_cache=opts.use_cache,
-        gpu_present=bool(env.gpus.gpus),
-        timeout=opts.timeout,
-        include_dirs=tuple(build_include_dirs(env, tk)),
-        schedule=schedule,
-        schedule_reason=schedule_reason,
-        ninja=ninja_path,
-        nvcc_jobserver=nvcc_js,
-        split_units=split_units,
-        split_units_reason=split_units_reason,
-        pool_order=pool_order,
-        pool_order_reason=pool_order_reason,
-        rerun_smoke=opts.rerun_smoke,
-        gpus=tuple(g.name for g in env.gpus.gpus),
-        cxx_std=cxx_std,
-        cxx_std_reason=cxx_std_reason,
+        scheduling=SchedulePlan(
+            archs=archs,
+            archs_reason=archs_reason,
+            jobs=njobs,
+            jobs_reason=jobs_reason,
+            nvcc_threads=nvcc_threads,
+            split_compile=split,
+            split_reason=split_reason,
+            use_ninja=opts.use_ninja,
+            kind=schedule,
+            reason=schedule_reason,
+            ninja=ninja_path,
+            nvcc_jobserver=nvcc_js,
+            split_units=split_units,
+            split_units_reason=split_units_reason,
+            pool_order=pool_order,
+            pool_order_reason=pool_order_reason,
+            nvcc_threads_reason=nvcc_threads_reason,
+            predicted_build_s=predicted_s,
+            cpu_work_s=cpu_work_s,
+            cpu_bound_s=cpu_bound_s,
+            prediction_reason=prediction_reason,
+        ),
+        output=OutputPlan(
+            wheel_dir=str(Path(opts.wheel_dir or "wheelhouse").resolve()),
+            build_dir=str(Path(opts.build_dir).resolve()) if opts.build_dir else str(paths.builds_dir()),
+            install=opts.install,
+            index_url=opts.index_url,
+            find_links=opts.find_links,
+            keep_build=opts.keep_build,
+            use_cache=opts.use_cache,
+            timeout=opts.timeout,
+        ),
+        smoke=SmokePlan(
+            gpu_present=bool(env.gpus.gpus), gpus=tuple(g.name for g in env.gpus.gpus), rerun=opts.rerun_smoke
+        ),
         installer=inst,
         build_overlay=overlay,
-        nvcc_threads_reason=nvcc_threads_reason,
-        predicted_build_s=predicted_s,
-        cpu_work_s=cpu_work_s,
-        cpu_bound_s=cpu_bound_s,
-        prediction_reason=prediction_reason,
     )
 
 

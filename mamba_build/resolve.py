@@ -33,12 +33,9 @@ def resolve(opts: CompileOptions, *, dry_run: bool = False) -> BuildPlan:
 
     plan = with_runtime_deps(with_launcher(resolve_plan(opts, env), opts.launcher, env), opts)
     if need is not None:
-        plan = replace(
-            plan,
-            provision=need.to_dict(),
-            toolkit_reason=(
-                f"{'will be provisioned' if dry_run else 'provisioned'}: {need.to_dict()['command']} ({need.how}); "
-                f"{need.reason}"
-            ),
+        reason = (
+            f"{'will be provisioned' if dry_run else 'provisioned'}: {need.to_dict()['command']} ({need.how}); "
+            f"{need.reason}"
         )
+        plan = replace(plan, toolkit=replace(plan.toolkit, provision=need.to_dict(), reason=reason))
     return plan

@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -209,7 +208,8 @@ def test_without_nvcc_jobserver_split_compile_jobs_still_fit_memory(monkeypatch)
     plan = _plan(monkeypatch, nvcc_js=False, env=env)
     assert plan.schedule == "pool" and not plan.nvcc_jobserver
     assert plan.jobs * 6.1 <= 30.0  # the split-compile memory rule applies again
-    assert replace(plan, nvcc_jobserver=False).env_for(plan.packages[0], "-j4").get("NVCC_APPEND_FLAGS") is None
+    no_js = plan.with_(nvcc_jobserver=False)
+    assert no_js.env_for(plan.packages[0], "-j4").get("NVCC_APPEND_FLAGS") is None
 
 
 def _timed_project(root: Path, name: str, n: int, seconds: float, trace: Path) -> Path:
@@ -328,7 +328,7 @@ def test_build_pool_runs_every_package_in_one_ninja_longest_first(monkeypatch, t
 
     ninja = _real_ninja().path
     trace = tmp_path / "trace"
-    plan = replace(_plan(monkeypatch, split_compile=-1), jobs=6, ninja=ninja, python=sys.executable)
+    plan = _plan(monkeypatch, split_compile=-1).with_(jobs=6, ninja=ninja, python=sys.executable)
     assert plan.schedule == "pool" and not plan.nvcc_jobserver
     pending = _pool_projects(tmp_path, plan, {"causal-conv1d": (10, 0.4), "mamba-ssm": (4, 1.5)}, trace)
     monkeypatch.setattr(costs, "unit_cost_of", lambda: (lambda pkg, src: 10.0 if pkg == "mamba-ssm" else 1.0))
@@ -355,7 +355,7 @@ def test_build_pool_blames_the_package_whose_unit_failed(monkeypatch, tmp_path):
     from mamba_build.errors import BuildError
 
     ninja = _real_ninja().path
-    plan = replace(_plan(monkeypatch, split_compile=-1), jobs=4, ninja=ninja, python=sys.executable)
+    plan = _plan(monkeypatch, split_compile=-1).with_(jobs=4, ninja=ninja, python=sys.executable)
     pending = _pool_projects(tmp_path, plan, {"causal-conv1d": (3, 0.2), "mamba-ssm": (3, 0.2)}, tmp_path / "trace",
                              fail="mamba-ssm-1.cu")
     _fake_pip(monkeypatch)
