@@ -7,10 +7,10 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from mamba_build.checks.base import Check, Status
+from mamba_build.diagnose.checks.base import Check, Status
 
 if TYPE_CHECKING:
-    from mamba_build.plan import BuildPlan
+    from mamba_build.plan.build_plan import BuildPlan
 
 STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
 
@@ -119,7 +119,7 @@ def describe_plan(plan: BuildPlan) -> str:
 
 
 def overlay_line(plan: BuildPlan) -> str:
-    """The build-only overlay (mamba_build/build_tools.py): which tools, where, and why; or none."""
+    """The build-only overlay (mamba_build/build/build_tools.py): which tools, where, and why; or none."""
     o = plan.build_overlay
     if o is None:
         return "  build tools the environment's own (setuptools, packaging, wheel, ninja)"
@@ -131,7 +131,7 @@ def overlay_line(plan: BuildPlan) -> str:
 
 
 def launcher_line(plan: BuildPlan) -> str:
-    from mamba_build.launcher import describe
+    from mamba_build.plan.launcher import describe
 
     return describe(plan)
 

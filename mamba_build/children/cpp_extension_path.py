@@ -1,4 +1,4 @@
-"""Child script (mamba_build/torch_patch.py): emits the path of torch/utils/cpp_extension.py without importing
+"""Child script (mamba_build/build/torch_patch.py): emits the path of torch/utils/cpp_extension.py without importing
 torch (which takes seconds); exit status 3 when torch is not installed."""
 
 import importlib.util

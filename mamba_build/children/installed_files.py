@@ -1,4 +1,4 @@
-"""Child script (mamba_build/installed.py): argv = distribution names; emits {name: {"version", "files":
+"""Child script (mamba_build/dist/already_installed.py): argv = distribution names; emits {name: {"version", "files":
 {path: [hash, absolute path]}} or null} for this Python's environment."""
 
 import importlib.metadata as md

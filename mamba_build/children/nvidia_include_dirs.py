@@ -1,5 +1,5 @@
-"""Child script (mamba_build/probe.py): argv[1] = JSON list of header names; emits the sorted include dirs of the
-NVIDIA pip packages (installed with torch) that hold any of them."""
+"""Child script (mamba_build/diagnose/toolchain_probe.py): argv[1] = JSON list of header names; emits the sorted
+include dirs of the NVIDIA pip packages (installed with torch) that hold any of them."""
 
 import importlib.util
 import json

@@ -1,4 +1,4 @@
-"""Child script (mamba_build/probe.py build_probe): argv[1] = JSON config {name, sources, nvcc_flags,
+"""Child script (mamba_build/diagnose/toolchain_probe.py build_probe): argv[1] = JSON config {name, sources, nvcc_flags,
 include_dirs, build_dir, cuda_home}; compiles the probe extension with torch's cpp_extension (its output is the
 build log) and emits {compiled, compile_seconds, so_path, error, import_error}."""
 

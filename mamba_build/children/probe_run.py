@@ -1,5 +1,5 @@
-"""Child script (mamba_build/probe.py run_probe): argv[1] = JSON {so_path, name, tolerances, seed}; imports the
-built probe and, on a GPU, checks its scan against torch.cumsum; emits {imported, ran_on_gpu, passed,
+"""Child script (mamba_build/diagnose/toolchain_probe.py run_probe): argv[1] = JSON {so_path, name, tolerances,
+seed}; imports the built probe and, on a GPU, checks its scan against torch.cumsum; emits {imported, ran_on_gpu, passed,
 max_abs_err, within_tol, info, device, device_arch, error}."""
 
 import json

@@ -1,5 +1,5 @@
-"""Child script (mamba_build/probes/python_env.py): runs INSIDE the target Python (stdlib + whatever is installed
-there); never imported by mamba-build.
+"""Child script (mamba_build/diagnose/probes/python_env.py): runs INSIDE the target Python (stdlib + whatever is
+installed there); never imported by mamba-build.
 
 Emits one JSON object at a time (mamba_build/child.py), so that a crash while importing torch or an
 extension module still leaves the facts gathered before it:

@@ -1,4 +1,4 @@
-"""Child script (mamba_build/runtime_deps.py): emits this Python's distributions ([name, version] each) and the
+"""Child script (mamba_build/plan/runtime_deps.py): emits this Python's distributions ([name, version] each) and the
 values of the PEP 508 marker variables."""
 
 import importlib.metadata as md

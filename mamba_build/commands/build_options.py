@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mamba_build.errors import UsageError
-from mamba_build.plan import ALL_PACKAGES, CompileOptions
+from mamba_build.plan.build_plan import ALL_PACKAGES, CompileOptions
 
 
 def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = "native") -> None:
@@ -124,7 +124,7 @@ def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = 
 
 
 def options_from_args(args: argparse.Namespace) -> CompileOptions:
-    from mamba_build.packages import package_info, parse_requirement
+    from mamba_build.plan.packages import package_info, parse_requirement
 
     names: list[str] = []
     for item in args.package or []:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 
-from mamba_build import cache
+from mamba_build.build import cache
 from mamba_build.errors import ExitCode
 from mamba_build.render import dumps
 

@@ -7,9 +7,9 @@ import sys
 
 from mamba_build.commands.build_options import add_build_options, options_from_args
 from mamba_build.errors import ExitCode
-from mamba_build.plan import ALL_PACKAGES, BuildPlan
+from mamba_build.plan.build_plan import ALL_PACKAGES, BuildPlan
+from mamba_build.plan.resolve import resolve
 from mamba_build.render import describe_plan, render_smoke
-from mamba_build.resolve import resolve
 
 NAME = "compile"
 HELP = "build mamba-ssm / causal-conv1d CUDA extensions for this machine, verify and install them"
@@ -38,8 +38,8 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mamba_build.environment import to_jsonable
-    from mamba_build.pipeline import execute
+    from mamba_build.build.pipeline import execute
+    from mamba_build.diagnose.environment import to_jsonable
     from mamba_build.render import dumps
 
     plan = resolve(options_from_args(args), dry_run=args.dry_run)
@@ -121,7 +121,7 @@ def _launcher_stats(plan: BuildPlan, before=None):
     """The launcher's counters (``before`` given: the difference, i.e. this build's); None without one."""
     if plan.launcher == "none" or not plan.launcher_path:
         return None
-    from mamba_build.launcher import stats, stats_env
+    from mamba_build.plan.launcher import stats, stats_env
 
     now = stats(plan.launcher, plan.launcher_path, stats_env(plan.launcher_env))
     if before is None or now is None:

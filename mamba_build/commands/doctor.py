@@ -9,13 +9,13 @@ import tempfile
 from pathlib import Path
 
 from mamba_build import __version__, paths
-from mamba_build.archs import parse_arch_list
-from mamba_build.checks import Status, resolve_target, run_checks
-from mamba_build.checks.base import Check, fail, ok, skip, warn
-from mamba_build.environment import gather, to_jsonable
+from mamba_build.diagnose.checks import Status, resolve_target, run_checks
+from mamba_build.diagnose.checks.base import Check, fail, ok, skip, warn
+from mamba_build.diagnose.environment import gather, to_jsonable
 from mamba_build.errors import ExitCode
+from mamba_build.plan.archs import parse_arch_list
+from mamba_build.plan.toolkit_choice import validate_cuda_version
 from mamba_build.render import dumps, print_checks
-from mamba_build.select import validate_cuda_version
 
 NAME = "doctor"
 HELP = "inspect the machine and report every build trap with its fix"
@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
 def index_check(env, index_url: str):
     """(install plan or None, checks): what `install --index-url` would do here; never raises."""
+    from mamba_build.dist.install import plan_checks, resolve_install, target_from_env
     from mamba_build.errors import MambaBuildError
-    from mamba_build.install import plan_checks, resolve_install, target_from_env
 
     try:
         plan = resolve_install(index_url, target=target_from_env(env))
@@ -95,9 +95,9 @@ def index_check(env, index_url: str):
 
 def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
     """Compile, import and (with a GPU) run the probe extension with the target toolkit."""
-    from mamba_build.checks.compilers import choose_for_build
-    from mamba_build.checks.cuda import build_include_dirs
-    from mamba_build.probe import build_probe, run_probe
+    from mamba_build.diagnose.checks.compilers import choose_for_build
+    from mamba_build.diagnose.checks.cuda import build_include_dirs
+    from mamba_build.diagnose.toolchain_probe import build_probe, run_probe
 
     tk = target.toolkit
     if tk is None:
@@ -134,7 +134,7 @@ def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
         "log": str(result.log_path) if result.log_path else None,
     }
     if not result.ok:
-        from mamba_build.pipeline import explain_failure
+        from mamba_build.build.pipeline import explain_failure
 
         data["error"] = result.error_excerpt
         cause, fix, evidence = explain_failure(Path(result.log_path)) if result.log_path else ("", None, "")
@@ -156,7 +156,7 @@ def run_probe_check(env, target, arch: str | None) -> tuple[Check, dict]:
         f"sm_{use_arch.replace('.', '')}"
     )
     if not run_result.imported:
-        from mamba_build.explain import diagnose_text
+        from mamba_build.diagnose.explain import diagnose_text
 
         root = diagnose_text(run_result.error or "").root
         data["explain_id"] = root.id if root else None

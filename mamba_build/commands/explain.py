@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from mamba_build import explain as engine
+from mamba_build.diagnose import explain as engine
 from mamba_build.errors import ExitCode, UsageError
 
 NAME = "explain"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from mamba_build import packages, sources
+from mamba_build.build import sources
+from mamba_build.plan import packages
 
 NAME = "fetch"
 HELP = "download/unpack the source of mamba-ssm or causal-conv1d and check it has its CUDA sources"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from mamba_build.channels import Channel
-from mamba_build.index import build_index
+from mamba_build.dist.channels import Channel
+from mamba_build.dist.index import build_index
 
 NAME = "index"
 HELP = (

@@ -56,7 +56,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def _sources(specs: list[str]) -> tuple[dict[str, str], list[str]]:
     """({package: spec} of the PKG=SPEC ones, the bare SPECs)."""
-    from mamba_build.packages import package_info
+    from mamba_build.plan.packages import package_info
 
     named, bare = {}, []
     for spec in specs:
@@ -73,7 +73,7 @@ def _with_bare_source(plan, bare: list[str]):
     from dataclasses import replace
 
     from mamba_build.errors import UsageError
-    from mamba_build.packages import package_info
+    from mamba_build.plan.packages import package_info
 
     if not bare or not plan.to_build:
         return plan
@@ -87,7 +87,7 @@ def _with_bare_source(plan, bare: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mamba_build.install import execute_install, render_plan, resolve_install
+    from mamba_build.dist.install import execute_install, render_plan, resolve_install
     from mamba_build.render import dumps
 
     packages = [p.strip() for item in args.package for p in item.split(",") if p.strip()]

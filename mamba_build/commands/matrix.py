@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from mamba_build.matrix import expand, github_matrix, load_config, render_gitlab
+from mamba_build.dist.matrix import expand, github_matrix, load_config, render_gitlab
 
 NAME = "matrix"
 HELP = "print the CI job matrix of a config: JSON for GitHub Actions fromJSON, YAML parallel:matrix for GitLab"

@@ -8,8 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from mamba_build import packages, patching, runner, sources
+from mamba_build import runner
+from mamba_build.build import patching, sources
 from mamba_build.errors import UsageError
+from mamba_build.plan import packages
 
 NAME = "patch"
 HELP = "apply mamba-build's setup.py patches (archs, threads, no prebuilt wheel, ...) to a source tree"

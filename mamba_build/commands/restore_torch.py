@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mamba_build import torch_patch
+from mamba_build.build import torch_patch
 from mamba_build.errors import EnvironmentProblem, MambaBuildError
 
 NAME = "restore-torch"

@@ -56,7 +56,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def _sources(specs: list[str], packages: list[str]) -> dict[str, str]:
-    from mamba_build.packages import package_info
+    from mamba_build.plan.packages import package_info
 
     out: dict[str, str] = {}
     for spec in specs:
@@ -103,9 +103,9 @@ def run_tests(
     explicit: bool = True,
 ):
     """Stage ``wheels`` (if any), then run each package's upstream tests; returns the runs."""
-    from mamba_build.packages import package_info
-    from mamba_build.smoke.stage import stage_wheels, staged_packages
-    from mamba_build.upstream_tests import has_cuda, installed_version, run_upstream_tests
+    from mamba_build.build.smoke.stage import stage_wheels, staged_packages
+    from mamba_build.build.upstream_tests import has_cuda, installed_version, run_upstream_tests
+    from mamba_build.plan.packages import package_info
 
     staging = None
     if wheels:
@@ -114,7 +114,7 @@ def run_tests(
         missing = [w for w in wheels if not Path(w).is_file()]
         if missing:
             raise UsageError(f"wheel(s) not found: {', '.join(missing)}", "pass existing .whl files to --wheel")
-        from mamba_build.installer import for_python
+        from mamba_build.plan.installer import for_python
 
         res = stage_wheels([Path(w) for w in wheels], python, staging, installer=for_python(python))
         if not res.ok:
@@ -160,7 +160,7 @@ def exit_code(runs) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mamba_build.packages import package_info
+    from mamba_build.plan.packages import package_info
     from mamba_build.render import dumps
 
     if args.sample is not None and args.sample < 1:

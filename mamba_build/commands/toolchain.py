@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mamba_build import toolchain
 from mamba_build.errors import ExitCode
+from mamba_build.toolchain import toolkits as toolchain
 
 NAME = "toolchain"
 HELP = (

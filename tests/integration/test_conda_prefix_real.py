@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import toolchain
+from mamba_build.toolchain import toolkits as toolchain
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
 

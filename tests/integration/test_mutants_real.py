@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.jobserver import find_ninja
+from mamba_build.build.jobserver import find_ninja
 from tests import mutants
 from tests.conftest import POOL_VERSIONS
 
@@ -28,8 +28,8 @@ CUDA = Path("/usr/local/cuda-13.0/bin/nvcc").exists()
 @pytest.fixture(scope="module")
 def patched_trees(tmp_path_factory, test_cache, monkeypatch_module):
     """Both sdists fetched (cached in the tests' cache) and patched as a many-core build patches them (units split)."""
-    from mamba_build.patching import PatchOptions, apply_patches
-    from mamba_build.sources import fetch
+    from mamba_build.build.patching import PatchOptions, apply_patches
+    from mamba_build.build.sources import fetch
 
     monkeypatch_module.setenv("MAMBA_BUILD_CACHE", str(test_cache / "mb-cache-sdists"))
     trees = {}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import binary
+from mamba_build.dist import fatbin as binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from mamba_build import patching
-from mamba_build.patching import PatchOptions, Status
+from mamba_build.build import patching
+from mamba_build.build.patching import PatchOptions, Status
 from tests.pypi_sdists import PACKAGES
 from tests.pypi_sdists import download as _download
 from tests.pypi_sdists import extract as _extract

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import tables, toolchain
-from mamba_build.hostcc import parse_host_config
+from mamba_build import tables
+from mamba_build.plan.host_compiler import parse_host_config
+from mamba_build.toolchain import toolkits as toolchain
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.toolchain]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.probes import compilers, gpu, python_env, toolkits
+from mamba_build.diagnose.probes import compilers, gpu, python_env, toolkits
 from tests.unit import fakes
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from mamba_build import tables
 from mamba_build.errors import CompilerError, ExitCode
-from mamba_build.hostcc import (
+from mamba_build.plan.host_compiler import (
     CompilerCandidate,
     HostLimits,
     choose_host_compiler,

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import hygiene, manifest
+from mamba_build.dist import manifest
+from mamba_build.dist import manylinux as hygiene
+from mamba_build.dist.manifest import Manifest, ManifestError, WheelRecord
 from mamba_build.errors import UsageError
-from mamba_build.manifest import Manifest, ManifestError, WheelRecord
 from tests.unit.wheel_factory import build_wheel
 
 EXPECTED_FIELDS = ["filename", "sha256", "size", "package", "version", "python_tag", "torch_version", "torch_cuda",

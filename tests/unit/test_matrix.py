@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import matrix
 from mamba_build.commands import matrix as matrix_cmd
+from mamba_build.dist import matrix
 from mamba_build.errors import UsageError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "ci" / "mamba-build.toml"

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from mamba_build import plan as plan_mod
+from mamba_build.diagnose.probes.gpu import GpuInfo
+from mamba_build.diagnose.probes.system import Resources
 from mamba_build.errors import CompilerError, EnvironmentProblem, SourceError, ToolkitError, UsageError
-from mamba_build.plan import CompileOptions, resolve_plan
-from mamba_build.probes.gpu import GpuInfo
-from mamba_build.probes.system import Resources
+from mamba_build.plan import build_plan as plan_mod
+from mamba_build.plan.build_plan import CompileOptions, resolve_plan
 from tests.unit.envs import gcc, make_env, toolkit
 
 PINNED = {"causal-conv1d": "1.7.0", "mamba-ssm": "2.3.2.post1"}
@@ -119,7 +119,7 @@ def test_build_environment_of_a_package():
 
 
 def test_versions_default_from_index_and_pairs_checked(monkeypatch):
-    from mamba_build import sources
+    from mamba_build.build import sources
 
     monkeypatch.setattr(sources, "available_versions", lambda name, *a, **k: {
         "causal-conv1d": ["1.4.0", "1.5.2", "1.6.2.post1", "1.7.0"],

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import jobserver
-from mamba_build.jobserver import NinjaInfo
-from mamba_build.launcher import LauncherChoice, with_choice
-from mamba_build.plan import CompileOptions, resolve_plan
-from mamba_build.probes.gpu import GpuInfo
+from mamba_build.build import jobserver
+from mamba_build.build.jobserver import NinjaInfo
+from mamba_build.diagnose.probes.gpu import GpuInfo
+from mamba_build.plan.build_plan import CompileOptions, resolve_plan
+from mamba_build.plan.launcher import LauncherChoice, with_choice
 from tests.unit.envs import make_env
 
 DATA = Path(__file__).parent / "data" / "plan-json"

@@ -1,4 +1,4 @@
-"""Fast checks of the probe's sources and of the pure logic in mamba_build.probe (no compiler)."""
+"""Fast checks of the probe's sources and of the pure logic in mamba_build.diagnose.toolchain_probe (no compiler)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import child, probe
+from mamba_build import child
+from mamba_build.diagnose import toolchain_probe as probe
 from mamba_build.errors import ToolkitError, UsageError
 
 
@@ -128,7 +129,7 @@ def test_diagnose_reads_the_probe_rules_of_the_catalog(text, fix):
 
 
 def test_probe_rules_name_catalog_failures():
-    from mamba_build import explain
+    from mamba_build.diagnose import explain
 
     rules = explain.probe_rules()
     names = [r.name for r in rules]

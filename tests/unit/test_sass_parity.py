@@ -29,7 +29,7 @@ def _obj(tmp: Path, name: str, source: str, gencode=("-gencode", "arch=compute_9
 
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory, cuda_home):
-    from mamba_build.binary import find_cuobjdump
+    from mamba_build.dist.fatbin import find_cuobjdump
 
     if find_cuobjdump() is None:  # a toolkit without it (pip-assembled) and no Triton: skipped, an error under CI=true
         pytest.skip("no cuobjdump on this machine (the CUDA toolkit's, or Triton's: it comes with torch)")

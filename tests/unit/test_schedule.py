@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import jobserver, runner
+from mamba_build import runner
+from mamba_build.build import jobserver
+from mamba_build.build.jobserver import JobServer, NinjaInfo
+from mamba_build.diagnose.probes.system import Resources
 from mamba_build.errors import UsageError
-from mamba_build.jobserver import JobServer, NinjaInfo
-from mamba_build.plan import CompileOptions, resolve_plan
-from mamba_build.probes.system import Resources
+from mamba_build.plan.build_plan import CompileOptions, resolve_plan
 from tests.unit.envs import make_env
 
 PINNED = {"causal-conv1d": "1.7.0", "mamba-ssm": "2.3.2.post1"}
@@ -291,7 +292,7 @@ def _pool_projects(tmp_path, plan, shapes, trace, fail=None):
     wheel. Each unit appends its start and end to ``trace``."""
     from types import SimpleNamespace
 
-    from mamba_build import pipeline
+    from mamba_build.build import pipeline
 
     pending = []
     for pkg in plan.packages:
@@ -313,7 +314,7 @@ def _pool_projects(tmp_path, plan, shapes, trace, fail=None):
 
 
 def _fake_pip(monkeypatch):
-    from mamba_build import pipeline
+    from mamba_build.build import pipeline
 
     script = ("sleep 0.3; cp ninja.txt build/temp.x/build.ninja && (cd build/temp.x && ninja -v -j 2) && "
               "touch \"$1/pkg-0-py3-none-any.whl\"")
@@ -324,7 +325,8 @@ def test_build_pool_runs_every_package_in_one_ninja_longest_first(monkeypatch, t
     """build_pool's wiring, with the real ninja: both packages' units in one ninja of 6 slots. mamba-ssm's 4
     long units are the expensive ones (the cost table says so here), so they start first; the pool keeps 6
     units running while there are 6 to run (two ninjas sharing a jobserver did not)."""
-    from mamba_build import costs, pipeline
+    from mamba_build.build import pipeline
+    from mamba_build.plan import costs
 
     ninja = _real_ninja().path
     trace = tmp_path / "trace"
@@ -351,7 +353,7 @@ def test_build_pool_runs_every_package_in_one_ninja_longest_first(monkeypatch, t
 
 
 def test_build_pool_blames_the_package_whose_unit_failed(monkeypatch, tmp_path):
-    from mamba_build import pipeline
+    from mamba_build.build import pipeline
     from mamba_build.errors import BuildError
 
     ninja = _real_ninja().path

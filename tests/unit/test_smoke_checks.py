@@ -13,8 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mamba_build.smoke import checks  # noqa: E402
-from mamba_build.smoke import references as refs  # noqa: E402
+from mamba_build.build.smoke import checks  # noqa: E402
+from mamba_build.build.smoke import references as refs  # noqa: E402
 
 
 def conv_standin(bug=None):

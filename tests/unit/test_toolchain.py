@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import tables, toolchain
+from mamba_build import tables
 from mamba_build.commands import toolchain as toolchain_cmd
 from mamba_build.errors import ExitCode, NetworkError, SourceError, ToolkitError, UsageError
+from mamba_build.toolchain import toolkits as toolchain
 
 FAKE_NVCC = """#!/bin/sh
 case "$1" in

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import runner, tables, toolchain
+from mamba_build import runner, tables
 from mamba_build.errors import ExitCode, NetworkError, SourceError, ToolkitError
+from mamba_build.toolchain import toolkits as toolchain
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is needed to build fake .debs")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import cache
-from mamba_build.installed import installed_identical
-from mamba_build.pipeline import BuiltWheel, reused_smoke, smoke_record
-from mamba_build.smoke.stage import SmokeCheck, SmokeReport
+from mamba_build.build import cache
+from mamba_build.build.pipeline import BuiltWheel, reused_smoke, smoke_record
+from mamba_build.build.smoke.stage import SmokeCheck, SmokeReport
+from mamba_build.dist.already_installed import installed_identical
 from tests.unit.test_schedule import _plan
 from tests.unit.wheel_factory import build_wheel, clean_pip_env
 

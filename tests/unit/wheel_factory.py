@@ -75,7 +75,7 @@ def prov(torch: str, cuda: str, abi: bool = True) -> dict:
 
 def stamped(work: Path, dist: Path, name: str, version: str, module: str, facts: dict | None, **kw) -> Path:
     """A real wheel (pip wheel), stamped as the build stamps it, finalized into ``dist``'s manifest."""
-    from mamba_build import manifest, provenance
+    from mamba_build.dist import manifest, provenance
 
     whl = build_wheel(work, name, version, module, **kw)
     if facts is not None:
