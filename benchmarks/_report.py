@@ -58,7 +58,7 @@ def ccache_counters(ccache_dir: Path) -> dict[str, int]:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from mamba_build.launcher import parse_ccache_print_stats
+    from mamba_build.plan.launcher import parse_ccache_print_stats
 
     res = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, CCACHE_DIR=str(ccache_dir)))

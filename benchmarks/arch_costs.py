@@ -107,7 +107,7 @@ def _retarget(cmd: str, unit: str, source: Path, obj: Path, csv_path: Path) -> l
 def _one_arch(argv: list[str], arch: str) -> list[str]:
     """``argv`` with its -gencode pairs replaced by the one of ``arch`` ("9.0" -> compute_90/sm_90)."""
     out, skip = [], False
-    for k, a in enumerate(argv):
+    for a in argv:
         if skip:
             skip = False
             continue
@@ -189,11 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--python", default=sys.executable)
     args = p.parse_args(argv)
 
-    from mamba_build.environment import gather
-    from mamba_build.launcher import with_launcher
-    from mamba_build.patching import apply_patches, raise_for_missing
-    from mamba_build.pipeline import patch_options
-    from mamba_build.plan import CompileOptions, resolve_plan
+    from mamba_build.build.patching import apply_patches, raise_for_missing
+    from mamba_build.build.pipeline import patch_options
+    from mamba_build.diagnose.environment import gather
+    from mamba_build.plan.build_plan import CompileOptions, resolve_plan
+    from mamba_build.plan.launcher import with_launcher
 
     out = args.out.resolve()
     if out.exists():
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     env.update(plan.env_for(plan.packages[0]))
     real_ninja = plan.ninja or shutil.which("ninja")
     build_file = _capture_build_file(tree, env, args.python, real_ninja, out)
-    from mamba_build.ninja_pool import parse_build_file
+    from mamba_build.build.ninja_pool import parse_build_file
 
     edges = {Path(e.source).name: e for e in parse_build_file(build_file.read_text(), args.package).edges}
     jobs = []

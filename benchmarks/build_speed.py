@@ -53,8 +53,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from mamba_build.sources import sha256_file  # noqa: E402  (the project's one copy)
 from _report import write_section  # noqa: E402
+
+from mamba_build.hashing import sha256_file  # noqa: E402  (the project's one copy)
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = 1
@@ -292,7 +293,7 @@ def upstream_arch_list(sdists: list[Path]) -> str:
         lists.append(list(dict.fromkeys(archs)))
     if not lists or not lists[0] or any(set(x) != set(lists[0]) for x in lists):
         raise SystemExit("--arch upstream: the sdists' setup.py name different arch lists: "
-                         + "; ".join(f"{s.name}: {','.join(x)}" for s, x in zip(sdists, lists)))
+                         + "; ".join(f"{s.name}: {','.join(x)}" for s, x in zip(sdists, lists, strict=True)))
     return ",".join(lists[0])
 
 
@@ -1009,7 +1010,6 @@ def add_repeats(results: dict, runs: list[dict]) -> dict:
 def render_report(results: dict) -> str:
     m = results.get("machine") or {}
     plan = results.get("plan") or {}
-    st = results.get("settings") or {}
     phases = results.get("phases") or {}
     lines = [f"- machine: {machine_line(m)}",
              f"- date: {results.get('started')}" + (f" to {results['finished']}" if results.get("finished") else " (unfinished)"),

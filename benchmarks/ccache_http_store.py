@@ -62,7 +62,7 @@ def make_handler(root: Path):
             return self._reply(404)
 
         def log_message(self, fmt, *args):  # one line per request, to stderr
-            sys.stderr.write("%s %s\n" % (self.command, self.path))
+            sys.stderr.write(f"{self.command} {self.path}\n")
 
     return Handler
 

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mamba_build.sources import sha256_file  # noqa: E402  (the project's one copy)
+from mamba_build.hashing import sha256_file  # noqa: E402  (the project's one copy)
 
 OP_MODULES = {"causal_conv1d": "causal_conv1d_cuda", "selective_scan": "selective_scan_cuda"}  # op -> its extension
 OPS = tuple(OP_MODULES)

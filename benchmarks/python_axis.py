@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     env = dict(os.environ, MAMBA_BUILD_CACHE=str(out / "mb-cache"), CCACHE_DIR=str(out / "ccache"))
-    from mamba_build.binary import find_cuobjdump
+    from mamba_build.dist.fatbin import find_cuobjdump
 
     tool = str(find_cuobjdump())
     jobs = []

@@ -43,7 +43,7 @@ _ENC2 = re.compile(r"^\s*/\* (0x[0-9a-f]+) \*/\s*$")
 
 
 def cuobjdump() -> Path:
-    from mamba_build.binary import find_cuobjdump
+    from mamba_build.dist.fatbin import find_cuobjdump
 
     found = find_cuobjdump()
     if found is None:

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from mamba_build import __version__
 from mamba_build.commands import COMMANDS
@@ -22,8 +22,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mamba-build", description="Diagnose, build and verify Mamba's CUDA extensions.")
     parser.add_argument("--version", action="version", version=f"mamba-build {__version__}")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="logging verbosity on stderr (commands are always logged to the log dir)")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging verbosity on stderr (commands are always logged to the log dir)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"mamba_build.commands.{name.replace('-', '_')}")
@@ -43,8 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.USAGE
         return int(args._run(args))
     except KeyboardInterrupt:
-        err = Interrupted("stopped by Ctrl-C; every change made so far was rolled back",
-                          "run the same command again when ready")
+        err = Interrupted(
+            "stopped by Ctrl-C; every change made so far was rolled back", "run the same command again when ready"
+        )
         print(err.render(), file=sys.stderr)
         return err.exit_code
     except MambaBuildError as err:

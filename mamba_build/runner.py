@@ -16,9 +16,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any
 
 from mamba_build import paths
 
@@ -71,8 +72,9 @@ def _append_session_log(result: CommandResult) -> None:
         return
     try:
         with _session_lock, open(target, "a", encoding="utf-8", errors="replace") as fh:
-            fh.write(f"$ {result.cmdline}\n# rc={result.returncode} timed_out={result.timed_out} "
-                     f"{result.duration:.2f}s\n")
+            fh.write(
+                f"$ {result.cmdline}\n# rc={result.returncode} timed_out={result.timed_out} {result.duration:.2f}s\n"
+            )
             if result.stdout:
                 fh.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
             if result.stderr:
@@ -190,8 +192,13 @@ def stream(
         fh.flush()
         try:
             proc = subprocess.Popen(
-                args, cwd=cwd, env=_merged_env(env, extra_env), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                args,
+                cwd=cwd,
+                env=_merged_env(env, extra_env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as exc:
             fh.write(f"# could not start: {exc}\n")
@@ -222,10 +229,18 @@ def stream(
         duration = time.monotonic() - start
         timed_out = duration >= timeout and proc.returncode != 0
         fh.write(f"\n# rc={proc.returncode} {duration:.1f}s{' TIMED OUT' if timed_out else ''}\n")
-    result = CommandResult(args, None if timed_out else proc.returncode, "\n".join(tail), "", duration,
-                           timed_out=timed_out, log_path=log_path)
-    _append_session_log(CommandResult(args, result.returncode, f"(full output in {log_path})", "",
-                                      duration, timed_out=timed_out))
+    result = CommandResult(
+        args,
+        None if timed_out else proc.returncode,
+        "\n".join(tail),
+        "",
+        duration,
+        timed_out=timed_out,
+        log_path=log_path,
+    )
+    _append_session_log(
+        CommandResult(args, result.returncode, f"(full output in {log_path})", "", duration, timed_out=timed_out)
+    )
     return result
 
 
@@ -257,12 +272,13 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
 
     With ``fail_fast`` the first failure stops the others (their process groups are killed), so a
     broken build does not keep the machine busy for minutes. Ctrl-C kills every process group and
-    re-raises, like :func:`stream`. A job's ``gate`` may hold its start back (the pool's ninja waits for every build file).
+    re-raises, like :func:`stream`. A job's ``gate`` may hold its start back (the pool's ninja waits for every
+    build file).
     """
     procs: dict[int, subprocess.Popen] = {}
     lock = threading.Lock()
     results: list[CommandResult | BaseException | None] = [None] * len(jobs)
-    state = {"first": None, "stopping": False}
+    state: dict[str, Any] = {"first": None, "stopping": False}
 
     def stop_all(except_index: int | None = None) -> None:
         with lock:
@@ -281,14 +297,27 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
 
     def work(i: int, job: StreamJob) -> None:
         try:
-            env = job.gate(lambda: state["stopping"]) if job.gate is not None else None
+            env = job.gate(lambda: bool(state["stopping"])) if job.gate is not None else None
             if state["stopping"]:
                 res: CommandResult | BaseException = CommandResult(
-                    tuple(str(a) for a in job.argv), None, "", "not started: the pool stopped first", 0.0,
-                    log_path=job.log_path)
+                    tuple(str(a) for a in job.argv),
+                    None,
+                    "",
+                    "not started: the pool stopped first",
+                    0.0,
+                    log_path=job.log_path,
+                )
             else:
-                res = stream(job.argv, log_path=job.log_path, timeout=timeout, cwd=job.cwd, env=env,
-                             extra_env=job.extra_env, on_line=job.on_line, on_start=lambda p: started(i, p))
+                res = stream(
+                    job.argv,
+                    log_path=job.log_path,
+                    timeout=timeout,
+                    cwd=job.cwd,
+                    env=env,
+                    extra_env=job.extra_env,
+                    on_line=job.on_line,
+                    on_start=lambda p: started(i, p),
+                )
         except BaseException as exc:  # reported by the caller's thread
             res = exc
         if job.on_result is not None:
@@ -308,8 +337,9 @@ def stream_many(jobs: Sequence[StreamJob], *, timeout: float, fail_fast: bool = 
             if first and fail_fast:
                 stop_all(except_index=i)
 
-    threads = [threading.Thread(target=work, args=(i, job), daemon=True, name=f"stream-{i}")
-               for i, job in enumerate(jobs)]
+    threads = [
+        threading.Thread(target=work, args=(i, job), daemon=True, name=f"stream-{i}") for i, job in enumerate(jobs)
+    ]
     for t in threads:
         t.start()
     try:

@@ -16,10 +16,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(name: str) -> dict[str, Any]:
     """Parse ``mamba_build/data/<name>.toml`` once."""
-    text = resources.files("mamba_build").joinpath("data", f"{name}.toml").read_text(encoding="utf-8")
+    text = (resources.files("mamba_build") / "data" / f"{name}.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 
 
@@ -35,8 +35,7 @@ class CudaRelease:
 def cuda_releases() -> dict[str, CudaRelease]:
     data = load("cuda")["release"]
     return {
-        v: CudaRelease(v, d.get("min_driver"), tuple(d["archs"]), d["gcc_max"], d["clang_max"])
-        for v, d in data.items()
+        v: CudaRelease(v, d.get("min_driver"), tuple(d["archs"]), d["gcc_max"], d["clang_max"]) for v, d in data.items()
     }
 
 

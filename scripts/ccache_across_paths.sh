@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does ccache reuse a unit compiled against the same torch headers at another path? (docs/benchmarks.md, "The
 # Python axis"). One small .cu (c10 headers, like mamba's units), four compiles through
-# `python -m mamba_build.torch_headers --map <venv torch include>=<cache home>/torch-include/v/include -- ccache nvcc`:
+# `python -m mamba_build.build.torch_headers --map <venv torch include>=<cache home>/torch-include/v/include -- ccache nvcc`:
 #   A: venv A's headers, Python 3.11's include dir, cache home 1, a fresh CCACHE_DIR;
 #   B: venv B's copy of the same headers, Python 3.12's, cache home 1, the same CCACHE_DIR;
 #   C: as B in cache home 2 with a fresh CCACHE_DIR, sharing only a file: remote storage with A and B;
@@ -22,7 +22,7 @@ template __global__ void k<float>(float*, int);
 CU
 job() {  # name cache-home ccache-dir venv-include python-include map(yes/no)
   local H=$2 CD=$3 VI=$4 PI=$5 W=$2/builds/$1/src/pkg; mkdir -p "$W"; cp "$E/k.cu" "$W/"
-  local pre=(); [ "$6" = yes ] && pre=("$REPO/$PY" -m mamba_build.torch_headers --map "$VI=$H/torch-include/v/include" --)
+  local pre=(); [ "$6" = yes ] && pre=("$REPO/$PY" -m mamba_build.build.torch_headers --map "$VI=$H/torch-include/v/include" --)
   (cd "$W" && CCACHE_DIR=$CD CCACHE_BASEDIR=$H CCACHE_NOHASHDIR=1 CCACHE_REMOTE_STORAGE=file:$E/remote \
      "${pre[@]}" ccache "$NV" -I"$W" -I"$VI" -I"$PI" -gencode arch=compute_80,code=sm_80 -O3 -lineinfo -c "$W/k.cu" -o "$W/k.o")
   printf '%-40s %s  object %s\n' "$1" "$(CCACHE_DIR=$CD ccache --print-stats | grep -E '^(direct_cache_hit|preprocessed_cache_hit|cache_miss|remote_storage_hit)\b' | tr '\t\n' '= ')" "$(sha256sum "$W/k.o" | cut -c1-16)"

@@ -48,7 +48,11 @@ def shared_dir() -> Path:
 # The CUDA toolkit of the real-toolchain tests, provisioned by the project itself
 
 TEST_CUDA = "13.0"  # torch 2.14.1 (the venv's) is a CUDA 13.0 build
-_TOOLKIT_CODE = ("mamba_build/toolchain.py", "mamba_build/toolkit_index.py", "mamba_build/data/toolchains.toml")
+_TOOLKIT_CODE = (
+    "mamba_build/toolchain/toolkits.py", "mamba_build/toolchain/pins.py", "mamba_build/toolchain/installed.py",
+    "mamba_build/toolchain/fetch.py", "mamba_build/toolchain/assemble.py", "mamba_build/toolchain/toolkit_index.py",
+    "mamba_build/data/toolchains.toml",
+)
 
 
 def _toolkit_stamp() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 
-from mamba_build import cache
+from mamba_build.build import cache
 from mamba_build.errors import ExitCode
 from mamba_build.render import dumps
 
@@ -25,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.OK
     items = cache.entries()
     if args.json:
-        print(dumps({"root": str(cache.root()), "max_bytes": cache.max_bytes(), "entries": [e.to_dict() for e in items]}))
+        print(
+            dumps({"root": str(cache.root()), "max_bytes": cache.max_bytes(), "entries": [e.to_dict() for e in items]})
+        )
         return ExitCode.OK
     total = sum(e.size for e in items)
     print(f"{cache.root()}: {len(items)} wheel(s), {total / 1024**2:.1f} MiB of {cache.max_bytes() / 1024**3:.0f} GiB")

@@ -10,28 +10,36 @@ import argparse
 import json
 import sys
 
-from mamba_build import explain as engine
+from mamba_build.diagnose import explain as engine
 from mamba_build.errors import ExitCode, UsageError
 
 NAME = "explain"
-HELP = ("Explain a failed build or import log (pip, setup.py, ninja output, a traceback): "
-        "the root cause, the lines that show it, and the fix.")
+HELP = (
+    "Explain a failed build or import log (pip, setup.py, ninja output, a traceback): "
+    "the root cause, the lines that show it, and the fix."
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", nargs="?", default="-", metavar="FILE",
-                        help="the log file; `-` (the default) reads standard input")
+    parser.add_argument(
+        "file", nargs="?", default="-", metavar="FILE", help="the log file; `-` (the default) reads standard input"
+    )
     parser.add_argument("--json", action="store_true", help="print the explanation as JSON")
-    parser.add_argument("--here", action="store_true",
-                        help="the log was made on this machine: fill the fix with its facts "
-                             "(CUDA toolkits found, torch's CUDA version)")
+    parser.add_argument(
+        "--here",
+        action="store_true",
+        help="the log was made on this machine: fill the fix with its facts "
+        "(CUDA toolkits found, torch's CUDA version)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.file == "-" and sys.stdin is not None and sys.stdin.isatty():
-        raise UsageError("no log given and standard input is a terminal",
-                         "pass a file (`mamba-build explain build.log`) or pipe one in "
-                         "(`pip install ... 2>&1 | mamba-build explain -`)")
+        raise UsageError(
+            "no log given and standard input is a terminal",
+            "pass a file (`mamba-build explain build.log`) or pipe one in "
+            "(`pip install ... 2>&1 | mamba-build explain -`)",
+        )
     context = engine.probe_context() if getattr(args, "here", False) else None
     expl = engine.explain_file(args.file, context)
     if args.json:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from mamba_build.matrix import expand, github_matrix, load_config, render_gitlab
+from mamba_build.dist.matrix import expand, github_matrix, load_config, render_gitlab
 
 NAME = "matrix"
 HELP = "print the CI job matrix of a config: JSON for GitHub Actions fromJSON, YAML parallel:matrix for GitLab"
@@ -14,11 +14,14 @@ HELP = "print the CI job matrix of a config: JSON for GitHub Actions fromJSON, Y
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="TOML config (see docs/ci/README.md)")
-    parser.add_argument("--format", choices=["github", "gitlab"], default="github",
-                        help="github: {\"include\": [...]} on one line (default); gitlab: a hidden job with "
-                             "parallel:matrix for a build job to extend")
-    parser.add_argument("--explain", action="store_true",
-                        help="also list on stderr the combinations left out, and why")
+    parser.add_argument(
+        "--format",
+        choices=["github", "gitlab"],
+        default="github",
+        help='github: {"include": [...]} on one line (default); gitlab: a hidden job with '
+        "parallel:matrix for a build job to extend",
+    )
+    parser.add_argument("--explain", action="store_true", help="also list on stderr the combinations left out, and why")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mamba_build import torch_patch
+from mamba_build.build import torch_patch
 from mamba_build.errors import EnvironmentProblem, MambaBuildError
 
 NAME = "restore-torch"
@@ -13,8 +13,11 @@ HELP = "restore torch/utils/cpp_extension.py from the backup left by `--patch-to
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--python", help="also check the torch of this interpreter (default: every journaled "
-                                         "backup, plus this interpreter's torch when installed)")
+    parser.add_argument(
+        "--python",
+        help="also check the torch of this interpreter (default: every journaled "
+        "backup, plus this interpreter's torch when installed)",
+    )
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)  # a cpp_extension.py path (tests)
 
 
@@ -35,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if not outcomes:
         print("nothing to restore")
     if stale:
-        raise EnvironmentProblem(stale[0].detail, f"if torch was reinstalled, delete "
-                                                  f"{torch_patch.backup_path(stale[0].target)}")
+        raise EnvironmentProblem(
+            stale[0].detail, f"if torch was reinstalled, delete {torch_patch.backup_path(stale[0].target)}"
+        )
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mamba_build.dist.verify import render, verify_dir
 from mamba_build.errors import ExitCode
-from mamba_build.verify import render, verify_dir
 
 NAME = "verify"
 HELP = "re-check the wheels in DIR against DIR/manifest.json: sha256, size, archs read from the binaries"

@@ -7,9 +7,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from mamba_build.archs import parse_arch_list, sm_number
-from mamba_build.commands.compile import add_build_options, describe_plan, options_from_args, render_smoke, resolve
+from mamba_build.commands.build_options import add_build_options, options_from_args
 from mamba_build.errors import ExitCode
+from mamba_build.plan.archs import parse_arch_list, sm_number
+from mamba_build.plan.resolve import resolve
+from mamba_build.render import describe_plan, render_smoke
 
 NAME = "wheels"
 HELP = "build wheels for distribution into DIR, with DIR/manifest.json (fat arch list + PTX)"
@@ -21,8 +23,11 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="where the wheels and manifest.json go")
     p.add_argument("--config", metavar="FILE", help="TOML config ([wheels] packages / archs / versions)")
     p.add_argument("--no-ptx", action="store_true", help="do not add PTX for the newest arch")
-    p.add_argument("--manylinux", action="store_true",
-                   help="retag with auditwheel, excluding torch and CUDA libraries (libtorch*, libc10*, libcudart*)")
+    p.add_argument(
+        "--manylinux",
+        action="store_true",
+        help="retag with auditwheel, excluding torch and CUDA libraries (libtorch*, libc10*, libcudart*)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--json", action="store_true", help="print the manifest records as JSON")
 
@@ -37,13 +42,13 @@ def distribution_archs(text: str, add_ptx: bool = True) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mamba_build.manifest import finalize_wheel
-    from mamba_build.pipeline import execute
+    from mamba_build.build.pipeline import execute
+    from mamba_build.dist.manifest import finalize_wheel
     from mamba_build.render import dumps
 
     config = None
     if args.config:
-        from mamba_build.matrix import load_config
+        from mamba_build.dist.matrix import load_config
 
         config = load_config(args.config)
         if not args.package:
@@ -66,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     for built in report.wheels:
         wheel = built.wheel
         if args.manylinux:
-            from mamba_build.hygiene import auditwheel_repair
+            from mamba_build.dist.manylinux import auditwheel_repair
 
             wheel = auditwheel_repair(wheel, out / ".build" / "manylinux")
         records.append(finalize_wheel(wheel, out))  # the facts: the provenance the build stamped into the wheel

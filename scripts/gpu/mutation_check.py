@@ -35,12 +35,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from mamba_build.commands.compile import resolve  # noqa: E402
-from mamba_build.patching import apply_patches, raise_for_missing  # noqa: E402
-from mamba_build.pipeline import build_wheel, patch_options  # noqa: E402
-from mamba_build.plan import CompileOptions  # noqa: E402
-from mamba_build.smoke.stage import smoke_test_wheels  # noqa: E402
-from mamba_build.sources import fetch  # noqa: E402
+from mamba_build.build.patching import apply_patches, raise_for_missing  # noqa: E402
+from mamba_build.build.pipeline import build_wheel, patch_options  # noqa: E402
+from mamba_build.plan.build_plan import CompileOptions  # noqa: E402
+from mamba_build.plan.resolve import resolve  # noqa: E402
+from mamba_build.build.smoke.stage import smoke_test_wheels  # noqa: E402
+from mamba_build.build.sources import fetch  # noqa: E402
 from tests import mutants  # noqa: E402
 
 VERSIONS = {"causal-conv1d": "1.7.0", "mamba-ssm": "2.3.2.post1"}

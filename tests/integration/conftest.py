@@ -1,6 +1,6 @@
 """Shared real-toolchain fixtures (session-scoped; downloads cached in the ``test_cache`` dir).
 
-``toolkit_130``: a CUDA 13.0 toolkit assembled by ``mamba_build.toolchain.install`` from the pinned
+``toolkit_130``: a CUDA 13.0 toolkit assembled by ``mamba_build.toolchain.toolkits.install`` from the pinned
 PyPI wheels (~105 MB download, once per machine) into a private cache for this test session.
 ``toolkit_118``: the same for 11.8 (compiler from Debian's nvidia-cuda-toolkit .deb via a private
 apt-get, headers/cudart from the cu11 wheels; ~107 MB). ``toolkit_12x``: 12.4 the same way (compiler from
@@ -43,8 +43,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import toolchain
 from mamba_build.errors import ExitCode, MambaBuildError, NetworkError
+from mamba_build.toolchain import toolkits as toolchain
 
 
 @pytest.fixture(scope="session")
@@ -334,7 +334,7 @@ def release_tarball(package: str, version: str, csrc_from: str, test_cache: Path
     shutil.copytree(own, top, ignore=shutil.ignore_patterns(*SDIST_GENERATED))
     assert not (top / "csrc").exists(), f"{package} {version}'s sdist has csrc/ now: use it"
     shutil.copytree(donor / "csrc", top / "csrc")
-    from mamba_build.sources import verify_tree
+    from mamba_build.build.sources import verify_tree
 
     verify_tree(top, package, version)  # every file setup.py lists is there (else the fixture is wrong)
     out = work / package / f"v{version}.tar.gz"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import toolchain
-from mamba_build.binary import archs_in_wheel
+from mamba_build.dist.fatbin import archs_in_wheel
+from mamba_build.toolchain import toolkits as toolchain
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]

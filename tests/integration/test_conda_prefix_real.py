@@ -29,8 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import toolchain
-from tests.conftest import run_cli
+from mamba_build.toolchain import toolkits as toolchain
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
 

@@ -20,7 +20,7 @@ import subprocess
 
 import pytest
 
-from mamba_build import packages
+from mamba_build.plan import packages
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.toolchain]
 

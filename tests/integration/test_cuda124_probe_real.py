@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from mamba_build.hostcc import parse_host_config
+from mamba_build.plan.host_compiler import parse_host_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.toolchain]
 

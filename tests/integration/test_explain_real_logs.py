@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.explain import explain_file, load_catalog, render_text
+from mamba_build.diagnose.explain import explain_file, load_catalog, render_text
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_LOGS = REPO.parent / "shared" / "failure-logs"

@@ -34,10 +34,10 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import provenance
-from mamba_build.binary import unresolved_torch_symbols
-from mamba_build.install import extension_objects
-from mamba_build.manifest import finalize_wheel
+from mamba_build.dist import provenance
+from mamba_build.dist.fatbin import unresolved_torch_symbols
+from mamba_build.dist.install import extension_objects
+from mamba_build.dist.manifest import finalize_wheel
 from tests.conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.binary import archs_in_wheel
+from mamba_build.dist.fatbin import archs_in_wheel
 from tests.conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain,

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from mamba_build.build.pipeline import check_wheel_extension
 from mamba_build.errors import ExtensionMissingError
-from mamba_build.pipeline import check_wheel_extension
-from mamba_build.plan import PackagePlan
+from mamba_build.plan.build_plan import PackagePlan
 from tests.conftest import REPO, run_cli
 
 MAMBA = PackagePlan("mamba-ssm", None, "main", "selective_scan_cuda", "MAMBA_")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.jobserver import find_ninja
+from mamba_build.build.jobserver import find_ninja
 from tests import mutants
 from tests.conftest import POOL_VERSIONS
 
@@ -28,8 +28,8 @@ CUDA = Path("/usr/local/cuda-13.0/bin/nvcc").exists()
 @pytest.fixture(scope="module")
 def patched_trees(tmp_path_factory, test_cache, monkeypatch_module):
     """Both sdists fetched (cached in the tests' cache) and patched as a many-core build patches them (units split)."""
-    from mamba_build.patching import PatchOptions, apply_patches
-    from mamba_build.sources import fetch
+    from mamba_build.build.patching import PatchOptions, apply_patches
+    from mamba_build.build.sources import fetch
 
     monkeypatch_module.setenv("MAMBA_BUILD_CACHE", str(test_cache / "mb-cache-sdists"))
     trees = {}
@@ -118,7 +118,7 @@ def test_the_cheap_mutants_compile_with_the_builds_own_command(pool_wheels, tmp_
             copy.unlink()
 
     with concurrent.futures.ThreadPoolExecutor(len(cheap)) as pool:
-        results = dict(zip([m.id for m in cheap], pool.map(compile_one, cheap)))
+        results = dict(zip([m.id for m in cheap], pool.map(compile_one, cheap), strict=True))
     for mid, res in results.items():
         assert res.returncode == 0, f"{mid}:\n{res.stderr[-3000:]}"
         assert (tmp_path / f"{mid}.o").stat().st_size > 10_000

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import binary
+from mamba_build.dist import fatbin as binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -117,7 +117,7 @@ def test_old_seeds_build_with_cuda118_torch201_gcc11(old_seed_build, cuda118_cli
     # each wheel: its extension, exactly sm_80, the torch 2.0 / CUDA 11 local version (pip lower-cases it)
     expect = {"causal-conv1d": ("causal_conv1d-1.1.1+cu11torch2.0cxx11abifalse", "causal_conv1d_cuda"),
               "mamba-ssm": ("mamba_ssm-1.1.3.post1+cu11torch2.0cxx11abifalse", "selective_scan_cuda")}
-    for name, (prefix, module) in expect.items():
+    for prefix, module in expect.values():
         (whl,) = sorted(b.wheel_dir.glob(prefix.split("-")[0] + "-*.whl"))
         assert whl.name.lower().startswith(prefix), whl.name
         assert any(n.startswith(module + ".") and n.endswith(".so") for n in binary.shared_objects_in_wheel(whl))

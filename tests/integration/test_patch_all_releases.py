@@ -15,10 +15,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from mamba_build import patching
-from mamba_build.patching import PatchOptions, Status
 from packaging.version import Version
+
+from mamba_build.build import patching
+from mamba_build.build.patching import PatchOptions, Status
 from tests.pypi_sdists import PACKAGES
 from tests.pypi_sdists import download as _download
 from tests.pypi_sdists import extract as _extract
@@ -48,7 +48,7 @@ def releases(test_cache, tmp_path_factory) -> list[dict]:
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         archives = list(pool.map(lambda i: _download(i, cache), items))
     root = tmp_path_factory.mktemp("releases")
-    for item, archive in zip(items, archives):
+    for item, archive in zip(items, archives, strict=True):
         item["tree"] = _extract(archive, root / f"{item['package']}-{item['version']}")
     for p in PACKAGES:
         assert sum(i["package"] == p for i in items) >= MIN_RELEASES[p], p
@@ -139,7 +139,7 @@ def test_patched_setup_py_of_every_release_builds_exactly_the_plan(releases, mai
     rec = record([*files, pristine / "setup.py"], tmp_path, timeout=300)
     unpatched = rec[str(pristine / "setup.py")]
     assert unpatched["ok"] and unpatched["extensions"] == [], unpatched  # main without MAMBA_KEEP_CUDA_BUILD=TRUE
-    for item, f in zip(cases, files):
+    for item, f in zip(cases, files, strict=True):
         r = rec[str(f)]
         label = f"{item['package']} {item['version']} ({item.get('generation', 'release')})"
         assert r["ok"], (label, r)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from mamba_build.binary import archs_in_wheel
+from mamba_build.dist.fatbin import archs_in_wheel
 from tests.conftest import POOL_VERSIONS, run_cli
 
 pytestmark = [pytest.mark.slow,

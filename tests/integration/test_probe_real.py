@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import probe, runner
+from mamba_build import runner
+from mamba_build.diagnose import toolchain_probe as probe
 from tests.conftest import has_gpu
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]

@@ -1,7 +1,7 @@
 """Issue 17, the Python axis: the same (package, torch, CUDA, archs) built for two Python versions reuses the
 device code. The fixture package is built for sm_80 with ``--launcher ccache`` and one fresh CCACHE_DIR, first
 for this venv's Python (3.11), then for a Python 3.12 venv of the same torch release (``--python``); the second
-build's nvcc unit must be a ccache hit (torch's headers sit at one path per content: mamba_build/torch_headers.py),
+build's nvcc unit must be a ccache hit (torch's headers sit at one path per content: mamba_build/build/torch_headers.py),
 and the two wheels (cp311, cp312) must hold byte-identical kernels (every cubin, ``cuobjdump -xelf all``).
 
 Cost: the fixture cold (~50 s) and again from the cache (~20 s) on 2 cores; the Python 3.12 venv is made once per
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.binary import find_cuobjdump
+from mamba_build.dist.fatbin import find_cuobjdump
 from tests.conftest import REPO, run_cli
 from tests.integration.test_launcher_real import nvcc_results
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from mamba_build.build.smoke import smoke_test_wheels
 from mamba_build.errors import SmokeTestError
-from mamba_build.smoke import smoke_test_wheels
 from tests.conftest import has_gpu
 
 PYTHON = sys.executable
@@ -109,7 +109,7 @@ def test_missing_wheel_file_is_a_failure(tmp_path):
 
 
 def test_a_pre_started_child_gives_the_same_verdict_and_imports_from_staging(tmp_path):
-    from mamba_build.smoke.stage import WarmChild
+    from mamba_build.build.smoke.stage import WarmChild
 
     wheel = make_wheel(tmp_path, "causal_conv1d", "1.7.0", {
         "causal_conv1d/__init__.py": "raise ImportError('broken on purpose: undefined symbol _ZN3c10fake')\n",
@@ -127,7 +127,7 @@ def test_a_pre_started_child_gives_the_same_verdict_and_imports_from_staging(tmp
 def test_an_aborted_pre_started_child_exits_untested(tmp_path):
     import time
 
-    from mamba_build.smoke.stage import WarmChild
+    from mamba_build.build.smoke.stage import WarmChild
 
     warm = WarmChild(PYTHON, tmp_path / "w")
     start = time.monotonic()

@@ -9,14 +9,13 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import sysconfig
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from mamba_build.patching import PatchOptions, apply_patches
+from mamba_build.build.patching import PatchOptions, apply_patches
 from tests.conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]

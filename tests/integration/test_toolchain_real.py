@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import tables, toolchain
-from mamba_build.hostcc import parse_host_config
+from mamba_build import tables
+from mamba_build.errors import NetworkError
+from mamba_build.plan.host_compiler import parse_host_config
+from mamba_build.toolchain import toolkits as toolchain
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.toolchain]
 
@@ -50,7 +52,7 @@ def test_pypi_cu11_cu12_nvcc_wheels_have_no_compiler(cuda, nvidia_wheel_cache):
     only = toolchain.ReleasePins(cuda, (nvcc_pin,))
     try:
         files = toolchain.fetch_wheels(only, nvidia_wheel_cache)  # sha256-verified against the pins
-    except toolchain.NetworkError as exc:
+    except NetworkError as exc:
         pytest.skip(f"PyPI not reachable: {exc.message}")
     names = set(zipfile.ZipFile(files[nvcc_pin.name]).namelist())
     assert f"{nvcc_pin.root}/bin/ptxas" in names

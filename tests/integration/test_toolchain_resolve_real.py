@@ -18,9 +18,11 @@ import sys
 
 import pytest
 
-from mamba_build import tables, toolchain, toolkit_index
+from mamba_build import tables
 from mamba_build.errors import NetworkError
-from mamba_build.hostcc import parse_host_config
+from mamba_build.plan.host_compiler import parse_host_config
+from mamba_build.toolchain import toolkit_index
+from mamba_build.toolchain import toolkits as toolchain
 from tests.conftest import provision_toolkit, run_cli
 from tests.conftest import tests_cache_root as _test_cache_root
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import provenance
-from mamba_build.binary import archs_in_wheel
+from mamba_build.dist import provenance
+from mamba_build.dist.fatbin import archs_in_wheel
 from tests.conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mamba_build.environment import Environment
-from mamba_build.probes.compilers import Compiler
-from mamba_build.probes.gpu import Gpu, GpuInfo
-from mamba_build.probes.python_env import ExtensionInfo, PythonEnv, TorchInfo
-from mamba_build.probes.system import PlatformInfo, Resources
-from mamba_build.probes.toolkits import NvccOnPath, Toolkit
+from mamba_build.diagnose.environment import Environment
+from mamba_build.diagnose.probes.compilers import Compiler
+from mamba_build.diagnose.probes.gpu import Gpu, GpuInfo
+from mamba_build.diagnose.probes.python_env import ExtensionInfo, PythonEnv, TorchInfo
+from mamba_build.diagnose.probes.system import PlatformInfo, Resources
+from mamba_build.diagnose.probes.toolkits import NvccOnPath, Toolkit
 
 GCC_MAP = {"11.8": ((6, 0, 0), (12, 0)), "12.4": ((6, 0, 0), (14, 0)), "13.0": ((6, 0, 0), (16, 0))}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import zipfile
@@ -10,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import binary
+from mamba_build.dist import fatbin as binary
 from mamba_build.errors import ToolkitError
-from tests.unit.wheel_factory import cuda_so  # noqa: F401  (fixture)
 
 DATA = Path(__file__).parent / "data" / "cuobjdump"
 
@@ -126,7 +124,7 @@ def _gxx(tmp_path, name, source, *extra):
 
 
 def test_dynamic_symbols_and_unresolved_torch_symbols(tmp_path):
-    from mamba_build.binary import dynamic_symbols, unresolved_torch_symbols
+    from mamba_build.dist.fatbin import dynamic_symbols, unresolved_torch_symbols
 
     lib = tmp_path / "torch" / "lib"
     lib.mkdir(parents=True)
@@ -151,7 +149,7 @@ def test_dynamic_symbols_agree_with_readelf(tmp_path):
     import shutil as _sh
     import subprocess as _sp
 
-    from mamba_build.binary import dynamic_symbols
+    from mamba_build.dist.fatbin import dynamic_symbols
 
     if _sh.which("readelf") is None:
         pytest.skip("readelf not installed")

@@ -1,4 +1,4 @@
-"""The build-only overlay (mamba_build/build_tools.py), the doctor's pkg-resources check, the CUDA-build switch
+"""The build-only overlay (mamba_build/build/build_tools.py), the doctor's pkg-resources check, the CUDA-build switch
 of both setup.py generations in the plan, and the wheel's extension check: decisions from constructed facts.
 The real thing (a torch 2.0.1 venv with setuptools 84, a real build through the overlay) is
 tests/integration/test_old_stack_real.py."""
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import build_tools
-from mamba_build.checks.base import Status
-from mamba_build.checks.build_tools import check_pkg_resources
+from mamba_build.build import build_tools
+from mamba_build.build.pipeline import check_wheel_extension
+from mamba_build.diagnose.checks.base import Status
+from mamba_build.diagnose.checks.build_tools import check_pkg_resources
+from mamba_build.diagnose.probes.python_env import module_level_import
 from mamba_build.errors import ExitCode, ExtensionMissingError
-from mamba_build.pipeline import check_wheel_extension
-from mamba_build.plan import CompileOptions, PackagePlan, resolve_plan
-from mamba_build.probes.python_env import module_level_import
+from mamba_build.plan.build_plan import CompileOptions, PackagePlan, resolve_plan
 from tests.unit.envs import gcc, make_env, toolkit
 
 TORCH201_CPP_EXT_HEAD = '''import copy
@@ -130,7 +130,7 @@ def test_plan_records_the_overlay_and_the_build_env_uses_it(isolated_cache):
 
 
 def test_missing_ninja_comes_from_the_overlay_and_keeps_the_pool(isolated_cache, monkeypatch):
-    from mamba_build import jobserver
+    from mamba_build.build import jobserver
 
     monkeypatch.setattr(jobserver, "find_ninja", lambda python, path_env=None: jobserver.NinjaInfo(None, None, "not found"))
     env = torch201_env("65.5.0", "/v/pkg_resources/__init__.py", ninja=None)
@@ -154,7 +154,7 @@ def test_both_cuda_switches_are_in_the_plan_and_the_build_env():
     e = plan.env_for(ms)
     assert e["MAMBA_SKIP_CUDA_BUILD"] == "FALSE" and e["MAMBA_KEEP_CUDA_BUILD"] == "TRUE"
     assert plan.to_dict()["packages"][1]["cuda_build_env"]["MAMBA_KEEP_CUDA_BUILD"] == "TRUE"
-    from mamba_build.commands.compile import describe_plan
+    from mamba_build.render import describe_plan
 
     text = describe_plan(plan)
     assert "MAMBA_SKIP_CUDA_BUILD=FALSE, MAMBA_KEEP_CUDA_BUILD=TRUE" in text and "keep-cuda-build-on" in text
@@ -213,7 +213,7 @@ def test_overlay_refuses_a_python_older_than_the_pin(isolated_cache, monkeypatch
 
 
 def test_doctor_runs_the_check():
-    from mamba_build.checks import resolve_target, run_checks
+    from mamba_build.diagnose.checks import resolve_target, run_checks
 
     env = torch201_env()
     ids = [c.id for c in run_checks(env, resolve_target(env, "11.8"))]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mamba_build import cache
+from mamba_build.build import cache
 
 BASE = {"package": "causal-conv1d", "version": "1.7.0", "source_sha256": "ab" * 32, "recipes": "cd" * 32,
         "python": "/v/bin/python", "torch": "2.14.1+cu130", "torch_cuda": "13.0", "cxx11_abi": True,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from mamba_build.checks import resolve_target
-from mamba_build.checks.base import Status
-from mamba_build.checks.cuda import build_include_dirs, check_toolkits
-from mamba_build.probes import compilers, toolkits
+from mamba_build.diagnose.checks import resolve_target
+from mamba_build.diagnose.checks.base import Status
+from mamba_build.diagnose.checks.cuda import build_include_dirs, check_toolkits
+from mamba_build.diagnose.probes import compilers, toolkits
 from tests.unit import fakes
 from tests.unit.envs import make_env, toolkit
 
@@ -66,7 +66,7 @@ def test_conda_compiler_is_a_candidate_and_wins_a_tie(tmp_path):
     gccs = [c for c in found if c.kind == "gcc"]
     assert [c.cxx for c in gccs][0] == str(conda_bin / "x86_64-conda-linux-gnu-g++")
     assert {c.version for c in gccs} == {(12, 2, 0)}
-    from mamba_build.checks.compilers import host_compiler_choice
+    from mamba_build.diagnose.checks.compilers import host_compiler_choice
 
     env = make_env(compilers=tuple(found))
     choice = host_compiler_choice(env, resolve_target(env, None))
@@ -79,7 +79,7 @@ def test_newer_system_gcc_still_wins_over_an_older_conda_one(tmp_path):
     conda_bin = tmp_path / "env" / "bin"
     fakes.make_gcc(conda_bin, "11.4.0", names=("x86_64-conda-linux-gnu-gcc", "x86_64-conda-linux-gnu-g++"))
     found = compilers.probe_compilers(path=fakes.path_with(system, conda_bin))
-    from mamba_build.checks.compilers import host_compiler_choice
+    from mamba_build.diagnose.checks.compilers import host_compiler_choice
 
     env = make_env(compilers=tuple(found))
     assert host_compiler_choice(env, resolve_target(env, None)).cxx == str(system / "g++-12")

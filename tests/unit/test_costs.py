@@ -1,11 +1,11 @@
-"""mamba_build.costs: the predicted build time that decides --split-units, on the measured data table."""
+"""mamba_build.plan.costs: the predicted build time that decides --split-units, on the measured data table."""
 
 from __future__ import annotations
 
 import pytest
 
-from mamba_build import costs
-from mamba_build.costs import Cost, choose_split_units, predict
+from mamba_build.plan import costs
+from mamba_build.plan.costs import Cost, choose_split_units, predict
 
 BOTH = ("causal-conv1d", "mamba-ssm")
 

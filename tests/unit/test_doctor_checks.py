@@ -6,12 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from mamba_build.checks import Status, resolve_target, run_checks
-from mamba_build.environment import Environment
-from mamba_build.probes.gpu import Gpu, GpuInfo
-from mamba_build.probes.python_env import ExtensionInfo
-from mamba_build.probes.system import PlatformInfo, Resources
+from mamba_build.diagnose.checks import Status, resolve_target, run_checks
+from mamba_build.diagnose.environment import Environment
+from mamba_build.diagnose.probes.gpu import Gpu, GpuInfo
+from mamba_build.diagnose.probes.python_env import ExtensionInfo
+from mamba_build.diagnose.probes.system import PlatformInfo, Resources
 from tests.unit.envs import gcc, make_env, toolkit
+
 
 def judge(env: Environment, cuda=None) -> dict[str, object]:
     checks = run_checks(env, resolve_target(env, cuda))
@@ -19,7 +20,7 @@ def judge(env: Environment, cuda=None) -> dict[str, object]:
 
 
 def test_healthy_machine_has_no_failures(monkeypatch):
-    monkeypatch.setattr("mamba_build.checks.compilers.default_compiler", lambda env: env.compilers[0])
+    monkeypatch.setattr("mamba_build.diagnose.checks.compilers.default_compiler", lambda env: env.compilers[0])
     checks = judge(make_env())
     failed = [c for c in checks.values() if c.status == Status.FAIL]
     assert failed == []
@@ -66,7 +67,7 @@ def test_minor_cuda_mismatch_warns():
 
 
 def test_gcc_too_new_for_cuda_118_names_gcc11(monkeypatch):
-    monkeypatch.setattr("mamba_build.checks.compilers.default_compiler", lambda env: env.compilers[0])
+    monkeypatch.setattr("mamba_build.diagnose.checks.compilers.default_compiler", lambda env: env.compilers[0])
     env = make_env(toolkits=(toolkit("11.8"),), torch_cuda_home="/opt/cuda-11.8",
                    compilers=(gcc((12, 2, 0)), gcc((11, 4, 0), "gcc-11")))
     env = replace(env, python=replace(env.python, torch=replace(env.python.torch, cuda="11.7")))
@@ -76,7 +77,7 @@ def test_gcc_too_new_for_cuda_118_names_gcc11(monkeypatch):
 
 
 def test_gcc_too_new_without_alternative_gives_install_command(monkeypatch):
-    monkeypatch.setattr("mamba_build.checks.compilers.default_compiler", lambda env: env.compilers[0])
+    monkeypatch.setattr("mamba_build.diagnose.checks.compilers.default_compiler", lambda env: env.compilers[0])
     env = make_env(toolkits=(toolkit("11.8"),), torch_cuda_home="/opt/cuda-11.8")
     c = judge(env)["host-compiler"]
     assert c.status == Status.FAIL
@@ -84,7 +85,7 @@ def test_gcc_too_new_without_alternative_gives_install_command(monkeypatch):
 
 
 def test_torch_map_missing_entry_warns(monkeypatch):
-    monkeypatch.setattr("mamba_build.checks.compilers.default_compiler", lambda env: env.compilers[0])
+    monkeypatch.setattr("mamba_build.diagnose.checks.compilers.default_compiler", lambda env: env.compilers[0])
     env = make_env()
     env = replace(env, python=replace(env.python, torch=replace(env.python.torch, gcc_bounds={})))
     c = judge(env)["host-compiler"]

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import explain, tables
-from mamba_build.checks import Status, resolve_target, run_checks
-from mamba_build.probes.python_env import ExtensionInfo
-from mamba_build.probes.search_paths import (IncludeDir, LibcudaInfo, cudart_version, parse_ldconfig,
-                                             probe_include_dirs, triton_links_libcuda_so)
+from mamba_build import tables
+from mamba_build.diagnose import explain
+from mamba_build.diagnose.checks import Status, resolve_target, run_checks
+from mamba_build.diagnose.probes.python_env import ExtensionInfo
+from mamba_build.diagnose.probes.search_paths import (
+    IncludeDir,
+    LibcudaInfo,
+    cudart_version,
+    parse_ldconfig,
+    probe_include_dirs,
+    triton_links_libcuda_so,
+)
 from tests.unit.envs import make_env
 
 CHECKS_SRC = Path(explain.__file__).parent / "checks"
@@ -59,7 +66,7 @@ def test_every_doctor_check_named_in_the_catalog_exists():
     for entry in explain.load_catalog().entries:
         for cid in entry.doctor:
             ok = cid in literals or any(cid.startswith(p) for p in prefixes if p)
-            assert ok, f"{entry.id}: doctor check {cid!r} is emitted by no check in mamba_build/checks"
+            assert ok, f"{entry.id}: doctor check {cid!r} is emitted by no check in mamba_build/diagnose/checks"
 
 
 def test_every_id_says_whether_the_doctor_knows_it():

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import explain as ex
 from mamba_build.commands import explain as cmd
+from mamba_build.diagnose import explain as ex
 from mamba_build.errors import ExitCode, UsageError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from mamba_build import explain as ex
-from mamba_build import explain_eval as ev
+from mamba_build.diagnose import explain as ex
+from mamba_build.diagnose import explain_eval as ev
 
 BLIND = ev.blind_cases()
 

@@ -14,8 +14,8 @@ import re
 
 import pytest
 
-from mamba_build import explain as ex
-from mamba_build import explain_eval as ev
+from mamba_build.diagnose import explain as ex
+from mamba_build.diagnose import explain_eval as ev
 
 CASES = ev.public_cases()
 
@@ -103,4 +103,4 @@ def test_report_is_current():
     text = ev.DOC.read_text(encoding="utf-8")
     s = ev.summarize(ev.evaluate(CASES, held_out=True))
     row = f"| public corpus, held-out | {s.n} | {s.correct} | {s.wrong} | {s.unknown} |"
-    assert row in text, f"regenerate: python -m mamba_build.explain_eval --write {ev.DOC.relative_to(ev.REPO)}"
+    assert row in text, f"regenerate: python -m mamba_build.diagnose.explain_eval --write {ev.DOC.relative_to(ev.REPO)}"

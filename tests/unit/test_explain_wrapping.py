@@ -8,7 +8,7 @@ toolkit's GNU check, torch's CUDA_HOME error, pip's wrapper), so they test the m
 
 from __future__ import annotations
 
-from mamba_build import explain as ex
+from mamba_build.diagnose import explain as ex
 
 
 def _root(text: str) -> str:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from mamba_build import tables
 from mamba_build.errors import CompilerError, ExitCode
-from mamba_build.hostcc import (CompilerCandidate, HostLimits, choose_host_compiler, parse_host_config,
-                                torch_gcc_bounds, wanted_gcc_major)
+from mamba_build.plan.host_compiler import (
+    CompilerCandidate,
+    HostLimits,
+    choose_host_compiler,
+    parse_host_config,
+    torch_gcc_bounds,
+    wanted_gcc_major,
+)
 
 # Excerpts of include/crt/host_config.h as shipped (11.8: nvidia-cuda-nvcc-cu11==11.8.89;
 # 12.4: nvidia-cuda-nvcc-cu12==12.4.131), whitespace as in the originals.

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from mamba_build import index, manifest, provenance
 from mamba_build.commands import index as index_cmd
+from mamba_build.dist import index, manifest, provenance
 from mamba_build.errors import UsageError
 from tests.unit.wheel_factory import build_wheel, clean_pip_env, prov, stamped
 

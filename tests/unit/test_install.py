@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import index, install, provenance
 from mamba_build.commands import doctor as doctor_cmd
+from mamba_build.diagnose.probes.gpu import GpuInfo
+from mamba_build.dist import index, install, provenance
+from mamba_build.dist.manifest import WheelRecord
 from mamba_build.errors import EnvironmentProblem, SourceError, UsageError
-from mamba_build.manifest import WheelRecord
-from mamba_build.probes.gpu import GpuInfo
 from tests.unit.envs import make_env
 from tests.unit.wheel_factory import prov, stamped
 
@@ -69,7 +69,7 @@ def test_every_reason_a_candidate_does_not_fit():
 
 
 def test_the_newest_fitting_wheel_is_chosen_the_rest_say_why(tmp_path):
-    from mamba_build.manifest import Manifest
+    from mamba_build.dist.manifest import Manifest
 
     m = Manifest()
     for fn, kw in ((f"causal_conv1d-1.7.0+cu13torch2.9cxx11abitrue-{CP311}", dict(torch="2.9.0")),
@@ -200,8 +200,8 @@ def test_doctor_index_url_says_what_it_would_install(real_index, capsys):
 
 def test_installed_provenance_check(tmp_path):
     """doctor: an installed extension whose dist-info says another torch fails, naming the difference."""
-    from mamba_build.checks.installed import provenance_checks
-    from mamba_build.probes.python_env import ExtensionInfo
+    from mamba_build.diagnose.checks.installed_extensions import provenance_checks
+    from mamba_build.diagnose.probes.python_env import ExtensionInfo
 
     site = tmp_path / "site"
     dist_info = site / "causal_conv1d-1.7.0+cu13torch2.9cxx11abitrue.dist-info"
@@ -223,7 +223,7 @@ def test_installed_provenance_check(tmp_path):
 def test_nothing_fits_builds_with_compile_pinned_to_the_index_version(real_index, monkeypatch):
     """The fallback is `compile`'s own resolve + execute, for exactly the packages nothing fits (the real build
     runs in tests/integration); here: what it is asked for."""
-    import mamba_build.commands.compile as compile_cmd
+    import mamba_build.plan.resolve as resolve_mod
 
     root, _a, _b = real_index
     asked = {}
@@ -235,7 +235,7 @@ def test_nothing_fits_builds_with_compile_pinned_to_the_index_version(real_index
         asked["opts"] = opts
         raise Stop
 
-    monkeypatch.setattr(compile_cmd, "resolve", fake_resolve)
+    monkeypatch.setattr(resolve_mod, "resolve", fake_resolve)
     target = no_gpu_target(torch_version="2.6.0+cu124", torch_cuda="12.4", cxx11_abi=False)
     plan = install.resolve_install(root.as_uri(), target=target, arch="8.0", cuda="12.4")
     assert [c.package for c in plan.to_build] == ["mb-fixture"] and not plan.to_install

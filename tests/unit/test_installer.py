@@ -1,4 +1,4 @@
-"""What builds and installs into the target (mamba_build/installer.py): the choice, its command lines, and
+"""What builds and installs into the target (mamba_build/plan/installer.py): the choice, its command lines, and
 the doctor's `pip` check that reports the same choice. The real pip-less (uv) venv is built into in
 tests/integration/test_user_envs_real.py."""
 
@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import pytest
 
-from mamba_build import installer
-from mamba_build.checks import Status, resolve_target, run_checks
+from mamba_build.diagnose.checks import Status, resolve_target, run_checks
 from mamba_build.errors import EnvironmentProblem
-from mamba_build.plan import CompileOptions, resolve_plan
+from mamba_build.plan import installer
+from mamba_build.plan.build_plan import CompileOptions, resolve_plan
 from tests.unit.envs import make_env
 
 T = "/envs/uv/bin/python"
@@ -40,7 +40,7 @@ def test_no_pip_in_the_target_runs_mamba_builds_pip_with_its_python_option(monke
 def test_old_or_absent_pip_falls_back_to_uv_on_path(monkeypatch):
     monkeypatch.setattr(installer, "uv_on_path", lambda: ("/opt/bin/uv", "0.13.9"))
     for host in ("22.2", None):
-        monkeypatch.setattr(installer, "own_pip_version", lambda: host)
+        monkeypatch.setattr(installer, "own_pip_version", lambda host=host: host)
         inst = installer.choose(T, None)
         assert inst.kind == installer.UV and inst.program == ("/opt/bin/uv",) and inst.version == "0.13.9"
     assert inst.wheel_argv("/src", "/out") == ["/opt/bin/uv", "build", "--wheel", "--no-build-isolation",
@@ -94,9 +94,9 @@ def test_doctor_pip_check_reports_the_same_choice(monkeypatch):
 
 def test_uv_builds_one_package_after_the_other_with_max_jobs(monkeypatch):
     """uv build puts the environment's bin/ first on PATH: torch would run the ninja there, not the pool's shim."""
-    from mamba_build import jobserver
+    from mamba_build.build import jobserver
+    from mamba_build.build.jobserver import NinjaInfo
     from mamba_build.errors import UsageError
-    from mamba_build.jobserver import NinjaInfo
 
     monkeypatch.setattr(jobserver, "find_ninja", lambda python, path_env=None: NinjaInfo("/v/bin/ninja", (1, 13), "1.13"))
     monkeypatch.setattr(jobserver, "nvcc_supports_jobserver", lambda nvcc: True)

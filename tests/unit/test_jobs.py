@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mamba_build.jobs import HEADROOM_GB, PER_JOB_GB, PER_JOB_SPLIT_GB, recommend_jobs
+from mamba_build.plan.job_count import HEADROOM_GB, PER_JOB_GB, PER_JOB_SPLIT_GB, recommend_jobs
 
 
 @pytest.mark.parametrize("cpus,mem,split,expected", [

@@ -189,7 +189,7 @@ KEY2 = ("causal_conv1d", (4, 2048, 2048, 4), "float32", "bwd")
 
 def _results(base_ms, build_ms, base_ms2=None, build_ms2=None):
     out = []
-    for rnd, (a, b) in enumerate(zip(base_ms, build_ms), start=1):
+    for rnd, (a, b) in enumerate(zip(base_ms, build_ms, strict=True), start=1):
         a2 = base_ms2[rnd - 1] if base_ms2 else 0.1
         b2 = build_ms2[rnd - 1] if build_ms2 else 0.1
         out.append(_worker_result("upstream", rnd, {KEY: a, KEY2: a2}))

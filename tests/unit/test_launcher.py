@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from mamba_build import launcher
 from mamba_build.errors import EnvironmentProblem, UsageError
-from mamba_build.plan import CompileOptions, resolve_plan
+from mamba_build.plan import launcher
+from mamba_build.plan.build_plan import CompileOptions, resolve_plan
 from tests.unit.envs import make_env
 from tests.unit.fakes import write_exe
 
@@ -226,8 +226,8 @@ def test_host_units_follow_torchs_own_wrapper(clean_env):
 
 
 def test_plan_fields_env_for_and_not_in_the_cache_key(clean_env, monkeypatch):
-    from mamba_build.commands.compile import describe_plan
-    from mamba_build.pipeline import cache_components
+    from mamba_build.build.pipeline import cache_components
+    from mamba_build.render import describe_plan
 
     a = clean_env / "a"
     fake_ccache(a)
@@ -274,11 +274,12 @@ def test_cli_flag_reaches_the_options():
     import argparse
 
     from mamba_build.commands import compile as compile_cmd
+    from mamba_build.commands.build_options import options_from_args
 
     p = argparse.ArgumentParser()
     compile_cmd.register(p)
-    assert compile_cmd.options_from_args(p.parse_args([])).launcher == "none"
-    assert compile_cmd.options_from_args(p.parse_args(["--launcher", "auto"])).launcher == "auto"
+    assert options_from_args(p.parse_args([])).launcher == "none"
+    assert options_from_args(p.parse_args(["--launcher", "auto"])).launcher == "auto"
 
 
 # --- statistics ---------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import hygiene, manifest
-from mamba_build.manifest import Manifest, ManifestError, WheelRecord
-from tests.unit.wheel_factory import build_wheel, cuda_so  # noqa: F401
+from mamba_build.dist import manifest
+from mamba_build.dist import manylinux as hygiene
+from mamba_build.dist.manifest import Manifest, ManifestError, WheelRecord
+from mamba_build.errors import UsageError
+from tests.unit.wheel_factory import build_wheel
 
 EXPECTED_FIELDS = ["filename", "sha256", "size", "package", "version", "python_tag", "torch_version", "torch_cuda",
                    "cxx11_abi", "archs_sass", "archs_ptx", "toolkit_version", "host_compiler", "flags",
@@ -100,7 +102,7 @@ def test_parse_wheel_name_with_local_label():
         "causal_conv1d-1.7.0+cu13torch2.14cxx11abitrue-cp311-cp311-linux_x86_64.whl")
     assert (name, version, tag) == ("causal-conv1d", "1.7.0+cu13torch2.14cxx11abitrue", "cp311")
     assert manifest.parse_wheel_name("a-1.0-py2.py3-none-any.whl")[2] == "py2.py3"
-    with pytest.raises(Exception):
+    with pytest.raises(UsageError):
         manifest.parse_wheel_name("not-a-wheel.zip")
 
 

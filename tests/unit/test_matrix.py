@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import matrix
 from mamba_build.commands import matrix as matrix_cmd
+from mamba_build.dist import matrix
 from mamba_build.errors import UsageError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "ci" / "mamba-build.toml"
@@ -68,7 +68,7 @@ def test_gitlab_format(capsys):
     assert rc == 0
     lines = out.splitlines()
     assert lines[:3] == [".mamba-build-matrix:", "  parallel:", "    matrix:"]
-    entries = [l for l in lines if l.startswith("      - ")]
+    entries = [ln for ln in lines if ln.startswith("      - ")]
     assert len(entries) == 8
     # each scalar is a JSON string (valid YAML); rebuild the structure and compare
     parsed, current = [], None

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mamba_build.smoke import checks
+from mamba_build.build.smoke import checks
 from tests import mutants
 from tests.conftest import REPO
 
@@ -58,7 +58,7 @@ def _fake_run(monkeypatch, tmp_path, budget="900", caught=True):
     """mutation_check.main with its builds and smoke tests faked (no nvcc, no GPU): the orchestration only."""
     from types import SimpleNamespace
 
-    from mamba_build.smoke.stage import SmokeCheck, SmokeReport
+    from mamba_build.build.smoke.stage import SmokeCheck, SmokeReport
 
     mc = _load_script()
     names = sorted(smoke_check_names())

@@ -1,4 +1,4 @@
-"""mamba_build.ninja_pool: reading torch's build.ninja, the unit order, the environment check, the shim."""
+"""mamba_build.build.ninja_pool: reading torch's build.ninja, the unit order, the environment check, the shim."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from mamba_build import ninja_pool
+from mamba_build.build import ninja_pool
+from mamba_build.build.jobserver import find_ninja
 from mamba_build.errors import BuildError
-from mamba_build.jobserver import find_ninja
 
 TORCH_STYLE = """ninja_required_version = 1.3
 cxx = /usr/bin/g++
@@ -98,7 +98,7 @@ def test_echo_filter_drops_the_shims_copy_of_the_pool_output():
 
 _OWNER = """
 import sys, time
-from mamba_build import ninja_pool
+from mamba_build.build import ninja_pool
 pool = ninja_pool.NinjaPool(sys.argv[1] + "/pool", ["a"], "/bin/false", sys.executable, 2, lambda p, s: 0.0)
 pool.prepare(sys.argv[1])
 print(pool.bin / "ninja", flush=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from mamba_build import packages
 from mamba_build.errors import SourceError
-from mamba_build.packages import TorchRequirement
+from mamba_build.plan import packages
+from mamba_build.plan.packages import TorchRequirement
 
 CC = ["1.4.0", "1.5.0.post8", "1.5.1", "1.5.2", "1.5.3.post1", "1.6.0", "1.6.1", "1.6.2.post1", "1.7.0", "1.8.0.dev1"]
 MAMBA = ["2.2.4", "2.2.5", "2.2.6.post3", "2.3.0", "2.3.1", "2.3.2.post1"]
@@ -78,7 +78,8 @@ def test_pair_defaults_honour_torch(monkeypatch):
 
 def test_plan_passes_the_torch_version(monkeypatch):
     """plan.resolve_versions hands the environment's torch to the defaults (no --version given)."""
-    from mamba_build import plan, sources
+    from mamba_build.build import sources
+    from mamba_build.plan import build_plan as plan
     seen = {}
 
     def fake_default(name, available, torch_version, cuda_version):
@@ -95,7 +96,8 @@ def test_plan_passes_the_torch_version(monkeypatch):
 def test_smoke_failure_explained_by_a_python_scope_requirement_is_a_note():
     """pipeline.known_python_limits: causal-conv1d 1.7.0 on torch 2.0.1 -> extension ok, package import fails."""
     from types import SimpleNamespace
-    from mamba_build.pipeline import known_python_limits
+
+    from mamba_build.build.pipeline import known_python_limits
     plan = SimpleNamespace(torch_version="2.0.1+cu117")
     wheel = SimpleNamespace(package="causal-conv1d", version="1.7.0")
     checks = [SimpleNamespace(name="import causal_conv1d_cuda", status="ok", detail=""),

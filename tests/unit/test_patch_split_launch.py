@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import patching
+from mamba_build.build import patching
+from mamba_build.build.patching import PatchOptions, Status, apply_patches
 from mamba_build.errors import PatchError
-from mamba_build.patching import PatchOptions, Status, apply_patches
 
 ON = PatchOptions(archs=("9.0",), split_units=True)
 SHAPES = [("128", "32, 4"), ("256", "32, 8"), ("512", "32, 16"), ("1024", "64, 16")]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import patching
+from mamba_build.build import patching
+from mamba_build.build.patching import PatchOptions, Status, apply_patches, plan_patches
 from mamba_build.errors import ExitCode, PatchError, UsageError
-from mamba_build.patching import PatchOptions, Status, apply_patches, plan_patches
 from tests.setup_recorder import gencode_of, record
 
 # A small setup.py with the same shapes as the upstream template (written for this test).

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import pytest
 
-from mamba_build import plan as plan_mod
+from mamba_build.diagnose.probes.gpu import GpuInfo
+from mamba_build.diagnose.probes.system import Resources
 from mamba_build.errors import CompilerError, EnvironmentProblem, SourceError, ToolkitError, UsageError
-from mamba_build.plan import CompileOptions, resolve_plan
-from mamba_build.probes.gpu import Gpu, GpuInfo
-from mamba_build.probes.system import Resources
+from mamba_build.plan import build_plan as plan_mod
+from mamba_build.plan.build_plan import CompileOptions, resolve_plan
 from tests.unit.envs import gcc, make_env, toolkit
 
 PINNED = {"causal-conv1d": "1.7.0", "mamba-ssm": "2.3.2.post1"}
@@ -118,7 +119,7 @@ def test_build_environment_of_a_package():
 
 
 def test_versions_default_from_index_and_pairs_checked(monkeypatch):
-    from mamba_build import sources
+    from mamba_build.build import sources
 
     monkeypatch.setattr(sources, "available_versions", lambda name, *a, **k: {
         "causal-conv1d": ["1.4.0", "1.5.2", "1.6.2.post1", "1.7.0"],
@@ -134,7 +135,7 @@ def test_versions_default_from_index_and_pairs_checked(monkeypatch):
 
 def test_plan_is_frozen_and_serialisable():
     plan = resolve_plan(opts(arch="9.0"), make_env())
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         plan.jobs = 99  # type: ignore[misc]
     doc = plan.to_dict()
     assert doc["archs"] == ["9.0"] and doc["compiler"]["cxx"] == "/usr/bin/g++"

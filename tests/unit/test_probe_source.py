@@ -1,4 +1,4 @@
-"""Fast checks of the probe's sources and of the pure logic in mamba_build.probe (no compiler)."""
+"""Fast checks of the probe's sources and of the pure logic in mamba_build.diagnose.toolchain_probe (no compiler)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import probe
+from mamba_build import child
+from mamba_build.diagnose import toolchain_probe as probe
 from mamba_build.errors import ToolkitError, UsageError
 
 
@@ -39,7 +40,7 @@ def test_binding_exports_what_run_probe_calls():
     assert "PYBIND11_MODULE(TORCH_EXTENSION_NAME, m)" in cpp
     for fn in ("inclusive_scan", "device_arch", "probe_info"):
         assert f'm.def("{fn}"' in cpp
-        assert f'mod.{fn}(' in probe._RUN_SCRIPT
+        assert f'mod.{fn}(' in child.script("probe_run").read_text(encoding="utf-8")
     assert "_GLIBCXX_USE_CXX11_ABI" in cpp
 
 
@@ -97,10 +98,11 @@ def test_diagnosis_of_unsupported_arch(shared_dir):
     assert fix and "compute_70" in fix
 
 
-def test_parse_marker_takes_the_last_result_line():
-    text = "noise\nMAMBA_BUILD_PROBE_RESULT {\"a\": 1}\nmore\nMAMBA_BUILD_PROBE_RESULT {\"a\": 2}\n"
-    assert probe._parse_marker(text) == {"a": 2}
-    assert probe._parse_marker("nothing here") is None
+def test_child_results_come_from_the_result_file_not_stdout(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"a": 1}\n{"a": 2}\n{"a": 3', encoding="utf-8")  # the child was killed mid-line
+    assert child.read_records(out) == [{"a": 1}, {"a": 2}]
+    assert child.read_records(tmp_path / "none.jsonl") == []
 
 
 def test_probe_run_never_reports_import_only_as_pass():
@@ -109,3 +111,28 @@ def test_probe_run_never_reports_import_only_as_pass():
     assert probe.ProbeRun(imported=False, ran_on_gpu=False, passed=None).status == "import-failed"
     assert probe.ProbeRun(imported=True, ran_on_gpu=True, passed=True).status == "gpu-pass"
     assert probe.ProbeRun(imported=True, ran_on_gpu=True, passed=False).status == "gpu-fail"
+
+
+@pytest.mark.parametrize("text,fix", [
+    ("ModuleNotFoundError: No module named 'torch'", "install torch into the environment of py"),
+    ("RuntimeError: Ninja is required to load C++ extensions", "install ninja into the environment of py (py -m pip install ninja)"),
+    ("#error -- unsupported GNU version! gcc versions later than 15", "the host compiler is newer than this CUDA release accepts"),
+    ("nvcc fatal   : Unsupported gpu architecture 'compute_70'", "this CUDA toolkit cannot compile for compute_70: "),
+    ("No CUDA runtime is found, using CUDA_HOME=/usr/local, not the toolkit", "set CUDA_HOME explicitly"),
+    ("ld: cannot find -lcudart", "the link step failed"),
+    ("fatal error: cuda_runtime_api.h: No such file or directory", "/x is not a complete CUDA toolkit (no cuda_runtime_api.h)"),
+])
+def test_diagnose_reads_the_probe_rules_of_the_catalog(text, fix):
+    got = probe.diagnose(text + "\nmore output", cuda_home=Path("/x"), python="py")
+    assert got is not None and got.startswith(fix), got
+    assert probe.diagnose("all fine", cuda_home=Path("/x"), python="py") is None
+
+
+def test_probe_rules_name_catalog_failures():
+    from mamba_build.diagnose import explain
+
+    rules = explain.probe_rules()
+    names = [r.name for r in rules]
+    assert len(names) == len(set(names)) >= 7 and "header-missing" in names
+    ids = set(explain.load_catalog().ids)
+    assert all(r.failure in ids for r in rules if r.failure), [r.failure for r in rules]

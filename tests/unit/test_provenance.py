@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import manifest, provenance
-from mamba_build.channels import Channel
+from mamba_build.dist import manifest, provenance
+from mamba_build.dist.channels import Channel
 from tests.unit.wheel_factory import build_wheel, clean_pip_env
 
 PROV = {"schema_version": 1, "torch_version": "2.5.1+cu124", "torch_cuda": "12.4", "cxx11_abi": False,
@@ -107,7 +107,7 @@ def test_manifest_record_comes_from_the_wheel(tmp_path):
 
 
 def test_of_build_from_a_plan():
-    from mamba_build.plan import CompileOptions, resolve_plan
+    from mamba_build.plan.build_plan import CompileOptions, resolve_plan
     from tests.unit.envs import make_env
 
     plan = resolve_plan(CompileOptions(arch="8.0,9.0+PTX", packages=("causal-conv1d",),

@@ -11,10 +11,13 @@ from dataclasses import replace
 
 import pytest
 
-from mamba_build import provision, toolchain
 from mamba_build.commands import compile as compile_cmd
+from mamba_build.commands.build_options import options_from_args
+from mamba_build.diagnose.probes.python_env import TorchInfo
 from mamba_build.errors import ToolkitError
-from mamba_build.probes.python_env import TorchInfo
+from mamba_build.plan.resolve import resolve
+from mamba_build.toolchain import provision
+from mamba_build.toolchain import toolkits as toolchain
 from tests.unit.envs import make_env, toolkit
 
 PINNED = ["--version", "causal-conv1d==1.7.0", "--version", "mamba-ssm==2.3.2.post1"]
@@ -24,7 +27,7 @@ PINNED = ["--version", "causal-conv1d==1.7.0", "--version", "mamba-ssm==2.3.2.po
 def _no_runtime_deps(monkeypatch):
     """The fake environments here have no real Python to ask for its distributions (runtime_deps is tested in
     test_runtime_deps.py): the plan's runtime requirements are left unresolved."""
-    import mamba_build.runtime_deps as runtime_deps
+    import mamba_build.plan.runtime_deps as runtime_deps
 
     monkeypatch.setattr(runtime_deps, "with_runtime_deps", lambda plan, opts: plan)
 
@@ -73,7 +76,7 @@ def test_release_for_torchs_cuda(torch_cuda, release):
 def test_dry_run_plan_shows_the_toolkit_to_be(monkeypatch, isolated_cache, capsys):
     """compile --dry-run --json on a bare machine: the plan is resolved against the toolkit-to-be and says it
     will be provisioned; nothing is installed."""
-    import mamba_build.environment as environment
+    import mamba_build.diagnose.environment as environment
 
     monkeypatch.setattr(environment, "gather", lambda *a, **k: bare())
     monkeypatch.setattr(toolchain, "install", lambda *a, **k: pytest.fail("--dry-run must not install"))
@@ -90,7 +93,7 @@ def test_dry_run_plan_shows_the_toolkit_to_be(monkeypatch, isolated_cache, capsy
 
 
 def test_no_provision_stops_with_the_fix(monkeypatch, isolated_cache):
-    import mamba_build.environment as environment
+    import mamba_build.diagnose.environment as environment
 
     monkeypatch.setattr(environment, "gather", lambda *a, **k: bare())
     monkeypatch.setattr(toolchain, "install", lambda *a, **k: pytest.fail("--no-provision must not install"))
@@ -102,15 +105,15 @@ def test_no_provision_stops_with_the_fix(monkeypatch, isolated_cache):
 
 def test_real_run_installs_then_plans_with_it(monkeypatch, isolated_cache, tmp_path):
     """Without --dry-run: install (into the cache), gather again, plan with the installed toolkit."""
-    import mamba_build.environment as environment
+    import mamba_build.diagnose.environment as environment
 
     installed = toolkit("13.0", home=str(toolchain.toolkit_dir("13.0")), managed=True)
     calls = []
     monkeypatch.setattr(environment, "gather", lambda *a, **k: make_env(toolkits=(installed,), nvcc_on_path=None,
                                                                         torch_cuda_home=None) if calls else bare())
     monkeypatch.setattr(toolchain, "install", lambda cuda, **k: calls.append((cuda, k)))
-    opts = compile_cmd.options_from_args(_args("--arch", "9.0", "--package", "causal-conv1d", *PINNED[:2]))
-    plan = compile_cmd.resolve(opts)
+    opts = options_from_args(_args("--arch", "9.0", "--package", "causal-conv1d", *PINNED[:2]))
+    plan = resolve(opts)
     assert calls and calls[0][0] == "13.0"
     assert plan.cuda_home == installed.home and plan.provision["cuda"] == "13.0"
     assert plan.toolkit_reason.startswith("provisioned: mamba-build toolchain install --cuda 13.0")

@@ -1,7 +1,7 @@
 """Our pure-PyTorch references against naive scalar loops (float64, tiny shapes, CPU).
 
 The loops below are deliberately the most literal reading of the math in
-mamba_build/smoke/references.py's docstring: one Python float at a time.
+mamba_build/build/smoke/references.py's docstring: one Python float at a time.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mamba_build.smoke.references import (  # noqa: E402
+from mamba_build.build.smoke.references import (  # noqa: E402
     causal_conv1d_ref,
     mamba_param_count,
     selective_scan_ref,
@@ -220,7 +220,7 @@ def test_mamba_block_ref_against_composed_math(gen):
             self.D = nn.Parameter(torch.ones(d_inner, dtype=F64))
             self.out_proj = nn.Linear(d_inner, d_model, bias=False, dtype=F64)
 
-    from mamba_build.smoke.references import mamba_block_ref
+    from mamba_build.build.smoke.references import mamba_block_ref
 
     m = FakeMamba()
     hs = torch.randn(1, 5, d_model, generator=gen, dtype=F64)
@@ -272,7 +272,7 @@ def test_complex_scan_matches_the_loop(gen):
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 64])
 def test_chunked_scan_equals_the_loop_values_and_gradients(gen, chunk):
-    from mamba_build.smoke.references import selective_scan_chunked
+    from mamba_build.build.smoke.references import selective_scan_chunked
 
     inputs = [t.requires_grad_() for t in _scan_inputs(gen, "grouped", seqlen=13)]
     out1, last1 = selective_scan_chunked(*inputs[:6], inputs[6], inputs[7], True, True, chunk=1)
@@ -281,5 +281,5 @@ def test_chunked_scan_equals_the_loop_values_and_gradients(gen, chunk):
     torch.testing.assert_close(lastc, last1, rtol=1e-12, atol=1e-12)
     g1 = torch.autograd.grad((out1 * 1.3).sum() + last1.sum(), inputs)
     gc = torch.autograd.grad((outc * 1.3).sum() + lastc.sum(), inputs)
-    for a, b in zip(gc, g1):
+    for a, b in zip(gc, g1, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

@@ -1,4 +1,4 @@
-"""The packages' runtime requirements (mamba_build/runtime_deps.py): read from an sdist / a tree, judged
+"""The packages' runtime requirements (mamba_build/plan/runtime_deps.py): read from an sdist / a tree, judged
 against a target's distributions and markers, planned (install or --no-deps refusal). The real install
 before a real build is in tests/integration/test_user_envs_real.py."""
 
@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from mamba_build import installer, runtime_deps
 from mamba_build.errors import EnvironmentProblem
-from mamba_build.runtime_deps import TargetDists
+from mamba_build.plan import installer, runtime_deps
+from mamba_build.plan.runtime_deps import TargetDists
 
 PKG_INFO = """Metadata-Version: 2.4
 Name: demo

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.wheel_factory import KERNEL, compile_cuda_so, cuda_so  # noqa: F401
+from tests.unit.wheel_factory import KERNEL
 
 pytestmark = pytest.mark.toolchain  # real nvcc: the toolkit provisioned by tests/conftest.py::cuda_home
 
@@ -29,6 +29,10 @@ def _obj(tmp: Path, name: str, source: str, gencode=("-gencode", "arch=compute_9
 
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory, cuda_home):
+    from mamba_build.dist.fatbin import find_cuobjdump
+
+    if find_cuobjdump() is None:  # a toolkit without it (pip-assembled) and no Triton: skipped, an error under CI=true
+        pytest.skip("no cuobjdump on this machine (the CUDA toolkit's, or Triton's: it comes with torch)")
     nvcc = cuda_home / "bin" / "nvcc"
     tmp = tmp_path_factory.mktemp("sass")
     changed = KERNEL.replace("a[i] += b[i];", "a[i] += 2.0f * b[i];")
@@ -57,7 +61,7 @@ def test_each_gencode_is_compiled_on_its_own(objs):
     assert sass_parity.main([str(objs["two_archs"]), str(objs["a"]), "--arch", "80"]) == 1
 
 
-def test_wheels_are_read_and_an_absent_arch_is_a_usage_error(cuda_so, objs, tmp_path):  # noqa: F811
+def test_wheels_are_read_and_an_absent_arch_is_a_usage_error(cuda_so, objs, tmp_path):
     assert sass_parity.main([str(cuda_so), str(cuda_so)]) == 0
     assert sass_parity.main([str(objs["a"]), str(objs["a"]), "--arch", "75"]) == 2
     assert sass_parity.main([str(tmp_path / "nope.o"), str(objs["a"])]) == 2

@@ -9,16 +9,16 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from mamba_build import jobserver, runner
+from mamba_build import runner
+from mamba_build.build import jobserver
+from mamba_build.build.jobserver import JobServer, NinjaInfo
+from mamba_build.diagnose.probes.system import Resources
 from mamba_build.errors import UsageError
-from mamba_build.jobserver import JobServer, NinjaInfo
-from mamba_build.plan import CompileOptions, resolve_plan
-from mamba_build.probes.system import Resources
+from mamba_build.plan.build_plan import CompileOptions, resolve_plan
 from tests.unit.envs import make_env
 
 PINNED = {"causal-conv1d": "1.7.0", "mamba-ssm": "2.3.2.post1"}
@@ -209,7 +209,8 @@ def test_without_nvcc_jobserver_split_compile_jobs_still_fit_memory(monkeypatch)
     plan = _plan(monkeypatch, nvcc_js=False, env=env)
     assert plan.schedule == "pool" and not plan.nvcc_jobserver
     assert plan.jobs * 6.1 <= 30.0  # the split-compile memory rule applies again
-    assert replace(plan, nvcc_jobserver=False).env_for(plan.packages[0], "-j4").get("NVCC_APPEND_FLAGS") is None
+    no_js = plan.with_(nvcc_jobserver=False)
+    assert no_js.env_for(plan.packages[0], "-j4").get("NVCC_APPEND_FLAGS") is None
 
 
 def _timed_project(root: Path, name: str, n: int, seconds: float, trace: Path) -> Path:
@@ -291,7 +292,7 @@ def _pool_projects(tmp_path, plan, shapes, trace, fail=None):
     wheel. Each unit appends its start and end to ``trace``."""
     from types import SimpleNamespace
 
-    from mamba_build import pipeline
+    from mamba_build.build import pipeline
 
     pending = []
     for pkg in plan.packages:
@@ -313,7 +314,7 @@ def _pool_projects(tmp_path, plan, shapes, trace, fail=None):
 
 
 def _fake_pip(monkeypatch):
-    from mamba_build import pipeline
+    from mamba_build.build import pipeline
 
     script = ("sleep 0.3; cp ninja.txt build/temp.x/build.ninja && (cd build/temp.x && ninja -v -j 2) && "
               "touch \"$1/pkg-0-py3-none-any.whl\"")
@@ -324,11 +325,12 @@ def test_build_pool_runs_every_package_in_one_ninja_longest_first(monkeypatch, t
     """build_pool's wiring, with the real ninja: both packages' units in one ninja of 6 slots. mamba-ssm's 4
     long units are the expensive ones (the cost table says so here), so they start first; the pool keeps 6
     units running while there are 6 to run (two ninjas sharing a jobserver did not)."""
-    from mamba_build import costs, pipeline
+    from mamba_build.build import pipeline
+    from mamba_build.plan import costs
 
     ninja = _real_ninja().path
     trace = tmp_path / "trace"
-    plan = replace(_plan(monkeypatch, split_compile=-1), jobs=6, ninja=ninja, python=sys.executable)
+    plan = _plan(monkeypatch, split_compile=-1).with_(jobs=6, ninja=ninja, python=sys.executable)
     assert plan.schedule == "pool" and not plan.nvcc_jobserver
     pending = _pool_projects(tmp_path, plan, {"causal-conv1d": (10, 0.4), "mamba-ssm": (4, 1.5)}, trace)
     monkeypatch.setattr(costs, "unit_cost_of", lambda: (lambda pkg, src: 10.0 if pkg == "mamba-ssm" else 1.0))
@@ -351,11 +353,11 @@ def test_build_pool_runs_every_package_in_one_ninja_longest_first(monkeypatch, t
 
 
 def test_build_pool_blames_the_package_whose_unit_failed(monkeypatch, tmp_path):
-    from mamba_build import pipeline
+    from mamba_build.build import pipeline
     from mamba_build.errors import BuildError
 
     ninja = _real_ninja().path
-    plan = replace(_plan(monkeypatch, split_compile=-1), jobs=4, ninja=ninja, python=sys.executable)
+    plan = _plan(monkeypatch, split_compile=-1).with_(jobs=4, ninja=ninja, python=sys.executable)
     pending = _pool_projects(tmp_path, plan, {"causal-conv1d": (3, 0.2), "mamba-ssm": (3, 0.2)}, tmp_path / "trace",
                              fail="mamba-ssm-1.cu")
     _fake_pip(monkeypatch)

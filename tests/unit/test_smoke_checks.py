@@ -9,14 +9,12 @@ tests/unit/test_mutants.py (recipes on the real sources) and scripts/gpu/mutatio
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from mamba_build.smoke import checks  # noqa: E402
-from mamba_build.smoke import references as refs  # noqa: E402
+from mamba_build.build.smoke import checks  # noqa: E402
+from mamba_build.build.smoke import references as refs  # noqa: E402
 
 
 def conv_standin(bug=None):
@@ -28,7 +26,9 @@ def conv_standin(bug=None):
 
 def scan_standin(bug=None, grad_bug=None):
     def fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False):
-        wide = (lambda t: t.to(torch.complex128) if t.is_complex() else t.double())
+        def wide(t):
+            return t.to(torch.complex128) if t.is_complex() else t.double()
+
         if grad_bug is not None:
             D = grad_bug(D)
         out, last = refs.selective_scan_chunked(wide(u), wide(delta), wide(A), wide(B), wide(C), wide(D), wide(z),

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import cli, packages, sources
+from mamba_build import cli
+from mamba_build.build import sources
+from mamba_build.build.sources import SourceSpec, parse_source_spec
 from mamba_build.errors import ExitCode, NetworkError, SourceError, UsageError
-from mamba_build.sources import SourceSpec, parse_source_spec
+from mamba_build.plan import packages
 
 CC_SOURCES = ["csrc/causal_conv1d.cpp", "csrc/causal_conv1d_fwd.cu", "csrc/causal_conv1d_bwd.cu",
               "csrc/causal_conv1d_update.cu"]

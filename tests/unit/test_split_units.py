@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import patching
+from mamba_build.build import patching
+from mamba_build.build.patching import PatchOptions, Status, apply_patches, plan_patches
 from mamba_build.errors import PatchError
-from mamba_build.patching import PatchOptions, Status, apply_patches, plan_patches
 from tests.unit.test_patching import SYNTHETIC
 
 INSTANTIATIONS = [

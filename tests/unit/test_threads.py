@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from mamba_build import costs, jobserver
-from mamba_build.commands.compile import describe_plan
-from mamba_build.jobserver import NinjaInfo
-from mamba_build.plan import CompileOptions, resolve_plan
-from mamba_build.probes.system import Resources
+from mamba_build.build import jobserver
+from mamba_build.build.jobserver import NinjaInfo
+from mamba_build.diagnose.probes.system import Resources
+from mamba_build.plan import costs
+from mamba_build.plan.build_plan import CompileOptions, resolve_plan
+from mamba_build.render import describe_plan
 from tests.unit.envs import make_env, toolkit
 
 PINNED = {"causal-conv1d": "1.7.0", "mamba-ssm": "2.3.2.post1"}

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import tables, toolchain
+from mamba_build import tables
 from mamba_build.commands import toolchain as toolchain_cmd
-from mamba_build.errors import (ExitCode, NetworkError, SourceError, ToolkitError, UsageError)
+from mamba_build.errors import ExitCode, NetworkError, SourceError, ToolkitError, UsageError
+from mamba_build.toolchain import fetch as tc_fetch
+from mamba_build.toolchain import pins as tc_pins
+from mamba_build.toolchain import toolkits as toolchain
 
 FAKE_NVCC = """#!/bin/sh
 case "$1" in
@@ -85,7 +88,7 @@ def fake_set(tmp_path, monkeypatch, isolated_cache):
         },
         "math_headers": {"globs": ["cublas*.h", "cusparse*.h", "cusolver*.h"], "13": ["nvidia/cu13/include"]},
     }
-    monkeypatch.setattr(toolchain, "_load_table", lambda: table)
+    monkeypatch.setattr(tc_pins, "_load_table", lambda: table)
     # keep the real site-packages out of math header discovery unless a test asks for it
     monkeypatch.setattr(sys, "path", [p for p in sys.path if "site-packages" not in p])
     return wheel_dir, table
@@ -188,7 +191,7 @@ def test_hash_mismatch_is_an_error_with_fix(fake_set, isolated_cache, tmp_path, 
             for f in pin.files:
                 (dest / f.filename).write_bytes((wheel_dir / f.filename).read_bytes())
 
-    monkeypatch.setattr(toolchain, "_pip_download", fake_pip)
+    monkeypatch.setattr(tc_fetch, "_pip_download", fake_pip)
     with pytest.raises(SourceError) as exc:
         toolchain.install("13.0", wheels_dir=store)
     assert "sha256" in exc.value.message and bad_name in exc.value.message
@@ -200,7 +203,7 @@ def test_hash_mismatch_is_an_error_with_fix(fake_set, isolated_cache, tmp_path, 
 
 def test_cached_wheels_are_not_downloaded_again(fake_set, isolated_cache, monkeypatch):
     wheel_dir, _ = fake_set
-    monkeypatch.setattr(toolchain, "_pip_download", lambda *a, **k: pytest.fail("pip should not run"))
+    monkeypatch.setattr(tc_fetch, "_pip_download", lambda *a, **k: pytest.fail("pip should not run"))
     toolchain.install("13.0", wheels_dir=wheel_dir)
 
 
@@ -280,7 +283,7 @@ def test_unknown_version_is_usage_error(fake_set, bad):
 
 
 def test_incomplete_release_explains_missing_compiler(fake_set, isolated_cache, monkeypatch):
-    monkeypatch.setattr(toolchain, "_pip_download", lambda *a, **k: pytest.fail("nothing to download"))
+    monkeypatch.setattr(tc_fetch, "_pip_download", lambda *a, **k: pytest.fail("nothing to download"))
     with pytest.raises(ToolkitError) as exc:
         toolchain.install("11.8")
     assert "bin/nvcc" in exc.value.message and "nvvm/bin/cicc" in exc.value.message
@@ -313,11 +316,11 @@ def test_pip_argv_find_links_means_no_index(monkeypatch, tmp_path):
 
     monkeypatch.setattr(runner, "run", fake_run)
     pin = toolchain.WheelPin("nvidia-nvvm", "13.0.88", "nvidia/cu13", (toolchain.WheelFile("f.whl", "0" * 64),))
-    toolchain._pip_download([pin], tmp_path, index_url=None, find_links=tmp_path, timeout=5)
+    tc_fetch._pip_download([pin], tmp_path, index_url=None, find_links=tmp_path, timeout=5)
     argv = seen["argv"]
     assert argv[:4] == [sys.executable, "-m", "pip", "download"]
     assert "--no-deps" in argv and "--no-index" in argv and "nvidia-nvvm==13.0.88" in argv
-    toolchain._pip_download([pin], tmp_path, index_url="https://example.invalid/simple", find_links=tmp_path, timeout=5)
+    tc_fetch._pip_download([pin], tmp_path, index_url="https://example.invalid/simple", find_links=tmp_path, timeout=5)
     assert "--no-index" not in seen["argv"] and "--index-url" in seen["argv"]
 
 

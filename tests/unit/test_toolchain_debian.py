@@ -22,8 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import runner, tables, toolchain
+from mamba_build import runner, tables
 from mamba_build.errors import ExitCode, NetworkError, SourceError, ToolkitError
+from mamba_build.toolchain import assemble as tc_assemble
+from mamba_build.toolchain import fetch as tc_fetch
+from mamba_build.toolchain import pins as tc_pins
+from mamba_build.toolchain import toolkits as toolchain
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is needed to build fake .debs")
 
@@ -169,9 +173,9 @@ def make_deb_set(cuda: str, tmp_path: Path, monkeypatch) -> tuple[Path, Path, di
              "math_headers": {"globs": ["cublas*.h", "cusparse*.h", "cusolver*.h"],
                               cuda.split(".")[0]: ["nvidia/cublas/include", "nvidia/cusparse/include",
                                                    "nvidia/cusolver/include"]}}
-    monkeypatch.setattr(toolchain, "_load_table", lambda: table)
+    monkeypatch.setattr(tc_pins, "_load_table", lambda: table)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if "site-packages" not in p])
-    monkeypatch.setattr(toolchain, "_pip_download", lambda *a, **k: pytest.fail("wheels are all local"))
+    monkeypatch.setattr(tc_fetch, "_pip_download", lambda *a, **k: pytest.fail("wheels are all local"))
     return files, deb, table
 
 
@@ -189,7 +193,7 @@ class FakeApt:
         self.deb, self.update, self.download = deb, update, download
         self.real_run = runner.run
         monkeypatch.setattr(runner, "run", self)
-        monkeypatch.setattr(toolchain.shutil, "which",
+        monkeypatch.setattr(tc_fetch.shutil, "which",
                             lambda name, *a, **k: "/usr/bin/apt-get" if name == "apt-get" else shutil.which(name))
 
     def __call__(self, argv, **kw):
@@ -254,12 +258,12 @@ def test_an_entry_may_override_the_shared_debian_keys():
     entry = dict(raw["release"]["12.4"], apt={"suite": "sid", "components": ["contrib", "non-free"]},
                  nvcc_profile="TOP = x\n")
     entry["deb"] = [dict(entry["deb"][0], map=[["usr/bin/nvcc", "bin/nvcc"]])]
-    pins = toolchain._parse_release("12.4", entry, raw["debian"])
+    pins = tc_pins._parse_release("12.4", entry, raw["debian"])
     assert pins.apt.line() == ("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg arch=amd64] "
                                "http://deb.debian.org/debian sid contrib non-free")
     assert pins.nvcc_profile == "TOP = x\n" and pins.debs[0].map == (("usr/bin/nvcc", "bin/nvcc"),)
     with pytest.raises(ToolkitError):  # without the shared section there is no archive uri / keyring / map
-        toolchain._parse_release("12.4", raw["release"]["12.4"], None)
+        tc_pins._parse_release("12.4", raw["release"]["12.4"], None)
 
 
 @pytest.mark.parametrize("cuda", DEBIAN_RELEASES)
@@ -396,13 +400,13 @@ def test_failed_reinstall_keeps_the_old_toolkit(deb_set, isolated_cache, tmp_pat
 
 def test_interrupt_while_unpacking_rolls_back(deb_set, isolated_cache, monkeypatch):
     files, _, _ = deb_set
-    real = toolchain._extract_deb
+    real = tc_assemble._extract_deb
 
     def half_then_interrupt(deb, pin, dest):
         real(deb, pin, dest)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(toolchain, "_extract_deb", half_then_interrupt)
+    monkeypatch.setattr(tc_assemble, "_extract_deb", half_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         toolchain.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
     assert list((isolated_cache / "toolchains").iterdir()) == []
@@ -436,7 +440,7 @@ def test_version_gone_from_the_archive_points_at_snapshot(deb_set, isolated_cach
 
 
 def test_without_apt_get_the_fix_is_a_manual_download(deb_set, isolated_cache, tmp_path, monkeypatch):
-    monkeypatch.setattr(toolchain.shutil, "which", lambda name, *a, **k: None)
+    monkeypatch.setattr(tc_fetch.shutil, "which", lambda name, *a, **k: None)
     with pytest.raises(ToolkitError) as exc:
         toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
     assert "apt-get" in exc.value.message and DEB_NAME in exc.value.fix and "--find-links" in exc.value.fix

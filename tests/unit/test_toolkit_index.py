@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from mamba_build import toolchain, toolkit_index
+from mamba_build.build.sources import ProjectFile
 from mamba_build.errors import SourceError, UsageError
-from mamba_build.sources import ProjectFile
+from mamba_build.toolchain import toolkit_index
+from mamba_build.toolchain import toolkits as toolchain
 
 # the shape of cuda_toolkit-13.x METADATA (both quote styles NVIDIA used: 13.0.x single, 13.2+ double)
 METADATA = """Metadata-Version: 2.4
@@ -91,7 +92,7 @@ def test_resolve_from_an_index_listing(monkeypatch, tmp_path):
     import platform
     import zipfile
 
-    from mamba_build import sources
+    from mamba_build.build import sources
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

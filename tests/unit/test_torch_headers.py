@@ -1,4 +1,4 @@
-"""mamba_build.torch_headers: one include path per header content, so ccache hits across Python versions."""
+"""mamba_build.build.torch_headers: one include path per header content, so ccache hits across Python versions."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import torch_headers
-from mamba_build.torch_headers import header_map, rewrite
+from mamba_build.build import torch_headers
+from mamba_build.build.torch_headers import header_map, rewrite
 
 
 def fake_torch(site: Path, headers: dict[str, str], *, record: bool = True, version: str = "2.14.1") -> str:
@@ -76,19 +76,19 @@ def test_the_launcher_copies_once_then_runs_the_rewritten_command(tmp_path):
     (src / "c10").mkdir(parents=True)
     (src / "c10" / "a.h").write_text("x")
     dst = tmp_path / "cache" / "torch-include" / "v-1" / "include"
-    argv = [sys.executable, "-m", "mamba_build.torch_headers", "--map", f"{src}={dst}", "--",
+    argv = [sys.executable, "-m", "mamba_build.build.torch_headers", "--map", f"{src}={dst}", "--",
             "printf", "%s\\n", f"-I{src}", f"-I{src}/c10", "-O3"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [f"-I{dst}", f"-I{dst}/c10", "-O3"]
     assert (dst / "c10" / "a.h").read_text() == "x" and [p.name for p in dst.parent.iterdir()] == ["include"]
-    bad = subprocess.run([sys.executable, "-m", "mamba_build.torch_headers", "nvcc"], capture_output=True, text=True,
+    bad = subprocess.run([sys.executable, "-m", "mamba_build.build.torch_headers", "nvcc"], capture_output=True, text=True,
                          timeout=60, cwd=Path(__file__).parents[2])
     assert bad.returncode == 2 and "usage" in bad.stderr
 
 
 def test_launcher_puts_the_rewrite_in_front_of_nvcc(tmp_path, monkeypatch):
-    from mamba_build import launcher
+    from mamba_build.plan import launcher
 
     monkeypatch.setenv("MAMBA_BUILD_CACHE", str(tmp_path / "cache"))
     a = tmp_path / "bin"
@@ -103,7 +103,7 @@ def test_launcher_puts_the_rewrite_in_front_of_nvcc(tmp_path, monkeypatch):
     import shlex
 
     argv = shlex.split(got.env["PYTORCH_NVCC"])
-    assert argv[:3] == [sys.executable, "-m", "mamba_build.torch_headers"]
+    assert argv[:3] == [sys.executable, "-m", "mamba_build.build.torch_headers"]
     assert argv[-3:] == ["--", str(a / "ccache"), "/opt/cuda/bin/nvcc"] and f"{m.source}={m.target}" in argv
     assert "hit across Python versions" in got.reason
     plain = launcher.resolve("ccache", nvcc="/opt/cuda/bin/nvcc", use_ninja=True, cpp_extension_text=None,
@@ -119,8 +119,8 @@ def test_launcher_puts_the_rewrite_in_front_of_nvcc(tmp_path, monkeypatch):
 def test_no_launcher_no_header_copy(tmp_path, monkeypatch, choice):
     from dataclasses import replace
 
-    from mamba_build import launcher
-    from mamba_build.plan import CompileOptions, resolve_plan
+    from mamba_build.plan import launcher
+    from mamba_build.plan.build_plan import CompileOptions, resolve_plan
     from tests.unit.envs import make_env
 
     monkeypatch.setenv("MAMBA_BUILD_CACHE", str(tmp_path / "cache"))
@@ -148,7 +148,7 @@ def test_cpath_dirs_are_mapped_too(tmp_path, monkeypatch):
     assert "/cpath-" in maps[0][1].target and torch_headers.dir_map(str(tmp_path / "none")) is None
     src = dirs[1]
     env = dict(__import__("os").environ, CPATH=f"{src}:/other/include")
-    argv = [sys.executable, "-m", "mamba_build.torch_headers", *[a for m in maps[1] for a in ("--map", f"{m.source}={m.target}")],
+    argv = [sys.executable, "-m", "mamba_build.build.torch_headers", *[a for m in maps[1] for a in ("--map", f"{m.source}={m.target}")],
             "--", "sh", "-c", 'echo "$CPATH"; echo "$0"', f"-I{maps[1][0].source}/c10"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stderr

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import cli, torch_patch
+from mamba_build import cli
+from mamba_build.build import torch_patch
+from mamba_build.build.torch_patch import backup_path, patched_torch_compiler_map
 from mamba_build.errors import EnvironmentProblem
-from mamba_build.torch_patch import backup_path, patched_torch_compiler_map
 
 REAL = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
     "site-packages" / "torch" / "utils" / "cpp_extension.py"
@@ -93,7 +94,7 @@ def _crash_child(cpp_ext: Path, cache: Path) -> None:
     """A build process that dies (SIGKILL) inside the context: no finally runs."""
     code = (
         "import os, signal, sys\n"
-        "from mamba_build.torch_patch import patched_torch_compiler_map\n"
+        "from mamba_build.build.torch_patch import patched_torch_compiler_map\n"
         f"with patched_torch_compiler_map({BOUNDS!r}, 'inplace', target={str(cpp_ext)!r}):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )

@@ -1,4 +1,4 @@
-"""mamba_build.upstream_tests with a real pytest in a child Python, on a small source tree made here.
+"""mamba_build.build.upstream_tests with a real pytest in a child Python, on a small source tree made here.
 
 The tree stands in for an sdist's tests/: parametrized tests, a failing one, one that downloads a model, one
 that skips itself. ``gpu=True`` forces the run path (this machine has no GPU); the default detects it."""
@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
+from mamba_build.build.upstream_tests import network_tests, run_upstream_tests
 from mamba_build.commands import test as test_cmd
 from mamba_build.errors import ExitCode
-from mamba_build.upstream_tests import network_tests, run_upstream_tests
 
 TESTS = '''
 import pytest
@@ -97,7 +97,7 @@ def test_without_a_gpu_it_collects_and_says_nothing_ran(tree, tmp_path):
 
 
 def test_exit_codes():
-    from mamba_build.upstream_tests import UpstreamTestRun
+    from mamba_build.build.upstream_tests import UpstreamTestRun
 
     ok = UpstreamTestRun("causal-conv1d", "1", "x", [], "py", "installed", gpu=True, ran=True, passed=3)
     bad = UpstreamTestRun("causal-conv1d", "1", "x", [], "py", "installed", gpu=True, ran=True, passed=3, failed=1)

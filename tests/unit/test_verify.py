@@ -9,10 +9,10 @@ import zipfile
 
 import pytest
 
-from mamba_build import manifest
 from mamba_build.commands import verify as verify_cmd
-from mamba_build.verify import render, verify_dir
-from tests.unit.wheel_factory import build_wheel, cuda_so  # noqa: F401
+from mamba_build.dist import manifest
+from mamba_build.dist.verify import render, verify_dir
+from tests.unit.wheel_factory import build_wheel
 
 
 def run_verify(capsys, *argv: str) -> tuple[int, str]:
@@ -109,8 +109,8 @@ def test_verify_an_index_root_checks_channels_provenance_and_core_metadata(tmp_p
     """verify ROOT of an index: each wheel's stamp against its record, its channel page, its .metadata."""
     import json as _json
 
-    from mamba_build import index, provenance
-    from mamba_build.verify import verify_dir
+    from mamba_build.dist import index, provenance
+    from mamba_build.dist.verify import verify_dir
     from tests.unit.wheel_factory import build_wheel, prov, stamped
 
     work, root = tmp_path / "work", tmp_path / "root"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build import cache
-from mamba_build.installed import installed_identical
-from mamba_build.pipeline import BuiltWheel, reused_smoke, smoke_record
-from mamba_build.smoke.stage import SmokeCheck, SmokeReport
+from mamba_build.build import cache
+from mamba_build.build.pipeline import BuiltWheel, reused_smoke, smoke_record
+from mamba_build.build.smoke.stage import SmokeCheck, SmokeReport
+from mamba_build.dist.already_installed import installed_identical
 from tests.unit.test_schedule import _plan
 from tests.unit.wheel_factory import build_wheel, clean_pip_env
 
@@ -47,7 +47,7 @@ def test_verdict_not_reused_when_anything_differs(monkeypatch):
     plan = _plan(monkeypatch)
     wheels = _wheels()
     rec = smoke_record(_passed(), wheels)
-    assert reused_smoke(replace(plan, rerun_smoke=True), _with(wheels, rec)) is None
+    assert reused_smoke(plan.with_(rerun_smoke=True), _with(wheels, rec)) is None
     other_set = smoke_record(_passed(), _wheels(("k1", "k3")))
     assert reused_smoke(plan, _with(wheels, other_set)) is None  # tested with another companion wheel
     assert reused_smoke(plan, _with(wheels, smoke_record(_passed(device="NVIDIA A100-SXM4-80GB"), wheels))) is None
@@ -60,7 +60,7 @@ def test_verdict_not_reused_when_anything_differs(monkeypatch):
 
 
 def test_no_gpu_reuses_only_an_import_only_verdict(monkeypatch):
-    plan = replace(_plan(monkeypatch), gpus=())
+    plan = _plan(monkeypatch).with_(gpus=())
     wheels = _wheels()
     assert reused_smoke(plan, _with(wheels, smoke_record(_passed(), wheels))) is None
     got = reused_smoke(plan, _with(wheels, smoke_record(_passed(device=None, gpu=False), wheels)))

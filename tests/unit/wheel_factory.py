@@ -75,7 +75,7 @@ def prov(torch: str, cuda: str, abi: bool = True) -> dict:
 
 def stamped(work: Path, dist: Path, name: str, version: str, module: str, facts: dict | None, **kw) -> Path:
     """A real wheel (pip wheel), stamped as the build stamps it, finalized into ``dist``'s manifest."""
-    from mamba_build import manifest, provenance
+    from mamba_build.dist import manifest, provenance
 
     whl = build_wheel(work, name, version, module, **kw)
     if facts is not None:
@@ -90,13 +90,3 @@ def clean_pip_env() -> dict[str, str]:
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return env
-
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def cuda_so(tmp_path_factory, cuda_home) -> Path:
-    """A real shared object with sm_80 + sm_90 SASS and compute_90 PTX, built with the provisioned toolkit
-    (tests/conftest.py::cuda_home; tests using it are marked `toolchain`)."""
-    return compile_cuda_so(tmp_path_factory.mktemp("cuda-so"), nvcc=cuda_home / "bin" / "nvcc")

@@ -1,0 +1,1 @@
+"""Wheels for distribution: manifest, index, verify, matrix, install from an index, provenance and channels."""
