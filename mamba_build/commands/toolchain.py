@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from mamba_build.errors import ExitCode
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkits
 
 NAME = "toolchain"
 HELP = (
@@ -76,7 +76,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     rm.add_argument("--cuda", required=True, metavar="X.Y")
 
 
-def _describe(info: toolchain.ToolchainInfo) -> str:
+def _describe(info: toolkits.ToolchainInfo) -> str:
     archs = " ".join(f"sm_{a}" for a in info.archs) or "unknown"
     headers = "yes" if info.has_math_headers else "no (torch extensions need them: see --math-headers-from)"
     return (
@@ -87,7 +87,7 @@ def _describe(info: toolchain.ToolchainInfo) -> str:
     )
 
 
-def _as_json(info: toolchain.ToolchainInfo) -> dict:
+def _as_json(info: toolkits.ToolchainInfo) -> dict:
     data = info.to_json()
     data["path"] = str(info.path)
     data["nvcc"] = str(info.nvcc)
@@ -98,7 +98,7 @@ def _as_json(info: toolchain.ToolchainInfo) -> dict:
 def run(args: argparse.Namespace) -> int:
     action = getattr(args, "action", None)
     if action == "install":
-        info = toolchain.install(
+        info = toolkits.install(
             args.cuda,
             index_url=args.index_url,
             find_links=args.find_links,
@@ -118,13 +118,13 @@ def run(args: argparse.Namespace) -> int:
                 )
         return ExitCode.OK
     if action == "list":
-        installed = toolchain.list_installed()
+        installed = toolkits.list_installed()
         if args.json:
             print(json.dumps([_as_json(i) for i in installed], indent=2))
         elif not installed:
             print(
                 "no toolkits installed; installable: "
-                + toolchain.installable_text()
+                + toolkits.installable_text()
                 + " (mamba-build toolchain install --cuda X.Y)"
             )
         else:
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                 print(_describe(info))
         return ExitCode.OK
     if action == "remove":
-        path = toolchain.remove(args.cuda)
+        path = toolkits.remove(args.cuda)
         print(f"removed {path}")
         return ExitCode.OK
     print("usage: mamba-build toolchain {install,list,remove} ... (see --help)")

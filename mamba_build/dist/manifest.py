@@ -345,7 +345,7 @@ def finalize_wheel(
     show`` for the manifest unless ``build_info`` already has an ``auditwheel`` summary (records
     ``available: false`` when auditwheel is not installed).
     """
-    from mamba_build.dist import manylinux as hygiene
+    from mamba_build.dist import manylinux
 
     src = Path(whl_path)
     out = Path(out_dir)
@@ -358,10 +358,10 @@ def finalize_wheel(
     info = dict(build_info) if build_info is not None else build_info_of(dest)
     if "auditwheel" not in info:
         if run_auditwheel:
-            shown = hygiene.auditwheel_show(dest)
-            info["auditwheel"] = shown if shown is not None else hygiene.not_available()
+            shown = manylinux.auditwheel_show(dest)
+            info["auditwheel"] = shown if shown is not None else manylinux.not_available()
         else:
-            info["auditwheel"] = hygiene.not_available("auditwheel not run")
+            info["auditwheel"] = manylinux.not_available("auditwheel not run")
     record = record_for_wheel(dest, info, cuobjdump=cuobjdump)
     manifest = Manifest.load(out)
     manifest.add(record)

@@ -19,7 +19,7 @@ from mamba_build.diagnose.environment import Environment, to_jsonable
 from mamba_build.dist.channels import Channel
 from mamba_build.errors import EnvironmentProblem, SourceError, ToolkitError, UsageError
 from mamba_build.plan import archs as archs_mod
-from mamba_build.plan import job_count as jobs_mod
+from mamba_build.plan import job_count
 from mamba_build.plan.launcher import LauncherChoice
 from mamba_build.plan.packages import PACKAGES
 from mamba_build.plan.toolkit_choice import validate_cuda_version
@@ -456,8 +456,8 @@ def _split_compile(opts: CompileOptions, env: Environment, jobs: int) -> tuple[i
     mem = env.resources.mem_available_gb
     if cpus < 4:
         return None, f"off: {cpus} CPUs leave nothing to split across"
-    if mem is not None and jobs_mod.PER_JOB_SPLIT_GB + jobs_mod.HEADROOM_GB > mem:
-        return None, f"off: one nvcc job with split-compile needs {jobs_mod.PER_JOB_SPLIT_GB} GB, {mem:.0f} GiB free"
+    if mem is not None and job_count.PER_JOB_SPLIT_GB + job_count.HEADROOM_GB > mem:
+        return None, f"off: one nvcc job with split-compile needs {job_count.PER_JOB_SPLIT_GB} GB, {mem:.0f} GiB free"
     return 0, (
         f"0 = nvcc splits each unit across all {cpus} CPUs (the longest unit is the critical path; "
         "measured on H100: causal-conv1d sm_90 8:40 -> 2:29)"
@@ -680,7 +680,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         )
     archs, archs_reason = _resolve_archs(opts, env, tk.archs)
     compiler = _resolve_compiler(env, target, opts)
-    rec = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb)
+    rec = job_count.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb)
     njobs = opts.jobs if opts.jobs else rec.jobs
     jobs_reason = "--jobs" if opts.jobs else rec.reason
     split, split_reason = _split_compile(opts, env, njobs)
@@ -691,7 +691,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     schedule, schedule_reason, ninja_path, nvcc_js = _schedule(opts, env.python.executable, tk.nvcc, split, inst, ninja)
     if split is not None and not opts.jobs and not nvcc_js:  # keep memory in bounds with split-compile's larger jobs
         # (with nvcc --jobserver every split thread takes a slot, so the slots already bound memory)
-        rec2 = jobs_mod.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
+        rec2 = job_count.recommend_jobs(env.resources.cpus, env.resources.mem_available_gb, split_compile=True)
         if rec2.jobs < njobs:
             njobs, jobs_reason = rec2.jobs, rec2.reason
     # units split or whole at one thread per unit (threads help only where slots idle: decided after)

@@ -19,7 +19,7 @@ from pathlib import Path
 from mamba_build import tables
 from mamba_build.diagnose.environment import Environment
 from mamba_build.diagnose.probes.toolkits import MATH_HEADERS, Toolkit
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkits
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Provision:
 def installable(cuda: str) -> bool:
     from mamba_build.toolchain.toolkit_index import resolvable
 
-    pins = toolchain.pinned_releases().get(cuda)
+    pins = toolkits.pinned_releases().get(cuda)
     if pins is not None:
         return pins.complete
     return resolvable(cuda) and tables.cuda_release(cuda) is not None
@@ -55,14 +55,14 @@ def release_for(cuda: str) -> tuple[str | None, str]:
     major = cuda.split(".")[0]
     same = [v for v in tables.known_cuda_versions() if v.split(".")[0] == major and installable(v)]
     if not same:
-        return None, f"no CUDA {major}.x release can be installed without root ({toolchain.installable_text()})"
+        return None, f"no CUDA {major}.x release can be installed without root ({toolkits.installable_text()})"
     minor = tables.version_tuple(cuda)[1]
     best = min(same, key=lambda v: (abs(tables.version_tuple(v)[1] - minor), -tables.version_tuple(v)[1]))
     return best, f"CUDA {cuda} cannot be installed without root; {best} is the closest of its major that can"
 
 
 def _how(cuda: str) -> str:
-    pins = toolchain.pinned_releases().get(cuda)
+    pins = toolkits.pinned_releases().get(cuda)
     if pins is not None and pins.source == "debian":
         return (
             f"the pinned Debian nvidia-cuda-toolkit .deb + NVIDIA's cu{cuda.split('.')[0]} wheels "
@@ -99,7 +99,7 @@ def decide(env: Environment, cuda: str | None) -> Provision | None:
             f"no usable toolkit of torch's CUDA major {t.cuda.split('.')[0]} found ({_found(env)}); "
             f"torch is CUDA {t.cuda}: {why}"
         )
-    return Provision(release, reason, str(toolchain.toolkit_dir(release)), _how(release))
+    return Provision(release, reason, str(toolkits.toolkit_dir(release)), _how(release))
 
 
 def _found(env: Environment) -> str:
@@ -137,9 +137,9 @@ def with_planned(env: Environment, p: Provision) -> Environment:
     return replace(env, toolkits=env.toolkits + (planned_toolkit(p, env),))
 
 
-def provision(p: Provision, env: Environment, log=None) -> toolchain.ToolchainInfo:
+def provision(p: Provision, env: Environment, log=None) -> toolkits.ToolchainInfo:
     """``toolchain install --cuda p.cuda``; the math headers come from the target environment's NVIDIA packages."""
     if log:
         log(f"provisioning CUDA {p.cuda} with `mamba-build toolchain install --cuda {p.cuda}` ({p.how}): {p.reason}")
     headers = [Path(d) for d in env.python.nvidia_include_dirs if os.path.isdir(d)]
-    return toolchain.install(p.cuda, math_headers_from=headers or None)
+    return toolkits.install(p.cuda, math_headers_from=headers or None)

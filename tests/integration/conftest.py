@@ -44,7 +44,7 @@ from pathlib import Path
 import pytest
 
 from mamba_build.errors import ExitCode, MambaBuildError, NetworkError
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkits
 
 
 @pytest.fixture(scope="session")
@@ -62,17 +62,17 @@ def toolchain_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("toolchain-cache")
 
 
-def _install(cuda: str, cache: Path, wheels: Path) -> toolchain.ToolchainInfo:
+def _install(cuda: str, cache: Path, wheels: Path) -> toolkits.ToolchainInfo:
     old = os.environ.get("MAMBA_BUILD_CACHE")
     os.environ["MAMBA_BUILD_CACHE"] = str(cache)
     try:
-        pins = toolchain.release_pins(cuda)
+        pins = toolkits.release_pins(cuda)
         if not pins.complete:
             pytest.skip(f"CUDA {cuda} cannot be assembled from PyPI: its nvcc wheel lacks "
                         f"{', '.join(pins.missing)} (data/toolchains.toml)")
         if pins.debs and not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
             pytest.skip(f"CUDA {cuda} comes from Debian packages: needs apt-get and dpkg-deb")
-        return toolchain.install(cuda, wheels_dir=wheels, debs_dir=wheels.parent / "debs")
+        return toolkits.install(cuda, wheels_dir=wheels, debs_dir=wheels.parent / "debs")
     except NetworkError as exc:
         pytest.skip(f"PyPI / the Debian archive not reachable: {exc.message}")
     except MambaBuildError as exc:  # anything else is a real failure of install()
@@ -85,17 +85,17 @@ def _install(cuda: str, cache: Path, wheels: Path) -> toolchain.ToolchainInfo:
 
 
 @pytest.fixture(scope="session")
-def toolkit_130(toolchain_cache, nvidia_wheel_cache) -> toolchain.ToolchainInfo:
+def toolkit_130(toolchain_cache, nvidia_wheel_cache) -> toolkits.ToolchainInfo:
     return _install("13.0", toolchain_cache, nvidia_wheel_cache)
 
 
 @pytest.fixture(scope="session")
-def toolkit_118(toolchain_cache, nvidia_wheel_cache) -> toolchain.ToolchainInfo:
+def toolkit_118(toolchain_cache, nvidia_wheel_cache) -> toolkits.ToolchainInfo:
     return _install("11.8", toolchain_cache, nvidia_wheel_cache)
 
 
 @pytest.fixture(scope="session")
-def toolkit_12x(toolchain_cache, nvidia_wheel_cache) -> toolchain.ToolchainInfo:
+def toolkit_12x(toolchain_cache, nvidia_wheel_cache) -> toolkits.ToolchainInfo:
     return _install("12.4", toolchain_cache, nvidia_wheel_cache)
 
 
@@ -206,7 +206,7 @@ def torch260_venv(test_cache, torch251_venv) -> Path:
 @dataclass
 class CliInstall:
     cache: Path            # MAMBA_BUILD_CACHE used by the CLI calls
-    toolkit: toolchain.ToolchainInfo
+    toolkit: toolkits.ToolchainInfo
     output: str            # what `toolchain install` printed
     seconds: float
 
@@ -217,7 +217,7 @@ def cli_toolchain_install(cuda: str, venv: Path, test_cache: Path, cache: Path) 
     The pinned .deb and wheels it downloads are kept in ``$MAMBA_BUILD_TEST_CACHE/cudaXY-files`` and
     passed with --find-links once all are there."""
     import time
-    pins = toolchain.release_pins(cuda)
+    pins = toolkits.release_pins(cuda)
     if pins.debs:
         for tool in ("apt-get", "dpkg-deb"):
             if shutil.which(tool) is None:
@@ -243,7 +243,7 @@ def cli_toolchain_install(cuda: str, venv: Path, test_cache: Path, cache: Path) 
     old = os.environ.get("MAMBA_BUILD_CACHE")
     os.environ["MAMBA_BUILD_CACHE"] = str(cache)
     try:
-        info = toolchain.find(cuda)
+        info = toolkits.find(cuda)
     finally:
         if old is None:
             os.environ.pop("MAMBA_BUILD_CACHE", None)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mamba_build.dist.fatbin import archs_in_wheel
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkits
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
@@ -43,8 +43,8 @@ def bare(*argv, cache: Path, timeout: float = 1200) -> subprocess.CompletedProce
 
 def seeded_cache(root: Path, test_cache: Path) -> Path:
     """A fresh MAMBA_BUILD_CACHE whose wheel store already holds the pinned 13.0 wheels (hard links)."""
-    pins = toolchain.release_pins("13.0")
-    files = toolchain.fetch_wheels(pins, test_cache / "toolkits" / "wheels" / "nvidia")  # cached: no download
+    pins = toolkits.release_pins("13.0")
+    files = toolkits.fetch_wheels(pins, test_cache / "toolkits" / "wheels" / "nvidia")  # cached: no download
     store = root / "wheels" / "nvidia"
     store.mkdir(parents=True)
     for path in files.values():
@@ -101,7 +101,7 @@ def test_compile_provisions_and_builds_the_fixture(cache, tmp_path):
     home = cache / "toolchains" / "cuda-13.0"
     assert report["plan"]["cuda_home"] == str(home) and report["plan"]["provision"]["cuda"] == "13.0"
     assert report["plan"]["toolkit_reason"].startswith("provisioned: mamba-build toolchain install --cuda 13.0")
-    info = toolchain.ToolchainInfo.from_dir(home)
+    info = toolkits.ToolchainInfo.from_dir(home)
     assert info is not None and info.nvcc_version == "13.0.88" and info.origin == "pin table"
     assert json.loads(info.lock_file.read_text())["cuda"] == "13.0"
     (wheel,) = out.glob("mb_fixture-*.whl")

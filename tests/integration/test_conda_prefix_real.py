@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkits
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
 
@@ -116,8 +116,8 @@ def make_conda_prefix(prefix: Path, wheels: dict[str, Path]) -> Path:
 @pytest.fixture(scope="module")
 def conda_prefix(cuda_home, test_cache, tmp_path_factory) -> Path:
     """The prefix, from the wheels the provisioned 13.0 toolkit was made from (no download: they are cached)."""
-    pins = toolchain.release_pins("13.0")
-    files = toolchain.fetch_wheels(pins, test_cache / "toolkits" / "wheels" / "nvidia")
+    pins = toolkits.release_pins("13.0")
+    files = toolkits.fetch_wheels(pins, test_cache / "toolkits" / "wheels" / "nvidia")
     return make_conda_prefix(tmp_path_factory.mktemp("conda") / "env", files)
 
 

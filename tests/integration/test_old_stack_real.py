@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.dist import fatbin as binary
+from mamba_build.dist import fatbin
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -120,8 +120,8 @@ def test_old_seeds_build_with_cuda118_torch201_gcc11(old_seed_build, cuda118_cli
     for prefix, module in expect.values():
         (whl,) = sorted(b.wheel_dir.glob(prefix.split("-")[0] + "-*.whl"))
         assert whl.name.lower().startswith(prefix), whl.name
-        assert any(n.startswith(module + ".") and n.endswith(".so") for n in binary.shared_objects_in_wheel(whl))
-        archs = binary.archs_in_wheel(whl, cuobjdump=cuda118_cli_install.toolkit.path / "bin" / "cuobjdump")
+        assert any(n.startswith(module + ".") and n.endswith(".so") for n in fatbin.shared_objects_in_wheel(whl))
+        archs = fatbin.archs_in_wheel(whl, cuobjdump=cuda118_cli_install.toolkit.path / "bin" / "cuobjdump")
         assert list(archs.sass) == [80] and not list(archs.ptx), (whl.name, archs)
 
     # the smoke test (GPU hidden: import only) imported both extensions and both packages under torch 2.0.1

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mamba_build import runner
-from mamba_build.diagnose import toolchain_probe as probe
+from mamba_build.diagnose import toolchain_probe
 from tests.conftest import has_gpu
 
 pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
@@ -49,7 +49,7 @@ def _cuobjdump(cuda_home: Path) -> str | None:
 def built_probe(tmp_path_factory, cuda_home):
     arch = _gpu_arch() or "8.0"
     workdir = tmp_path_factory.mktemp("probe")
-    result = probe.build_probe(cuda_home=cuda_home, cc=CC, cxx=CXX, arch=arch, python=PYTHON, workdir=workdir)
+    result = toolchain_probe.build_probe(cuda_home=cuda_home, cc=CC, cxx=CXX, arch=arch, python=PYTHON, workdir=workdir)
     print(f"\nprobe compile: {result.compile_seconds}s for arch {arch} (child wall {result.wall_seconds:.1f}s); "
           f"extra include dirs: {[str(p) for p in result.include_dirs_added]}; log {result.log_path}")
     return arch, result
@@ -59,7 +59,7 @@ def test_probe_compiles_within_budget(built_probe, record_property):
     arch, result = built_probe
     assert result.ok, f"{result.error_excerpt}\nfix: {result.fix}\nlog: {result.log_path}"
     assert result.so_path is not None and result.so_path.is_file()
-    assert result.gencode == probe.arch_gencode(arch)
+    assert result.gencode == toolchain_probe.arch_gencode(arch)
     record_property("probe_compile_seconds", round(result.compile_seconds, 1))
     # the time target (< 2 min here) is measured by benchmarks/doctor_speed.py, not asserted in a test
     assert result.compile_seconds is not None and result.compile_seconds > 0
@@ -85,7 +85,7 @@ def test_probe_so_holds_exactly_the_requested_arch(built_probe, cuda_home):
 def test_probe_imports_in_a_child_and_reports_its_build(built_probe):
     arch, result = built_probe
     assert result.ok
-    run = probe.run_probe(result.so_path, PYTHON)
+    run = toolchain_probe.run_probe(result.so_path, PYTHON)
     print(f"\nprobe run: {run.status}; info {run.info}; errors {run.max_abs_err}")
     assert run.imported, run.error
     info = run.info
@@ -113,7 +113,7 @@ def test_probe_with_wrapper_cuda_home_fails_with_a_fix(tmp_path, cuda_home):
     (wrap / "bin").mkdir(parents=True)
     (wrap / "bin" / "nvcc").write_text(f'#!/bin/sh\nexec {cuda_home}/bin/nvcc "$@"\n')
     (wrap / "bin" / "nvcc").chmod(0o755)
-    result = probe.build_probe(cuda_home=wrap, cc=CC, cxx=CXX, arch="8.0", python=PYTHON,
+    result = toolchain_probe.build_probe(cuda_home=wrap, cc=CC, cxx=CXX, arch="8.0", python=PYTHON,
                                workdir=tmp_path, timeout=300)
     assert not result.ok
     assert result.include_dirs_added == ()

@@ -15,7 +15,7 @@ import pytest
 from mamba_build import tables
 from mamba_build.errors import NetworkError
 from mamba_build.plan.host_compiler import parse_host_config
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkits
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.toolchain]
 
@@ -29,7 +29,7 @@ TINY_CU = textwrap.dedent("""\
     """)
 
 
-def _compile(info: toolchain.ToolchainInfo, workdir: Path, extra: list[str] | None = None):
+def _compile(info: toolkits.ToolchainInfo, workdir: Path, extra: list[str] | None = None):
     src = workdir / "tiny.cu"
     src.write_text(TINY_CU)
     env = {k: v for k, v in os.environ.items() if k not in ("CUDA_HOME", "CUDA_PATH", "NVCC_PREPEND_FLAGS",
@@ -47,11 +47,11 @@ NO_COMPILER = ["bin/nvcc", "bin/nvcc.profile", "nvvm/bin/cicc", "bin/cudafe++", 
 def test_pypi_cu11_cu12_nvcc_wheels_have_no_compiler(cuda, nvidia_wheel_cache):
     """The evidence behind `complete = false` (12.8) and `source = "debian"` (11.8, 12.4): the pinned nvcc
     wheel has ptxas but no nvcc/cicc."""
-    pins = toolchain.release_pins(cuda)
+    pins = toolkits.release_pins(cuda)
     nvcc_pin = next(w for w in pins.wheels if "nvcc" in w.name)
-    only = toolchain.ReleasePins(cuda, (nvcc_pin,))
+    only = toolkits.ReleasePins(cuda, (nvcc_pin,))
     try:
-        files = toolchain.fetch_wheels(only, nvidia_wheel_cache)  # sha256-verified against the pins
+        files = toolkits.fetch_wheels(only, nvidia_wheel_cache)  # sha256-verified against the pins
     except NetworkError as exc:
         pytest.skip(f"PyPI not reachable: {exc.message}")
     names = set(zipfile.ZipFile(files[nvcc_pin.name]).namelist())
@@ -67,7 +67,7 @@ def test_pypi_cu11_cu12_nvcc_wheels_have_no_compiler(cuda, nvidia_wheel_cache):
 
 def test_install_130_layout_and_nvcc(toolkit_130, tmp_path):
     info = toolkit_130
-    assert info.nvcc_version.startswith("13.0.") and toolchain.parse_nvcc_version(info.nvcc_version_text)
+    assert info.nvcc_version.startswith("13.0.") and toolkits.parse_nvcc_version(info.nvcc_version_text)
     assert 80 in info.archs and 90 in info.archs
     home = info.path
     for rel in ("bin/nvcc", "bin/nvcc.profile", "bin/cudafe++", "bin/fatbinary", "bin/nvlink", "bin/ptxas",
@@ -89,7 +89,7 @@ def test_cli_lists_and_finds_it(toolkit_130, toolchain_cache, monkeypatch):
     proc = run_cli("toolchain", "list", env={"MAMBA_BUILD_CACHE": str(toolchain_cache)}, timeout=60)
     assert proc.returncode == 0 and "CUDA 13.0" in proc.stdout and "sm_80" in proc.stdout
     monkeypatch.setenv("MAMBA_BUILD_CACHE", str(toolchain_cache))
-    assert toolchain.find("13.0").path == toolkit_130.path
+    assert toolkits.find("13.0").path == toolkit_130.path
 
 
 def test_install_118_and_compile_with_gcc11(toolkit_118, tmp_path):

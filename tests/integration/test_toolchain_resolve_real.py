@@ -21,8 +21,7 @@ import pytest
 from mamba_build import tables
 from mamba_build.errors import NetworkError
 from mamba_build.plan.host_compiler import parse_host_config
-from mamba_build.toolchain import toolkit_index
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkit_index, toolkits
 from tests.conftest import provision_toolkit, run_cli
 from tests.conftest import tests_cache_root as _test_cache_root
 
@@ -60,7 +59,7 @@ def test_every_13x_resolves_to_its_own_wheels(resolved):
 
 def test_130_resolves_to_the_pinned_table(resolved):
     pins, _ = resolved["13.0"]
-    table = toolchain.release_pins("13.0")
+    table = toolkits.release_pins("13.0")
     assert {(w.name, w.version, w.files[0].filename, w.files[0].sha256) for w in pins.wheels} == \
         {(w.name, w.version, w.files[0].filename, w.files[0].sha256) for w in table.wheels}
 
@@ -74,7 +73,7 @@ def newer():
 
 def test_newer_toolkit_installed_from_its_lock(newer):
     home, _ = newer
-    info = toolchain.ToolchainInfo.from_dir(home)
+    info = toolkits.ToolchainInfo.from_dir(home)
     assert info.nvcc_version.startswith(NEWER + ".") and info.origin.startswith("index (cuda-toolkit 13.5.")
     lock = json.loads(info.lock_file.read_text())
     assert lock["source"] == "index" and lock["cuda"] == NEWER and lock["index"]

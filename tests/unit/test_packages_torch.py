@@ -79,7 +79,7 @@ def test_pair_defaults_honour_torch(monkeypatch):
 def test_plan_passes_the_torch_version(monkeypatch):
     """plan.resolve_versions hands the environment's torch to the defaults (no --version given)."""
     from mamba_build.build import sources
-    from mamba_build.plan import build_plan as plan
+    from mamba_build.plan import build_plan
     seen = {}
 
     def fake_default(name, available, torch_version, cuda_version):
@@ -88,8 +88,8 @@ def test_plan_passes_the_torch_version(monkeypatch):
 
     monkeypatch.setattr(sources, "available_versions", lambda *a, **k: CC)
     monkeypatch.setattr(packages, "default_version", fake_default)
-    opts = plan.CompileOptions(packages=("causal-conv1d",))
-    assert plan.resolve_versions(opts, "11.8", "2.0.1+cu117") == {"causal-conv1d": "1.7.0"}
+    opts = build_plan.CompileOptions(packages=("causal-conv1d",))
+    assert build_plan.resolve_versions(opts, "11.8", "2.0.1+cu117") == {"causal-conv1d": "1.7.0"}
     assert seen == {"causal-conv1d": "2.0.1+cu117"}
 
 

@@ -10,7 +10,7 @@ import pytest
 from mamba_build.diagnose.probes.gpu import GpuInfo
 from mamba_build.diagnose.probes.system import Resources
 from mamba_build.errors import CompilerError, EnvironmentProblem, SourceError, ToolkitError, UsageError
-from mamba_build.plan import build_plan as plan_mod
+from mamba_build.plan import build_plan
 from mamba_build.plan.build_plan import CompileOptions, resolve_plan
 from tests.unit.envs import gcc, make_env, toolkit
 
@@ -139,4 +139,4 @@ def test_plan_is_frozen_and_serialisable():
         plan.jobs = 99  # type: ignore[misc]
     doc = plan.to_dict()
     assert doc["archs"] == ["9.0"] and doc["compiler"]["cxx"] == "/usr/bin/g++"
-    assert plan_mod.ALL_PACKAGES == ("causal-conv1d", "mamba-ssm")
+    assert build_plan.ALL_PACKAGES == ("causal-conv1d", "mamba-ssm")

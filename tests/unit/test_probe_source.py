@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 
 from mamba_build import child
-from mamba_build.diagnose import toolchain_probe as probe
+from mamba_build.diagnose import toolchain_probe
 from mamba_build.errors import ToolkitError, UsageError
 
 
 def _src(name: str) -> str:
-    return (probe.source_dir() / name).read_text(encoding="utf-8")
+    return (toolchain_probe.source_dir() / name).read_text(encoding="utf-8")
 
 
 def test_sources_exist_where_build_probe_looks():
-    assert probe.source_dir() == probe.paths.csrc_dir() / "probe"
-    for name in probe.SOURCES:
-        assert (probe.source_dir() / name).is_file(), name
+    assert toolchain_probe.source_dir() == toolchain_probe.paths.csrc_dir() / "probe"
+    for name in toolchain_probe.SOURCES:
+        assert (toolchain_probe.source_dir() / name).is_file(), name
 
 
 def test_kernel_uses_the_mamba_ingredients():
@@ -53,30 +53,30 @@ def test_binding_exports_what_run_probe_calls():
     ("8.6+PTX", ("-gencode", "arch=compute_86,code=sm_86", "-gencode", "arch=compute_86,code=compute_86")),
 ])
 def test_arch_gencode(arch, flags):
-    assert probe.arch_gencode(arch) == flags
+    assert toolchain_probe.arch_gencode(arch) == flags
 
 
 @pytest.mark.parametrize("bad", ["", "90", "9", "9.x", "sm90a!", "8.0;9.0", "compute_90"])
 def test_arch_gencode_rejects_malformed(bad):
     if bad == "90":  # "90" is read as 9.0 (sm_90 without the prefix): allowed
-        assert probe.arch_gencode(bad) == ("-gencode", "arch=compute_90,code=sm_90")
+        assert toolchain_probe.arch_gencode(bad) == ("-gencode", "arch=compute_90,code=sm_90")
         return
     with pytest.raises(UsageError):
-        probe.arch_gencode(bad)
+        toolchain_probe.arch_gencode(bad)
 
 
 def test_build_probe_without_nvcc_raises_toolkit_error(tmp_path):
     with pytest.raises(ToolkitError) as info:
-        probe.build_probe(cuda_home=tmp_path / "nope", cc="gcc", cxx="g++", arch="8.0", workdir=tmp_path / "w")
+        toolchain_probe.build_probe(cuda_home=tmp_path / "nope", cc="gcc", cxx="g++", arch="8.0", workdir=tmp_path / "w")
     assert info.value.fix and "nvcc" in info.value.message
 
 
 def test_missing_library_headers(tmp_path):
     (tmp_path / "include").mkdir()
-    assert probe.missing_library_headers(tmp_path) == list(probe.LIBRARY_HEADERS)
-    for h in probe.LIBRARY_HEADERS:
+    assert toolchain_probe.missing_library_headers(tmp_path) == list(toolchain_probe.LIBRARY_HEADERS)
+    for h in toolchain_probe.LIBRARY_HEADERS:
         (tmp_path / "include" / h).write_text("")
-    assert probe.missing_library_headers(tmp_path) == []
+    assert toolchain_probe.missing_library_headers(tmp_path) == []
 
 
 def test_error_excerpt_and_diagnosis_of_wrong_cuda_home(shared_dir):
@@ -84,9 +84,9 @@ def test_error_excerpt_and_diagnosis_of_wrong_cuda_home(shared_dir):
     if not log.is_file():
         pytest.skip("shared failure logs not available")
     text = log.read_text(encoding="utf-8", errors="replace")
-    excerpt = probe.error_excerpt(text)
+    excerpt = toolchain_probe.error_excerpt(text)
     assert excerpt and "cuda_runtime_api.h: No such file" in excerpt
-    fix = probe.diagnose(text, cuda_home=Path("/usr/local"), python="python")
+    fix = toolchain_probe.diagnose(text, cuda_home=Path("/usr/local"), python="python")
     assert fix and "CUDA_HOME" in fix
 
 
@@ -94,7 +94,7 @@ def test_diagnosis_of_unsupported_arch(shared_dir):
     log = shared_dir / "failure-logs" / "05-arch-unsupported.log"
     if not log.is_file():
         pytest.skip("shared failure logs not available")
-    fix = probe.diagnose(log.read_text(encoding="utf-8", errors="replace"), cuda_home=Path("/x"), python="python")
+    fix = toolchain_probe.diagnose(log.read_text(encoding="utf-8", errors="replace"), cuda_home=Path("/x"), python="python")
     assert fix and "compute_70" in fix
 
 
@@ -106,11 +106,11 @@ def test_child_results_come_from_the_result_file_not_stdout(tmp_path):
 
 
 def test_probe_run_never_reports_import_only_as_pass():
-    run = probe.ProbeRun(imported=True, ran_on_gpu=False, passed=None)
+    run = toolchain_probe.ProbeRun(imported=True, ran_on_gpu=False, passed=None)
     assert run.status == "import-only" and run.passed is None
-    assert probe.ProbeRun(imported=False, ran_on_gpu=False, passed=None).status == "import-failed"
-    assert probe.ProbeRun(imported=True, ran_on_gpu=True, passed=True).status == "gpu-pass"
-    assert probe.ProbeRun(imported=True, ran_on_gpu=True, passed=False).status == "gpu-fail"
+    assert toolchain_probe.ProbeRun(imported=False, ran_on_gpu=False, passed=None).status == "import-failed"
+    assert toolchain_probe.ProbeRun(imported=True, ran_on_gpu=True, passed=True).status == "gpu-pass"
+    assert toolchain_probe.ProbeRun(imported=True, ran_on_gpu=True, passed=False).status == "gpu-fail"
 
 
 @pytest.mark.parametrize("text,fix", [
@@ -123,9 +123,9 @@ def test_probe_run_never_reports_import_only_as_pass():
     ("fatal error: cuda_runtime_api.h: No such file or directory", "/x is not a complete CUDA toolkit (no cuda_runtime_api.h)"),
 ])
 def test_diagnose_reads_the_probe_rules_of_the_catalog(text, fix):
-    got = probe.diagnose(text + "\nmore output", cuda_home=Path("/x"), python="py")
+    got = toolchain_probe.diagnose(text + "\nmore output", cuda_home=Path("/x"), python="py")
     assert got is not None and got.startswith(fix), got
-    assert probe.diagnose("all fine", cuda_home=Path("/x"), python="py") is None
+    assert toolchain_probe.diagnose("all fine", cuda_home=Path("/x"), python="py") is None
 
 
 def test_probe_rules_name_catalog_failures():

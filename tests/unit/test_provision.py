@@ -16,8 +16,7 @@ from mamba_build.commands.build_options import options_from_args
 from mamba_build.diagnose.probes.python_env import TorchInfo
 from mamba_build.errors import ToolkitError
 from mamba_build.plan.resolve import resolve
-from mamba_build.toolchain import provision
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import provision, toolkits
 from tests.unit.envs import make_env, toolkit
 
 PINNED = ["--version", "causal-conv1d==1.7.0", "--version", "mamba-ssm==2.3.2.post1"]
@@ -49,7 +48,7 @@ def test_nothing_to_provision_with_a_usable_toolkit():
 
 def test_bare_machine_provisions_torchs_cuda(isolated_cache):
     need = provision.decide(bare(), None)
-    assert need.cuda == "13.0" and need.home == str(toolchain.toolkit_dir("13.0"))
+    assert need.cuda == "13.0" and need.home == str(toolkits.toolkit_dir("13.0"))
     assert "no usable toolkit of torch's CUDA major 13 found (found: none)" in need.reason
     assert need.to_dict()["command"] == "mamba-build toolchain install --cuda 13.0"
 
@@ -79,12 +78,12 @@ def test_dry_run_plan_shows_the_toolkit_to_be(monkeypatch, isolated_cache, capsy
     import mamba_build.diagnose.environment as environment
 
     monkeypatch.setattr(environment, "gather", lambda *a, **k: bare())
-    monkeypatch.setattr(toolchain, "install", lambda *a, **k: pytest.fail("--dry-run must not install"))
+    monkeypatch.setattr(toolkits, "install", lambda *a, **k: pytest.fail("--dry-run must not install"))
     args = _args("--dry-run", "--json", "--arch", "9.0", "--package", "causal-conv1d", *PINNED[:2])
     assert compile_cmd.run(args) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["provision"]["cuda"] == "13.0" and plan["provision"]["command"] == "mamba-build toolchain install --cuda 13.0"
-    assert plan["cuda_home"] == str(toolchain.toolkit_dir("13.0")) and plan["cuda_version"] == "13.0"
+    assert plan["cuda_home"] == str(toolkits.toolkit_dir("13.0")) and plan["cuda_version"] == "13.0"
     assert plan["toolkit_reason"].startswith("will be provisioned: mamba-build toolchain install --cuda 13.0")
     assert plan["compiler_bounds"] == {"13.0": [[6, 0, 0], [16, 0]]}  # gcc_max 15 from data/cuda.toml
     text_args = _args("--dry-run", "--arch", "9.0", "--package", "causal-conv1d", *PINNED[:2])
@@ -96,7 +95,7 @@ def test_no_provision_stops_with_the_fix(monkeypatch, isolated_cache):
     import mamba_build.diagnose.environment as environment
 
     monkeypatch.setattr(environment, "gather", lambda *a, **k: bare())
-    monkeypatch.setattr(toolchain, "install", lambda *a, **k: pytest.fail("--no-provision must not install"))
+    monkeypatch.setattr(toolkits, "install", lambda *a, **k: pytest.fail("--no-provision must not install"))
     with pytest.raises(ToolkitError) as err:
         compile_cmd.run(_args("--dry-run", "--no-provision", "--arch", "9.0", "--package", "causal-conv1d", *PINNED[:2]))
     assert "no usable CUDA 13.0 toolkit found" in err.value.message
@@ -107,11 +106,11 @@ def test_real_run_installs_then_plans_with_it(monkeypatch, isolated_cache, tmp_p
     """Without --dry-run: install (into the cache), gather again, plan with the installed toolkit."""
     import mamba_build.diagnose.environment as environment
 
-    installed = toolkit("13.0", home=str(toolchain.toolkit_dir("13.0")), managed=True)
+    installed = toolkit("13.0", home=str(toolkits.toolkit_dir("13.0")), managed=True)
     calls = []
     monkeypatch.setattr(environment, "gather", lambda *a, **k: make_env(toolkits=(installed,), nvcc_on_path=None,
                                                                         torch_cuda_home=None) if calls else bare())
-    monkeypatch.setattr(toolchain, "install", lambda cuda, **k: calls.append((cuda, k)))
+    monkeypatch.setattr(toolkits, "install", lambda cuda, **k: calls.append((cuda, k)))
     opts = options_from_args(_args("--arch", "9.0", "--package", "causal-conv1d", *PINNED[:2]))
     plan = resolve(opts)
     assert calls and calls[0][0] == "13.0"

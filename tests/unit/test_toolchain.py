@@ -17,7 +17,7 @@ from mamba_build.commands import toolchain as toolchain_cmd
 from mamba_build.errors import ExitCode, NetworkError, SourceError, ToolkitError, UsageError
 from mamba_build.toolchain import fetch as tc_fetch
 from mamba_build.toolchain import pins as tc_pins
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkits
 
 FAKE_NVCC = """#!/bin/sh
 case "$1" in
@@ -95,7 +95,7 @@ def fake_set(tmp_path, monkeypatch, isolated_cache):
 
 
 def test_real_pin_table_is_well_formed():
-    releases = toolchain.pinned_releases()
+    releases = toolkits.pinned_releases()
     assert {"11.8", "12.4", "12.8", "13.0"} <= set(releases)
     for version, pins in releases.items():
         assert pins.wheels, version
@@ -114,14 +114,14 @@ def test_real_pin_table_is_well_formed():
     for v in ("11.8", "12.4"):
         assert releases[v].complete and releases[v].source == "debian" and not releases[v].missing
     assert releases["13.0"].source == "pypi" and not releases["13.0"].debs
-    assert toolchain.installable_releases() == ["11.8", "12.4", "13.0"]
+    assert toolkits.installable_releases() == ["11.8", "12.4", "13.0"]
     # every pinned release is one the CUDA facts table knows
     assert set(releases) <= set(tables.cuda_releases())
 
 
 def test_install_assembles_layout(fake_set, isolated_cache):
     wheel_dir, _ = fake_set
-    info = toolchain.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir)
+    info = toolkits.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir)
     home = isolated_cache / "toolchains" / "cuda-13.0"
     assert info.path == home and info.cuda == "13.0" and info.nvcc_version == "13.0.88"
     assert info.archs == [75, 80, 90]
@@ -134,7 +134,7 @@ def test_install_assembles_layout(fake_set, isolated_cache):
     assert os.readlink(home / "lib64" / "libcudart.so") == "libcudart.so.13"
     assert (home / "lib64" / "libnvvm.so").is_symlink()
     assert not list(home.rglob("__init__.py")) and not (home / ".metadata").exists()
-    meta = json.loads((home / toolchain.METADATA_NAME).read_text())
+    meta = json.loads((home / toolkits.METADATA_NAME).read_text())
     assert meta["cuda"] == "13.0" and "release 13.0, V13.0.88" in meta["nvcc_version_text"]
     assert [w["name"] for w in meta["wheels"]][0] == "nvidia-cuda-nvcc"
     assert all(len(w["sha256"]) == 64 and w["version"] == "13.0.1" for w in meta["wheels"])
@@ -146,12 +146,12 @@ def test_install_assembles_layout(fake_set, isolated_cache):
 
 def test_install_is_idempotent_and_force_replaces(fake_set, isolated_cache):
     wheel_dir, _ = fake_set
-    first = toolchain.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir)
+    first = toolkits.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir)
     marker = first.path / "marker"
     marker.write_text("x")
-    assert toolchain.install("13.0.2", find_links=wheel_dir, wheels_dir=wheel_dir).path == first.path
+    assert toolkits.install("13.0.2", find_links=wheel_dir, wheels_dir=wheel_dir).path == first.path
     assert marker.exists()
-    toolchain.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir, force=True)
+    toolkits.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir, force=True)
     assert not marker.exists()
     assert sorted(p.name for p in first.path.parent.iterdir()) == ["cuda-13.0"]
 
@@ -162,7 +162,7 @@ def test_math_headers_copied(fake_set, isolated_cache, tmp_path):
     inc.mkdir(parents=True)
     for name in ("cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h", "cufft.h", "cuda_runtime.h"):
         (inc / name).write_text(f"// {name} from torch env")
-    info = toolchain.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir, math_headers_from=tmp_path / "site")
+    info = toolkits.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir, math_headers_from=tmp_path / "site")
     include = info.path / "include"
     assert (include / "cublas_v2.h").is_file() and (include / "cusolverDn.h").is_file()
     assert not (include / "cufft.h").exists()  # only what torch's headers need
@@ -175,7 +175,7 @@ def test_math_headers_from_empty_dir_is_an_error(fake_set, isolated_cache, tmp_p
     wheel_dir, _ = fake_set
     (tmp_path / "empty").mkdir()
     with pytest.raises(ToolkitError):
-        toolchain.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir, math_headers_from=tmp_path / "empty")
+        toolkits.install("13.0", find_links=wheel_dir, wheels_dir=wheel_dir, math_headers_from=tmp_path / "empty")
     assert not (isolated_cache / "toolchains" / "cuda-13.0").exists()
 
 
@@ -193,7 +193,7 @@ def test_hash_mismatch_is_an_error_with_fix(fake_set, isolated_cache, tmp_path, 
 
     monkeypatch.setattr(tc_fetch, "_pip_download", fake_pip)
     with pytest.raises(SourceError) as exc:
-        toolchain.install("13.0", wheels_dir=store)
+        toolkits.install("13.0", wheels_dir=store)
     assert "sha256" in exc.value.message and bad_name in exc.value.message
     assert exc.value.fix and "--index-url" in exc.value.fix
     assert exc.value.exit_code == ExitCode.SOURCE
@@ -204,7 +204,7 @@ def test_hash_mismatch_is_an_error_with_fix(fake_set, isolated_cache, tmp_path, 
 def test_cached_wheels_are_not_downloaded_again(fake_set, isolated_cache, monkeypatch):
     wheel_dir, _ = fake_set
     monkeypatch.setattr(tc_fetch, "_pip_download", lambda *a, **k: pytest.fail("pip should not run"))
-    toolchain.install("13.0", wheels_dir=wheel_dir)
+    toolkits.install("13.0", wheels_dir=wheel_dir)
 
 
 def test_corrupt_wheel_leaves_nothing_behind(fake_set, isolated_cache):
@@ -215,11 +215,11 @@ def test_corrupt_wheel_leaves_nothing_behind(fake_set, isolated_cache):
     victim.write_bytes(bytes(data))
     table["release"]["13.0"]["wheel"][3]["files"][0]["sha256"] = _sha(victim)
     with pytest.raises(SourceError) as exc:
-        toolchain.install("13.0", wheels_dir=wheel_dir)
+        toolkits.install("13.0", wheels_dir=wheel_dir)
     assert victim.name in exc.value.message
     root = isolated_cache / "toolchains"
     assert list(root.iterdir()) == []  # staging removed, nothing half-made
-    assert toolchain.list_installed() == [] and toolchain.find("13.0") is None
+    assert toolkits.list_installed() == [] and toolkits.find("13.0") is None
 
 
 def test_truncated_wheel_is_a_source_error(fake_set, isolated_cache):
@@ -228,7 +228,7 @@ def test_truncated_wheel_is_a_source_error(fake_set, isolated_cache):
     victim.write_bytes(victim.read_bytes()[:50])
     table["release"]["13.0"]["wheel"][0]["files"][0]["sha256"] = _sha(victim)
     with pytest.raises(SourceError):
-        toolchain.install("13.0", wheels_dir=wheel_dir)
+        toolkits.install("13.0", wheels_dir=wheel_dir)
     assert list((isolated_cache / "toolchains").iterdir()) == []
 
 
@@ -238,9 +238,9 @@ def test_interrupt_during_validation_rolls_back(fake_set, isolated_cache, monkey
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(toolchain, "_validate", boom)
+    monkeypatch.setattr(toolkits, "_validate", boom)
     with pytest.raises(KeyboardInterrupt):
-        toolchain.install("13.0", wheels_dir=wheel_dir)
+        toolkits.install("13.0", wheels_dir=wheel_dir)
     assert list((isolated_cache / "toolchains").iterdir()) == []
 
 
@@ -252,32 +252,32 @@ def test_nvcc_that_does_not_run_is_rejected(fake_set, isolated_cache, tmp_path):
     _write_wheel(wheel_dir / entry["filename"], members)
     entry["sha256"] = _sha(wheel_dir / entry["filename"])
     with pytest.raises(ToolkitError):
-        toolchain.install("13.0", wheels_dir=wheel_dir)
+        toolkits.install("13.0", wheels_dir=wheel_dir)
     assert list((isolated_cache / "toolchains").iterdir()) == []
 
 
 def test_list_find_remove(fake_set, isolated_cache):
     wheel_dir, _ = fake_set
-    assert toolchain.list_installed() == []
-    toolchain.install("13.0", wheels_dir=wheel_dir)
+    assert toolkits.list_installed() == []
+    toolkits.install("13.0", wheels_dir=wheel_dir)
     root = isolated_cache / "toolchains"
     (root / "cuda-12.1.tmp-999").mkdir()  # a stale staging dir is not a toolkit
     (root / "cuda-9.9").mkdir()  # nor is a folder without metadata
-    installed = toolchain.list_installed()
+    installed = toolkits.list_installed()
     assert [i.cuda for i in installed] == ["13.0"] and installed[0].archs == [75, 80, 90]
-    assert toolchain.find("13.0").path == root / "cuda-13.0"
-    assert toolchain.find("13.0.1").path == root / "cuda-13.0"
-    assert toolchain.find("12.4") is None and toolchain.find("abc") is None
-    toolchain.remove("13.0")
-    assert toolchain.find("13.0") is None and not (root / "cuda-13.0").exists()
+    assert toolkits.find("13.0").path == root / "cuda-13.0"
+    assert toolkits.find("13.0.1").path == root / "cuda-13.0"
+    assert toolkits.find("12.4") is None and toolkits.find("abc") is None
+    toolkits.remove("13.0")
+    assert toolkits.find("13.0") is None and not (root / "cuda-13.0").exists()
     with pytest.raises(UsageError):
-        toolchain.remove("13.0")
+        toolkits.remove("13.0")
 
 
 @pytest.mark.parametrize("bad", ["10.2", "12.99", "abc", "", "13"])
 def test_unknown_version_is_usage_error(fake_set, bad):
     with pytest.raises(UsageError) as exc:
-        toolchain.install(bad)
+        toolkits.install(bad)
     assert exc.value.exit_code == ExitCode.USAGE
     assert "13.0" in exc.value.message + (exc.value.fix or "")
 
@@ -285,7 +285,7 @@ def test_unknown_version_is_usage_error(fake_set, bad):
 def test_incomplete_release_explains_missing_compiler(fake_set, isolated_cache, monkeypatch):
     monkeypatch.setattr(tc_fetch, "_pip_download", lambda *a, **k: pytest.fail("nothing to download"))
     with pytest.raises(ToolkitError) as exc:
-        toolchain.install("11.8")
+        toolkits.install("11.8")
     assert "bin/nvcc" in exc.value.message and "nvvm/bin/cicc" in exc.value.message
     assert "--toolkitpath" in exc.value.fix and "13.0" in exc.value.fix
     assert exc.value.exit_code == ExitCode.ENVIRONMENT
@@ -302,7 +302,7 @@ def test_offline_is_network_error(fake_set, isolated_cache, tmp_path, monkeypatc
 
     monkeypatch.setattr(runner, "run", offline)
     with pytest.raises(NetworkError) as exc:
-        toolchain.install("13.0", wheels_dir=tmp_path / "empty-store")
+        toolkits.install("13.0", wheels_dir=tmp_path / "empty-store")
     assert "--find-links" in exc.value.fix and exc.value.exit_code == ExitCode.NETWORK
 
 
@@ -315,7 +315,7 @@ def test_pip_argv_find_links_means_no_index(monkeypatch, tmp_path):
         return runner.CommandResult(tuple(argv), 0, "", "", 0.1)
 
     monkeypatch.setattr(runner, "run", fake_run)
-    pin = toolchain.WheelPin("nvidia-nvvm", "13.0.88", "nvidia/cu13", (toolchain.WheelFile("f.whl", "0" * 64),))
+    pin = toolkits.WheelPin("nvidia-nvvm", "13.0.88", "nvidia/cu13", (toolkits.WheelFile("f.whl", "0" * 64),))
     tc_fetch._pip_download([pin], tmp_path, index_url=None, find_links=tmp_path, timeout=5)
     argv = seen["argv"]
     assert argv[:4] == [sys.executable, "-m", "pip", "download"]
@@ -326,9 +326,9 @@ def test_pip_argv_find_links_means_no_index(monkeypatch, tmp_path):
 
 def test_parsers():
     text = "nvcc: NVIDIA (R) Cuda compiler driver\nCuda compilation tools, release 11.8, V11.8.89\n"
-    assert toolchain.parse_nvcc_version(text) == ("11.8", "11.8.89")
-    assert toolchain.parse_nvcc_version("garbage") is None
-    assert toolchain.parse_gpu_archs("compute_90\ncompute_80\ncompute_100\n") == [80, 90, 100]
+    assert toolkits.parse_nvcc_version(text) == ("11.8", "11.8.89")
+    assert toolkits.parse_nvcc_version("garbage") is None
+    assert toolkits.parse_gpu_archs("compute_90\ncompute_80\ncompute_100\n") == [80, 90, 100]
 
 
 def test_cli_list_install_remove(fake_set, isolated_cache, capsys):

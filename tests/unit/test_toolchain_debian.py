@@ -27,7 +27,7 @@ from mamba_build.errors import ExitCode, NetworkError, SourceError, ToolkitError
 from mamba_build.toolchain import assemble as tc_assemble
 from mamba_build.toolchain import fetch as tc_fetch
 from mamba_build.toolchain import pins as tc_pins
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkits
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is needed to build fake .debs")
 
@@ -212,14 +212,14 @@ class FakeApt:
 
 
 def test_every_debian_release_is_expected_here():
-    debian = sorted(v for v, p in toolchain.pinned_releases().items() if p.source == "debian")
+    debian = sorted(v for v, p in toolkits.pinned_releases().items() if p.source == "debian")
     assert debian == DEBIAN_RELEASES
 
 
 @pytest.mark.parametrize("cuda", DEBIAN_RELEASES)
 def test_real_pin_table_debian_entry(cuda):
     version, suite, _, _, cu = EXPECTED[cuda]
-    pins = toolchain.release_pins(cuda)
+    pins = toolkits.release_pins(cuda)
     assert pins.source == "debian" and pins.complete and not pins.missing and pins.apt is not None
     assert pins.apt.keyring == "/usr/share/keyrings/debian-archive-keyring.gpg"
     assert pins.apt.uri == "http://deb.debian.org/debian"
@@ -240,13 +240,13 @@ def test_real_pin_table_debian_entry(cuda):
                                              f"nvidia-cuda-cccl-{cu}"}
     assert all(w.members for w in pins.wheels)
     assert 100e6 < pins.download_bytes < 120e6
-    assert cuda in toolchain.installable_releases()
+    assert cuda in toolkits.installable_releases()
 
 
 def test_debian_releases_share_one_map_and_profile():
     """The map and nvcc.profile live once, in [debian.package.nvidia-cuda-toolkit]; entries reuse them."""
     raw = tables.load("toolchains")
-    pins = [toolchain.release_pins(v) for v in DEBIAN_RELEASES]
+    pins = [toolkits.release_pins(v) for v in DEBIAN_RELEASES]
     assert len({p.debs[0].map for p in pins}) == 1 and len({p.nvcc_profile for p in pins}) == 1
     for v in DEBIAN_RELEASES:
         assert "map" not in raw["release"][v]["deb"][0] and "nvcc_profile" not in raw["release"][v]
@@ -272,7 +272,7 @@ def test_assembles_each_debian_release(cuda, tmp_path, monkeypatch, isolated_cac
     files, deb, _ = make_deb_set(cuda, tmp_path, monkeypatch)
     apt = FakeApt(monkeypatch, deb)
     store = tmp_path / "store"
-    info = toolchain.install(cuda, wheels_dir=files, debs_dir=store)
+    info = toolkits.install(cuda, wheels_dir=files, debs_dir=store)
     home = isolated_cache / "toolchains" / f"cuda-{cuda}"
     assert info.path == home and info.cuda == cuda and info.nvcc_version == full
     line = (store / "apt" / "sources.list").read_text().strip()
@@ -284,13 +284,13 @@ def test_assembles_each_debian_release(cuda, tmp_path, monkeypatch, isolated_cac
     assert "$(TOP)/nvvm/bin" in (home / "bin" / "nvcc.profile").read_text()
     soname = "libcudart.so.11.0" if cu == "cu11" else f"libcudart.so.{cu[2:]}"
     assert os.readlink(home / "lib64" / "libcudart.so") == soname
-    meta = json.loads((home / toolchain.METADATA_NAME).read_text())
+    meta = json.loads((home / toolkits.METADATA_NAME).read_text())
     assert meta["debs"][0]["version"] == version and meta["debs"][0]["archive"].endswith(" " + suite)
 
 
 def test_assembles_layout_from_deb_and_wheels(deb_set, isolated_cache):
     files, deb, _ = deb_set
-    info = toolchain.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
+    info = toolkits.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
     home = isolated_cache / "toolchains" / "cuda-11.8"
     assert info.path == home and info.nvcc_version == "11.8.89" and info.archs == [35, 80, 90]
     assert (home / "bin" / "nvcc").read_text() == FAKE_NVCC  # the real driver, not usr/bin/nvcc's wrapper
@@ -307,7 +307,7 @@ def test_assembles_layout_from_deb_and_wheels(deb_set, isolated_cache):
     assert not list(home.rglob("__init__.py"))
     assert os.readlink(home / "lib64" / "libcudart.so") == "libcudart.so.11.0"
     assert not [p for p in home.iterdir() if p.name.startswith(".deb-")]
-    meta = json.loads((home / toolchain.METADATA_NAME).read_text())
+    meta = json.loads((home / toolkits.METADATA_NAME).read_text())
     assert meta["debs"] == [{"package": "nvidia-cuda-toolkit", "version": VERSION, "file": DEB_NAME,
                              "sha256": _sha(deb), "archive": "http://deb.debian.org/debian bookworm"}]
     assert [w["name"] for w in meta["wheels"]] == list(FAKE_WHEELS)
@@ -317,7 +317,7 @@ def test_assembles_layout_from_deb_and_wheels(deb_set, isolated_cache):
 
 def test_nvcc_profile_is_rewritten_relative_to_the_toolkit(deb_set, isolated_cache):
     files, _, _ = deb_set
-    info = toolchain.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
+    info = toolkits.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
     profile = info.path / "bin" / "nvcc.profile"
     assert not profile.is_symlink()  # Debian's is a link to /etc/nvcc.profile
     text = profile.read_text()
@@ -334,7 +334,7 @@ def test_apt_is_run_rootless_with_a_private_config(deb_set, isolated_cache, tmp_
     _, deb, _ = deb_set
     apt = FakeApt(monkeypatch, deb)
     store = tmp_path / "store"
-    toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=store)
+    toolkits.install("11.8", wheels_dir=deb_set[0], debs_dir=store)
     assert [c[0][-1] for c in apt.calls[:1]] == ["update"]
     argv, kw = apt.calls[1]
     assert argv[-2:] == ["download", f"nvidia-cuda-toolkit={VERSION}"] and kw["cwd"] == store
@@ -352,13 +352,13 @@ def test_apt_is_run_rootless_with_a_private_config(deb_set, isolated_cache, tmp_
     assert (store / DEB_NAME).is_file()
     # a second install finds the verified .deb and does not run apt again
     apt.calls.clear()
-    toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=store, force=True)
+    toolkits.install("11.8", wheels_dir=deb_set[0], debs_dir=store, force=True)
     assert apt.calls == []
 
 
 def test_debian_mirror_replaces_the_archive(deb_set, isolated_cache, tmp_path, monkeypatch):
     FakeApt(monkeypatch, deb_set[1])
-    toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s", debian_mirror="http://mirror.example/debian/")
+    toolkits.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s", debian_mirror="http://mirror.example/debian/")
     assert " http://mirror.example/debian bookworm non-free" in (tmp_path / "s" / "apt" / "sources.list").read_text()
 
 
@@ -368,7 +368,7 @@ def test_deb_hash_mismatch_is_an_error_with_fix(deb_set, isolated_cache, tmp_pat
     FakeApt(monkeypatch, deb)
     store = tmp_path / "store"
     with pytest.raises(SourceError) as exc:
-        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=store)
+        toolkits.install("11.8", wheels_dir=deb_set[0], debs_dir=store)
     assert "sha256" in exc.value.message and DEB_NAME in exc.value.message and "1" * 64 in exc.value.message
     assert "snapshot.debian.org" in exc.value.fix and exc.value.exit_code == ExitCode.SOURCE
     assert (store / (DEB_NAME + ".bad-sha256")).exists() and not (store / DEB_NAME).exists()
@@ -381,20 +381,20 @@ def test_a_deb_lacking_a_mapped_path_leaves_nothing_behind(deb_set, isolated_cac
     broken = build_fake_deb(tmp_path / "broken", tmp_path, drop=("usr/lib/nvidia-cuda-toolkit/bin/cicc",))
     table["release"]["11.8"]["deb"][0]["sha256"] = _sha(broken)
     with pytest.raises(SourceError) as exc:
-        toolchain.install("11.8", find_links=tmp_path / "broken", wheels_dir=files, debs_dir=tmp_path / "store")
+        toolkits.install("11.8", find_links=tmp_path / "broken", wheels_dir=files, debs_dir=tmp_path / "store")
     assert "usr/lib/nvidia-cuda-toolkit/bin/cicc" in exc.value.message
     assert list((isolated_cache / "toolchains").iterdir()) == []
 
 
 def test_failed_reinstall_keeps_the_old_toolkit(deb_set, isolated_cache, tmp_path, monkeypatch):
     files, _, table = deb_set
-    first = toolchain.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
+    first = toolkits.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
     (tmp_path / "bad").mkdir()
     bad = build_fake_deb(tmp_path / "bad", tmp_path, nvcc="#!/bin/sh\nexit 1\n")
     table["release"]["11.8"]["deb"][0]["sha256"] = _sha(bad)
     with pytest.raises(ToolkitError):
-        toolchain.install("11.8", find_links=tmp_path / "bad", wheels_dir=files, debs_dir=tmp_path / "s", force=True)
-    assert toolchain.find("11.8").path == first.path and (first.path / "bin" / "nvcc").read_text() == FAKE_NVCC
+        toolkits.install("11.8", find_links=tmp_path / "bad", wheels_dir=files, debs_dir=tmp_path / "s", force=True)
+    assert toolkits.find("11.8").path == first.path and (first.path / "bin" / "nvcc").read_text() == FAKE_NVCC
     assert sorted(p.name for p in first.path.parent.iterdir()) == ["cuda-11.8"]
 
 
@@ -408,7 +408,7 @@ def test_interrupt_while_unpacking_rolls_back(deb_set, isolated_cache, monkeypat
 
     monkeypatch.setattr(tc_assemble, "_extract_deb", half_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        toolchain.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
+        toolkits.install("11.8", find_links=files, wheels_dir=files, debs_dir=files)
     assert list((isolated_cache / "toolchains").iterdir()) == []
 
 
@@ -417,7 +417,7 @@ def test_unreachable_archive_is_a_network_error(deb_set, isolated_cache, tmp_pat
                                       "  Temporary failure resolving 'deb.debian.org'",
                                       "E: Some index files failed to download."))
     with pytest.raises(NetworkError) as exc:
-        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
+        toolkits.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
     fix = exc.value.fix
     assert "--find-links" in fix and f"http://deb.debian.org/debian/pool/non-free/n/nvidia-cuda-toolkit/{DEB_NAME}" in fix
     assert exc.value.exit_code == ExitCode.NETWORK
@@ -428,21 +428,21 @@ def test_bad_signature_is_a_source_error(deb_set, isolated_cache, tmp_path, monk
                                       "The following signatures couldn't be verified because the public key is "
                                       "not available: NO_PUBKEY 0E98404D386FA1D9\nE: The repository is not signed."))
     with pytest.raises(SourceError) as exc:
-        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
+        toolkits.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
     assert "signature" in exc.value.message and "debian-archive-keyring" in exc.value.fix
 
 
 def test_version_gone_from_the_archive_points_at_snapshot(deb_set, isolated_cache, tmp_path, monkeypatch):
     FakeApt(monkeypatch, None, download=(100, "", f"E: Version '{VERSION}' for 'nvidia-cuda-toolkit' was not found"))
     with pytest.raises(SourceError) as exc:
-        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
+        toolkits.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
     assert "point release" in exc.value.fix and "snapshot.debian.org" in exc.value.fix
 
 
 def test_without_apt_get_the_fix_is_a_manual_download(deb_set, isolated_cache, tmp_path, monkeypatch):
     monkeypatch.setattr(tc_fetch.shutil, "which", lambda name, *a, **k: None)
     with pytest.raises(ToolkitError) as exc:
-        toolchain.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
+        toolkits.install("11.8", wheels_dir=deb_set[0], debs_dir=tmp_path / "s")
     assert "apt-get" in exc.value.message and DEB_NAME in exc.value.fix and "--find-links" in exc.value.fix
 
 

@@ -11,8 +11,7 @@ import pytest
 
 from mamba_build.build.sources import ProjectFile
 from mamba_build.errors import SourceError, UsageError
-from mamba_build.toolchain import toolkit_index
-from mamba_build.toolchain import toolkits as toolchain
+from mamba_build.toolchain import toolkit_index, toolkits
 
 # the shape of cuda_toolkit-13.x METADATA (both quote styles NVIDIA used: 13.0.x single, 13.2+ double)
 METADATA = """Metadata-Version: 2.4
@@ -130,7 +129,7 @@ def test_resolve_from_an_index_listing(monkeypatch, tmp_path):
 
 
 def test_pinned_release_lock_round_trip(tmp_path):
-    pins = toolchain.release_pins("13.0")
+    pins = toolkits.release_pins("13.0")
     path = tmp_path / "lock.json"
     path.write_text(json.dumps(toolkit_index.lock_data(pins, "pin table")))
     again, data = toolkit_index.pins_from_lock(path)
@@ -139,14 +138,14 @@ def test_pinned_release_lock_round_trip(tmp_path):
 
 def test_offline_resolution_needs_a_lock(monkeypatch, isolated_cache, tmp_path):
     with pytest.raises(UsageError) as err:
-        toolchain.release_for_install("13.4", find_links=tmp_path)
+        toolkits.release_for_install("13.4", find_links=tmp_path)
     assert "--lock FILE --find-links DIR" in err.value.fix
     # a pinned release needs no index
-    pins, origin, lock = toolchain.release_for_install("13.0", find_links=tmp_path)
-    assert origin == "pin table" and lock is None and pins == toolchain.release_pins("13.0")
+    pins, origin, lock = toolkits.release_for_install("13.0", find_links=tmp_path)
+    assert origin == "pin table" and lock is None and pins == toolkits.release_pins("13.0")
 
 
 def test_unknown_major_is_not_resolved():
     assert toolkit_index.resolvable("13.4") and not toolkit_index.resolvable("12.6")
     with pytest.raises(UsageError, match="12.6 is not a release mamba-build can install"):
-        toolchain.release_for_install("12.6")
+        toolkits.release_for_install("12.6")

@@ -15,8 +15,7 @@ def resolve_target(env: Environment, cuda: str | None) -> Target:
 
 
 def run_checks(env: Environment, target: Target) -> list[Check]:
-    from mamba_build.diagnose.checks import build_tools, compilers, cuda, system
-    from mamba_build.diagnose.checks import installed_extensions as installed
+    from mamba_build.diagnose.checks import build_tools, compilers, cuda, installed_extensions, system
 
     checks: list[Check] = [system.check_platform(env), system.check_glibc(env)]
     checks += system.check_python_tools(env)
@@ -39,7 +38,7 @@ def run_checks(env: Environment, target: Target) -> list[Check]:
     checks.append(cuda.check_gpu_archs(env, target))
     checks.append(system.check_resources(env))
     checks.append(cuda.check_libcuda(env))
-    checks += installed.check_installed(env)
+    checks += installed_extensions.check_installed(env)
     return checks
 
 

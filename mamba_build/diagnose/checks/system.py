@@ -5,7 +5,7 @@ from __future__ import annotations
 from mamba_build.diagnose.checks.base import Check, fail, ok, skip, warn
 from mamba_build.diagnose.environment import Environment
 from mamba_build.diagnose.probes.system import manylinux_glibc
-from mamba_build.plan import job_count as jobs
+from mamba_build.plan import job_count
 from mamba_build.tables import version_tuple
 
 SUPPORTED_MACHINES = ("x86_64", "aarch64")
@@ -140,31 +140,33 @@ def check_pip(inst, problem=None) -> Check:
 
 def check_resources(env: Environment) -> Check:
     r = env.resources
-    rec = jobs.recommend_jobs(r.cpus, r.mem_available_gb)
+    rec = job_count.recommend_jobs(r.cpus, r.mem_available_gb)
     summary = (
         f"{r.cpus} CPUs, {r.mem_available_gb or 0:.1f} GiB free of {r.mem_total_gb or 0:.1f} GiB RAM, "
         f"{r.disk_free_gb or 0:.1f} GiB free disk at {r.disk_path}; MAX_JOBS={rec.jobs}"
     )
     details = rec.reason
-    if r.disk_free_gb is not None and r.disk_free_gb < jobs.DISK_MIN_GB:
+    if r.disk_free_gb is not None and r.disk_free_gb < job_count.DISK_MIN_GB:
         return fail(
             "resources",
             summary,
-            f"free at least {jobs.DISK_MIN_GB:.0f} GiB in {r.disk_path} or point TMPDIR/--build-dir at a larger disk",
+            f"free at least {job_count.DISK_MIN_GB:.0f} GiB in {r.disk_path} "
+            "or point TMPDIR/--build-dir at a larger disk",
             details,
         )
-    if r.mem_available_gb is not None and r.mem_available_gb < jobs.PER_JOB_GB:
+    if r.mem_available_gb is not None and r.mem_available_gb < job_count.PER_JOB_GB:
         return warn(
             "resources",
             summary,
-            f"close other programs or build with --jobs 1; one nvcc job of these sources peaks at {jobs.PER_JOB_GB} GB",
+            "close other programs or build with --jobs 1; "
+            f"one nvcc job of these sources peaks at {job_count.PER_JOB_GB} GB",
             details,
         )
-    if r.disk_free_gb is not None and r.disk_free_gb < jobs.DISK_WARN_GB:
+    if r.disk_free_gb is not None and r.disk_free_gb < job_count.DISK_WARN_GB:
         return warn(
             "resources",
             summary,
-            f"a build of both packages needs about {jobs.DISK_WARN_GB:.0f} GiB of temporary space",
+            f"a build of both packages needs about {job_count.DISK_WARN_GB:.0f} GiB of temporary space",
             details,
         )
     return ok("resources", summary, details)
