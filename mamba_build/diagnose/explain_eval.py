@@ -383,17 +383,8 @@ def render(
             + ", ".join(f"`{i}`" for i in missing)
             + " (covered by the project logs below, see docs/explain.md).",
         ]
-    for title, rows in (
-        ("Wrong answers (held-out)", [r for r in public_ho if r.verdict == "wrong"]),
-        ("Unknown (held-out)", [r for r in public_ho if r.verdict == "unknown"]),
-    ):
-        lines += ["", f"## {title}", ""]
-        if not rows:
-            lines.append("None.")
-            continue
-        lines += ["| log | label | explain said | confidence | thread |", "|---|---|---|---|---|"]
-        for r in rows:
-            lines.append(f"| {r.case.path.name} | {r.case.label} | {r.got} | {r.confidence or '-'} | {r.case.url} |")
+    lines += _misses("## Wrong answers (held-out)", [r for r in public_ho if r.verdict == "wrong"])
+    lines += _misses("## Unknown (held-out)", [r for r in public_ho if r.verdict == "unknown"])
     if project:
         lines += [
             "",
@@ -560,15 +551,19 @@ def _blind_now_section(blind_ho: list[Result]) -> list[str]:
             )
     else:
         lines.append("None.")
-    for title, verdict in (("Wrong (blind, held-out)", "wrong"), ("Unknown (blind, held-out)", "unknown")):
-        rows = [r for r in blind_ho if r.verdict == verdict]
-        lines += ["", f"### {title}", ""]
-        if not rows:
-            lines.append("None.")
-            continue
-        lines += ["| log | label | explain said | confidence | thread |", "|---|---|---|---|---|"]
-        for r in rows:
-            lines.append(f"| {r.case.path.name} | {r.case.label} | {r.got} | {r.confidence or '-'} | {r.case.url} |")
+    lines += _misses("### Wrong (blind, held-out)", [r for r in blind_ho if r.verdict == "wrong"])
+    lines += _misses("### Unknown (blind, held-out)", [r for r in blind_ho if r.verdict == "unknown"])
+    return lines
+
+
+def _misses(heading: str, rows: list[Result]) -> list[str]:
+    """A report section listing the logs explain missed: heading, then their table (or "None.")."""
+    lines = ["", heading, ""]
+    if not rows:
+        return lines + ["None."]
+    lines += ["| log | label | explain said | confidence | thread |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.case.path.name} | {r.case.label} | {r.got} | {r.confidence or '-'} | {r.case.url} |")
     return lines
 
 

@@ -18,13 +18,18 @@ from mamba_build.toolchain.pins import _NETWORK_MARKERS, AptSource, DebPin, Rele
 PinT = TypeVar("PinT")  # a WheelPin or a DebPin
 
 
-def _pinned_file_in(pin: WheelPin, folders: Sequence[Path]) -> Path | None:
+def _verified_file_in(files: Sequence[tuple[str, str]], folders: Sequence[Path]) -> Path | None:
+    """The first ``folder/filename`` whose sha256 is the pinned one, over (filename, sha256) pairs and folders."""
     for folder in folders:
-        for f in pin.files:
-            candidate = folder / f.filename
-            if candidate.is_file() and sha256_file(candidate) == f.sha256:
+        for filename, sha256 in files:
+            candidate = folder / filename
+            if candidate.is_file() and sha256_file(candidate) == sha256:
                 return candidate
     return None
+
+
+def _pinned_file_in(pin: WheelPin, folders: Sequence[Path]) -> Path | None:
+    return _verified_file_in([(f.filename, f.sha256) for f in pin.files], folders)
 
 
 def fetch_wheels(
@@ -191,11 +196,7 @@ _APT_SIGNATURE_MARKERS = (
 
 
 def _pinned_deb_in(pin: DebPin, folders: Sequence[Path]) -> Path | None:
-    for folder in folders:
-        candidate = folder / pin.filename
-        if candidate.is_file() and sha256_file(candidate) == pin.sha256:
-            return candidate
-    return None
+    return _verified_file_in([(pin.filename, pin.sha256)], folders)
 
 
 def fetch_debs(
