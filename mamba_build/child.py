@@ -19,6 +19,7 @@ from mamba_build import runner
 from mamba_build.children._mb_child import RESULT_ENV
 
 CHILDREN = Path(__file__).with_name("children")
+PROTOCOL_FILE = CHILDREN / "_mb_child.py"  # the child side: copy it next to a child script run from elsewhere
 
 
 @dataclass
@@ -56,6 +57,16 @@ def run(
     python: str | os.PathLike,
     name: str,
     args: Sequence[str] = (),
+    **kw: Any,
+) -> ChildRun:
+    """Run child script ``name`` (mamba_build/children/NAME.py) with ``python``: :func:`run_script`."""
+    return run_script(python, script(name), args, **kw)
+
+
+def run_script(
+    python: str | os.PathLike,
+    path: str | os.PathLike,
+    args: Sequence[str] = (),
     *,
     timeout: float,
     cwd: str | os.PathLike | None = None,
@@ -63,11 +74,13 @@ def run(
     extra_env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
 ) -> ChildRun:
-    """Run child script ``name`` with ``python``; with ``log_path`` its output streams into that log
-    (:func:`runner.stream`), else it is captured (:func:`runner.run`)."""
+    """Run the child script at ``path`` with ``python`` (a script kept outside mamba_build, such as the smoke
+    test's copy next to its staged wheels, has ``_mb_child.py`` copied beside it: :data:`PROTOCOL_FILE`); with
+    ``log_path`` its output streams into that log (:func:`runner.stream`), else it is captured
+    (:func:`runner.run`)."""
     with tempfile.TemporaryDirectory(prefix="mb-child-") as tmp:
         out = Path(tmp) / "result.jsonl"
-        argv = [str(python), str(script(name)), *args]
+        argv = [str(python), str(path), *args]
         extra_env = {**(extra_env or {}), RESULT_ENV: str(out)}
         if log_path is not None:
             res = runner.stream(argv, log_path=log_path, timeout=timeout, cwd=cwd, env=env, extra_env=extra_env)

@@ -132,5 +132,52 @@ def test_an_aborted_pre_started_child_exits_untested(tmp_path):
     warm = WarmChild(PYTHON, tmp_path / "w")
     start = time.monotonic()
     warm.abort()
-    assert warm.result is not None and warm.result.returncode == 3 and warm.result.stdout.strip() == ""
+    assert warm.result is not None and warm.result.result.returncode == 3 and warm.result.records == []
     assert time.monotonic() - start < 30
+
+
+def test_the_result_comes_through_the_child_protocol_not_stdout(tmp_path):
+    """What the staged modules write on stdout (fd 1: torch, triton and C extensions do) cannot spoil the result: it
+    comes back in checks.py's result file (mamba_build/child.py), one record per check."""
+    wheel = make_wheel(tmp_path, "causal_conv1d", "1.7.0", {
+        "causal_conv1d/__init__.py": (
+            "import os\nos.write(1, b'{\"checks\": [], \"gpu\": true}\\n')\nraise ImportError('broken on purpose')\n"
+        ),
+    })
+    report = smoke_test_wheels([wheel], python=PYTHON, workdir=tmp_path / "work", timeout=300)
+    assert not report.passed and report.gpu is False
+    assert {c.name: c.status for c in report.checks}["import causal_conv1d"] == "fail"
+    log = report.log_path.read_text()
+    assert '{"checks": [], "gpu": true}' in log.split("# stdout")[1]  # printed, and ignored
+    assert '{"check": {"name": "import causal_conv1d", "status": "fail"' in log  # the record the parent read
+
+
+def test_a_child_killed_in_a_check_keeps_what_it_had_checked_and_names_where_it_died(tmp_path):
+    """A kernel that kills its process (a segfault, an illegal address) leaves no final result: the report
+    still holds the checks done before it, fails, and names the check that was running."""
+    wheel = make_wheel(tmp_path, "causal_conv1d", "1.7.0", {
+        "causal_conv1d/__init__.py": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
+        "causal_conv1d_cuda.py": "FAKE = True\n",
+    })
+    report = smoke_test_wheels([wheel], python=PYTHON, workdir=tmp_path / "work", timeout=300)
+    assert not report.passed and report.verdict == "fail"
+    by_name = {c.name: c for c in report.checks}
+    assert by_name["import causal_conv1d_cuda"].status == "ok"  # done before the crash, kept
+    died = by_name["smoke script"]
+    assert died.status == "fail"
+    assert "killed by SIGSEGV while running import causal_conv1d" in died.detail, died.detail
+    assert report.summary() == "smoke test FAILED: smoke script"
+
+
+def test_read_result_orders_running_and_done_checks():
+    from mamba_build.build.smoke.stage import read_result
+
+    head = {"header": {"gpu": True, "device": "H200", "torch": "2.11", "python": "3.12", "expected": ["mamba_ssm"]}}
+    ok = {"check": {"name": "import selective_scan_cuda", "status": "ok"}}
+    assert read_result([]) == (None, None)
+    assert read_result([head, {"running": "import selective_scan_cuda"}, ok]) == (
+        {**head["header"], "checks": [ok["check"]]}, "")
+    payload, running = read_result([head, {"running": "import selective_scan_cuda"}, ok, {"running": "selective_scan"}])
+    assert running == "selective_scan" and payload["device"] == "H200" and payload["checks"] == [ok["check"]]
+    final = {"gpu": False, "checks": []}
+    assert read_result([head, ok, {"result": final}]) == (final, None)

@@ -6,11 +6,16 @@ Run as a script by :mod:`mamba_build.build.smoke.stage` with the staging dir fir
 
 It imports what was installed (only the packages named by ``--expect``; each must resolve
 from inside ``--staging``, not from an older install elsewhere), and with a GPU compares forward
-and backward with our own references (``references.py``, next to this file). It prints ONE JSON
-object on stdout (everything else goes to stderr)::
+and backward with our own references (``references.py``, next to this file). It answers the way every child
+script of mamba-build does (``mamba_build/child.py``): JSON values, one per line, appended at once to the file
+``$MAMBA_BUILD_RESULT`` by ``_mb_child.emit`` (copied next to this file), never on stdout, where torch, triton
+and the extensions print what they like. While it runs it emits ``{"header": {...}}`` (torch, GPU),
+``{"running": NAME}`` before each check and ``{"check": {...}}`` after it, so a child that dies in a kernel
+(a segfault, an illegal address that kills the process) still tells the parent which checks passed and which
+one was running; at the end ``{"result": RESULT}``::
 
-    {"gpu": bool, "device": str|null, "torch": str, "python": str,
-     "checks": [{"name", "status", "detail", "max_abs_err", "tol"[, "optional"]}, ...]}
+    RESULT = {"gpu": bool, "device": str|null, "torch": str, "python": str, "expected": [str],
+              "checks": [{"name", "status", "detail", "max_abs_err", "tol"[, "optional"]}, ...]}
 
 status: ``ok``, ``fail``, ``skipped`` (numerical check without a GPU) -- without a GPU the
 import checks are ``ok`` and the numbers are ``skipped``: that is "import only", never a pass. On a GPU
@@ -62,7 +67,6 @@ order), which these bounds cover.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
 import json
@@ -169,8 +173,16 @@ def _load_references():
 
 
 class Report:
-    def __init__(self) -> None:
+    """The checks done so far; each one is also handed to ``sink`` (the child protocol's ``emit``) at once."""
+
+    def __init__(self, sink: Callable[[Any], None] | None = None) -> None:
         self.checks: list[dict] = []
+        self.sink = sink
+
+    def running(self, name: str) -> None:
+        """Say which check starts: if the process dies in it, the parent names it."""
+        if self.sink is not None:
+            self.sink({"running": name})
 
     def add(
         self,
@@ -186,6 +198,8 @@ class Report:
         if optional:
             entry["optional"] = True
         self.checks.append(entry)
+        if self.sink is not None:
+            self.sink({"check": entry})
 
 
 def _short_exc(exc: BaseException) -> str:
@@ -205,6 +219,7 @@ def _under(path: str | None, root: Path) -> bool:
 
 def check_import(report: Report, module: str, staging: Path | None) -> object | None:
     name = f"import {module}"
+    report.running(name)
     try:
         mod = importlib.import_module(module)
     except BaseException as exc:  # noqa: BLE001 - an extension can raise anything, even SystemExit
@@ -563,8 +578,14 @@ def check_mamba2_block(report: Report, refs, torch, cls=None, device: str = "cud
         report.add(f"{name} fwd+bwd", "fail", _short_exc(exc))
 
 
-def run_checks(expect: list[str], staging: Path | None, extra_imports: list[str] | None = None) -> dict:
-    report = Report()
+def run_checks(
+    expect: list[str],
+    staging: Path | None,
+    extra_imports: list[str] | None = None,
+    sink: Callable[[Any], None] | None = None,
+) -> dict:
+    """Every check of ``expect``; ``sink`` gets the header, each check as it starts and ends (see the module doc)."""
+    report = Report(sink)
     result: dict = {
         "gpu": False,
         "device": None,
@@ -586,6 +607,8 @@ def run_checks(expect: list[str], staging: Path | None, extra_imports: list[str]
     result["gpu"] = gpu
     if gpu:
         result["device"] = torch.cuda.get_device_name(0)
+    if sink is not None:
+        sink({"header": {k: v for k, v in result.items() if k != "checks"}})
     refs = _load_references()
 
     imported: dict[str, bool] = {}
@@ -615,6 +638,7 @@ def run_checks(expect: list[str], staging: Path | None, extra_imports: list[str]
             elif not gpu:
                 report.add(label, "skipped", "no GPU: import only, numbers not checked")
             else:
+                report.running(label)
                 fn(report, refs, torch)
     return result
 
@@ -677,38 +701,37 @@ def main(argv: list[str] | None = None) -> int:
         help="another extension module to import (no numerical check)",
     )
     args = ap.parse_args(argv)
-    real_stdout = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):  # the JSON object is the only thing on stdout
-        if args.wait_for is not None:
-            warm_up()
-            go = wait_for_go(args.wait_for, args.wait_timeout)
-            if go is None:
-                return ABORTED
-            args.staging, args.expect, args.imports = Path(go["staging"]), list(go["expect"]), list(go["imports"])
-            sys.path.insert(0, str(args.staging))
-            importlib.invalidate_caches()
-        try:
-            result = run_checks(args.expect, args.staging, args.imports)
-        except BaseException as exc:  # noqa: BLE001
-            traceback.print_exc(file=sys.stderr)
-            result = {
-                "gpu": False,
-                "device": None,
-                "torch": None,
-                "python": platform.python_version(),
-                "expected": args.expect,
-                "checks": [
-                    {
-                        "name": "smoke script",
-                        "status": "fail",
-                        "detail": _short_exc(exc),
-                        "max_abs_err": None,
-                        "tol": None,
-                    }
-                ],
-            }
-    real_stdout.write(json.dumps(result) + "\n")
-    real_stdout.flush()
+    from _mb_child import emit  # copied next to this script (stage._copy_scripts): the child protocol
+
+    if args.wait_for is not None:
+        warm_up()
+        go = wait_for_go(args.wait_for, args.wait_timeout)
+        if go is None:
+            return ABORTED
+        args.staging, args.expect, args.imports = Path(go["staging"]), list(go["expect"]), list(go["imports"])
+        sys.path.insert(0, str(args.staging))
+        importlib.invalidate_caches()
+    try:
+        result = run_checks(args.expect, args.staging, args.imports, sink=emit)
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc(file=sys.stderr)
+        result = {
+            "gpu": False,
+            "device": None,
+            "torch": None,
+            "python": platform.python_version(),
+            "expected": args.expect,
+            "checks": [
+                {
+                    "name": "smoke script",
+                    "status": "fail",
+                    "detail": _short_exc(exc),
+                    "max_abs_err": None,
+                    "tol": None,
+                }
+            ],
+        }
+    emit({"result": result})
     failed = any(c["status"] == "fail" for c in result["checks"])
     return 1 if failed else 0
 

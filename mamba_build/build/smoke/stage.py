@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -22,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mamba_build import runner
+from mamba_build import child, runner
 from mamba_build.build.smoke.checks import ABORTED
 from mamba_build.errors import SmokeTestError
 
 SMOKE_DIR = Path(__file__).resolve().parent
-SCRIPT_FILES = ("checks.py", "references.py")
+SCRIPT_FILES = ("checks.py", "references.py")  # copied out, with the child protocol's _mb_child.py
 
 # top-level names found in the staging dir -> the package checks.py knows
 _TOP_LEVEL = {
@@ -150,21 +151,17 @@ class WarmChild:
         self.go_file = self.workdir / "smoke-go.json"
         self.go_file.unlink(missing_ok=True)
         scripts = _copy_scripts(self.workdir)
-        self.argv = [
-            python,
-            str(scripts / "checks.py"),
-            "--wait-for",
-            str(self.go_file),
-            "--wait-timeout",
-            str(timeout),
-        ]
-        self.result: runner.CommandResult | None = None
+        self.python, self.script = python, scripts / "checks.py"
+        self.args = ["--wait-for", str(self.go_file), "--wait-timeout", str(timeout)]
+        self.result: child.ChildRun | None = None
         env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
         self._thread = threading.Thread(target=self._run, args=(timeout + 60, env), daemon=True, name="smoke-warm")
         self._thread.start()
 
     def _run(self, timeout: float, env: dict) -> None:
-        self.result = runner.run(self.argv, timeout=timeout, cwd=self.workdir, extra_env=env)
+        self.result = child.run_script(
+            self.python, self.script, self.args, timeout=timeout, cwd=self.workdir, extra_env=env
+        )
 
     def _write(self, payload: dict) -> None:
         if not self.go_file.exists():
@@ -172,9 +169,7 @@ class WarmChild:
             tmp.write_text(json.dumps(payload), encoding="utf-8")
             os.replace(tmp, self.go_file)
 
-    def go(
-        self, staging: Path, expect: Sequence[str], imports: Sequence[str], timeout: float
-    ) -> runner.CommandResult | None:
+    def go(self, staging: Path, expect: Sequence[str], imports: Sequence[str], timeout: float) -> child.ChildRun | None:
         self._write({"staging": str(staging), "expect": list(expect), "imports": list(imports)})
         self._thread.join(timeout)
         return self.result
@@ -191,6 +186,7 @@ def _copy_scripts(workdir: Path) -> Path:
     scripts.mkdir(parents=True, exist_ok=True)
     for name in SCRIPT_FILES:
         shutil.copyfile(SMOKE_DIR / name, scripts / name)
+    shutil.copyfile(child.PROTOCOL_FILE, scripts / child.PROTOCOL_FILE.name)
     return scripts
 
 
@@ -243,51 +239,65 @@ def smoke_test_wheels(
             **common,
         )
 
-    res = warm.go(staging, packages, others, timeout) if warm is not None else None
-    if res is not None and res.returncode != ABORTED and _parse_json(res.stdout) is not None:
+    run = warm.go(staging, packages, others, timeout) if warm is not None else None
+    if run is not None and run.result.returncode != ABORTED and run.records:
         env_extra = {"PYTHONPATH": f"(pre-started: sys.path[0] = {staging} after its warm-up)"}
-    else:  # not pre-started, or it gave up (ABORTED) or died: run the checks in a fresh child
+    else:  # not pre-started, or it gave up (ABORTED) or died before its first word: run a fresh child
         scripts = _copy_scripts(workdir)
-        argv = [python, str(scripts / "checks.py"), "--staging", str(staging)]
+        args = ["--staging", str(staging)]
         for pkg in packages:
-            argv += ["--expect", pkg]
+            args += ["--expect", pkg]
         for mod in others:
-            argv += ["--import", mod]
+            args += ["--import", mod]
         old_pp = os.environ.get("PYTHONPATH")
         env_extra = {
             "PYTHONPATH": str(staging) + (os.pathsep + old_pp if old_pp else ""),
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONNOUSERSITE": "1",
         }
-        res = runner.run(argv, timeout=timeout, cwd=workdir, extra_env=env_extra)
+        run = child.run_script(python, scripts / "checks.py", args, timeout=timeout, cwd=workdir, extra_env=env_extra)
+    res = run.result
+    records = "\n".join(json.dumps(r) for r in run.records)
     with open(log_path, "a", encoding="utf-8", errors="replace") as fh:
         fh.write(
             f"\n$ PYTHONPATH={env_extra['PYTHONPATH']} {res.cmdline}\n# rc={res.returncode} "
             f"timed_out={res.timed_out} {res.duration:.1f}s\n# stdout\n{res.stdout}\n# stderr\n{res.stderr}\n"
+            f"# result records ($MAMBA_BUILD_RESULT)\n{records}\n"
         )
-    payload = _parse_json(res.stdout)
-    if payload is None:
+    payload, running = read_result(run.records)
+    if payload is None or running is not None:
+        rc = res.returncode if res.returncode is not None else 0
         why = (
             "timed out"
             if res.timed_out
             else "could not start"
             if res.missing
-            else f"died (exit {res.returncode}) without a result"
+            else f"was killed by {_signal_name(-rc)}"
+            if rc < 0
+            else f"died (exit {rc})"
+        )
+        where = (
+            " without a result"
+            if payload is None
+            else f" while running {running}"
+            if running
+            else " between two checks"
         )
         tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-15:])
-        return _fail("smoke script", f"the smoke test process {why}: {tail}", packages=tuple(packages), **common)
-
-    checks = [
-        SmokeCheck(
-            str(c.get("name")),
-            str(c.get("status")),
-            str(c.get("detail") or ""),
-            c.get("max_abs_err"),
-            c.get("tol"),
-            bool(c.get("optional")),
+        died = SmokeCheck("smoke script", FAIL, f"the smoke test process {why}{where}: {tail}")
+        if payload is None:
+            return SmokeReport(passed=False, gpu=False, checks=[died], packages=tuple(packages), **common)
+        done = [_check(c) for c in payload.get("checks", [])]
+        return SmokeReport(
+            passed=False,
+            gpu=bool(payload.get("gpu")),
+            checks=[*done, died],
+            device=payload.get("device"),
+            packages=tuple(packages),
+            **common,
         )
-        for c in payload.get("checks", [])
-    ]
+
+    checks = [_check(c) for c in payload.get("checks", [])]
     gpu = bool(payload.get("gpu"))
     any_fail = any(c.status not in (OK, SKIPPED) for c in checks)
     imports_ok = any(c.name.startswith("import ") and c.status == OK for c in checks)
@@ -303,14 +313,44 @@ def smoke_test_wheels(
     )
 
 
-def _parse_json(text: str) -> dict | None:
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and "checks" in obj:
-                return obj
-    return None
+def _check(c: dict) -> SmokeCheck:
+    return SmokeCheck(
+        str(c.get("name")),
+        str(c.get("status")),
+        str(c.get("detail") or ""),
+        c.get("max_abs_err"),
+        c.get("tol"),
+        bool(c.get("optional")),
+    )
+
+
+def read_result(records: Sequence[Any]) -> tuple[dict | None, str | None]:
+    """checks.py's answer from its records (``child.ChildRun.records``): ``(RESULT, None)`` when it finished;
+    when it died first, what it had said: ``({header..., "checks": done}, the check it was running)``
+    (``running`` "" when it died between two checks); ``(None, None)`` when it said nothing."""
+    header: dict | None = None
+    done: list[dict] = []
+    running: str | None = None
+    for rec in records:
+        if not isinstance(rec, dict):
+            continue
+        if "result" in rec and isinstance(rec["result"], dict):
+            return rec["result"], None
+        if "header" in rec:
+            header = rec["header"]
+        elif "running" in rec:
+            running = str(rec["running"])
+        elif "check" in rec:
+            done.append(rec["check"])
+            if rec["check"].get("name") == running:
+                running = None
+    if header is None and not done:
+        return None, None
+    return {**(header or {}), "checks": done}, running or ""
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
