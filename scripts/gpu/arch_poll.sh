@@ -25,6 +25,9 @@ for d in "$S"/a9 "$S"/n1 "$S"/n2 "$S"/n3; do
   for f in results.json table.md cold.pool.ninja_log; do [ -f "$d/$f" ] && cp "$d/$f" "$OUT/$n/"; done
   [ -f "$d/cold.log" ] && tail -c 3000000 "$d/cold.log" > "$OUT/$n/cold.log"
 done
+if [ -d "$S/mutation" ]; then mkdir -p "$OUT/mutation"
+  for f in machine.txt mutation.json mutation.md control.json mutation.stdout; do [ -f "$S/mutation/$f" ] && cp "$S/mutation/$f" "$OUT/mutation/"; done
+fi
 for l in "$S"/*.log; do [ -f "$l" ] && tail -c 200000 "$l" > "$OUT/step-$(basename "$l")"; done
 find "$OUT" -type f -printf "%8s %p\n" | head -40
 mkdir -p "$FINAL_OUT"; tar -C "$OUT" -czf "$FINAL_OUT/results.tar.gz" .; cp "$S/steps.txt" "$FINAL_OUT/" 2>/dev/null

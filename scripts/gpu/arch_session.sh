@@ -14,6 +14,12 @@
 #     the H200 on 2026-12-02). The other 8 archs: checked on the 2-core machine (scripts/arch_costs_2core.sh);
 #  4. n2, n3: two more native cold runs (the median of 3, spread reported);
 #  5. kernels: benchmarks/kernel_speed.py --quick, n1's wheels against a9's on this GPU (sm_90), if time is left.
+#  6. mutation (only when named in STEPS): scripts/gpu/mutation_check.sh with the time left (<= 330 s): the smoke
+#     test against deliberately broken kernels (issue 18), into $S/mutation.
+# STEPS (default "a9 n1 parity n2 n3 kernels") picks and orders the steps, e.g. a native-only session that also
+# proves the smoke test on the GPU: STEPS="n1 n2 n3 mutation" DEADLINE_S=1250 bash scripts/gpu/arch_session.sh 540.
+# Before each native run the size of Triton's kernel cache (~/.triton/cache) goes to steps.txt: the machine's
+# first smoke test compiles the Mamba2 block's Triton kernels, later ones find them there.
 # Upstream's default 9-arch build (835 + 481 s on 2026-12-02) does not fit in this lease: the report compares
 # against that run (same machine type, NOT the same run; build_speed.py --report-only ... --merge says so).
 set -u
@@ -55,7 +61,9 @@ J9=$(jobs_arg --arch "$UPSTREAM_ARCHS"); JN=$(jobs_arg)
 # installed, and `import mamba_ssm` needs only einops, transformers, triton (there): build, and list them
 J9="${J9:+$J9 }--skip-missing-deps"; JN="${JN:+$JN }--skip-missing-deps"
 echo "extra compile args: 9 archs: '${J9}', native: '${JN}'"
-export PYTHONUNBUFFERED=1 S PY DEADLINE J9 JN
+STEPS=${STEPS:-a9 n1 parity n2 n3 kernels}
+echo "steps: $STEPS"
+export PYTHONUNBUFFERED=1 S PY DEADLINE J9 JN STEPS
 # shellcheck disable=SC2016  # expanded by the driver's bash
 setsid nohup bash -c '
   t0=$(date +%s); left() { echo $(( DEADLINE - ($(date +%s) - t0) )); }
@@ -71,11 +79,9 @@ setsid nohup bash -c '
     "$PY" benchmarks/build_speed.py --sdists .carry/sdists --out "$S/$out" --python "$PY" --phases cold \
       --timeout-compile "$to" ${extra:+--extra-compile-args "$extra"} "$@"
   }
-  step a9 700 bs a9 "$(( $(left) - 20 ))" "$J9" --arch upstream --target-cold-s 0 --target-speedup 3
-  step n1 190 bs n1 300 "$JN"
-  step parity 60 "$PY" benchmarks/sass_parity.py "$S/a9/wheels-cold" "$S/n1/wheels-cold" --arch 90 --json "$S/parity.json"
-  step n2 190 bs n2 300 "$JN"
-  step n3 190 bs n3 300 "$JN"
+  triton_cache() { echo "$1: Triton cache before it: $(du -sh ~/.triton/cache 2>/dev/null | cut -f1 || echo none)" >> "$S/steps.txt"; }
+  native() { triton_cache "$1"; bs "$1" 330 "$JN"; }
+  mutation() { OUT="$S/mutation" bash scripts/gpu/mutation_check.sh "$(( $(left) - 30 < 330 ? $(left) - 30 : 330 ))"; }
   kernels() {
     rm -rf "$S/kb"; mkdir -p "$S/kb/native" "$S/kb/nine-arch"
     for w in "$S"/n1/wheels-cold/*.whl; do "$PY" -m zipfile -e "$w" "$S/kb/native"; done
@@ -83,7 +89,16 @@ setsid nohup bash -c '
     "$PY" benchmarks/kernel_speed.py --build "native=$S/kb/native" --build "nine-arch=$S/kb/nine-arch" \
       --ops causal_conv1d,selective_scan --quick --json "$S/kernels.json" --markdown "$S/kernels.md"
   }
-  step kernels 100 kernels
+  for st in $STEPS; do
+    case $st in
+      a9) step a9 700 bs a9 "$(( $(left) - 20 ))" "$J9" --arch upstream --target-cold-s 0 --target-speedup 3 ;;
+      n1|n2|n3) step "$st" 190 native "$st" ;;
+      parity) step parity 60 "$PY" benchmarks/sass_parity.py "$S/a9/wheels-cold" "$S/n1/wheels-cold" --arch 90 --json "$S/parity.json" ;;
+      kernels) step kernels 100 kernels ;;
+      mutation) step mutation 240 mutation ;;
+      *) echo "unknown step $st" >> "$S/steps.txt" ;;
+    esac
+  done
   echo "exit 0 $(date -u +%T) after $(( $(date +%s) - t0 )) s" > "$S/done"; rm -f "$S/current"
 ' arch-session > "$S/driver.log" 2>&1 < /dev/null &
 echo $! > "$S/pid"
