@@ -871,7 +871,7 @@ def derive_facts(values: dict[str, str]) -> None:
     if m and "gcc_major" not in values:
         values["gcc_major"] = m.group(1)
     lib = values.get("library", "")
-    m = re.search(r"libcudart\.so\.(\d+)", lib)
+    m = re.search(r"lib(?:cudart|cublas|cublasLt|cusparse|cusolver|cufft|curand|nvrtc|nvJitLink)\.so\.(\d+)", lib)
     if m and "cuda_major" not in values:
         values["cuda_major"] = m.group(1)
     pt = values.get("python_tag", "")
