@@ -193,3 +193,17 @@ def test_xformers_built_for_another_torch() -> None:
     assert _root(warn.replace("2.4.1+cu121", "2.3.0+cu121")) == "unknown"
     # a CPU torch is its own class
     assert _root(warn.replace("2.4.1+cu121", "2.4.1+cpu")) != "abi-undefined-symbol"
+
+
+# --- reading: the Markdown/HTML that wraps a log pasted into an issue is not the log's last line
+
+
+def test_a_code_fence_after_the_log_does_not_hide_an_open_build_line() -> None:
+    # pip's verbose form ('...: started'), recognised only as the log's last line
+    text = "```\nBuilding wheels for collected packages: causal-conv1d\n  Building wheel for causal-conv1d (setup.py): started\n"
+    assert _root(text) == "build-too-slow"
+    assert _root(text + "```\n") == "build-too-slow"
+    assert _root(text + "```\n</details>\n") == "build-too-slow"
+    assert (
+        _root(text + "  Building wheel for causal-conv1d (setup.py): finished with status 'done'\n```\n") == "unknown"
+    )
