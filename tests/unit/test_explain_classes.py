@@ -207,3 +207,20 @@ def test_a_code_fence_after_the_log_does_not_hide_an_open_build_line() -> None:
     assert (
         _root(text + "  Building wheel for causal-conv1d (setup.py): finished with status 'done'\n```\n") == "unknown"
     )
+
+
+# --- the compiled modules of the neighbouring packages, and their git submodules
+
+
+@pytest.mark.parametrize("module", ["flash_attn_2_cuda", "amp_C", "fused_layer_norm_cuda"])
+def test_a_packages_own_compiled_module_is_not_a_dependency_to_pip_install(module: str) -> None:
+    assert _root(f"ModuleNotFoundError: No module named '{module}'\n") == "extension-not-built"
+
+
+def test_cutlass_headers_missing_is_a_checkout_without_submodules() -> None:
+    line = "csrc/flash_attn/src/kernel_traits.h:8:10: fatal error: cute/algorithm/copy.hpp: No such file or directory\n"
+    assert _root(line) == "sdist-missing-sources"
+    # DeepSpeed's evoformer op asks for a CUTLASS checkout of the user's own
+    assert _root(
+        " [WARNING]  Please specify the CUTLASS repo directory as environment variable $CUTLASS_PATH\n" + line
+    ) == ("headers-missing")
