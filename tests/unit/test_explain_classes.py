@@ -224,3 +224,13 @@ def test_cutlass_headers_missing_is_a_checkout_without_submodules() -> None:
     assert _root(
         " [WARNING]  Please specify the CUTLASS repo directory as environment variable $CUTLASS_PATH\n" + line
     ) == ("headers-missing")
+
+
+def test_an_msvc_compile_error_is_the_platform_only_for_packages_without_a_windows_build() -> None:
+    err = "{pkg}\\csrc\\kernel.cu(41): error C2872: 'std': ambiguous symbol\n"
+    assert _root("Building wheel for flash-attn (setup.py) ... error\n" + err.format(pkg="flash_attn")) != (
+        "platform-unsupported"
+    )
+    assert _root("Building wheel for mamba-ssm (setup.py) ... error\n" + err.format(pkg="mamba_ssm")) == (
+        "platform-unsupported"
+    )
