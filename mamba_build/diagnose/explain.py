@@ -96,6 +96,9 @@ HARD_WRAP_MIN = 60  # a line this long that ends without a space may have been c
 MAX_FOLLOW_ON = 6
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+# Markdown and HTML that wrap a log pasted into an issue (a code fence, a <details> block): never the
+# log's own last line, so the `tail` patterns (a build still running when the log ends) look past them
+_MARKUP = re.compile(r"\s*(?:```|~~~|</?details>|</?summary>)")
 
 
 # ----------------------------------------------------------------------------------- catalog
@@ -705,7 +708,7 @@ class _Scan:
                     self.conds_hit.add(ci)
         for offset, line in enumerate(lines):
             no = first + offset
-            if line.strip():
+            if line.strip() and not _MARKUP.match(line):
                 self.tail.append((no, line))
             owners = set(cat.always)
             for k, own in present:
@@ -871,7 +874,7 @@ def derive_facts(values: dict[str, str]) -> None:
     if m and "gcc_major" not in values:
         values["gcc_major"] = m.group(1)
     lib = values.get("library", "")
-    m = re.search(r"libcudart\.so\.(\d+)", lib)
+    m = re.search(r"lib(?:cudart|cublas|cublasLt|cusparse|cusolver|cufft|curand|nvrtc|nvJitLink)\.so\.(\d+)", lib)
     if m and "cuda_major" not in values:
         values["cuda_major"] = m.group(1)
     pt = values.get("python_tag", "")
