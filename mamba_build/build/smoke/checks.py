@@ -10,7 +10,8 @@ and backward with our own references (``references.py``, next to this file). It 
 script of mamba-build does (``mamba_build/child.py``): JSON values, one per line, appended at once to the file
 ``$MAMBA_BUILD_RESULT`` by ``_mb_child.emit`` (copied next to this file), never on stdout, where torch, triton
 and the extensions print what they like. While it runs it emits ``{"header": {...}}`` (torch, GPU),
-``{"running": NAME}`` before each check and ``{"check": {...}}`` after it, so a child that dies in a kernel
+``{"running": NAME}`` before each check and ``{"check": {...}}`` after it (each with ``"t"``, seconds since the
+checks began), so a child that dies in a kernel
 (a segfault, an illegal address that kills the process) still tells the parent which checks passed and which
 one was running; at the end ``{"result": RESULT}``::
 
@@ -74,6 +75,7 @@ import math
 import os
 import platform
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -668,8 +670,6 @@ def warm_up() -> None:
 def wait_for_go(path: Path, timeout: float) -> dict | None:
     """Block until the parent writes ``path`` (JSON: staging, expect, imports; or abort); None: abort, the
     parent is gone, or the wait timed out."""
-    import time
-
     parent, deadline = os.getppid(), time.monotonic() + timeout
     while not path.exists():
         if os.getppid() != parent or time.monotonic() > deadline:
@@ -701,7 +701,12 @@ def main(argv: list[str] | None = None) -> int:
         help="another extension module to import (no numerical check)",
     )
     args = ap.parse_args(argv)
-    from _mb_child import emit  # copied next to this script (stage._copy_scripts): the child protocol
+    from _mb_child import emit as _emit  # copied next to this script (stage._copy_scripts): the child protocol
+
+    start = [time.monotonic()]
+
+    def emit(value: dict) -> None:  # each record says when (seconds since the checks began): smoke.log times them
+        _emit({**value, "t": round(time.monotonic() - start[0], 2)})
 
     if args.wait_for is not None:
         warm_up()
@@ -711,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         args.staging, args.expect, args.imports = Path(go["staging"]), list(go["expect"]), list(go["imports"])
         sys.path.insert(0, str(args.staging))
         importlib.invalidate_caches()
+        start[0] = time.monotonic()
     try:
         result = run_checks(args.expect, args.staging, args.imports, sink=emit)
     except BaseException as exc:  # noqa: BLE001
