@@ -67,23 +67,31 @@ def run_script(
     python: str | os.PathLike,
     path: str | os.PathLike,
     args: Sequence[str] = (),
+    **kw: Any,
+) -> ChildRun:
+    """Run the child script at ``path`` with ``python`` (a script kept outside mamba_build, such as the smoke
+    test's copy next to its staged wheels, has ``_mb_child.py`` copied beside it: :data:`PROTOCOL_FILE`)."""
+    return run_argv([str(python), str(path), *args], **kw)
+
+
+def run_argv(
+    argv: Sequence[str | os.PathLike],
     *,
     timeout: float,
     cwd: str | os.PathLike | None = None,
     env: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
+    max_output: int = runner.MAX_OUTPUT,
 ) -> ChildRun:
-    """Run the child script at ``path`` with ``python`` (a script kept outside mamba_build, such as the smoke
-    test's copy next to its staged wheels, has ``_mb_child.py`` copied beside it: :data:`PROTOCOL_FILE`); with
-    ``log_path`` its output streams into that log (:func:`runner.stream`), else it is captured
-    (:func:`runner.run`)."""
+    """Run ``argv`` (a child script, or ``python -m pytest`` with our plugin) with ``$MAMBA_BUILD_RESULT`` set and
+    read back what it emitted; with ``log_path`` its output streams into that log (:func:`runner.stream`), else it
+    is captured (:func:`runner.run`, keeping at most ``max_output`` characters)."""
     with tempfile.TemporaryDirectory(prefix="mb-child-") as tmp:
         out = Path(tmp) / "result.jsonl"
-        argv = [str(python), str(path), *args]
         extra_env = {**(extra_env or {}), RESULT_ENV: str(out)}
         if log_path is not None:
             res = runner.stream(argv, log_path=log_path, timeout=timeout, cwd=cwd, env=env, extra_env=extra_env)
         else:
-            res = runner.run(argv, timeout=timeout, cwd=cwd, env=env, extra_env=extra_env)
+            res = runner.run(argv, timeout=timeout, cwd=cwd, env=env, extra_env=extra_env, max_output=max_output)
         return ChildRun(res, read_records(out))

@@ -92,6 +92,9 @@ def _merged_env(env: Mapping[str, str] | None, extra_env: Mapping[str, str] | No
     return merged
 
 
+MAX_OUTPUT = 4_000_000  # bytes of stdout and of stderr a captured command keeps (the first ones)
+
+
 def run(
     argv: Sequence[str | os.PathLike],
     *,
@@ -100,7 +103,7 @@ def run(
     env: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     input: str | None = None,
-    max_output: int = 4_000_000,
+    max_output: int = MAX_OUTPUT,
 ) -> CommandResult:
     """Run a short command and capture its output. Never raises for a failing or missing program."""
     args = tuple(str(a) for a in argv)

@@ -3,14 +3,15 @@
 :func:`run_upstream_tests` gets the package's source of the version under test (the sdist from the index, or
 ``--source``), copies its ``tests/`` out of the tree (so that ``import causal_conv1d`` resolves to the staged
 or installed build, never to the source's uncompiled package), and runs pytest in the target Python with a
-small plugin of ours (:data:`PLUGIN`) that
+small plugin of ours (``mamba_build/children/upstream_pytest_plugin.py``) that
 
 * keeps a seeded random sample of the collected tests (``sample``), for a time budget: the full causal-conv1d
   file is 9,485 tests, 108 s on an H200;
 * skips, and lists, the tests that need the network or a model download (found in their source:
   :data:`NETWORK_MARKERS`) -- a build machine or a GPU box may have neither;
 * stops starting tests once ``time_budget`` seconds are spent (the rest count as "not run");
-* writes every outcome to a JSON file (no parsing of pytest's text).
+* hands every outcome back as it comes, through the child protocol (``mamba_build/child.py``; no parsing of
+  pytest's text, and a pytest killed in a kernel keeps what it reported before).
 
 Without a CUDA GPU in the target Python nothing of this can run (every test launches kernels): the tests are
 only collected, and the result says so (``ran`` False, how many were collected) -- never a pass.
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mamba_build import runner
+from mamba_build import child, runner
 from mamba_build.errors import EnvironmentProblem, SourceError
 
 # A test whose own source holds one of these needs the network or a model from a hub.
@@ -40,69 +41,8 @@ NETWORK_MARKERS = (
     "http://",
     "https://",
 )
-BUDGET_REASON = "mamba-build: time budget used up"
-PLUGIN_NAME = "mamba_build_upstream_plugin"
-
-PLUGIN = (
-    r'''
-"""mamba-build's pytest plugin for upstream's tests (written by mamba_build/build/upstream_tests.py)."""
-import json, os, random, time
-import pytest
-
-_START = time.monotonic()
-_OUT = os.environ["MB_UPSTREAM_RESULTS"]
-_STATE = {"collected": 0, "selected": [], "results": []}
-
-
-def pytest_collection_modifyitems(session, config, items):
-    _STATE["collected"] = len(items)
-    keep = list(items)
-    n = os.environ.get("MB_UPSTREAM_SAMPLE")
-    if n and int(n) < len(keep):
-        rng = random.Random(int(os.environ.get("MB_UPSTREAM_SEED", "0")))
-        chosen = set(rng.sample(range(len(keep)), int(n)))
-        dropped = [it for k, it in enumerate(keep) if k not in chosen]
-        keep = [it for k, it in enumerate(keep) if k in chosen]
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
-    skips = json.loads(os.environ.get("MB_UPSTREAM_SKIP", "{}"))
-    for it in keep:
-        reason = skips.get(it.nodeid.split("[")[0])
-        if reason:
-            it.add_marker(pytest.mark.skip(reason=reason))
-    _STATE["selected"] = [it.nodeid for it in keep]
-    _write()
-
-
-def pytest_runtest_setup(item):
-    budget = os.environ.get("MB_UPSTREAM_BUDGET")
-    if budget and time.monotonic() - _START > float(budget):
-        pytest.skip("'''
-    + BUDGET_REASON
-    + r"""")
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "call" or report.outcome != "passed":
-        text = ""
-        if report.skipped and isinstance(report.longrepr, tuple):
-            text = str(report.longrepr[2])
-        elif report.failed:
-            text = str(report.longrepr)[-3000:]
-        _STATE["results"].append({"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
-                                  "seconds": round(report.duration, 3), "text": text})
-
-
-def pytest_sessionfinish(session, exitstatus):
-    _write()
-
-
-def _write():
-    with open(_OUT + ".tmp", "w") as fh:
-        json.dump(_STATE, fh)
-    os.replace(_OUT + ".tmp", _OUT)
-"""
-)
+BUDGET_REASON = "mamba-build: time budget used up"  # the plugin's skip reason (children/upstream_pytest_plugin.py)
+PLUGIN_NAME = "upstream_pytest_plugin"  # mamba_build/children/upstream_pytest_plugin.py, the child protocol
 
 
 @dataclass
@@ -184,7 +124,6 @@ def network_tests(root: Path, files: Sequence[Path]) -> dict[str, str]:
 def _pytest_env(
     plugin_dir: Path,
     staging: Path | None,
-    results: Path,
     skips: dict,
     sample: int | None,
     seed: int,
@@ -194,7 +133,6 @@ def _pytest_env(
     old = os.environ.get("PYTHONPATH")
     env = {
         "PYTHONPATH": os.pathsep.join(paths + ([old] if old else [])),
-        "MB_UPSTREAM_RESULTS": str(results),
         "MB_UPSTREAM_SKIP": json.dumps(skips),
         "MB_UPSTREAM_SEED": str(seed),
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -272,10 +210,9 @@ def run_upstream_tests(
     (copy / "pytest.ini").write_text("[pytest]\naddopts =\n", encoding="utf-8")
     plugin_dir = workdir / "plugin"
     plugin_dir.mkdir(exist_ok=True)
-    (plugin_dir / f"{PLUGIN_NAME}.py").write_text(PLUGIN, encoding="utf-8")
+    for f in (child.script(PLUGIN_NAME), child.PROTOCOL_FILE):
+        shutil.copyfile(f, plugin_dir / f.name)
     skips = network_tests(copy, [copy / f for f in run.files])
-    results = workdir / f"results-{info.name}.json"
-    results.unlink(missing_ok=True)
     run.gpu = has_cuda(python, staging) if gpu is None else gpu
     argv = [
         python,
@@ -293,8 +230,9 @@ def run_upstream_tests(
         *(["--collect-only"] if not run.gpu else []),
         *run.files,
     ]
-    env = _pytest_env(plugin_dir, staging, results, skips, sample, seed, time_budget)
-    res = runner.run(argv, timeout=timeout, cwd=copy, extra_env=env, max_output=2_000_000)
+    env = _pytest_env(plugin_dir, staging, skips, sample, seed, time_budget)
+    done = child.run_argv(argv, timeout=timeout, cwd=copy, extra_env=env, max_output=2_000_000)
+    res = done.result
     log = workdir / f"pytest-{info.name}.log"
     log.write_text(
         f"$ {res.cmdline}\n# rc={res.returncode} {res.duration:.1f}s\n{res.output}", encoding="utf-8", errors="replace"
@@ -302,9 +240,8 @@ def run_upstream_tests(
     run.log, run.seconds = str(log), res.duration
     if "No module named pytest" in res.output:
         raise EnvironmentProblem(f"pytest is not installed in {python}", f"{python} -m pip install pytest")
-    try:
-        state = json.loads(results.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    state = _state(done.records)
+    if state is None:
         tail = "\n".join(res.output.strip().splitlines()[-20:])
         raise SourceError(
             f"upstream's tests of {info.name} could not be collected (pytest exit {res.returncode})",
@@ -336,4 +273,30 @@ def run_upstream_tests(
         run.note = f"pytest timed out after {timeout:.0f}s"
         run.failed += 1
         run.failures.append(("(the whole run)", run.note))
+    elif not state["finished"]:  # killed (a kernel that takes the process down): what ran before is kept above
+        last = state["results"][-1]["nodeid"] if state["results"] else "(none)"
+        run.note = (
+            f"pytest died (exit {res.returncode}) before the end of the session, after {len(state['results'])} "
+            f"reported outcomes; the last one reported: {last}"
+        )
+        run.failed += 1
+        run.failures.append(("(the whole run)", run.note))
     return run
+
+
+def _state(records: list) -> dict | None:
+    """The plugin's records (children/upstream_pytest_plugin.py) as ``{"collected", "selected", "results",
+    "finished"}``; None when pytest never got through collection."""
+    state: dict | None = None
+    results: list[dict] = []
+    finished = False
+    for rec in records:
+        if not isinstance(rec, dict):
+            continue
+        if "collected" in rec:
+            state = {"collected": int(rec["collected"]), "selected": list(rec.get("selected", []))}
+        elif "test" in rec:
+            results.append(rec["test"])
+        elif "finished" in rec:
+            finished = True
+    return None if state is None else {**state, "results": results, "finished": finished}

@@ -70,6 +70,19 @@ def test_a_full_run_counts_every_outcome_and_lists_the_skipped_network_tests(tre
     assert "1 failed" in run.summary() and "2 needing the network or a model skipped" in run.summary()
 
 
+def test_a_pytest_killed_in_a_test_keeps_the_outcomes_reported_before_and_fails(tree, tmp_path):
+    """A kernel that takes the process down (segfault, illegal address) ends pytest without a session finish: the
+    outcomes reported before it still count, and the run fails, naming the last one reported."""
+    (tree / "tests" / "test_zz_crash.py").write_text(
+        "import os, signal\n\ndef test_ok():\n    pass\n\ndef test_crash():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    run = _run(tree, tmp_path)
+    assert run.ran and not run.ok and run.collected == 26
+    assert run.passed == 21  # test_ops' 20 + test_zz_crash::test_ok, all before the crash
+    assert run.failures[-1][0] == "(the whole run)"
+    assert "pytest died (exit -9)" in run.note and "tests/test_zz_crash.py::test_ok" in run.note, run.note
+
+
 def test_a_sample_is_seeded_and_smaller(tree, tmp_path):
     a = _run(tree, tmp_path / "a", sample=6, seed=3)
     b = _run(tree, tmp_path / "b", sample=6, seed=3)
