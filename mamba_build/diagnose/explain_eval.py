@@ -454,7 +454,8 @@ def _first_contact_section(first: FirstContact, blind_ho: list[Result]) -> list[
         "## Blind set, first contact",
         "",
         "Real logs from public threads that are not in the public corpus (`tests/data/public-logs-blind/`, "
-        "sources and the reason for each label in its `SOURCES.toml`), collected by a second developer "
+        "sources and the reason for each label in its `SOURCES.toml`), collected by developers other than "
+        "the catalog's author (batches 1 and 2 a second developer, later batches as each says), "
         "who had read the catalog's ids and cause/fix sentences but not its patterns, and who labelled "
         "each log from its thread's resolution (or, without one, from what the log itself establishes). "
         "Each batch's labels were committed before explain ran on any of its logs; the first contact is "
@@ -490,13 +491,19 @@ def _first_contact_section(first: FirstContact, blind_ho: list[Result]) -> list[
                 f"of {bt.catalog_commit} ({bt.date}): **{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, "
                 f"{f.unknown} unknown.**"
             )
-        else:
+        elif bt.number == 2:
             head = (
                 f"{f.n} logs collected after the changes made from batch 1 (most of them of the classes batch 1 "
                 f"revealed, found in other trackers, CUDA versions and message formats), to test whether "
                 f"those changes generalise; labels committed in {bt.labels_commit}; scored by the explain of "
                 f"{bt.catalog_commit} ({bt.date}): **{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, "
                 f"{f.unknown} unknown.**"
+            )
+        else:  # a later batch recorded without its `about`: say only what is known of it
+            head = (
+                f"{f.n} logs collected after the changes made from {_batches_before(bt.number)}; labels committed "
+                f"in {bt.labels_commit}; scored by the unchanged explain of {bt.catalog_commit} ({bt.date}): "
+                f"**{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, {f.unknown} unknown.**"
             )
         lines += ["", f"### Batch {bt.number}", "", head, ""]
         lines += _id_table(per)
