@@ -99,6 +99,19 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 # Markdown and HTML that wrap a log pasted into an issue (a code fence, a <details> block): never the
 # log's own last line, so the `tail` patterns (a build still running when the log ends) look past them
 _MARKUP = re.compile(r"\s*(?:```|~~~|</?details>|</?summary>)")
+# Markdown blockquote markers ("> ") in front of every line of a log quoted in an issue: when both lines of a
+# wrapped message carry them, the break is inside the quoted text and the second line's marker is not part of it
+_QUOTE = re.compile(r"[ \t]*(?:>[ \t]?)+")
+
+
+def _unquoted(prev: str, line: str) -> str:
+    """``line`` without its blockquote marker when ``prev`` carries the same one (else ``line``)."""
+    if ">" not in line[:8]:
+        return line
+    quoted, q_prev = _QUOTE.match(line), _QUOTE.match(prev)
+    if quoted and q_prev and quoted.group(0).count(">") == q_prev.group(0).count(">"):
+        return line[quoted.end() :]
+    return line
 
 
 # ----------------------------------------------------------------------------------- catalog
@@ -720,7 +733,7 @@ class _Scan:
             if (
                 join_keys
                 and prev is not None
-                and (line[:1].isspace() or len(prev[1]) > 40)
+                and (_unquoted(prev[1], line)[:1].isspace() or len(prev[1]) > 40)
                 and any(k in line or k in prev[1] for k in join_keys)
             ):
                 self._join(prev, no, line, present)
@@ -730,10 +743,12 @@ class _Scan:
         """Trigger patterns whose match spans the break between two lines (a wrapped message).
 
         Tried two ways: with one space at the break (pip, uv and terminals wrap at a space and indent
-        the next line), and, when the first line is long, ends without a space and the next line
-        starts at column 0, without one (a terminal that cut a word at its width: ``unsupp``/``orted``).
+        the next line; the Markdown quote marker of a quoted log's second line is dropped), and, when
+        the first line is long, ends without a space and the next line starts at column 0, without one
+        (a terminal that cut a word at its width: ``unsupp``/``orted``).
         """
         head = prev[1].rstrip()
+        line = _unquoted(prev[1], line)
         self._join_as(prev, head, head + " " + line.lstrip(), present, 1)
         if len(prev[1]) >= HARD_WRAP_MIN and not prev[1][-1:].isspace() and line[:1] and not line[:1].isspace():
             self._join_as(prev, prev[1], prev[1] + line, present, 0)

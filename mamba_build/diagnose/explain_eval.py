@@ -52,14 +52,19 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 
 # The gate the unit tests check (tests/unit/test_explain_corpus.py): held-out accuracy on the public
 # corpus and the blind set together may not drop below MIN_ACCURACY; held-out wrong answers may not
-# grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND (the first contact's count)
-# on the blind set. GOAL_ACCURACY is issue 16's goal; MIN_ACCURACY, the floor, is the level held
-# after blind batch 3 (215/240 = 89.6 %: its misses revealed classes whose new patterns the grouped CV
-# leaves out for those logs), so the gate catches any drop while the report shows the goal not met.
+# grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
+# is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
+# batch 4 (252/287 = 87.8 %, rounded down: that batch's misses revealed classes whose new patterns the
+# grouped CV leaves out for the logs that revealed them), and the MAX_WRONG_* are the wrong answers
+# measured then (public 0, blind 8: batch 4's first-contact wrong answer is fixed, and the first
+# contacts of batches 1-4 had 5 + 0 + 4 + 1), so the gate catches any drop while the report shows the
+# goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.895
-MAX_WRONG = 4
-MAX_WRONG_BLIND = 9  # the first contacts' wrong answers: batch 1: 5, batch 2: 0, batch 3: 4
+MIN_ACCURACY = 0.878
+MAX_WRONG = 0
+MAX_WRONG_BLIND = 8
+GOAL_NOT_MET_SINCE = 3  # the blind batch whose first contact brought the held-out level below the goal
+FLOOR_BATCH = 4  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
@@ -302,12 +307,14 @@ def render(
         "The unit test `tests/unit/test_explain_corpus.py` recomputes these numbers and fails when the",
         f"held-out accuracy of the public corpus and the blind set together drops below {_pct(MIN_ACCURACY)}, "
         f"or the held-out wrong answers exceed {MAX_WRONG} (public) or {MAX_WRONG_BLIND} "
-        "(blind, its first-contact count).",
+        f"(blind; both the counts measured after the changes made from blind batch {FLOOR_BATCH}).",
         f"Issue 16's goal is {_pct(GOAL_ACCURACY)} on held-out real logs: "
         + (
             "met."
             if summarize(public_ho + blind_ho).accuracy >= GOAL_ACCURACY
-            else "**not met** since blind batch 3 (the floor above is the level measured then)."
+            else f"**not met** since blind batch {GOAL_NOT_MET_SINCE} (89.6 % after the changes made from it); "
+            f"blind batch {FLOOR_BATCH} brought it down again (87.1 % with the catalog of its first contact), and "
+            f"the floor above is the level measured after the changes made from batch {FLOOR_BATCH}'s misses."
         ),
         "",
         "## How it is measured",
@@ -454,7 +461,8 @@ def _first_contact_section(first: FirstContact, blind_ho: list[Result]) -> list[
         "## Blind set, first contact",
         "",
         "Real logs from public threads that are not in the public corpus (`tests/data/public-logs-blind/`, "
-        "sources and the reason for each label in its `SOURCES.toml`), collected by a second developer "
+        "sources and the reason for each label in its `SOURCES.toml`), collected by developers other than "
+        "the catalog's author (batches 1 and 2 a second developer, later batches as each says), "
         "who had read the catalog's ids and cause/fix sentences but not its patterns, and who labelled "
         "each log from its thread's resolution (or, without one, from what the log itself establishes). "
         "Each batch's labels were committed before explain ran on any of its logs; the first contact is "
@@ -490,13 +498,19 @@ def _first_contact_section(first: FirstContact, blind_ho: list[Result]) -> list[
                 f"of {bt.catalog_commit} ({bt.date}): **{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, "
                 f"{f.unknown} unknown.**"
             )
-        else:
+        elif bt.number == 2:
             head = (
                 f"{f.n} logs collected after the changes made from batch 1 (most of them of the classes batch 1 "
                 f"revealed, found in other trackers, CUDA versions and message formats), to test whether "
                 f"those changes generalise; labels committed in {bt.labels_commit}; scored by the explain of "
                 f"{bt.catalog_commit} ({bt.date}): **{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, "
                 f"{f.unknown} unknown.**"
+            )
+        else:  # a later batch recorded without its `about`: say only what is known of it
+            head = (
+                f"{f.n} logs collected after the changes made from {_batches_before(bt.number)}; labels committed "
+                f"in {bt.labels_commit}; scored by the unchanged explain of {bt.catalog_commit} ({bt.date}): "
+                f"**{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, {f.unknown} unknown.**"
             )
         lines += ["", f"### Batch {bt.number}", "", head, ""]
         lines += _id_table(per)

@@ -135,3 +135,57 @@ def test_the_package_named_only_in_pips_unpack_dir():
             "Traceback (most recent call last):\n"
             "File \"/tmp/pip-build-env-abcd/overlay/lib/python3.9/site-packages/setuptools/build_meta.py\", line 1\n")
     assert _root(text) == "build-isolation-no-torch"
+
+
+# ---- after blind batch 4's first contact (snippets from the tools' messages, not the blind logs' lines) ----
+
+
+def test_a_wrapped_message_quoted_in_markdown_is_joined_without_the_quote_marker():
+    text = ("> OSError: CUDA_HOME environment\n"
+            ">   variable is not set. Please set it to your CUDA install root.\n")
+    assert _root(text) == "cuda-home-missing"
+    # an unquoted second line after a quoted first one is not the same text
+    assert _root("> OSError: CUDA_HOME environment\nvariable is not set. Please set it.\n") == "unknown"
+
+
+def test_a_setup_py_that_joins_a_none_cuda_home_with_bin_nvcc():
+    text = ("  File \"/src/flash-attention/setup.py\", line 60, in get_cuda_bare_metal_version\n"
+            "    raw_output = subprocess.check_output([cuda_dir + \"/bin/nvcc\", \"-V\"], universal_newlines=True)\n"
+            "TypeError: unsupported operand type(s) for +: 'NoneType' and 'str'\n")
+    assert _root(text) == "cuda-home-missing"
+    assert _root(text.splitlines()[-1] + "\n") == "unknown"  # the same TypeError elsewhere is no toolkit fact
+
+
+def test_a_cub_or_thrust_header_from_the_system_include_dir():
+    line = '/usr/include/thrust/system/cuda/detail/util.h(40): error: identifier "cudaFoo" is undefined\n'
+    assert _root(line) == "toolkit-headers-mixed"
+    # the distribution's own toolkit keeps its CUB/Thrust there
+    assert _root("/usr/bin/nvcc -c x.cu -o x.o\n" + line) == "unknown"
+
+
+def test_uvs_refusal_of_a_wheel_given_by_url():
+    text = ("error: Failed to determine installation plan\n"
+            "  Caused by: A URL dependency is incompatible with the current platform: "
+            "https://example.org/causal_conv1d-1.5.0-cp311-cp311-win_amd64.whl\n")
+    expl = ex.explain_text(text)
+    assert expl.root.id == "wheel-tag-mismatch" and "win_amd64.whl" in expl.root.cause
+
+
+def test_a_loader_message_cut_after_the_cuda_runtime_name():
+    assert _root("ImportError: libcudart.so.11.0: cannot open shar\n") == "cuda-runtime-missing"
+    assert _root("ImportError: libcudart.so\n") == "cuda-runtime-missing"
+    assert _root("ImportError: libcudart.so.12: undefined symbol\n") == "unknown"
+
+
+def test_the_wheel_mamba_ssm_guesses_for_windows_is_weak_platform_evidence():
+    guess = ("Guessing wheel URL:  https://github.com/state-spaces/mamba/releases/download/v2.2.2/"
+             "mamba_ssm-2.2.2+cu12torch2.3cxx11abiFALSE-cp311-cp311-win_amd64.whl\n")
+    expl = ex.explain_text(guess)
+    assert expl.root.id == "platform-unsupported" and expl.root.confidence == "low"
+    assert _root(guess.replace("win_amd64", "linux_x86_64")) != "platform-unsupported"
+
+
+def test_setuptools_check_of_the_packages_own_version_is_not_torchs():
+    own = "setuptools.extern.packaging.version.InvalidVersion: Invalid version: '1.0-final-beta'\n"
+    assert _root(own) == "unknown"
+    assert _root("packaging.version.InvalidVersion: Invalid version: '2.1.0a0+git.x'\n") == "torch-version-unparsable"
