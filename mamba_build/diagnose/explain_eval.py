@@ -54,17 +54,17 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # corpus and the blind set together may not drop below MIN_ACCURACY; held-out wrong answers may not
 # grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
 # is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
-# batch 4 (252/287 = 87.8 %, rounded down: that batch's misses revealed classes whose new patterns the
-# grouped CV leaves out for the logs that revealed them), and the MAX_WRONG_* are the wrong answers
-# measured then (public 0, blind 8: batch 4's first-contact wrong answer is fixed, and the first
-# contacts of batches 1-4 had 5 + 0 + 4 + 1), so the gate catches any drop while the report shows the
-# goal not met.
+# batch 5 (275/328 = 83.8 %, rounded down: that batch's misses revealed classes whose new patterns the
+# grouped CV leaves out for the logs that revealed them, so they do not lift its held-out score), and the
+# MAX_WRONG_* are the wrong answers measured then (public 0, blind 9: batch 5's first-contact wrong
+# answer, blind:173, stays wrong held-out because the pattern that fixes it cites it), so the gate
+# catches any drop while the report shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.878
+MIN_ACCURACY = 0.838
 MAX_WRONG = 0
-MAX_WRONG_BLIND = 8
+MAX_WRONG_BLIND = 9
 GOAL_NOT_MET_SINCE = 3  # the blind batch whose first contact brought the held-out level below the goal
-FLOOR_BATCH = 4  # the blind batch after whose changes MIN_ACCURACY was measured
+FLOOR_BATCH = 5  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
@@ -313,8 +313,14 @@ def render(
             "met."
             if summarize(public_ho + blind_ho).accuracy >= GOAL_ACCURACY
             else f"**not met** since blind batch {GOAL_NOT_MET_SINCE} (89.6 % after the changes made from it); "
-            f"blind batch {FLOOR_BATCH} brought it down again (87.1 % with the catalog of its first contact), and "
-            f"the floor above is the level measured after the changes made from batch {FLOOR_BATCH}'s misses."
+            "blind batch 4 brought it down again (87.1 % with the catalog of its first contact, 87.8 % after "
+            "the changes made from it); blind batch 5, a fresh sample in search order, met the catalog at "
+            "23/41 = 56.1 % (1 wrong, 17 unknown: apex, bitsandbytes, DeepSpeed, mmcv, xformers, pytorch3d and "
+            "flash-attn-on-Windows members no earlier batch had shown) and brought it to 83.8 %. The classes "
+            f"its misses revealed are in the catalog now, but their patterns cite the batch-{FLOOR_BATCH} logs "
+            "that revealed them, so the held-out score stays there until later batches show whether they "
+            "generalise; the floor above is the level measured after the changes made from batch "
+            f"{FLOOR_BATCH}'s misses."
         ),
         "",
         "## How it is measured",

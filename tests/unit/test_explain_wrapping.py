@@ -189,3 +189,69 @@ def test_setuptools_check_of_the_packages_own_version_is_not_torchs():
     own = "setuptools.extern.packaging.version.InvalidVersion: Invalid version: '1.0-final-beta'\n"
     assert _root(own) == "unknown"
     assert _root("packaging.version.InvalidVersion: Invalid version: '2.1.0a0+git.x'\n") == "torch-version-unparsable"
+
+
+# ---- after blind batch 5's first contact (snippets from the tools' messages, not the blind logs' lines) ----
+
+
+def test_xformers_naming_a_cpu_torch():
+    warn = ("WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:\n"
+            "    PyTorch 2.4.0+cu124 with CUDA 1204 (you have 2.4.0+cpu)\n")
+    expl = ex.explain_text(warn)
+    assert expl.root.id == "torch-cpu-only" and "2.4.0+cpu" in expl.root.cause
+    # built for another CUDA torch: another class (weak abi-undefined-symbol), never the CPU build
+    assert _root(warn.replace("2.4.0+cpu", "2.5.1+cu121")) != "torch-cpu-only"
+
+
+def test_a_packages_own_ext_module_is_not_a_missing_distribution():
+    assert _root("ModuleNotFoundError: No module named 'mmdet3d.ops._ext'\n") == "extension-not-built"
+    assert _root("ModuleNotFoundError: No module named 'mmengine'\n") == "dependency-missing"
+
+
+def test_bitsandbytes_without_its_own_native_library():
+    text = ("Could not load bitsandbytes native library: /src/bnb/bitsandbytes/libbitsandbytes_cuda118.so: "
+            "cannot open shared object file: No such file or directory\n")
+    assert _root(text) == "extension-not-built"
+    # a CUDA runtime library that bitsandbytes' library needs is another class
+    other = ("Could not load bitsandbytes native library: libcusparse.so.11: cannot open shared object file: "
+             "No such file or directory\n")
+    assert _root(other) != "extension-not-built"
+
+
+def test_deepspeed_prebuild_asked_for_but_no_op_installed():
+    report = ("op name ................ installed .. compatible\n"
+              "fused_adam ............. [NO] ....... [OKAY]\n"
+              "cpu_adam ............... [NO] ....... [OKAY]\n")
+    assert _root("$ export DS_BUILD_OPS=1\n$ pip install deepspeed==0.9.5\n" + report) == "extension-missing-from-wheel"
+    assert _root(report) == "unknown"  # without DS_BUILD_OPS=1, not-installed ops are JIT-compiled: no failure
+    built = report.replace("cpu_adam ............... [NO]", "cpu_adam ............... [YES]")
+    assert _root("export DS_BUILD_OPS=1\n" + built) == "unknown"
+
+
+def test_apex_build_options_through_config_settings_that_built_nothing():
+    cmd = 'pip install -v --no-build-isolation --config-settings "--build-option=--cuda_ext" ./\n'
+    ok = cmd + "  adding 'apex/optimizers/fused_adam.py'\nSuccessfully installed apex-0.1\n"
+    expl = ex.explain_text(ok)
+    assert expl.root.id == "extension-missing-from-wheel" and expl.root.confidence == "low"
+    # it compiled (or failed compiling): another story
+    assert _root(cmd + "building 'amp_C' extension\nSuccessfully installed apex-0.1\n") != "extension-missing-from-wheel"
+
+
+def test_nvcc_failing_inside_libstdcxx_headers():
+    text = ("/opt/gcc/include/c++/7.5.0/tuple:495:244: error: wrong number of template arguments\n"
+            "error: command '/usr/local/cuda-9.0/bin/nvcc' failed with exit status 1\n")
+    assert _root(text) == "gcc-unsupported"
+    # an error in the project's own code with a note into libstdc++ is the project's error
+    own = "csrc/x.cu:10:3: error: no match for call\n" + text.replace("error: wrong", "note: candidate")
+    assert _root(own) != "gcc-unsupported"
+
+
+def test_a_platform_named_in_the_reporters_words():
+    warn = ("WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:\n"
+            "    PyTorch 2.1.0 with CUDA 1108 (you have 2.1.0)\n")
+    assert _root("Running it on my MacBook Pro M3:\n" + warn) == "platform-unsupported"
+    assert _root("Running it on my Macintosh server:\n" + warn) != "platform-unsupported"
+    fail = "ERROR: Failed building wheel for flash-attn\n"
+    expl = ex.explain_text("I tried it on my Windows 11 laptop:\n" + fail)
+    assert expl.root.id == "platform-unsupported" and expl.root.confidence == "low"
+    assert _root(fail) == "unknown"
