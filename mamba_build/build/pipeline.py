@@ -626,6 +626,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                     timeout=1800,
                     warm=warm,
                     installer=plan.installer_for(),
+                    log_path=log_dir / "smoke.log",  # kept with the build logs: staging goes after the run
                 )
             for name, (fut, wheel, seconds) in checks.items():  # a wrong arch list fails the build, smoke or not
                 sass, ptx = fut.result()

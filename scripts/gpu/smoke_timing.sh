@@ -17,7 +17,8 @@ cat "$OUT/machine.txt"
 "$PY" benchmarks/build_speed.py --sdists .carry/sdists --out "$S/n" --python "$PY" --phases cold --timeout-compile 420 \
   --extra-compile-args=--skip-missing-deps > "$OUT/build_speed.log" 2>&1
 echo "build_speed exit $?"; sed -n '/^| build/,/^$/p' "$S/n/table.md" | tee "$OUT/table.md"
-cp "$(find "$S/n" -path '*staging/smoke.log' | head -1)" "$OUT/first-smoke.log" 2>/dev/null
+# compile keeps a run's smoke.log only while the run dir exists: look under the cache, then the whole out dir
+f=$(find "$S/n" -name smoke.log 2>/dev/null | head -1); [ -n "$f" ] && cp "$f" "$OUT/first-smoke.log" || echo "no first smoke.log under $S/n"
 "$PY" - "$S" "$OUT" <<'PY'
 import json, sys, time
 from pathlib import Path

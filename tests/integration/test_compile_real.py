@@ -61,6 +61,9 @@ def test_fixture_smoke_is_import_only_without_gpu(fixture_build):
     smoke = report["smoke"]
     assert smoke["passed"] is True and smoke["gpu"] is False
     assert any(c["name"].startswith("import mb_fixture_cuda") and c["status"] == "ok" for c in smoke["checks"])
+    log = Path(smoke["log_path"])  # with the build logs, which outlive the staging dir a finished run removes
+    assert log.parent.name == "logs" and log.is_file(), log
+    assert '{"check": {"name": "import mb_fixture_cuda' in log.read_text()  # the child's records, kept
 
 
 def test_warm_rebuild_is_a_verified_cache_hit(fixture_build, tmp_path, cuda_env):

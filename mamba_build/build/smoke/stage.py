@@ -198,18 +198,21 @@ def smoke_test_wheels(
     timeout: float = 900,
     warm: WarmChild | None = None,
     installer=None,
+    log_path: Path | None = None,
 ) -> SmokeReport:
     """Install ``wheels`` into ``workdir/smoke-staging`` (not the environment) and smoke-test them
     in a child ``python``. ``installer`` (mamba_build.plan.installer; default: ``python``'s own pip) does the
     staging install. Never raises for a failing build: read the report (or call
-    ``report.raise_for_failure()``)."""
+    ``report.raise_for_failure()``). ``log_path`` (default ``workdir/smoke.log``): where the staging install and
+    the child's output and records go; ``compile`` puts it with the run's other logs, which outlive the staging
+    dir."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     staging = workdir / "smoke-staging"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    log_path = workdir / "smoke.log"
+    log_path = Path(log_path) if log_path is not None else workdir / "smoke.log"
     wheels = [Path(w) for w in wheels]
     common: dict[str, Any] = {"staging_dir": staging, "log_path": log_path}
 
