@@ -912,6 +912,8 @@ def _derive(values: dict[str, str]) -> None:
         m = re.match(r"(\d+)\.(\d+)", nv)
         if m:
             values["cuda_tag"] = f"cu{m.group(1)}{m.group(2)}"
+    if values.get("compiler") in ("GNU", "GCC"):  # host_config.h and torch name the family; users type gcc
+        values["compiler"] = "gcc"
     if "gcc_max" not in values and values.get("gcc_max_excl", "").isdigit():
         values["gcc_max"] = str(int(values["gcc_max_excl"]) - 1)
     if "toolkit" not in values and values.get("toolkits"):
