@@ -492,32 +492,23 @@ def _first_contact_section(first: FirstContact, blind_ho: list[Result]) -> list[
             )
             for k, v in sorted(ids.items())
         ]
+        score = f"{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, {f.unknown} unknown.**"
+        scored = f"labels committed in {bt.labels_commit}; scored by the unchanged explain of " + (
+            f"{bt.catalog_commit} ({bt.date})"
+        )
         if bt.number == 1:
-            head = (
-                f"{f.n} logs; labels committed in {bt.labels_commit}; scored by the unchanged explain of "
-                f"{bt.catalog_commit} ({bt.date}). **This is the honest number: {f.correct}/{f.n} = "
-                f"{_pct(f.accuracy)}, {f.wrong} wrong, {f.unknown} unknown.**"
-            )
+            head = f"{f.n} logs; {scored}. **This is the honest number: {score}"
         elif bt.about:
-            head = (
-                f"{f.n} logs {bt.about}; labels committed in {bt.labels_commit}; scored by the unchanged explain "
-                f"of {bt.catalog_commit} ({bt.date}): **{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, "
-                f"{f.unknown} unknown.**"
-            )
+            head = f"{f.n} logs {bt.about}; {scored}: **{score}"
         elif bt.number == 2:
             head = (
                 f"{f.n} logs collected after the changes made from batch 1 (most of them of the classes batch 1 "
                 f"revealed, found in other trackers, CUDA versions and message formats), to test whether "
                 f"those changes generalise; labels committed in {bt.labels_commit}; scored by the explain of "
-                f"{bt.catalog_commit} ({bt.date}): **{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, "
-                f"{f.unknown} unknown.**"
+                f"{bt.catalog_commit} ({bt.date}): **{score}"
             )
         else:  # a later batch recorded without its `about`: say only what is known of it
-            head = (
-                f"{f.n} logs collected after the changes made from {_batches_before(bt.number)}; labels committed "
-                f"in {bt.labels_commit}; scored by the unchanged explain of {bt.catalog_commit} ({bt.date}): "
-                f"**{f.correct}/{f.n} = {_pct(f.accuracy)}, {f.wrong} wrong, {f.unknown} unknown.**"
-            )
+            head = f"{f.n} logs collected after the changes made from {_batches_before(bt.number)}; {scored}: **{score}"
         lines += ["", f"### Batch {bt.number}", "", head, ""]
         lines += _id_table(per)
         for title, verdict in (("wrong answers", "wrong"), ("unknown", "unknown")):

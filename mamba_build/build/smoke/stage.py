@@ -287,9 +287,10 @@ def smoke_test_wheels(
             else " between two checks"
         )
         tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-15:])
-        died = SmokeCheck("smoke script", FAIL, f"the smoke test process {why}{where}: {tail}")
+        detail = f"the smoke test process {why}{where}: {tail}"
         if payload is None:
-            return SmokeReport(passed=False, gpu=False, checks=[died], packages=tuple(packages), **common)
+            return _fail("smoke script", detail, packages=tuple(packages), **common)
+        died = SmokeCheck("smoke script", FAIL, detail)
         done = [_check(c) for c in payload.get("checks", [])]
         return SmokeReport(
             passed=False,
