@@ -107,6 +107,7 @@ def describe_plan(plan: BuildPlan) -> str:
         f"  builds by   {plan.installer_for().describe()}  [{plan.installer_for().reason}]",
         *([f"  run deps    {plan.runtime_deps.summary()}"] if plan.runtime_deps is not None else []),
         f"  install     {'yes, after the smoke test passes' if plan.install else 'no'}",
+        *([f"  triton      {plan.triton_warmup_reason}"] if plan.triton_warmup_reason else []),
         "  packages",
     ]
     for pkg in plan.packages:

@@ -518,6 +518,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
     wheel_dir = Path(plan.wheel_dir)
     success = False
     warm = None
+    triton = None  # smoke.stage.TritonWarmup, while mamba-ssm builds
     try:
         if plan.build_overlay is not None:  # build-only tools (build_tools.py): filled once, checked every run
             from mamba_build.build.build_tools import ensure
@@ -586,9 +587,14 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                 install_missing(plan, deps, run_dir, log)
                 clock.lap("runtime deps")
             if pending:  # the smoke test's child imports torch and opens CUDA while the wheels build
-                from mamba_build.build.smoke.stage import WarmChild
+                from mamba_build.build.smoke.stage import TritonWarmup, WarmChild
 
                 warm = WarmChild(plan.python, run_dir / "staging")
+                mamba = next((p for p in pending if p.pkg.name == "mamba-ssm"), None)
+                if plan.smoke.triton_warmup and mamba is not None:  # Mamba2's Triton kernels, from the source tree
+                    triton = TritonWarmup(
+                        plan.python, run_dir / "staging", mamba.fetched.tree, log_path=log_dir / "triton-warmup.log"
+                    )
             done = _build_all(plan, pending, run_dir, log_dir, log, show_progress)
             for p, wheel, seconds in done:  # provenance + torch pin in the dist-info, before anything reads it
                 stamp_wheel(plan, p, wheel, seconds)
@@ -619,6 +625,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
                     "--rerun-smoke runs the test again"
                 )
             else:
+                if triton is not None:  # what it still compiles, the smoke test would compile itself
+                    log("smoke   " + triton.finish(300))
                 smoke = smoke_test_wheels(
                     [w.wheel for w in report.wheels],
                     python=plan.python,
@@ -699,6 +707,8 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
             ) from exc
         raise
     finally:
+        if triton is not None:
+            triton.stop()  # before its source tree goes; a no-op once it has finished
         if warm is not None:
             warm.abort()  # a no-op once it has run the checks
         if not plan.keep_build:

@@ -183,6 +183,7 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
         schedule=args.schedule,
         split_units=args.split_units,
         rerun_smoke=getattr(args, "rerun_smoke", False),
+        triton_warmup=not getattr(args, "no_triton_warmup", False),
         launcher=getattr(args, "launcher", None) or "none",
         install_deps=not getattr(args, "no_deps", False),
         skip_missing_deps=getattr(args, "skip_missing_deps", False),

@@ -24,6 +24,12 @@ def register(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="smoke-test verified cache hits again (default: reuse the verdict stored with them)",
     )
+    p.add_argument(
+        "--no-triton-warmup",
+        action="store_true",
+        help="do not run mamba-ssm's Mamba2 block from its source tree while the wheels build (by default it "
+        "fills Triton's cache for the smoke test's Mamba2 check: ~100 s on a machine whose cache is empty)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON; else a JSON report")
     p.add_argument(

@@ -56,6 +56,7 @@ class CompileOptions:
     schedule: str | None = None  # None: decide; "pool" (one jobserver, packages at once) or "sequential"
     split_units: bool | None = None  # None: decide (on with 4+ jobs)
     rerun_smoke: bool = False  # smoke-test verified cache hits again
+    triton_warmup: bool = True  # run Mamba2 from mamba-ssm's source tree while the wheels build (--no-triton-warmup)
     launcher: str = "none"  # --launcher: none / auto / ccache / sccache / a path to one (mamba_build/plan/launcher.py)
     install_deps: bool = True  # install the packages' missing runtime requirements first (--no-deps: refuse)
     skip_missing_deps: bool = False  # --skip-missing-deps: neither install nor refuse; list them and build
@@ -184,6 +185,9 @@ class SmokePlan:
     gpu_present: bool
     gpus: tuple[str, ...] = ()  # names of the visible GPUs (a stored smoke verdict must match)
     rerun: bool = False  # smoke-test verified cache hits again
+    # Triton's caches filled for the Mamba2 check while the wheels build (smoke/triton_warmup.py), and why (not)
+    triton_warmup: bool = False
+    triton_warmup_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,8 @@ class BuildPlan:
     pool_order_reason = _Flat[str]("scheduling", "pool_order_reason")
     rerun_smoke = _Flat[bool]("smoke", "rerun")
     gpus = _Flat[tuple[str, ...]]("smoke", "gpus")
+    triton_warmup = _Flat[bool]("smoke", "triton_warmup")
+    triton_warmup_reason = _Flat[str]("smoke", "triton_warmup_reason")
     cxx_std = _Flat["str | None"]("torch", "cxx_std")
     cxx_std_reason = _Flat[str]("torch", "cxx_std_reason")
     launcher = _Flat[str]("launcher_choice", "name")  # none / ccache / sccache
@@ -395,6 +401,8 @@ JSON_KEYS = (
     "cpu_bound_s",
     "prediction_reason",
     "provision",
+    "triton_warmup",
+    "triton_warmup_reason",
 )
 
 
@@ -795,11 +803,36 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
             timeout=opts.timeout,
         ),
         smoke=SmokePlan(
-            gpu_present=bool(env.gpus.gpus), gpus=tuple(g.name for g in env.gpus.gpus), rerun=opts.rerun_smoke
+            gpu_present=bool(env.gpus.gpus),
+            gpus=tuple(g.name for g in env.gpus.gpus),
+            rerun=opts.rerun_smoke,
+            **_triton_warmup(opts, bool(env.gpus.gpus), [p.name for p in pkgs]),
         ),
         installer=inst,
         build_overlay=overlay,
     )
+
+
+def _triton_warmup(opts: CompileOptions, gpu: bool, packages: list[str]) -> dict:
+    """Whether a child runs the smoke test's Mamba2 block from mamba-ssm's source tree while the wheels build
+    (mamba_build/build/smoke/triton_warmup.py), so that Triton's cache holds its kernels when the smoke test starts."""
+    if not opts.triton_warmup:
+        on, why = False, "off (--no-triton-warmup): the smoke test compiles Mamba2's Triton kernels itself"
+    elif not gpu:
+        on, why = False, "off: no GPU, the smoke test runs no Mamba2 block"
+    elif "mamba-ssm" not in packages:
+        on, why = False, "off: mamba-ssm is not built, no Mamba2 block"
+    else:
+        on, why = (
+            True,
+            (
+                "on: while the wheels build, a child runs the smoke test's Mamba2 block from mamba-ssm's source tree "
+                "(causal-conv1d's conv in plain torch), so Triton's cache holds its kernels when the smoke test starts "
+                "(~100 s on a machine whose cache is empty); Triton keeps autotuning's results in that cache too "
+                "(TRITON_CACHE_AUTOTUNING=1 for the smoke test's children)"
+            ),
+        )
+    return {"triton_warmup": on, "triton_warmup_reason": why}
 
 
 def _build_overlay(opts: CompileOptions, env: Environment):

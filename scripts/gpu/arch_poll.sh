@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU: follow scripts/gpu/arch_session.sh's driver for up to N seconds (default 540) or until it is done, printing
 # progress every minute; then copy what there is into $OUT (each run's results.json, table.md, cold.log tail,
-# cold.pool.ninja_log; parity.json; kernels.json/.md; steps.txt; driver.log), so a lease cut short still brings
+# cold.pool.ninja_log, smoke.log, triton-warmup.log; parity.json; kernels.json/.md; steps.txt; driver.log), so a lease cut short still brings
 # back every finished step. Usage: bash scripts/gpu/arch_poll.sh [seconds]
 set -u
 S=${SESSION_DIR:-/tmp/i17s}; FINAL_OUT=${OUT:-/tmp/mb-out}; OUT=$(mktemp -d)  # collected here, then packed:
@@ -24,6 +24,9 @@ for d in "$S"/a9 "$S"/n1 "$S"/n2 "$S"/n3; do
   [ -d "$d" ] || continue; n=$(basename "$d"); mkdir -p "$OUT/$n"
   for f in results.json table.md cold.pool.ninja_log; do [ -f "$d/$f" ] && cp "$d/$f" "$OUT/$n/"; done
   [ -f "$d/cold.log" ] && tail -c 3000000 "$d/cold.log" > "$OUT/$n/cold.log"
+  for f in smoke.log triton-warmup.log; do  # the run's own logs (compile keeps them with the build logs)
+    for l in "$d"/cache/builds/run-*/logs/"$f"; do [ -f "$l" ] && tail -c 500000 "$l" > "$OUT/$n/$f"; done
+  done
 done
 if [ -d "$S/mutation" ]; then mkdir -p "$OUT/mutation"
   for f in machine.txt mutation.json mutation.md control.json mutation.stdout; do [ -f "$S/mutation/$f" ] && cp "$S/mutation/$f" "$OUT/mutation/"; done

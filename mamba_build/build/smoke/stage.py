@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,10 @@ from mamba_build.build.smoke.checks import ABORTED
 from mamba_build.errors import SmokeTestError
 
 SMOKE_DIR = Path(__file__).resolve().parent
-SCRIPT_FILES = ("checks.py", "references.py")  # copied out, with the child protocol's _mb_child.py
+SCRIPT_FILES = ("checks.py", "references.py", "triton_warmup.py")  # copied out, with the protocol's _mb_child.py
+# Triton keeps autotuning's winners in its on-disk cache (Triton >= 3.2; older ones ignore it): the smoke test's
+# children and the warm-up set it, unless the user's environment already says otherwise
+TRITON_AUTOTUNE_CACHE = "TRITON_CACHE_AUTOTUNING"
 
 # top-level names found in the staging dir -> the package checks.py knows
 _TOP_LEVEL = {
@@ -154,7 +158,7 @@ class WarmChild:
         self.python, self.script = python, scripts / "checks.py"
         self.args = ["--wait-for", str(self.go_file), "--wait-timeout", str(timeout)]
         self.result: child.ChildRun | None = None
-        env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
+        env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **triton_env()}
         self._thread = threading.Thread(target=self._run, args=(timeout + 60, env), daemon=True, name="smoke-warm")
         self._thread.start()
 
@@ -177,6 +181,58 @@ class WarmChild:
     def abort(self) -> None:
         self._write({"abort": True})
         self._thread.join(30)
+
+
+def triton_env() -> dict[str, str]:
+    """The smoke test's children keep Triton's autotuning results on disk (see :data:`TRITON_AUTOTUNE_CACHE`)."""
+    return {} if TRITON_AUTOTUNE_CACHE in os.environ else {TRITON_AUTOTUNE_CACHE: "1"}
+
+
+class TritonWarmup:
+    """``triton_warmup.py`` in a child, started while the wheels build: it runs the smoke test's Mamba2 block from
+    mamba-ssm's source tree so that Triton's on-disk cache holds its kernels (and autotuning's results) when the
+    smoke test starts. :meth:`finish` waits for it (what it compiles, the smoke test would compile anyway) and
+    says how it went; :meth:`stop` (always safe) ends it early. It also exits if its parent dies."""
+
+    def __init__(self, python: str, workdir: Path, source: Path, timeout: float = 900, log_path: Path | None = None):
+        self.workdir = Path(workdir)
+        self.log_path = Path(log_path) if log_path is not None else self.workdir / "triton-warmup.log"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.stop_file = self.workdir / "triton-warmup.stop"
+        self.stop_file.unlink(missing_ok=True)
+        scripts = _copy_scripts(self.workdir)
+        self.args = [str(scripts / "triton_warmup.py"), "--source", str(source), "--stop-file", str(self.stop_file)]
+        self.python, self.started = python, time.monotonic()
+        self.result: child.ChildRun | None = None
+        env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **triton_env()}
+        self._thread = threading.Thread(target=self._run, args=(timeout, env), daemon=True, name="triton-warmup")
+        self._thread.start()
+
+    def _run(self, timeout: float, env: dict) -> None:
+        self.result = child.run_argv(
+            [self.python, *self.args], timeout=timeout, cwd=self.workdir, extra_env=env, log_path=self.log_path
+        )
+
+    def finish(self, wait: float) -> str:
+        """Wait up to ``wait`` s more for the warm-up, stop it if it is still running; one line saying how it went."""
+        self._thread.join(wait)
+        if self._thread.is_alive():
+            self.stop()
+            return (
+                f"triton warm-up: stopped, still running {time.monotonic() - self.started:.0f} s after it started; "
+                "the smoke test compiles what it had not"
+            )
+        rec = next((r for r in reversed(self.result.records if self.result else []) if "warmup" in r), None)
+        if rec is None:
+            res = self.result.result if self.result else None
+            why = f"exit {res.returncode}" if res is not None else "no result"
+            return f"triton warm-up: said nothing ({why}; {self.log_path}); the smoke test compiles Mamba2's kernels"
+        return f"triton warm-up: {rec['warmup']} in {rec.get('seconds', 0):.0f} s: {rec.get('detail', '')}"
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.stop_file.write_text("stop\n", encoding="utf-8")
+            self._thread.join(30)
 
 
 def _copy_scripts(workdir: Path) -> Path:
@@ -257,6 +313,7 @@ def smoke_test_wheels(
             "PYTHONPATH": str(staging) + (os.pathsep + old_pp if old_pp else ""),
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONNOUSERSITE": "1",
+            **triton_env(),
         }
         run = child.run_script(python, scripts / "checks.py", args, timeout=timeout, cwd=workdir, extra_env=env_extra)
     res = run.result
