@@ -63,3 +63,18 @@ def test_a_source_tree_without_mamba2_is_skipped_not_failed(tmp_path):
     w = TritonWarmup(sys.executable, tmp_path / "staging", tmp_path / "src", timeout=300)
     line = w.finish(300)
     assert "triton warm-up: skipped" in line and "no mamba_ssm/modules/mamba2.py" in line, line
+
+
+def test_a_mamba_ssm_whose_api_differs_fails_the_warmup_and_says_the_smoke_test_compiles_itself(tmp_path):
+    """An older or newer mamba-ssm whose Mamba2 cannot run this way: the warm-up fails (never the build) and the
+    line says what that means."""
+    src = tmp_path / "src" / "mamba_ssm" / "modules"
+    src.mkdir(parents=True)
+    (src / "mamba2.py").write_text("raise ImportError('this mamba-ssm has another layout')\n")
+    w = TritonWarmup(sys.executable, tmp_path / "staging", tmp_path / "src", timeout=300)
+    line = w.finish(300)
+    if has_gpu():
+        assert "failed" in line and "the smoke test compiles Mamba2's kernels itself" in line, line
+        assert "another layout" in line, line
+    else:  # without a GPU the child stops before importing anything of mamba-ssm
+        assert "skipped" in line and "no GPU" in line, line

@@ -227,7 +227,8 @@ class TritonWarmup:
             res = self.result.result if self.result else None
             why = f"exit {res.returncode}" if res is not None else "no result"
             return f"triton warm-up: said nothing ({why}; {self.log_path}); the smoke test compiles Mamba2's kernels"
-        return f"triton warm-up: {rec['warmup']} in {rec.get('seconds', 0):.0f} s: {rec.get('detail', '')}"
+        after = " (the smoke test compiles Mamba2's kernels itself)" if rec["warmup"] == "failed" else ""
+        return f"triton warm-up: {rec['warmup']} in {rec.get('seconds', 0):.0f} s{after}: {rec.get('detail', '')}"
 
     def stop(self) -> None:
         if self._thread.is_alive():
