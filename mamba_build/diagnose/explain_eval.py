@@ -54,17 +54,17 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # corpus and the blind set together may not drop below MIN_ACCURACY; held-out wrong answers may not
 # grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
 # is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
-# batch 5 (275/328 = 83.8 %, rounded down: that batch's misses revealed classes whose new patterns the
-# grouped CV leaves out for the logs that revealed them, so they do not lift its held-out score), and the
-# MAX_WRONG_* are the wrong answers measured then (public 0, blind 9: batch 5's first-contact wrong
-# answer, blind:173, stays wrong held-out because the pattern that fixes it cites it), so the gate
-# catches any drop while the report shows the goal not met.
+# batch 6 (299/365 = 81.9 %, rounded down: that batch's first contact, 24/37 = 64.9 %, brought it there,
+# and the classes its misses revealed cite the logs that revealed them, so the grouped CV leaves them out
+# there and they do not lift its held-out score), and the MAX_WRONG_* are the wrong answers measured then
+# (public 0, blind 10: batch 6's first-contact wrong answer, blind:205, stays wrong held-out because the
+# pattern that fixes it cites it), so the gate catches any drop while the report shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.838
+MIN_ACCURACY = 0.819
 MAX_WRONG = 0
-MAX_WRONG_BLIND = 9
+MAX_WRONG_BLIND = 10
 GOAL_NOT_MET_SINCE = 3  # the blind batch whose first contact brought the held-out level below the goal
-FLOOR_BATCH = 5  # the blind batch after whose changes MIN_ACCURACY was measured
+FLOOR_BATCH = 6  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
@@ -316,7 +316,11 @@ def render(
             "blind batch 4 brought it down again (87.1 % with the catalog of its first contact, 87.8 % after "
             "the changes made from it); blind batch 5, a fresh sample in search order, met the catalog at "
             "23/41 = 56.1 % (1 wrong, 17 unknown: apex, bitsandbytes, DeepSpeed, mmcv, xformers, pytorch3d and "
-            "flash-attn-on-Windows members no earlier batch had shown) and brought it to 83.8 %. The classes "
+            "flash-attn-on-Windows members no earlier batch had shown) and brought it to 83.8 %; blind batch 6, "
+            "another fresh sample aimed at trackers the earlier batches used little, met the catalog at 24/37 = "
+            "64.9 % (1 wrong, 12 unknown: torch-scatter, spconv/cumm, GroundingDINO, nvdiffrast, SAM 2 and "
+            "bitsandbytes members; 3 of them pip wrappers whose cause only the thread names) and brought it to "
+            "81.9 %. The classes "
             f"its misses revealed are in the catalog now, but their patterns cite the batch-{FLOOR_BATCH} logs "
             "that revealed them, so the held-out score stays there until later batches show whether they "
             "generalise; the floor above is the level measured after the changes made from batch "

@@ -255,3 +255,72 @@ def test_a_platform_named_in_the_reporters_words():
     expl = ex.explain_text("I tried it on my Windows 11 laptop:\n" + fail)
     assert expl.root.id == "platform-unsupported" and expl.root.confidence == "low"
     assert _root(fail) == "unknown"
+
+
+# ---- after blind batch 6's first contact (snippets from the tools' messages, not the blind logs' lines) ----
+
+
+def test_distutils_cannot_start_nvcc_at_torchs_default_cuda_home():
+    old = "unable to execute '/usr/local/cuda/bin/nvcc': No such file or directory\n"
+    new = "error: command '/usr/local/cuda/bin/nvcc' failed: No such file or directory\n"
+    assert _root(old) == "cuda-home-missing"
+    assert _root("building 'torch_cluster._grid' extension\n" + new) == "cuda-home-missing"
+    # nvcc that exists and fails is a compile error, not a missing toolkit
+    assert _root("error: command '/usr/local/cuda/bin/nvcc' failed with exit code 2\n") != "cuda-home-missing"
+
+
+def test_cuda_home_in_condas_cudatoolkit_package_cache():
+    text = "No CUDA runtime is found, using CUDA_HOME='/home/u/miniforge3/pkgs/cudatoolkit-11.3.1-h2bc3f7f_2'\n"
+    expl = ex.explain_text(text)
+    assert expl.root.id == "cuda-home-wrong" and "cudatoolkit-11.3.1" in expl.root.cause
+    assert _root("export CUDA_HOME=C:\\conda\\pkgs\\cudatoolkit-11.8.0-h09e9e62_12\n") == "cuda-home-wrong"
+    # a real toolkit root is no finding
+    assert _root("No CUDA runtime is found, using CUDA_HOME='/usr/local/cuda-12.4'\n") == "unknown"
+
+
+def test_pip_cannot_install_a_requirement_of_another_package():
+    text = (
+        "ERROR: Could not find a version that satisfies the requirement pccm>=0.4.16 (from cumm-cu118) "
+        "(from versions: 0.1.0, 0.2.4)\nERROR: No matching distribution found for pccm>=0.4.16\n"
+    )
+    expl = ex.explain_text(text)
+    assert expl.root.id == "dependency-missing" and "pccm" in expl.root.cause
+    # the package the user asked for (no parent) may be a platform or Python-tag question: not claimed
+    top = "ERROR: Could not find a version that satisfies the requirement torch==1.13.1 (from versions: 2.2.0)\n"
+    assert _root(top) != "dependency-missing"
+
+
+def test_a_torch_extension_plugin_is_not_a_missing_distribution():
+    assert _root("ModuleNotFoundError: No module named 'upfirdn2d_plugin'\n") == "extension-not-built"
+    assert _root("ModuleNotFoundError: No module named 'plugin'\n") == "dependency-missing"
+
+
+def test_custom_ops_that_failed_to_load():
+    warn = "UserWarning: Failed to load custom C++ ops. Running on CPU mode Only!\n"
+    assert _root(warn + "NameError: name '_C' is not defined\n") == "extension-not-built"
+    # the package's own setup.py said it built without CUDA: the wheel has no CUDA module
+    built = "running build_ext\nCompiling without CUDA\nSuccessfully installed deformable-attention-0.2\n"
+    assert _root(built + warn) == "extension-missing-from-wheel"
+    # a compiled module that exists but cannot load is another class
+    abi = "ImportError: /x/_C.so: undefined symbol: _ZN3c105ErrorC2E\n" + warn
+    assert _root(abi) != "extension-not-built"
+
+
+def test_bitsandbytes_cuda_setup_without_its_cuda_library():
+    text = (
+        "CUDA SETUP: Detected CUDA version 122\n"
+        "CUDA SETUP: Required library version not found: libbitsandbytes_cuda122.so. Maybe you need to compile it from source?\n"
+        "CUDA SETUP: Defaulting to libbitsandbytes_cpu.so...\n"
+    )
+    expl = ex.explain_text(text)
+    assert expl.root.id == "extension-not-built" and "libbitsandbytes_cuda122.so" in expl.root.cause
+
+
+def test_xformers_setup_py_in_an_isolated_build():
+    text = (
+        "Collecting xformers==0.0.20\n  Installing build dependencies ... done\n"
+        "  Getting requirements to build wheel ... error\n      Traceback (most recent call last):\n"
+    )
+    expl = ex.explain_text(text)
+    assert expl.root.id == "build-isolation-no-torch" and expl.root.confidence == "low"
+    assert _root(text.replace("xformers", "timm")) == "unknown"
