@@ -324,3 +324,85 @@ def test_xformers_setup_py_in_an_isolated_build():
     expl = ex.explain_text(text)
     assert expl.root.id == "build-isolation-no-torch" and expl.root.confidence == "low"
     assert _root(text.replace("xformers", "timm")) == "unknown"
+
+
+# ---- after blind batch 7's first contact (snippets from the tools' messages, not the blind logs' lines) ----
+
+
+def test_a_package_importing_its_own_compiled_module_by_its_own_name():
+    text = (
+        "Traceback (most recent call last):\n"
+        '  File "/opt/venv/lib/python3.10/site-packages/vision_ops/layers/deform.py", line 7, in <module>\n'
+        "    import vision_ops_cuda\n"
+        "ModuleNotFoundError: No module named 'vision_ops_cuda'\n"
+    )
+    expl = ex.explain_text(text)
+    assert expl.root.id == "extension-not-built" and "vision_ops_cuda" in expl.root.cause
+    # a user's script importing a distribution with such a name is still a missing dependency
+    script = (
+        '  File "/home/u/train.py", line 3, in <module>\n    import numba_cuda\n'
+        "ModuleNotFoundError: No module named 'numba_cuda'\n"
+    )
+    assert _root(script) == "dependency-missing"
+
+
+def test_autogptqs_own_warning_that_its_cuda_kernels_are_missing():
+    assert _root("WARNING - CUDA extension not installed.\n") == "extension-not-built"
+    newer = "WARNING - CUDA kernels for auto_gptq are not installed, this will result in very slow inference speed.\n"
+    assert _root(newer) == "extension-not-built"
+
+
+def test_a_path_style_cuda_home_in_torchs_own_message():
+    text = "No CUDA runtime is found, using CUDA_HOME='/usr/local/cuda:/opt/cuda-12.1'\nrunning build_ext\n"
+    expl = ex.explain_text(text)
+    assert expl.root.id == "cuda-home-wrong" and "/usr/local/cuda:/opt/cuda-12.1" in expl.root.cause
+    assert _root("No CUDA runtime is found, using CUDA_HOME=':/opt/cuda'\n") == "cuda-home-wrong"
+    # a Windows drive letter is no PATH separator
+    win = "No CUDA runtime is found, using CUDA_HOME='C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA\\v11.8'\n"
+    assert _root(win) == "unknown"
+
+
+def test_the_msvc_stl_refusing_an_older_nvcc():
+    text = (
+        "C:\\BuildTools\\VC\\Tools\\MSVC\\14.29.30133\\include\\yvals_core.h(556): error: static assertion failed "
+        'with "error STL1002: Unexpected compiler version, expected CUDA 11.6 or newer."\n'
+    )
+    assert _root(text) == "gcc-unsupported"
+    assert _root("#error STL1002: Unexpected compiler version, expected CUDA 10.1 Update 2 or newer.\n") == "gcc-unsupported"
+
+
+def test_an_include_of_the_projects_own_tree_not_found():
+    gcc = "csrc/deform_conv.cpp:3:10: fatal error: src/cuda/deform_im2col.cuh: No such file or directory\n"
+    expl = ex.explain_text(gcc)
+    assert expl.root.id == "sdist-missing-sources" and "src/cuda/deform_im2col.cuh" in expl.root.cause
+    msvc = "fatal error C1083: Cannot open include file: 'third_party/cutlass_ext/gemm.h': No such file or directory\n"
+    assert _root(msvc) == "sdist-missing-sources"
+    # headers that an installed package or the toolkit provides stay headers-missing
+    assert _root("fatal error C1083: Cannot open include file: 'cuda_runtime.h': No such file or directory\n") == "headers-missing"
+    assert _root("fatal error: torch/extension.h: No such file or directory\n") == "headers-missing"
+
+
+def test_transformer_engine_built_with_its_release_packaging_switch():
+    text = (
+        "$ NVTE_RELEASE_BUILD=1 NVTE_FRAMEWORK=jax pip install --no-build-isolation .\n"
+        "Successfully installed transformer_engine-2.4.0\n"
+        "FileNotFoundError: Could not find shared object file for Transformer Engine jax lib.\n"
+    )
+    expl = ex.explain_text(text)
+    assert expl.root.id == "extension-missing-from-wheel" and "NVTE_RELEASE_BUILD=1" in expl.root.cause
+    # the setting alone, with a working import, is no failure
+    assert _root("NVTE_RELEASE_BUILD=1 pip wheel .\nSuccessfully built transformer_engine\n") != "extension-missing-from-wheel"
+
+
+def test_timms_train_script_without_apex():
+    text = "AssertionError: AMP impl specified as APEX but APEX is not installed.\n"
+    expl = ex.explain_text(text)
+    assert expl.root.id == "dependency-missing" and "APEX" in expl.root.cause
+
+
+def test_torchs_own_binding_symbols_undefined_before_import_torch():
+    text = "ImportError: /home/u/ext/build/lib/roi_align_cuda.cpython-39-x86_64-linux-gnu.so: undefined symbol: THPDtypeType\n"
+    expl = ex.explain_text(text)
+    assert expl.root.id == "torch-libs-not-loaded" and "libtorch_python.so" in expl.root.cause
+    # a mangled C++ symbol of another torch stays an ABI mismatch
+    assert _root("ImportError: /x/y.so: undefined symbol: _ZN3c104cuda9SetDeviceEi\n") == "abi-undefined-symbol"
