@@ -54,17 +54,18 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # corpus and the blind set together may not drop below MIN_ACCURACY; held-out wrong answers may not
 # grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
 # is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
-# batch 6 (299/365 = 81.9 %, rounded down: that batch's first contact, 24/37 = 64.9 %, brought it there,
+# batch 7 (324/401 = 80.8 %, rounded down: that batch's first contact, 25/36 = 69.4 %, brought it there,
 # and the classes its misses revealed cite the logs that revealed them, so the grouped CV leaves them out
 # there and they do not lift its held-out score), and the MAX_WRONG_* are the wrong answers measured then
-# (public 0, blind 10: batch 6's first-contact wrong answer, blind:205, stays wrong held-out because the
-# pattern that fixes it cites it), so the gate catches any drop while the report shows the goal not met.
+# (public 0, blind 12: batch 7's two first-contact wrong answers, blind:244 and blind:256, stay wrong
+# held-out because the patterns that fix them cite them), so the gate catches any drop while the report
+# shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.819
+MIN_ACCURACY = 0.807
 MAX_WRONG = 0
-MAX_WRONG_BLIND = 10
+MAX_WRONG_BLIND = 12
 GOAL_NOT_MET_SINCE = 3  # the blind batch whose first contact brought the held-out level below the goal
-FLOOR_BATCH = 6  # the blind batch after whose changes MIN_ACCURACY was measured
+FLOOR_BATCH = 7  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,10 @@ def render(
             "another fresh sample aimed at trackers the earlier batches used little, met the catalog at 24/37 = "
             "64.9 % (1 wrong, 12 unknown: torch-scatter, spconv/cumm, GroundingDINO, nvdiffrast, SAM 2 and "
             "bitsandbytes members; 3 of them pip wrappers whose cause only the thread names) and brought it to "
-            "81.9 %. The classes "
+            "81.9 %; blind batch 7, a fresh sample aimed at packages the earlier batches used little, met the "
+            "catalog at 25/36 = 69.4 % (2 wrong, 9 unknown: exllamav2, AutoGPTQ, TransformerEngine, torchsparse, "
+            "gsplat, mmcv-on-Windows and import-before-torch members; 2 of them Windows messages whose cause only "
+            "the thread names) and brought it to 80.8 %. The classes "
             f"its misses revealed are in the catalog now, but their patterns cite the batch-{FLOOR_BATCH} logs "
             "that revealed them, so the held-out score stays there until later batches show whether they "
             "generalise; the floor above is the level measured after the changes made from batch "
