@@ -329,6 +329,12 @@ def test_xformers_setup_py_in_an_isolated_build():
 # ---- after blind batch 7's first contact (snippets from the tools' messages, not the blind logs' lines) ----
 
 
+def _names(text: str, fid: str, fragment: str) -> bool:
+    """The root cause is `fid` and its cause sentence names `fragment` (a value read from the message)."""
+    expl = ex.explain_text(text)
+    return expl.root is not None and expl.root.id == fid and fragment in expl.root.cause
+
+
 def test_a_package_importing_its_own_compiled_module_by_its_own_name():
     text = (
         "Traceback (most recent call last):\n"
@@ -336,8 +342,7 @@ def test_a_package_importing_its_own_compiled_module_by_its_own_name():
         "    import vision_ops_cuda\n"
         "ModuleNotFoundError: No module named 'vision_ops_cuda'\n"
     )
-    expl = ex.explain_text(text)
-    assert expl.root.id == "extension-not-built" and "vision_ops_cuda" in expl.root.cause
+    assert _names(text, "extension-not-built", "vision_ops_cuda")
     # a user's script importing a distribution with such a name is still a missing dependency
     script = (
         '  File "/home/u/train.py", line 3, in <module>\n    import numba_cuda\n'
@@ -354,8 +359,7 @@ def test_autogptqs_own_warning_that_its_cuda_kernels_are_missing():
 
 def test_a_path_style_cuda_home_in_torchs_own_message():
     text = "No CUDA runtime is found, using CUDA_HOME='/usr/local/cuda:/opt/cuda-12.1'\nrunning build_ext\n"
-    expl = ex.explain_text(text)
-    assert expl.root.id == "cuda-home-wrong" and "/usr/local/cuda:/opt/cuda-12.1" in expl.root.cause
+    assert _names(text, "cuda-home-wrong", "/usr/local/cuda:/opt/cuda-12.1")
     assert _root("No CUDA runtime is found, using CUDA_HOME=':/opt/cuda'\n") == "cuda-home-wrong"
     # a Windows drive letter is no PATH separator
     win = "No CUDA runtime is found, using CUDA_HOME='C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA\\v11.8'\n"
@@ -373,13 +377,13 @@ def test_the_msvc_stl_refusing_an_older_nvcc():
 
 def test_an_include_of_the_projects_own_tree_not_found():
     gcc = "csrc/deform_conv.cpp:3:10: fatal error: src/cuda/deform_im2col.cuh: No such file or directory\n"
-    expl = ex.explain_text(gcc)
-    assert expl.root.id == "sdist-missing-sources" and "src/cuda/deform_im2col.cuh" in expl.root.cause
+    assert _names(gcc, "sdist-missing-sources", "src/cuda/deform_im2col.cuh")
     msvc = "fatal error C1083: Cannot open include file: 'third_party/cutlass_ext/gemm.h': No such file or directory\n"
     assert _root(msvc) == "sdist-missing-sources"
     # headers that an installed package or the toolkit provides stay headers-missing
-    assert _root("fatal error C1083: Cannot open include file: 'cuda_runtime.h': No such file or directory\n") == "headers-missing"
-    assert _root("fatal error: torch/extension.h: No such file or directory\n") == "headers-missing"
+    provided = ("fatal error C1083: Cannot open include file: 'cuda_runtime.h':", "fatal error: torch/extension.h:")
+    for line in provided:
+        assert _root(f"{line} No such file or directory\n") == "headers-missing", line
 
 
 def test_transformer_engine_built_with_its_release_packaging_switch():
@@ -388,21 +392,18 @@ def test_transformer_engine_built_with_its_release_packaging_switch():
         "Successfully installed transformer_engine-2.4.0\n"
         "FileNotFoundError: Could not find shared object file for Transformer Engine jax lib.\n"
     )
-    expl = ex.explain_text(text)
-    assert expl.root.id == "extension-missing-from-wheel" and "NVTE_RELEASE_BUILD=1" in expl.root.cause
+    assert _names(text, "extension-missing-from-wheel", "NVTE_RELEASE_BUILD=1")
     # the setting alone, with a working import, is no failure
     assert _root("NVTE_RELEASE_BUILD=1 pip wheel .\nSuccessfully built transformer_engine\n") != "extension-missing-from-wheel"
 
 
 def test_timms_train_script_without_apex():
     text = "AssertionError: AMP impl specified as APEX but APEX is not installed.\n"
-    expl = ex.explain_text(text)
-    assert expl.root.id == "dependency-missing" and "APEX" in expl.root.cause
+    assert _names(text, "dependency-missing", "APEX")
 
 
 def test_torchs_own_binding_symbols_undefined_before_import_torch():
     text = "ImportError: /home/u/ext/build/lib/roi_align_cuda.cpython-39-x86_64-linux-gnu.so: undefined symbol: THPDtypeType\n"
-    expl = ex.explain_text(text)
-    assert expl.root.id == "torch-libs-not-loaded" and "libtorch_python.so" in expl.root.cause
+    assert _names(text, "torch-libs-not-loaded", "libtorch_python.so")
     # a mangled C++ symbol of another torch stays an ABI mismatch
     assert _root("ImportError: /x/y.so: undefined symbol: _ZN3c104cuda9SetDeviceEi\n") == "abi-undefined-symbol"
