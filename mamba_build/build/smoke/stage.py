@@ -158,7 +158,7 @@ class WarmChild:
         self.python, self.script = python, scripts / "checks.py"
         self.args = ["--wait-for", str(self.go_file), "--wait-timeout", str(timeout)]
         self.result: child.ChildRun | None = None
-        env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **triton_env()}
+        env = child_env()
         self._thread = threading.Thread(target=self._run, args=(timeout + 60, env), daemon=True, name="smoke-warm")
         self._thread.start()
 
@@ -188,6 +188,12 @@ def triton_env() -> dict[str, str]:
     return {} if TRITON_AUTOTUNE_CACHE in os.environ else {TRITON_AUTOTUNE_CACHE: "1"}
 
 
+def child_env() -> dict[str, str]:
+    """What every child of the smoke test runs with: no bytecode written (into staging or a source tree), no user
+    site-packages, and Triton's autotuning kept on disk."""
+    return {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **triton_env()}
+
+
 class TritonWarmup:
     """``triton_warmup.py`` in a child, started while the wheels build: it runs the smoke test's Mamba2 block from
     mamba-ssm's source tree so that Triton's on-disk cache holds its kernels (and autotuning's results) when the
@@ -204,7 +210,7 @@ class TritonWarmup:
         self.args = [str(scripts / "triton_warmup.py"), "--source", str(source), "--stop-file", str(self.stop_file)]
         self.python, self.started = python, time.monotonic()
         self.result: child.ChildRun | None = None
-        env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **triton_env()}
+        env = child_env()
         self._thread = threading.Thread(target=self._run, args=(timeout, env), daemon=True, name="triton-warmup")
         self._thread.start()
 
@@ -312,9 +318,7 @@ def smoke_test_wheels(
         old_pp = os.environ.get("PYTHONPATH")
         env_extra = {
             "PYTHONPATH": str(staging) + (os.pathsep + old_pp if old_pp else ""),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONNOUSERSITE": "1",
-            **triton_env(),
+            **child_env(),
         }
         run = child.run_script(python, scripts / "checks.py", args, timeout=timeout, cwd=workdir, extra_env=env_extra)
     res = run.result
