@@ -414,6 +414,17 @@ def stamp_wheel(plan: BuildPlan, p: PendingBuild, wheel: Path, seconds: float) -
     provenance.stamp(wheel, doc)
 
 
+def _warm_imports(plan: BuildPlan, pending: list[PendingBuild]) -> dict:
+    """What the smoke test's pre-started child imports while the wheels build: the third-party modules that
+    ``import <package>`` runs, read from the source trees (smoke/import_graph.py), never the packages themselves."""
+    from mamba_build.build.smoke import import_graph
+    from mamba_build.plan.packages import package_info
+
+    own = sorted({n for pkg in plan.packages for n in (package_info(pkg.name).import_name, pkg.extension_module)})
+    trees = [(p.fetched.tree, package_info(p.pkg.name).import_name) for p in pending]
+    return {"imports": import_graph.for_packages(trees, own), "own": own}
+
+
 def known_python_limits(plan: BuildPlan, wheels: list[BuiltWheel], checks) -> dict[str, str]:
     """{check name: note} for a smoke test whose only failures are ``import <package>`` where data/packages.toml
     records that this release's Python code needs a newer torch (``[[torch_requirement]]`` scope
@@ -589,7 +600,7 @@ def execute(plan: BuildPlan, *, log=print, show_progress: bool = True) -> Compil
             if pending:  # the smoke test's child imports torch and opens CUDA while the wheels build
                 from mamba_build.build.smoke.stage import TritonWarmup, WarmChild
 
-                warm = WarmChild(plan.python, run_dir / "staging")
+                warm = WarmChild(plan.python, run_dir / "staging", **_warm_imports(plan, pending))
                 mamba = next((p for p in pending if p.pkg.name == "mamba-ssm"), None)
                 if plan.smoke.triton_warmup and mamba is not None:  # Mamba2's Triton kernels, from the source tree
                     triton = TritonWarmup(

@@ -78,3 +78,18 @@ def test_a_mamba_ssm_whose_api_differs_fails_the_warmup_and_says_the_smoke_test_
         assert "another layout" in line, line
     else:  # without a GPU the child stops before importing anything of mamba-ssm
         assert "skipped" in line and "no GPU" in line, line
+
+
+def test_the_pre_started_child_imports_what_import_mamba_ssm_imports(mamba_main_source):
+    """The import graph of mamba-ssm's real source (smoke/import_graph.py): `import mamba_ssm` reaches
+    transformers.generation (mamba_ssm/utils/generation.py: seconds of torch dynamo/distributed imports), which the
+    smoke test's pre-started child now imports while the wheels build; never causal_conv1d or an extension module,
+    which must come from the staged wheels."""
+    from mamba_build.build.smoke.import_graph import external_imports
+
+    own = {"causal_conv1d", "causal_conv1d_cuda", "selective_scan_cuda"}
+    got = external_imports(mamba_main_source, "mamba_ssm", own)
+    modules = [m for m, _names in got]
+    assert any(m == "transformers.generation" and "TextStreamer" in names for m, names in got), got
+    assert {"torch", "einops", "triton", "huggingface_hub"} <= set(modules)
+    assert not {m.split(".")[0] for m in modules} & (own | {"mamba_ssm"})

@@ -650,9 +650,13 @@ ABORTED = 3  # exit status of a pre-started child that was told to give up (noth
 WARM_MODULES = ("einops", "triton", "transformers")
 
 
-def warm_up() -> None:
+def warm_up(imports: list | None = None, own: list | None = None) -> None:
     """What costs seconds and does not depend on the wheels: torch, the packages' third-party imports, CUDA's
-    context. Failures are left for the checks to report."""
+    context. ``imports``: ``[module, [names]]`` that ``import <package>`` runs outside the packages (read from
+    their source trees by mamba_build/build/smoke/import_graph.py; ``from module import names``, in order).
+    ``own``: the packages' top-level names, which must come from staging: if a third-party import pulled in another
+    copy of one, it is dropped from ``sys.modules`` again (the checks' imports then resolve from staging, and
+    fail if they do not). Failures are left for the checks to report."""
     try:
         import torch
 
@@ -660,11 +664,17 @@ def warm_up() -> None:
             torch.zeros(1, device="cuda").sum().item()
     except BaseException:  # noqa: BLE001
         return
-    for name in WARM_MODULES:
+    for module, names in [*((m, []) for m in WARM_MODULES), *(imports or [])]:
         try:
-            importlib.import_module(name)
+            mod = importlib.import_module(module)
+            for name in names:  # a lazy module (transformers) loads a name's submodule on first access
+                if not hasattr(mod, name):
+                    importlib.import_module(f"{module}.{name}")
         except BaseException:  # noqa: BLE001 (absent or broken: the package's own import says so later)
             pass
+    for name in own or []:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
 
 
 def wait_for_go(path: Path, timeout: float) -> dict | None:
@@ -691,6 +701,12 @@ def main(argv: list[str] | None = None) -> int:
         help="pre-started: warm up (torch, CUDA), then wait for this JSON file (staging, expect, imports)",
     )
     ap.add_argument("--wait-timeout", type=float, default=7200.0)
+    ap.add_argument(
+        "--warm-imports",
+        type=Path,
+        default=None,
+        help="pre-started: JSON {imports: [[module, [names]]], own: [top-level names]} to import while waiting",
+    )
     ap.add_argument("--expect", action="append", default=[], help="package to check: causal_conv1d, mamba_ssm")
     ap.add_argument("--staging", type=Path, default=None, help="modules must resolve from here")
     ap.add_argument(
@@ -709,7 +725,8 @@ def main(argv: list[str] | None = None) -> int:
         _emit({**value, "t": round(time.monotonic() - start, 2)})
 
     if args.wait_for is not None:
-        warm_up()
+        warm = json.loads(args.warm_imports.read_text(encoding="utf-8")) if args.warm_imports else {}
+        warm_up(warm.get("imports"), warm.get("own"))
         go = wait_for_go(args.wait_for, args.wait_timeout)
         if go is None:
             return ABORTED

@@ -149,7 +149,16 @@ class WarmChild:
     waits for :meth:`go` (checks.py ``--wait-for``). :func:`smoke_test_wheels` hands it the staged wheels;
     :meth:`abort` (always safe, also after go) lets it exit untested. It also exits if its parent dies."""
 
-    def __init__(self, python: str, workdir: Path, timeout: float = 7200):
+    def __init__(
+        self,
+        python: str,
+        workdir: Path,
+        timeout: float = 7200,
+        imports: Sequence[tuple[str, Sequence[str]]] = (),
+        own: Sequence[str] = (),
+    ):
+        """``imports``: the third-party imports of the packages (:func:`import_graph.for_packages`), which the
+        child imports while it waits; ``own``: the top-level names that must come from staging."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.go_file = self.workdir / "smoke-go.json"
@@ -157,6 +166,11 @@ class WarmChild:
         scripts = _copy_scripts(self.workdir)
         self.python, self.script = python, scripts / "checks.py"
         self.args = ["--wait-for", str(self.go_file), "--wait-timeout", str(timeout)]
+        if imports:
+            warm_file = self.workdir / "smoke-warm-imports.json"
+            doc = {"imports": [[m, list(names)] for m, names in imports], "own": list(own)}
+            warm_file.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+            self.args += ["--warm-imports", str(warm_file)]
         self.result: child.ChildRun | None = None
         env = child_env()
         self._thread = threading.Thread(target=self._run, args=(timeout + 60, env), daemon=True, name="smoke-warm")
