@@ -104,7 +104,9 @@ def describe_plan(plan: BuildPlan) -> str:
         launcher_line(plan),
         overlay_line(plan),
         f"  wheels      {plan.wheel_dir} (local version +{plan.local_version})",
-        f"  builds by   {plan.installer_for().describe()}  [{plan.installer_for().reason}]",
+        f"  frontend    {plan.build_frontend}  [{plan.build_frontend_reason}]",
+        f"  {'builds by' if plan.build_frontend == 'installer' else 'installs by'} "
+        f"{plan.installer_for().describe()}  [{plan.installer_for().reason}]",
         *([f"  run deps    {plan.runtime_deps.summary()}"] if plan.runtime_deps is not None else []),
         f"  install     {'yes, after the smoke test passes' if plan.install else 'no'}",
         *([f"  triton      {plan.triton_warmup_reason}"] if plan.triton_warmup_reason else []),

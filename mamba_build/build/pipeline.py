@@ -159,8 +159,11 @@ def _is_disk_full(exc: BaseException) -> bool:
 
 
 def _pip_wheel_argv(plan: BuildPlan, tree: Path, out_dir: Path) -> list[str]:
-    """`pip wheel --no-build-isolation --no-deps` (or uv's `build --wheel`) by the plan's installer."""
-    return plan.installer_for().wheel_argv(tree, out_dir)
+    """The build of one wheel, by the plan's frontend (build/frontend.py): the tree's PEP 517 backend called
+    directly, or `pip wheel --no-build-isolation --no-deps` / `uv build --wheel` by the plan's installer."""
+    from mamba_build.build import frontend
+
+    return frontend.wheel_argv(plan, tree, out_dir)
 
 
 def _the_wheel(out_dir: Path, log_path: Path) -> Path:
@@ -168,7 +171,7 @@ def _the_wheel(out_dir: Path, log_path: Path) -> Path:
     if len(wheels) == 1:
         return wheels[0]
     raise BuildError(
-        f"pip wheel succeeded but produced {len(wheels)} wheels in {out_dir}", f"inspect the log {log_path}"
+        f"the wheel build succeeded but produced {len(wheels)} wheels in {out_dir}", f"inspect the log {log_path}"
     )
 
 

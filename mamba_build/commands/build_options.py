@@ -61,6 +61,14 @@ def add_build_options(p: argparse.ArgumentParser, *, arch_default: str | None = 
         "ninja >= 1.13); sequential: one package after the other",
     )
     p.add_argument(
+        "--build-frontend",
+        choices=["backend", "installer"],
+        default="backend",
+        help="backend (default): call each source tree's PEP 517 build_wheel directly in the target Python; "
+        "installer: build with `pip wheel --no-build-isolation` (or `uv build`), which first runs setup.py once "
+        "more for metadata",
+    )
+    p.add_argument(
         "--split-units",
         dest="split_units",
         action="store_true",
@@ -184,6 +192,7 @@ def options_from_args(args: argparse.Namespace) -> CompileOptions:
         split_units=args.split_units,
         rerun_smoke=getattr(args, "rerun_smoke", False),
         triton_warmup=not getattr(args, "no_triton_warmup", False),
+        build_frontend=getattr(args, "build_frontend", None) or "backend",
         launcher=getattr(args, "launcher", None) or "none",
         install_deps=not getattr(args, "no_deps", False),
         skip_missing_deps=getattr(args, "skip_missing_deps", False),

@@ -57,6 +57,7 @@ class CompileOptions:
     split_units: bool | None = None  # None: decide (on with 4+ jobs)
     rerun_smoke: bool = False  # smoke-test verified cache hits again
     triton_warmup: bool = True  # run Mamba2 from mamba-ssm's source tree while the wheels build (--no-triton-warmup)
+    build_frontend: str = "backend"  # --build-frontend: backend (PEP 517 build_wheel) / installer (pip wheel, uv build)
     launcher: str = "none"  # --launcher: none / auto / ccache / sccache / a path to one (mamba_build/plan/launcher.py)
     install_deps: bool = True  # install the packages' missing runtime requirements first (--no-deps: refuse)
     skip_missing_deps: bool = False  # --skip-missing-deps: neither install nor refuse; list them and build
@@ -164,6 +165,9 @@ class SchedulePlan:
     cpu_work_s: float | None = None  # CPU seconds of the units (one core), the same units
     cpu_bound_s: float | None = None  # cpu_work_s / jobs: the CPU-work bound
     prediction_reason: str = ""
+    # what turns a source tree into a wheel (mamba_build/build/frontend.py), and why
+    frontend: str = "backend"
+    frontend_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,8 @@ class BuildPlan:
     gpus = _Flat[tuple[str, ...]]("smoke", "gpus")
     triton_warmup = _Flat[bool]("smoke", "triton_warmup")
     triton_warmup_reason = _Flat[str]("smoke", "triton_warmup_reason")
+    build_frontend = _Flat[str]("scheduling", "frontend")
+    build_frontend_reason = _Flat[str]("scheduling", "frontend_reason")
     cxx_std = _Flat["str | None"]("torch", "cxx_std")
     cxx_std_reason = _Flat[str]("torch", "cxx_std_reason")
     launcher = _Flat[str]("launcher_choice", "name")  # none / ccache / sccache
@@ -403,6 +409,8 @@ JSON_KEYS = (
     "provision",
     "triton_warmup",
     "triton_warmup_reason",
+    "build_frontend",
+    "build_frontend_reason",
 )
 
 
@@ -791,6 +799,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
             cpu_work_s=cpu_work_s,
             cpu_bound_s=cpu_bound_s,
             prediction_reason=prediction_reason,
+            **_frontend(opts),
         ),
         output=OutputPlan(
             wheel_dir=str(Path(opts.wheel_dir or "wheelhouse").resolve()),
@@ -811,6 +820,13 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
         installer=inst,
         build_overlay=overlay,
     )
+
+
+def _frontend(opts: CompileOptions) -> dict:
+    from mamba_build.build import frontend
+
+    name, why = frontend.choose(opts.build_frontend)
+    return {"frontend": name, "frontend_reason": why}
 
 
 def _triton_warmup(opts: CompileOptions, gpu: bool, packages: list[str]) -> dict:
