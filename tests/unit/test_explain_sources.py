@@ -44,3 +44,59 @@ def test_transformer_engine_with_a_cuda_home_that_is_no_toolkit_is_the_wrong_cud
     text = (" [WARNING]  cpu_adam cuda is missing or is incompatible with installed torch, only cpu ops can be compiled!\n"
             "/usr/include/c++/12/bits/std_function.h:435:145: error: parameter packs not expanded with '...':\n")
     assert _root(text) == "gcc-unsupported"
+
+
+# --- a compiled module built against another torch, in the words of the packages that check it themselves
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "RuntimeError: PyTorch version mismatch! DeepSpeed ops were compiled and installed with a different version "
+        "than what is being used at runtime. Please re-install DeepSpeed or switch torch versions. Install torch "
+        "version=2.2, Runtime torch version=2.4\n",
+        # the same check for the CUDA build of torch, wrapped by a terminal at 80 columns
+        "RuntimeError: CUDA version mismatch! DeepSpeed ops were compiled and installed with a different version than\n"
+        "what is being used at runtime. Please re-install DeepSpeed or switch torch versions.\n",
+        "RuntimeError: Detected that PyTorch and torch_cluster were compiled with different CUDA versions. PyTorch has "
+        "CUDA version 12.4 and torch_cluster has CUDA version 11.7. Please reinstall the torch_cluster that matches "
+        "your PyTorch install.\n",
+        "WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for a different version of "
+        "PyTorch or Python.\n  Please reinstall xformers (see https://github.com/facebookresearch/xformers#installing-xformers)\n",
+    ],
+)
+def test_a_module_built_against_another_torch_in_the_packages_own_words(text: str) -> None:
+    assert _root(text) == "abi-undefined-symbol"
+
+
+# --- a package installed without its own compiled module
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "WARNING[XFORMERS]: Need to compile C++ extensions to use all xFormers features.\n"
+        "    Please install xformers properly (see https://github.com/facebookresearch/xformers#installing-xformers)\n",
+        "RuntimeError: No compatible CUDA binary found at /srv/env/lib/python3.11/site-packages/bitsandbytes/"
+        "libbitsandbytes_cuda129.so\n",
+        "\U0001f6a8 Forgot to compile the bitsandbytes library? \U0001f6a8\n1. You're not using the package but checked-out the source code\n",
+        "This means:\nThe version you're trying to use is NOT distributed with this package\n",
+        "WARNING - Exllama kernel is not installed, reset disable_exllama to True. This may because you installed "
+        "auto_gptq using a pre-build wheel on Windows\n",
+        "UserWarning: Skipping fusing modules because AWQ extension is not installed.DLL load failed while importing awq_ext\n",
+        "ImportError: Could not find module '_grid_cpu' in /opt/py/lib/python3.10/site-packages/torch_cluster\n",
+    ],
+)
+def test_a_package_without_its_own_compiled_module(text: str) -> None:
+    assert _root(text) == "extension-not-built"
+
+
+def test_near_misses_of_the_compiled_module_classes() -> None:
+    # Windows' ctypes wording names a DLL path and its dependencies: not the PyG packages' own check
+    assert _root("FileNotFoundError: Could not find module 'C:\\Python311\\Lib\\site-packages\\foo\\bar.dll' "
+                 "(or one of its dependencies). Try using the full path with constructor syntax.\n") \
+        != "extension-not-built"
+    # xformers without its module on a Mac: there is no CUDA build to make, the platform is the cause
+    assert _root("/Users/ana/venv/lib/python3.12/site-packages/xformers/_cpp_lib.py\n"
+                 "WARNING[XFORMERS]: Need to compile C++ extensions to use all xFormers features.\n") \
+        == "platform-unsupported"
