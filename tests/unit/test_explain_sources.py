@@ -100,3 +100,69 @@ def test_near_misses_of_the_compiled_module_classes() -> None:
     assert _root("/Users/ana/venv/lib/python3.12/site-packages/xformers/_cpp_lib.py\n"
                  "WARNING[XFORMERS]: Need to compile C++ extensions to use all xFormers features.\n") \
         == "platform-unsupported"
+
+
+# --- an extension installed without its CUDA half: the setup.py saw no GPU or no toolkit
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '  File "/home/a/proj/render.py", line 40, in forward\n    d = knn_points(p1, p2)\n'
+        "RuntimeError: Not compiled with GPU support.\n",
+        "RuntimeError: Detectron2 is not compiled with GPU support!\n",
+        "/opt/py/lib/python3.8/site-packages/MinkowskiEngine/__init__.py:271: UserWarning: The MinkowskiEngine was "
+        "compiled with CPU_ONLY flag. If you want to compile with CUDA support, make sure `torch.cuda.is_available()` "
+        "is True when you install MinkowskiEngine.\n",
+        # said at install time (weak)
+        "  setup.py:130: UserWarning: torch.cuda.is_available() is False. MinkowskiEngine will compile with CPU_ONLY. "
+        "Please use `--force_cuda` to compile with CUDA.\n",
+        "WARNING - No GPUs found. Installing with CPU support only. Set FORCE_CUDA=1 for GPU cross-compilation.\n",
+    ],
+)
+def test_an_extension_built_without_cuda_says_so(text: str) -> None:
+    assert _root(text) == "extension-missing-from-wheel"
+
+
+def test_torchs_own_cpu_build_is_not_an_extension_built_without_cuda() -> None:
+    assert _root("AssertionError: Torch not compiled with CUDA enabled\n") == "torch-cpu-only"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\U0001f6a8 CUDA SETUP ERROR: Missing dependency: libcublasLt.so.12 \U0001f6a8\n\n"
+        "CUDA 12.x runtime libraries were not found in the LD_LIBRARY_PATH.\n",
+        "CUDA SETUP: Problem: The main issue seems to be that the main CUDA runtime library was not detected.\n"
+        "CUDA SETUP: Solution 1: To solve the issue the libcudart.so location needs to be added to the LD_LIBRARY_PATH variable\n",
+    ],
+)
+def test_bitsandbytes_reports_a_missing_cuda_runtime(text: str) -> None:
+    assert _root(text) == "cuda-runtime-missing"
+
+
+def test_tiny_cuda_nn_built_for_other_gpus_only() -> None:
+    text = "OSError: Could not find compatible tinycudann extension for compute capability 61.\n"
+    assert _root(text) == "no-kernel-image"
+
+
+def test_a_setup_py_without_torch_in_pips_isolated_build() -> None:
+    autogptq = ("  Getting requirements to build wheel ... error\n  error: subprocess-exited-with-error\n"
+                "      Building PyTorch CUDA extension requires PyTorch being installed, please install PyTorch first: "
+                "No module named 'torch'.\n")
+    assert _root(autogptq) == "build-isolation-no-torch"
+    minkowski = ("  Preparing metadata (pyproject.toml) ... error\n"
+                 '      File "/tmp/pip-install-k2/minkowskiengine_5/setup.py", line 54, in <module>\n'
+                 "    ImportError: Pytorch not found. Please install pytorch first.\n")
+    assert _root(minkowski) == "build-isolation-no-torch"
+    # the same sentence with build isolation switched off is not that class
+    assert _root("$ pip install --no-build-isolation MinkowskiEngine\n"
+                 "    ImportError: Pytorch not found. Please install pytorch first.\n") != "build-isolation-no-torch"
+
+
+def test_minkowski_engine_on_windows_is_the_platform() -> None:
+    text = ('  File "C:\\Users\\me\\AppData\\Local\\Temp\\pip-install-q\\minkowskiengine_1\\setup.py", line 68\n'
+            "    ImportError: Windows is currently not supported.\n")
+    assert _root(text) == "platform-unsupported"
+    # the sentence alone, from some other package, is not claimed
+    assert _root("ImportError: Windows is currently not supported.\n") == "unknown"
