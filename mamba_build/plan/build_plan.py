@@ -607,7 +607,7 @@ def _prediction(
         (
             f"{how}; one-core seconds of the 2-core machine (data/build_costs.toml), "
             f"{len(archs)} arch{'s' if len(archs) != 1 else ''} weighted by their "
-            "measured cost; the whole command adds pip, the links, the smoke test"
+            "measured cost; the whole command adds setup.py and torch's import per package, the links, the smoke test"
         ),
     )
 
@@ -615,7 +615,7 @@ def _prediction(
 def _pool_reason(nvcc_js: bool, jobs: int) -> str:
     return (
         "one ninja builds every package's units, the longest first (mamba_build/build/ninja_pool.py), while each "
-        "package's pip wheel runs as usual"
+        "package's wheel build runs as usual"
         + (
             f"; it and the nvcc --split-compile threads (nvcc --jobserver) share one jobserver of {jobs} slots"
             if nvcc_js
