@@ -54,18 +54,18 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # corpus and the blind set together may not drop below MIN_ACCURACY; held-out wrong answers may not
 # grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
 # is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
-# batch 7 (324/401 = 80.8 %, rounded down: that batch's first contact, 25/36 = 69.4 %, brought it there,
+# batch 8 (348/438 = 79.5 %, rounded down: that batch's first contact, 24/37 = 64.9 %, brought it there,
 # and the classes its misses revealed cite the logs that revealed them, so the grouped CV leaves them out
 # there and they do not lift its held-out score), and the MAX_WRONG_* are the wrong answers measured then
-# (public 0, blind 12: batch 7's two first-contact wrong answers, blind:244 and blind:256, stay wrong
-# held-out because the patterns that fix them cite them), so the gate catches any drop while the report
-# shows the goal not met.
+# (public 0, blind 16: batch 8's four first-contact wrong answers, blind:272, 274, 275 and 304, stay wrong
+# held-out because the patterns and the exclusion that fix them cite them), so the gate catches any drop
+# while the report shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.807
+MIN_ACCURACY = 0.794
 MAX_WRONG = 0
-MAX_WRONG_BLIND = 12
+MAX_WRONG_BLIND = 16
 GOAL_NOT_MET_SINCE = 3  # the blind batch whose first contact brought the held-out level below the goal
-FLOOR_BATCH = 7  # the blind batch after whose changes MIN_ACCURACY was measured
+FLOOR_BATCH = 8  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
@@ -324,7 +324,12 @@ def render(
             "81.9 %; blind batch 7, a fresh sample aimed at packages the earlier batches used little, met the "
             "catalog at 25/36 = 69.4 % (2 wrong, 9 unknown: exllamav2, AutoGPTQ, TransformerEngine, torchsparse, "
             "gsplat, mmcv-on-Windows and import-before-torch members; 2 of them Windows messages whose cause only "
-            "the thread names) and brought it to 80.8 %. The classes "
+            "the thread names) and brought it to 80.8 %; blind batch 8, a fresh sample aimed at packages the "
+            "corpus used little or not at all, met a catalog already widened from 14 packages' own sources "
+            "(none of those 31 patterns matched a batch-8 log) at 24/37 = 64.9 % (4 wrong, 9 unknown: nerfacc, "
+            "chamfer-distance, KNN_CUDA, FlashInfer-under-vLLM, HRNet nms, AlphaPose, Deformable-DETR ops, "
+            "GPTQ-for-LLaMa, AutoGPTQ-wheel and macOS members; 1 of them a log whose cause only the thread "
+            "names) and brought it to 79.5 %. The classes "
             f"its misses revealed are in the catalog now, but their patterns cite the batch-{FLOOR_BATCH} logs "
             "that revealed them, so the held-out score stays there until later batches show whether they "
             "generalise; the floor above is the level measured after the changes made from batch "

@@ -407,3 +407,85 @@ def test_torchs_own_binding_symbols_undefined_before_import_torch():
     assert _names(text, "torch-libs-not-loaded", "libtorch_python.so")
     # a mangled C++ symbol of another torch stays an ABI mismatch
     assert _root("ImportError: /x/y.so: undefined symbol: _ZN3c104cuda9SetDeviceEi\n") == "abi-undefined-symbol"
+
+
+# blind batch 8's classes: the tools' message formats with other packages, versions and paths than the logs
+
+
+def test_a_compiled_module_imported_first_at_the_prompt_before_torch():
+    text = (
+        ">>> import knn_ops\n"
+        "Traceback (most recent call last):\n"
+        '  File "<stdin>", line 1, in <module>\n'
+        "ImportError: /opt/conda/lib/python3.8/site-packages/knn_ops.cpython-38-x86_64-linux-gnu.so: "
+        "undefined symbol: _ZN3c1010TensorImpl17set_autograd_metaESt10unique_ptrINS_21AutogradMetaInterfaceESt14default_deleteIS2_EE\n"
+    )
+    assert _root(text) == "torch-libs-not-loaded"
+    # torch imported first in the session: another torch's symbol, an ABI mismatch
+    assert _root(">>> import torch\n" + text) == "abi-undefined-symbol"
+
+
+def test_nvcc_refusing_the_cxx_standard_torch_passes():
+    assert _root("nvcc fatal   : Value 'c++17' is not defined for option 'std'\n") == "cuda-major-mismatch"
+    # a package's own newer standard is not torch's
+    assert _root("nvcc fatal   : Value 'c++20' is not defined for option 'std'\n") != "cuda-major-mismatch"
+
+
+def test_a_cuda_launch_call_of_another_release_undefined():
+    old_nvcc = "ImportError: /srv/ops/roi_pool_cuda.cpython-36m-x86_64-linux-gnu.so: undefined symbol: cudaConfigureCall\n"
+    assert _names(old_nvcc, "cuda-major-mismatch", "CUDA")
+    new_nvcc = "OSError: /home/u/lib/libdcn.so: undefined symbol: __cudaPushCallConfiguration\n"
+    assert _root(new_nvcc) == "cuda-major-mismatch"
+
+
+def test_torchs_jit_loader_given_no_sources():
+    frame = '  File "/usr/lib/python3/dist-packages/torch/utils/cpp_extension.py", line 1561, in _write_ninja_file\n'
+    old_torch = frame + "    assert len(sources) > 0\nAssertionError\n"
+    new_torch = "AssertionError: At least one source is required to build a library\n"
+    assert [_root(t) for t in (old_torch, new_torch)] == ["sdist-missing-sources"] * 2
+
+
+def test_a_packages_own_compiled_module_by_import_name_is_no_distribution():
+    text = "ImportError: cannot import name '_C' from 'pointops' (/opt/venv/lib/python3.11/site-packages/pointops/__init__.py)\n"
+    assert _root(text) != "dependency-missing"
+    # an ordinary name stays a dependency of the wrong version
+    assert _root("ImportError: cannot import name 'cached_download' from 'huggingface_hub'\n") == "dependency-missing"
+
+
+def test_other_wordings_of_no_cuda_toolkit():
+    lines = (
+        "FileNotFoundError: [Errno 2] No such file or directory: 'nvcc'\n",
+        "EnvironmentError: The nvcc binary could not be located in your $PATH. Either add it to your path, or set $CUDA_HOME\n",
+        "NotImplementedError: CUDA_HOME is None. Please set environment variable CUDA_HOME.\n",
+    )
+    for line in lines:
+        assert _root(line) == "cuda-home-missing", line
+    # an nvcc path that does not exist is a CUDA_HOME without a toolkit, not a missing one
+    assert _root("FileNotFoundError: [Errno 2] No such file or directory: '/opt/cuda-12/bin/nvcc'\n") == "cuda-home-wrong"
+
+
+def test_code_parsing_the_cuda_version_of_a_cpu_torch():
+    text = (
+        '  File "/opt/venv/lib/python3.9/site-packages/flash_attn_setup.py", line 40, in check\n'
+        "    v = Version(torch.version.cuda)\n"
+        "TypeError: expected string or bytes-like object, got 'NoneType'\n"
+    )
+    assert _root(text) == "torch-cpu-only"
+
+
+def test_a_mac_named_in_the_reporters_words():
+    text = "Installing under macOS Sonoma I get: NotImplementedError: CUDA_HOME is None. Please set environment variable CUDA_HOME.\n"
+    assert _root(text) == "platform-unsupported"
+    prose = "pip install on my MacBook Pro fails: OSError: CUDA_HOME environment variable is not set.\n"
+    assert _root(prose) == "platform-unsupported"
+
+
+def test_batch_8_messages_that_name_their_cause():
+    """torch's ninja check, a quoted CUDA_HOME in distutils' repr, the loader's GLIBC line cut after the version."""
+    cases = (
+        ("RuntimeError: Ninja is required to load C++ extensions (pip install ninja to get it)\n", "dependency-missing", "Ninja"),
+        ('error: command "\'/opt/cuda-11.3\'/bin/nvcc" failed: No such file or directory\n', "cuda-home-wrong", "'/opt/cuda-11.3'"),
+        ("ImportError: /lib64/libc.so.6: version `GLIBC_2.34'\n", "glibc-too-old", "GLIBC_2.34"),
+    )
+    for text, fid, fragment in cases:
+        assert _names(text, fid, fragment), text
