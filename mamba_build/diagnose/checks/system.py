@@ -135,7 +135,12 @@ def check_pip(inst, problem=None) -> Check:
         return fail("pip", problem.message, problem.fix)
     if inst.kind == OWN_PIP:
         return ok("pip", f"pip {inst.version}")
-    return ok("pip", f"no pip in this environment: builds and installs by {inst.describe()}", inst.reason)
+    return ok(
+        "pip",
+        f"no pip in this environment: installs by {inst.describe()} (builds: each tree's PEP 517 backend, or "
+        "the same with --build-frontend installer)",
+        inst.reason,
+    )
 
 
 def check_resources(env: Environment) -> Check:
