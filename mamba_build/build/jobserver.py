@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import array
 import fcntl
+import functools
 import os
 import re
 import shutil
@@ -71,6 +72,7 @@ def find_ninja(python: str, path_env: str | None = None) -> NinjaInfo:
     return NinjaInfo(None, None, "not found")
 
 
+@functools.cache
 def nvcc_supports_jobserver(nvcc: str) -> bool:
     """Whether this nvcc has ``--jobserver`` (read from its own --help, not from a version table)."""
     res = runner.run([nvcc, "--help"], timeout=60)

@@ -529,16 +529,29 @@ def _split_compile_needed(
     split_units: bool,
     archs,
     nvcc_threads: int,
+    paced: bool = False,
 ) -> tuple[int | None, str, bool]:
     """Automatic split-compile stays on only where one unit, not the total work, bounds the build: where the
     units outnumber the slots, every slot is busy with a whole unit anyway, and nvcc's threads would only
-    oversubscribe the CPUs (or, through the jobserver, take slots from units waiting to start)."""
+    oversubscribe the CPUs (or, through the jobserver, take slots from units waiting to start). ``paced``: nvcc's
+    per-arch threads already take the slots that free up (the jobserver paces them)."""
     from mamba_build.plan.costs import bound
 
     b = bound(opts.packages, jobs, split_units=split_units, archs=archs, nvcc_threads=nvcc_threads)
     if b is None:
         return split, reason, nvcc_js
     longest, spread = b
+    if spread >= longest and paced:
+        return (
+            None,
+            (
+                f"off: the total work bounds the build, not one unit (predicted {spread:.0f} s of CPU per slot "
+                f"against the longest unit's {longest:.0f} s with its archs side by side, data/build_costs.toml); "
+                "the slots that free up at the end take the last units' archs (nvcc --threads, paced by the "
+                "pool's jobserver)"
+            ),
+            False,
+        )
     if spread >= longest and nvcc_threads > 1:
         return (
             None,
@@ -566,12 +579,24 @@ def _split_compile_needed(
     )
 
 
-def _nvcc_threads(opts: CompileOptions, jobs: int, *, pool: bool, archs, split_units: bool) -> tuple[int, str]:
-    """nvcc --threads: where slots would otherwise idle (mamba_build/plan/costs.py choose_threads), else 1."""
+def _nvcc_threads(
+    opts: CompileOptions, jobs: int, *, pool: bool, archs, split_units: bool, jobserver: bool = False
+) -> tuple[int, str]:
+    """nvcc --threads. ``jobserver``: the pool's jobserver can pace nvcc's threads (nvcc --jobserver): one per
+    arch, each beyond the first on a slot that is free. Without it, threads only where slots would otherwise
+    idle (mamba_build/plan/costs.py choose_threads), else 1, since unpaced threads oversubscribe the CPUs."""
     from mamba_build.plan.costs import choose_threads
 
     if opts.nvcc_threads:
         return opts.nvcc_threads, "--nvcc-threads"
+    if jobserver and len(archs) > 1:
+        n = len(archs)
+        return n, (
+            f"{n}: one per arch, paced by the pool's jobserver (nvcc --jobserver): each arch beyond a unit's first "
+            f"compiles only on a free slot, so never more than {jobs} compiles run at once; while every slot is "
+            "busy a unit compiles its archs one by one, and at the end of the build the last units' archs take "
+            "the slots the others released (issue 17: at nine archs the last units ran alone for minutes)"
+        )
     groups = [list(opts.packages)] if pool else [[p] for p in opts.packages]
     choices = [choose_threads(g, jobs, split_units=split_units, archs=archs) for g in groups]
     known = [c for c in choices if c is not None]
@@ -617,7 +642,7 @@ def _pool_reason(nvcc_js: bool, jobs: int) -> str:
         "one ninja builds every package's units, the longest first (mamba_build/build/ninja_pool.py), while each "
         "package's wheel build runs as usual"
         + (
-            f"; it and the nvcc --split-compile threads (nvcc --jobserver) share one jobserver of {jobs} slots"
+            f"; it and nvcc's threads (nvcc --jobserver) share one jobserver of {jobs} slots"
             if nvcc_js
             else f", {jobs} units at a time"
         )
@@ -714,13 +739,26 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     split_units, split_units_reason = _split_units(
         opts, njobs, pool=schedule == "pool", archs=archs, nvcc_threads=opts.nvcc_threads or 1
     )
+    from mamba_build.build.jobserver import nvcc_supports_jobserver
+
+    # nvcc's threads paced by the pool's jobserver where this nvcc can join it (archs > 1: else nothing to pace)
+    paced = schedule == "pool" and len(archs) > 1 and bool(tk.nvcc) and nvcc_supports_jobserver(tk.nvcc)
     nvcc_threads, nvcc_threads_reason = _nvcc_threads(
-        opts, njobs, pool=schedule == "pool", archs=archs, split_units=split_units
+        opts, njobs, pool=schedule == "pool", archs=archs, split_units=split_units, jobserver=paced
     )
     if split is not None and opts.split_compile is None:
         split, split_reason, nvcc_js = _split_compile_needed(
-            opts, njobs, split, split_reason, nvcc_js, split_units=split_units, archs=archs, nvcc_threads=nvcc_threads
+            opts,
+            njobs,
+            split,
+            split_reason,
+            nvcc_js,
+            split_units=split_units,
+            archs=archs,
+            nvcc_threads=nvcc_threads,
+            paced=paced and nvcc_threads > 1,
         )
+    nvcc_js = nvcc_js or (paced and nvcc_threads > 1)
     predicted_s, cpu_work_s, cpu_bound_s, prediction_reason = _prediction(
         opts, njobs, pool=schedule == "pool", archs=archs, split_units=split_units, nvcc_threads=nvcc_threads
     )

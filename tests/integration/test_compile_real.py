@@ -160,3 +160,22 @@ def test_ctrl_c_mid_build_restores_torch_and_leaves_nothing(tmp_path, cuda_env):
     time.sleep(1)
     ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
     assert str(build_dir) not in ps, "compiler processes left running"
+
+
+def test_several_archs_compile_with_nvcc_threads_paced_by_the_pools_jobserver(tmp_path, cuda_env):
+    """Issue 17: with several archs the pool gives nvcc one thread per arch and `--jobserver` (MAKEFLAGS from the
+    pool's jobserver, no MAX_JOBS): the real build runs that way and the wheel holds every arch's SASS."""
+    out = tmp_path / "wheels"
+    proc = run_cli("compile", "--package", "mb-fixture", "--source", str(REPO / "csrc" / "fixture"), "--arch",
+                   "8.0,9.0", "--no-install", "--no-cache", "--wheel-dir", str(out), "--json", env=cuda_env,
+                   timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    plan = report["plan"]
+    assert plan["schedule"] == "pool" and plan["nvcc_jobserver"] is True and plan["nvcc_threads"] == 2
+    assert "paced by the pool's jobserver" in plan["nvcc_threads_reason"]
+    ninja_log = next(Path(report["wheels"][0]["log"]).parent.glob("ninja-mb-fixture.log")).read_text(errors="replace")
+    nvcc_lines = [ln for ln in ninja_log.splitlines() if "nvcc" in ln and " -c " in ln]
+    assert nvcc_lines and all("--threads 2" in ln or "'--threads', '2'" in ln or "-t 2" in ln for ln in nvcc_lines), \
+        ninja_log[-2000:]
+    assert archs_in_wheel(next(out.glob("*.whl"))).sass == (80, 90)
