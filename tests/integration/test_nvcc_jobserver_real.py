@@ -4,7 +4,8 @@ The plan gives every unit `nvcc --threads <archs> --jobserver` when the pool's j
 beyond a unit's first compiles only on a free slot. That is safe only if nvcc really waits for a slot instead of
 starting its threads anyway; checked here with the project's own JobServer and the provisioned toolkit: no free
 slot -> the archs compile one at a time (and nvcc still finishes); one free slot -> two at once, never three; the
-slot it took comes back. About 20 s on 2 cores."""
+slot it took comes back. And the threads change when an arch compiles, not what: each arch's SASS is the same as
+with `--threads 1`. About 30 s on 2 cores."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from mamba_build.build.jobserver import JobServer
+from mamba_build.dist.fatbin import find_cuobjdump
 
 pytestmark = [pytest.mark.toolchain]
 
@@ -66,6 +68,16 @@ def _device_compilers_under(root: int) -> int:
     return sum(1 for pid, comm in name.items() if comm in DEVICE_TOOLS and below(pid))
 
 
+def _sass(obj: Path, arch: str) -> str:
+    tool = find_cuobjdump()  # the provisioned toolkit has none: the machine's, or the copy Triton ships
+    assert tool is not None, "no cuobjdump (CUDA toolkit or triton)"
+    res = subprocess.run([str(tool), "-sass", "-arch", f"sm_{arch}", str(obj)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "Function :" in res.stdout, res.stderr
+    # the header names the file the object came from; the kernels' code follows it
+    return res.stdout[res.stdout.index("Function :"):]
+
+
 def _compile(cuda_home: Path, tmp: Path, slots: int) -> tuple[int, int]:
     """(the most device compilers seen at once, tokens in the fifo afterwards) of one nvcc for three archs with
     --threads 3 --jobserver, in a jobserver of ``slots`` slots whose only client is that nvcc."""
@@ -104,3 +116,11 @@ def test_nvcc_threads_wait_for_a_free_slot_and_give_it_back(cuda_home, tmp_path)
     peak, back = _compile(cuda_home, tmp_path, slots=2)  # its own slot + 1 token in the fifo
     assert peak == 2, f"with one free slot nvcc ran at most {peak} device compilers at once (expected 2)"
     assert back == 1, "nvcc kept a slot it had taken"
+    # the same kernels, arch for arch, as one thread compiles them
+    plain = tmp_path / "plain.o"
+    subprocess.run([str(cuda_home / "bin" / "nvcc"), "-c", str(tmp_path / "k.cu"), "-o", str(plain), "-O3",
+                    *[f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS], "--threads", "1"],
+                   check=True, capture_output=True, timeout=600)
+    for arch in ARCHS:
+        want = _sass(plain, arch)
+        assert _sass(tmp_path / "k1.o", arch) == want and _sass(tmp_path / "k2.o", arch) == want
