@@ -54,18 +54,18 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # corpus and the blind set together may not drop below MIN_ACCURACY; held-out wrong answers may not
 # grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
 # is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
-# batch 8 (348/438 = 79.5 %, rounded down: that batch's first contact, 24/37 = 64.9 %, brought it there,
+# batch 9 (373/468 = 79.7 %, rounded down: that batch's first contact, 25/30 = 83.3 %, brought it there,
 # and the classes its misses revealed cite the logs that revealed them, so the grouped CV leaves them out
 # there and they do not lift its held-out score), and the MAX_WRONG_* are the wrong answers measured then
-# (public 0, blind 16: batch 8's four first-contact wrong answers, blind:272, 274, 275 and 304, stay wrong
-# held-out because the patterns and the exclusion that fix them cite them), so the gate catches any drop
-# while the report shows the goal not met.
+# (public 0, blind 18: batch 9's two first-contact wrong answers, blind:326 and 335, stay wrong held-out
+# because the pattern and the exclusion that fix them cite them), so the gate catches any drop while the
+# report shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.794
+MIN_ACCURACY = 0.797
 MAX_WRONG = 0
-MAX_WRONG_BLIND = 16
+MAX_WRONG_BLIND = 18
 GOAL_NOT_MET_SINCE = 3  # the blind batch whose first contact brought the held-out level below the goal
-FLOOR_BATCH = 8  # the blind batch after whose changes MIN_ACCURACY was measured
+FLOOR_BATCH = 9  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
@@ -329,7 +329,12 @@ def render(
             "(none of those 31 patterns matched a batch-8 log) at 24/37 = 64.9 % (4 wrong, 9 unknown: nerfacc, "
             "chamfer-distance, KNN_CUDA, FlashInfer-under-vLLM, HRNet nms, AlphaPose, Deformable-DETR ops, "
             "GPTQ-for-LLaMa, AutoGPTQ-wheel and macOS members; 1 of them a log whose cause only the thread "
-            "names) and brought it to 79.5 %. The classes "
+            "names) and brought it to 79.5 %; blind batch 9, a fresh sample from the six trackers issue 16 names "
+            "(mamba, causal-conv1d, flash-attention, apex, vLLM, DeepSpeed), met the catalog at 25/30 = 83.3 % "
+            "(2 wrong, 3 unknown: an apex reinstall without its CUDA build, a causal-conv1d build on Windows, "
+            "flash-attn's parallel build out of memory, and two isolated builds, vLLM's under Debian's "
+            "dist-packages layout and mamba's in an NGC container; 3 of them logs whose cause only the thread "
+            "names; none of batch 8's patterns decided a batch-9 log) and brought it to 79.7 %. The classes "
             f"its misses revealed are in the catalog now, but their patterns cite the batch-{FLOOR_BATCH} logs "
             "that revealed them, so the held-out score stays there until later batches show whether they "
             "generalise; the floor above is the level measured after the changes made from batch "

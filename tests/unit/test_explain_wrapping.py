@@ -489,3 +489,52 @@ def test_batch_8_messages_that_name_their_cause():
     )
     for text, fid, fragment in cases:
         assert _names(text, fid, fragment), text
+
+
+# blind batch 9's classes: the tools' message formats with other packages, versions and paths than the logs
+
+
+def _isolated_cuda_check(scheme: str, user_torch: str, after: bool = False) -> str:
+    """torch's CUDA check raised inside pip's isolated build env (its lib dir laid out by `scheme`), with the
+    user's own torch shown before (or after) the traceback."""
+    shown = f"$ python -c 'import torch; print(torch.__version__)'\n{user_torch}\n"
+    trace = (
+        f'        File "/var/tmp/pip-build-env-r2c8w0qe/normal/{scheme}/torch/utils/cpp_extension.py", '
+        "line 413, in _check_cuda_version\n"
+        "          raise RuntimeError(CUDA_MISMATCH_MESSAGE.format(cuda_str_version, torch.version.cuda))\n"
+        "      RuntimeError:\n"
+        "      The detected CUDA version (12.4) mismatches the version that was used to compile\n"
+        "      PyTorch (11.8). Please make sure to use the same CUDA versions.\n"
+    )
+    return trace + shown if after else shown + trace
+
+
+def test_a_cuda_check_raised_by_the_torch_of_pips_isolated_build_env():
+    debian = "local/lib/python3.11/dist-packages"
+    # the user's torch is of the toolkit's CUDA major: the isolated env's other torch made the build fail
+    assert _root(_isolated_cuda_check(debian, "2.4.1+cu124")) == "build-isolation-no-torch"
+    assert _root(_isolated_cuda_check(debian, "2.4.1+cu121", after=True)) == "build-isolation-no-torch"
+    # the user's torch is of the failing CUDA too: building against it would fail the same way
+    assert _root(_isolated_cuda_check(debian, "2.3.0+cu118")) == "cuda-major-mismatch"
+
+
+def test_tops_memory_summary_exhausted_during_a_parallel_build():
+    build = "MAX_JOBS=32 pip install causal-conv1d --no-build-isolation\n"
+    top = (
+        "KiB Mem : 65843212 total,   312044 free, 65101236 used,   429932 buff/cache\n"
+        "KiB Swap:  2097148 total,        0 free,  2097148 used.   188320 avail Mem\n"
+    )
+    expl = ex.explain_text(build + top)
+    assert expl.root is not None and expl.root.id == "oom-killed" and expl.root.confidence == "low"
+    # memory to spare, or no build in the log: nothing to say
+    spare = "MiB Swap:   8192.0 total,   8192.0 free,      0.0 used.  48213.5 avail Mem\n"
+    assert [_root(t) for t in (build + spare, top)] == ["unknown", "unknown"]
+
+
+def test_no_toolkit_claimed_where_the_reporter_shows_nvcc_working():
+    text = (
+        "UserWarning: causal_conv1d was requested, but nvcc was not found.  Are you sure your environment has nvcc available?\n"
+        "NameError: name 'bare_metal_version' is not defined\n"
+    )
+    assert _root(text) == "cuda-home-missing"
+    assert _root(text + "In the same shell `nvcc -V` works fine (release 12.1).\n") != "cuda-home-missing"
