@@ -538,3 +538,39 @@ def test_no_toolkit_claimed_where_the_reporter_shows_nvcc_working():
     )
     assert _root(text) == "cuda-home-missing"
     assert _root(text + "In the same shell `nvcc -V` works fine (release 12.1).\n") != "cuda-home-missing"
+
+
+# blind batch 10's classes: the same two refusals, cut short, with other packages, versions and paths than the logs
+
+
+def test_deepspeeds_cuda_refusal_cut_after_extensions_is_still_the_refusal_not_the_warning():
+    refusal = (
+        '  File "/opt/venv/lib/python3.9/site-packages/deepspeed/ops/op_builder/builder.py", line 96, in assert_no_cuda_mismatch\n'
+        "    raise Exception(\n"
+        "Exception: >- DeepSpeed Op Builder: Installed CUDA version 11.3 does not match the version torch was compiled "
+        "with 10.2, unable to compile cuda/cpp extensions\n"
+    )
+    expl = ex.explain_text(refusal)
+    assert expl.root is not None and expl.root.id == "cuda-major-mismatch"
+    assert "11.3" in expl.root.cause and "10.2" in expl.root.cause
+    warning = (
+        "Installed CUDA version 12.2 does not match the version torch was compiled with 12.1 but since the APIs are "
+        "compatible, accepting this combination\n"
+    )
+    assert _root(warning) == "unknown"
+
+
+def test_torchs_cuda_check_seen_only_in_its_traceback():
+    trace = (
+        '    File "/home/u/miniforge3/envs/x/lib/python3.12/site-packages/torch/utils/cpp_extension.py", line 520, '
+        "in build_extensions\n"
+        "      _check_cuda_version(compiler_name, compiler_version)\n"
+        '    File "/home/u/miniforge3/envs/x/lib/python3.12/site-packages/torch/utils/cpp_extension.py", line 414, '
+        "in _check_cuda_version\n"
+        "      raise RuntimeError(CUDA_MISMATCH_MESSAGE.format(cuda_str_version, torch.version.cuda))\n"
+        "  RuntimeError:\n"
+        "  The detec"
+    )
+    assert _root(trace) == "cuda-major-mismatch"
+    # the call alone (the check ran, no raise line) says nothing
+    assert _root(trace.split("    File")[1]) == "unknown"
