@@ -54,18 +54,18 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # corpus and the blind set together may not drop below MIN_ACCURACY; held-out wrong answers may not
 # grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
 # is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
-# batch 9 (373/468 = 79.7 %, rounded down: that batch's first contact, 25/30 = 83.3 %, brought it there,
+# batch 10 (379/478 = 79.3 %, rounded down: that batch's first contact, 6/10 = 60.0 %, brought it there,
 # and the classes its misses revealed cite the logs that revealed them, so the grouped CV leaves them out
 # there and they do not lift its held-out score), and the MAX_WRONG_* are the wrong answers measured then
-# (public 0, blind 18: batch 9's two first-contact wrong answers, blind:326 and 335, stay wrong held-out
-# because the pattern and the exclusion that fix them cite them), so the gate catches any drop while the
-# report shows the goal not met.
+# (public 0, blind 18: batch 10 added none; batch 9's two first-contact wrong answers, blind:326 and 335,
+# stay wrong held-out because the pattern and the exclusion that fix them cite them), so the gate catches
+# any drop while the report shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.797
+MIN_ACCURACY = 0.792
 MAX_WRONG = 0
 MAX_WRONG_BLIND = 18
 GOAL_NOT_MET_SINCE = 3  # the blind batch whose first contact brought the held-out level below the goal
-FLOOR_BATCH = 9  # the blind batch after whose changes MIN_ACCURACY was measured
+FLOOR_BATCH = 10  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,11 @@ def render(
             "(2 wrong, 3 unknown: an apex reinstall without its CUDA build, a causal-conv1d build on Windows, "
             "flash-attn's parallel build out of memory, and two isolated builds, vLLM's under Debian's "
             "dist-packages layout and mamba's in an NGC container; 3 of them logs whose cause only the thread "
-            "names; none of batch 8's patterns decided a batch-9 log) and brought it to 79.7 %. The classes "
+            "names; none of batch 8's patterns decided a batch-9 log) and brought it to 79.7 %; blind batch 10, "
+            "another sample from those six trackers with other queries (10 logs), met the catalog at 6/10 = 60.0 % "
+            "(0 wrong, 4 unknown: DeepSpeed's and torch's CUDA refusals cut short, and two vLLM build requirements "
+            "with no torch release for the interpreter, a class without an id; none of batch 9's patterns decided "
+            "a batch-10 log) and brought it to 79.3 %. The classes "
             f"its misses revealed are in the catalog now, but their patterns cite the batch-{FLOOR_BATCH} logs "
             "that revealed them, so the held-out score stays there until later batches show whether they "
             "generalise; the floor above is the level measured after the changes made from batch "
