@@ -7,15 +7,18 @@ threads). With a jobserver (the GNU make 4.4 "fifo" protocol) there is ONE budge
 - every `ninja` (>= 1.13 joins a jobserver found in MAKEFLAGS, but only when it is NOT given ``-j``,
   so MAX_JOBS must stay unset: torch's cpp_extension then runs plain ``ninja -v``) takes a slot per
   compile job; both packages' ninjas draw from the same pool, so their units interleave;
-- ``nvcc --jobserver`` (CUDA >= 12.x: see ``nvcc --help``) takes further slots for its
-  ``--split-compile`` threads, so one long unit at the end of the build spreads over the cores the
-  others have released, and never more than N processes compile at once.
+- ``nvcc --jobserver`` (CUDA >= 12.x: see ``nvcc --help``) takes further slots for its threads (one per
+  arch with ``--threads``, or ``--split-compile``'s), waiting while none is free, so the last units of a
+  build spread over the cores the others have released, and never more than N processes compile at once
+  (tests/integration/test_nvcc_jobserver_real.py).
 
 Why one ninja (mamba_build/build/ninja_pool.py) and not one per package: a ninja asks the fifo for slots only when
 it starts and when one of ITS OWN units ends (measured with ninja 1.13.2: a ninja started after another had
 drained the fifo ran on its one implicit slot until its first unit ended, with slots free meanwhile;
 tests/unit/test_schedule.py). So the pool runs every package's units in one ninja; the jobserver remains for
-nvcc's --split-compile threads, where the plan uses them (one long unit bounds the build).
+nvcc's threads, where the plan uses them (several archs, or one long unit that bounds the build). A side effect
+measured on the H200 at nine archs: while nvcc's threads take the slots that free up, the ninja's short units wait
+until one of its own units ends (docs/benchmarks.md, "Nine archs again").
 
 Protocol: the server writes N - K tokens into a fifo (K = the clients it starts, each owns one
 implicit slot); clients read a byte before starting a job and write it back when it ends.

@@ -228,10 +228,10 @@ def build_pool(
     plan: BuildPlan, pending: list[PendingBuild], run_dir: Path, show_progress: bool = True, log=None
 ) -> list[tuple[Path, float]]:
     """Schedule "pool": every package's `pip wheel` at once, and ONE ninja that compiles the units of all of
-    them, the longest first (mamba_build/build/ninja_pool.py). Where the plan uses nvcc --split-compile with
-    --jobserver, that ninja and nvcc's threads draw from one jobserver of ``plan.jobs`` slots; otherwise the
-    ninja runs ``-j plan.jobs``. The first failure stops the others. Returns (wheel, seconds) per package, in
-    ``pending``'s order."""
+    them, the longest first (mamba_build/build/ninja_pool.py). Where the plan paces nvcc's threads (per arch, or
+    --split-compile's) with --jobserver, that ninja and nvcc's threads draw from one jobserver of ``plan.jobs``
+    slots; otherwise the ninja runs ``-j plan.jobs``. The first failure stops the others. Returns (wheel,
+    seconds) per package, in ``pending``'s order."""
     from mamba_build.build.jobserver import JobServer
     from mamba_build.build.ninja_pool import NinjaPool, describe, echo_filter
     from mamba_build.plan.costs import unit_cost_of

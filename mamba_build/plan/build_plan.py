@@ -154,7 +154,7 @@ class SchedulePlan:
     kind: str = "sequential"  # "pool": one jobserver for every build, packages at the same time
     reason: str = ""
     ninja: str | None = None  # the ninja the builds run (its directory goes first on PATH)
-    nvcc_jobserver: bool = False  # nvcc --jobserver: split-compile threads take slots from the pool
+    nvcc_jobserver: bool = False  # nvcc --jobserver: nvcc's threads (per arch, split-compile's) take the pool's slots
     split_units: bool = False  # split_units patch recipes (the longest unit split per instantiation)
     split_units_reason: str = ""
     pool_order: tuple[str, ...] = ()  # kind "pool": the packages' order, ties of the unit order (costs.py)
