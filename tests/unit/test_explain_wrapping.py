@@ -574,3 +574,20 @@ def test_torchs_cuda_check_seen_only_in_its_traceback():
     assert _root(trace) == "cuda-major-mismatch"
     # the call alone (the check ran, no raise line) says nothing
     assert _root(trace.split("    File")[1]) == "unknown"
+
+
+# blind batch 11's class: a Mamba-based repo's own selective-scan module (VMamba's kernels), never a distribution
+
+
+def test_vmambas_own_selective_scan_module_missing_is_an_unbuilt_extension():
+    for module in ("selective_scan_cuda_oflex", "selective_scan_cuda_ndstate"):
+        text = (
+            '  File "/data/u/LocalVMamba/classification/models/csms6s.py", line 12, in <module>\n'
+            f"    import {module}\n"
+            f"ModuleNotFoundError: No module named '{module}'\n"
+        )
+        expl = ex.explain_text(text)
+        assert expl.root is not None and expl.root.id == "extension-not-built" and module in expl.root.cause
+    # mamba_ssm's own module stays what it was, and another package's missing module is no unbuilt kernel
+    assert _root("ModuleNotFoundError: No module named 'selective_scan_cuda'\n") == "extension-not-built"
+    assert _root("ModuleNotFoundError: No module named 'selective_search'\n") == "dependency-missing"
