@@ -54,18 +54,18 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # corpus and the blind set together may not drop below MIN_ACCURACY; held-out wrong answers may not
 # grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
 # is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
-# batch 10 (379/478 = 79.3 %, rounded down: that batch's first contact, 6/10 = 60.0 %, brought it there,
-# and the classes its misses revealed cite the logs that revealed them, so the grouped CV leaves them out
-# there and they do not lift its held-out score), and the MAX_WRONG_* are the wrong answers measured then
-# (public 0, blind 18: batch 10 added none; batch 9's two first-contact wrong answers, blind:326 and 335,
-# stay wrong held-out because the pattern and the exclusion that fix them cite them), so the gate catches
-# any drop while the report shows the goal not met.
+# batch 11 (392/498 = 78.7 %, rounded down: that batch's first contact, 13/20 = 65.0 %, brought it there,
+# and the class its misses revealed cites the logs that revealed it, so the grouped CV leaves it out
+# there and it does not lift its held-out score), and the MAX_WRONG_* are the wrong answers measured then
+# (public 0, blind 18: batches 10 and 11 added none; batch 9's two first-contact wrong answers, blind:326
+# and 335, stay wrong held-out because the pattern and the exclusion that fix them cite them), so the gate
+# catches any drop while the report shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.792
+MIN_ACCURACY = 0.787
 MAX_WRONG = 0
 MAX_WRONG_BLIND = 18
 GOAL_NOT_MET_SINCE = 3  # the blind batch whose first contact brought the held-out level below the goal
-FLOOR_BATCH = 10  # the blind batch after whose changes MIN_ACCURACY was measured
+FLOOR_BATCH = 11  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
@@ -338,7 +338,12 @@ def render(
             "another sample from those six trackers with other queries (10 logs), met the catalog at 6/10 = 60.0 % "
             "(0 wrong, 4 unknown: DeepSpeed's and torch's CUDA refusals cut short, and two vLLM build requirements "
             "with no torch release for the interpreter, a class without an id; none of batch 9's patterns decided "
-            "a batch-10 log) and brought it to 79.3 %. The classes "
+            "a batch-10 log) and brought it to 79.3 %; blind batch 11, a sample from research repositories "
+            "built on Mamba (VMamba-derived kernels, Vim, U-Mamba, VM-UNet, MambaVision, xLSTM and others: "
+            "mamba-build's own users), met the catalog at 13/20 = 65.0 % (0 wrong, 7 unknown: VMamba's own "
+            "selective-scan module unbuilt, top-level pins pip cannot resolve, a Windows-only nvcc refusal, and "
+            "logs whose cause only the thread names; none of batch 10's patterns decided a batch-11 log) and "
+            "brought it to 78.7 %. The classes "
             f"its misses revealed are in the catalog now, but their patterns cite the batch-{FLOOR_BATCH} logs "
             "that revealed them, so the held-out score stays there until later batches show whether they "
             "generalise; the floor above is the level measured after the changes made from batch "
