@@ -746,6 +746,7 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
     nvcc_threads, nvcc_threads_reason = _nvcc_threads(
         opts, njobs, pool=schedule == "pool", archs=archs, split_units=split_units, jobserver=paced
     )
+    threads_paced = paced and nvcc_threads > 1
     if split is not None and opts.split_compile is None:
         split, split_reason, nvcc_js = _split_compile_needed(
             opts,
@@ -756,9 +757,9 @@ def resolve_plan(opts: CompileOptions, env: Environment) -> BuildPlan:
             split_units=split_units,
             archs=archs,
             nvcc_threads=nvcc_threads,
-            paced=paced and nvcc_threads > 1,
+            paced=threads_paced,
         )
-    nvcc_js = nvcc_js or (paced and nvcc_threads > 1)
+    nvcc_js = nvcc_js or threads_paced
     predicted_s, cpu_work_s, cpu_bound_s, prediction_reason = _prediction(
         opts, njobs, pool=schedule == "pool", archs=archs, split_units=split_units, nvcc_threads=nvcc_threads
     )

@@ -38,6 +38,7 @@ template __global__ void kern<12, 24, double>(double*, const double*, int);
 template __global__ void kern<16, 20, float>(float*, const float*, int);
 """
 ARCHS = ("80", "90", "120")
+GENCODE = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS]
 DEVICE_TOOLS = {"cicc", "ptxas"}
 
 
@@ -83,10 +84,9 @@ def _compile(cuda_home: Path, tmp: Path, slots: int) -> tuple[int, int]:
     --threads 3 --jobserver, in a jobserver of ``slots`` slots whose only client is that nvcc."""
     src = tmp / "k.cu"
     src.write_text(KERNEL)
-    gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS]
     with JobServer(slots, 1, tmp / f"js{slots}") as js:
         env = dict(os.environ, MAKEFLAGS=js.makeflags)
-        argv = [str(cuda_home / "bin" / "nvcc"), "-c", str(src), "-o", str(tmp / f"k{slots}.o"), "-O3", *gencode,
+        argv = [str(cuda_home / "bin" / "nvcc"), "-c", str(src), "-o", str(tmp / f"k{slots}.o"), "-O3", *GENCODE,
                 "--threads", str(len(ARCHS)), "--jobserver"]
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         peak = 0
@@ -119,7 +119,7 @@ def test_nvcc_threads_wait_for_a_free_slot_and_give_it_back(cuda_home, tmp_path)
     # the same kernels, arch for arch, as one thread compiles them
     plain = tmp_path / "plain.o"
     subprocess.run([str(cuda_home / "bin" / "nvcc"), "-c", str(tmp_path / "k.cu"), "-o", str(plain), "-O3",
-                    *[f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS], "--threads", "1"],
+                    *GENCODE, "--threads", "1"],
                    check=True, capture_output=True, timeout=600)
     for arch in ARCHS:
         want = _sass(plain, arch)
