@@ -87,3 +87,31 @@ def test_report_shows_the_first_contact():
     for b in first.batches:
         s = first.summary(b.number)
         assert f"| {s.n} | {s.correct} | {s.wrong} | {s.unknown} | **{ev._pct(s.accuracy)}** |" in text, b
+
+
+def test_re_recording_a_batch_keeps_what_was_written_about_it(tmp_path):
+    """`misses` and `gate_after` are written by hand after the first contact; a re-record keeps them."""
+    path = tmp_path / "FIRST_CONTACT.toml"
+    path.write_text(ev.FIRST_CONTACT.read_text(encoding="utf-8"), encoding="utf-8")
+    before = ev.load_first_contact(path).batch(11)
+    assert before.misses and before.gate_after is not None
+    results = [r for r in ev.evaluate([c for c in BLIND if c.batch == 11], held_out=False)]
+    ev.record_first_contact(results, ev.Batch(11, before.catalog_commit, before.labels_commit, before.date), path=path)
+    after = ev.load_first_contact(path).batch(11)
+    assert (after.about, after.misses, after.gate_after) == (before.about, before.misses, before.gate_after)
+
+
+def test_goal_sentence_comes_from_the_recorded_levels():
+    """The report's "not met since" is the first batch whose recorded level is below the goal, and the
+    count of batches whose first contact was below it is computed, not written."""
+    first = ev.load_first_contact()
+    since = ev.goal_not_met_since(first)
+    assert since is not None
+    assert all(b.gate_after is None or b.gate_after >= ev.GOAL_ACCURACY for b in first.batches if b.number < since)
+    text = ev._goal_sentence(0.5, first)
+    assert f"since the changes made from blind batch {since}" in text and "50.0 % today" in text
+    below = sum(first.summary(b.number).accuracy < ev.GOAL_ACCURACY for b in first.batches)
+    assert f"{below} of the {len(first.batches)} blind batches" in text
+    assert ev._goal_sentence(ev.GOAL_ACCURACY, first).endswith("met.")
+    lifted = ev.FirstContact(tuple(ev.replace(b, gate_after=0.95) for b in first.batches), first.rows)
+    assert ev.goal_not_met_since(lifted) is None
