@@ -591,3 +591,26 @@ def test_vmambas_own_selective_scan_module_missing_is_an_unbuilt_extension():
     # mamba_ssm's own module stays what it was, and another package's missing module is no unbuilt kernel
     assert _root("ModuleNotFoundError: No module named 'selective_scan_cuda'\n") == "extension-not-built"
     assert _root("ModuleNotFoundError: No module named 'selective_search'\n") == "dependency-missing"
+
+
+def test_a_top_level_requirement_pip_cannot_install_after_listing_the_releases():
+    """pip lists the releases it saw, then gives up on a requirement asked for by name: no release fits
+    the pin or this Python (a weak, low-confidence finding naming the requirement)."""
+    for req, versions in (("flash-attn==2.9.9", "2.5.0, 2.6.3, 2.7.4.post1"), ("triton", "none")):
+        name = req.split("=", 1)[0]
+        text = (
+            f"$ pip install {req} einops\n"
+            f"ERROR: Could not find a version that satisfies the requirement {req} (from versions: {versions})\n"
+            f"ERROR: No matching distribution found for {req}\n"
+        )
+        expl = ex.explain_text(text)
+        assert expl.root is not None and expl.root.id == "dependency-missing", req
+        assert expl.root.confidence == "low" and name in expl.root.cause
+    # without pip's list of releases (it discarded the package for this platform) the cause stays open,
+    # and a version that is no version at all (a setup.py's 'latest') is a broken package, not a pin
+    assert _root("ERROR: No matching distribution found for mmcv-full==1.2.0\n") != "dependency-missing"
+    latest = (
+        "ERROR: Could not find a version that satisfies the requirement DCNv4==latest (from versions: 1.0.0)\n"
+        "ERROR: No matching distribution found for DCNv4==latest\n"
+    )
+    assert _root(latest) != "dependency-missing"
