@@ -54,17 +54,17 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # corpus and the blind set together may not drop below MIN_ACCURACY; held-out wrong answers may not
 # grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
 # is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
-# batch 11 (392/498 = 78.7 %, rounded down: that batch's first contact, 13/20 = 65.0 %, brought it there,
-# and the class its misses revealed cites the logs that revealed it, so the grouped CV leaves it out
-# there and it does not lift its held-out score), and the MAX_WRONG_* are the wrong answers measured then
-# (public 0, blind 18: batches 10 and 11 added none; batch 9's two first-contact wrong answers, blind:326
-# and 335, stay wrong held-out because the pattern and the exclusion that fix them cite them), so the gate
-# catches any drop while the report shows the goal not met.
+# batch FLOOR_BATCH (rounded down), and the MAX_WRONG_* are the wrong answers measured then; each batch's
+# level is recorded as gate_after in FIRST_CONTACT.toml. After batch 12: 435/558 = 78.0 %, wrong public 0 /
+# blind 24 (its first-contact wrong answers stay wrong held-out where the patterns that fix them cite
+# them, plus blind:212, whose libstdc++ symbol its collector labelled abi-undefined-symbol while batch 12's
+# collectors labelled the same symbol glibcxx-missing), so the gate catches any drop while the report
+# shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.787
+MIN_ACCURACY = 0.779
 MAX_WRONG = 0
-MAX_WRONG_BLIND = 18
-FLOOR_BATCH = 11  # the blind batch after whose changes MIN_ACCURACY was measured
+MAX_WRONG_BLIND = 24
+FLOOR_BATCH = 12  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)

@@ -614,3 +614,37 @@ def test_a_top_level_requirement_pip_cannot_install_after_listing_the_releases()
         "ERROR: No matching distribution found for DCNv4==latest\n"
     )
     assert _root(latest) != "dependency-missing"
+
+
+def test_batch_12_classes_from_the_tools_that_print_them():
+    """The classes blind batch 12's misses revealed, with other paths, packages and versions."""
+    # a symbol of libstdc++ itself undefined: the C++ runtime loaded is older than the compiler's; torch's
+    # own symbols stay the torch/ABI class
+    std = "ImportError: /opt/env/lib/python3.11/site-packages/fused_ops.so: undefined symbol: _ZSt28__throw_bad_array_new_lengthv\n"
+    assert _root(std) == "glibcxx-missing"
+    assert _root("ImportError: /x/y_cuda.so: undefined symbol: _ZN3c1017RegisterOperatorsD1Ev\n") == "abi-undefined-symbol"
+    # ld.so's version message with its quotes eaten by Markdown
+    md = "ImportError: /usr/lib64/libstdc++.so.6: version GLIBCXX_3.4.29 not found (required by /env/lib/ext.so)\n"
+    assert _root(md) == "glibcxx-missing"
+    # pip 25+'s summary of a get_requires hook that failed on `import torch`: an isolated build
+    iso = (
+        "      ModuleNotFoundError: No module named 'torch'\n"
+        "      [end of output]\n"
+        "ERROR: Failed to build 'flash-attn' when getting requirements to build wheel\n"
+    )
+    assert _root(iso) == "build-isolation-no-torch"
+    # an assertion inside gcc (a compiler bug): another gcc; a signal is the OOM killer's
+    ice = "/src/kernel.cu:88:1: internal compiler error: in tsubst_copy, at cp/pt.c:15385\n"
+    expl = ex.explain_text(ice)
+    assert expl.root is not None and expl.root.id == "gcc-unsupported" and expl.root.confidence == "low"
+    assert _root("g++: internal compiler error: Killed (program cc1plus)\n") != "gcc-unsupported"
+    # xformers installed without its compiled extension (its build metadata beside _C is missing)
+    xf = "FileNotFoundError: [Errno 2] No such file or directory: '/venv/lib/python3.12/site-packages/xformers/cpp_lib.json'\n"
+    assert _root(xf) == "extension-not-built"
+    # flash-attn's setup.py guessing a Windows wheel (none is published): the platform, weakly
+    fa = (
+        "Guessing wheel URL:  https://github.com/Dao-AILab/flash-attention/releases/download/v2.7.4/"
+        "flash_attn-2.7.4+cu12torch2.6cxx11abiFALSE-cp312-cp312-win_amd64.whl\n"
+        "Precompiled wheel not found. Building from source...\n"
+    )
+    assert _root(fa) == "platform-unsupported"
