@@ -19,7 +19,8 @@ API (for ``explain``, ``compile``, ``install`` and ``doctor``):
 * :func:`probe_rule` ``(text) -> (ProbeRule, re.Match) | None``: the first of the catalog's ``[[probe]]``
   rules that matches (the probe build's short log: ``doctor --probe``, mamba_build/diagnose/toolchain_probe.py).
 * :func:`load_catalog` ``(without=frozenset()) -> Catalog``: the catalog; ``without`` drops every
-  pattern that cites one of those corpus entries (the held-out evaluation, mamba_build/diagnose/explain_eval.py).
+  pattern (and every condition of a pattern) that cites one of those corpus entries (the held-out
+  evaluation, mamba_build/diagnose/explain_eval.py).
 
 How a log is read (the "reasoning", in this order):
 
@@ -162,6 +163,25 @@ class PatternMeta:
     tail: bool = False  # must match the last non-blank line of the log
     note: str = ""  # the class knowledge it encodes (for the report)
     needs: tuple[str, ...] = ()  # substrings the line must contain (a cheap prefilter)
+    # per requires/excludes/unless regex, the corpus entries it was written from (an item may be a table
+    # {re, from}: a condition learned from a log is left out when that log is scored, like a cited pattern)
+    requires_cites: tuple[tuple[str, ...], ...] = ()
+    excludes_cites: tuple[tuple[str, ...], ...] = ()
+    unless_cites: tuple[tuple[str, ...], ...] = ()
+
+    def without(self, refs: frozenset) -> PatternMeta:
+        """This pattern's conditions less the ones that cite one of ``refs``."""
+        if not any(set(c) & refs for c in (*self.requires_cites, *self.excludes_cites, *self.unless_cites)):
+            return self
+        return dataclasses.replace(
+            self,
+            requires=_keep(self.requires, self.requires_cites, refs),
+            excludes=_keep(self.excludes, self.excludes_cites, refs),
+            unless=_keep(self.unless, self.unless_cites, refs),
+            requires_cites=tuple(c for c in self.requires_cites if not (set(c) & refs)),
+            excludes_cites=tuple(c for c in self.excludes_cites if not (set(c) & refs)),
+            unless_cites=tuple(c for c in self.unless_cites if not (set(c) & refs)),
+        )
 
 
 @dataclass(frozen=True)
@@ -342,12 +362,18 @@ def _pattern_spec(raw: Any, where: str) -> tuple[str, PatternMeta]:
     unknown = set(raw) - _META_KEYS
     if unknown:
         raise ValueError(f"failures.toml: unknown pattern keys {sorted(unknown)} in {where}")
+    requires, requires_cites = _cited(raw.get("requires", ()), f"{where} requires")
+    excludes, excludes_cites = _cited(raw.get("excludes", ()), f"{where} excludes")
+    unless, unless_cites = _cited(raw.get("unless", ()), f"{where} unless")
     return raw["re"], PatternMeta(
         cites=tuple(raw.get("from", ())),
         weak=bool(raw.get("weak", False)),
-        requires=_compile_all(raw.get("requires", ()), where),
-        excludes=_compile_all(raw.get("excludes", ()), where),
-        unless=_compile_all(raw.get("unless", ()), where),
+        requires=_compile_all(requires, where),
+        excludes=_compile_all(excludes, where),
+        unless=_compile_all(unless, where),
+        requires_cites=requires_cites,
+        excludes_cites=excludes_cites,
+        unless_cites=unless_cites,
         when=tuple(Condition.parse(c, where) for c in raw.get("when", ())),
         tail=bool(raw.get("tail", False)),
         note=raw.get("note", ""),
@@ -445,6 +471,8 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
         keep = [i for i, m in enumerate(e.meta) if not (set(m.cites) & without)] if without else range(len(e.patterns))
         if without and len(keep) != len(e.patterns):
             e = dataclasses.replace(e, patterns=tuple(e.patterns[i] for i in keep), meta=tuple(e.meta[i] for i in keep))
+        if without and any(m.without(without) is not m for m in e.meta):
+            e = dataclasses.replace(e, meta=tuple(m.without(without) for m in e.meta))
         if without and any(set(c) & without for c in (*e.support_cites, *e.requires_cites, *e.excludes_cites)):
             e = dataclasses.replace(
                 e,

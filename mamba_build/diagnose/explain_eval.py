@@ -493,6 +493,14 @@ def _cited_regexes(cat, prefix: str) -> list[tuple[str, str, str, tuple[str, ...
         for p, m in zip(e.patterns, e.meta, strict=True):
             if any(c.startswith(prefix) for c in m.cites):
                 out.append((e.id, "trigger" + (" (weak)" if m.weak else ""), p.pattern, m.cites, m.note))
+            for kind, conds, cites in (
+                ("trigger's requires", m.requires, m.requires_cites),
+                ("trigger's excludes", m.excludes, m.excludes_cites),
+                ("trigger's unless", m.unless, m.unless_cites),
+            ):
+                for q, c in zip(conds, cites, strict=True):
+                    if any(x.startswith(prefix) for x in c):
+                        out.append((e.id, kind, q.pattern, c, m.note))
         for kind, pats, cites in (
             ("support", e.support, e.support_cites),
             ("requires", e.requires, e.requires_cites),
