@@ -171,17 +171,7 @@ class PatternMeta:
 
     def without(self, refs: frozenset) -> PatternMeta:
         """This pattern's conditions less the ones that cite one of ``refs``."""
-        if not any(set(c) & refs for c in (*self.requires_cites, *self.excludes_cites, *self.unless_cites)):
-            return self
-        return dataclasses.replace(
-            self,
-            requires=_keep(self.requires, self.requires_cites, refs),
-            excludes=_keep(self.excludes, self.excludes_cites, refs),
-            unless=_keep(self.unless, self.unless_cites, refs),
-            requires_cites=tuple(c for c in self.requires_cites if not (set(c) & refs)),
-            excludes_cites=tuple(c for c in self.excludes_cites if not (set(c) & refs)),
-            unless_cites=tuple(c for c in self.unless_cites if not (set(c) & refs)),
-        )
+        return _drop_cited(self, ("requires", "excludes", "unless"), refs)
 
 
 @dataclass(frozen=True)
@@ -263,6 +253,19 @@ def _cited(items: Iterable[Any], where: str) -> tuple[tuple[str, ...], tuple[tup
 def _keep(pats: tuple, cites: tuple[tuple[str, ...], ...], without: frozenset) -> tuple:
     """The regexes of a cited list whose citations do not touch ``without``."""
     return tuple(p for p, c in zip(pats, cites, strict=True) if not (set(c) & without))
+
+
+def _drop_cited(obj: Any, fields: tuple[str, ...], without: frozenset) -> Any:
+    """``obj`` (a frozen dataclass) with each cited regex list in ``fields`` (and its ``<field>_cites``) less
+    the regexes that cite one of ``without``; ``obj`` itself when none does."""
+    if not any(set(c) & without for f in fields for c in getattr(obj, f + "_cites")):
+        return obj
+    changes: dict[str, tuple] = {}
+    for f in fields:
+        cites = getattr(obj, f + "_cites")
+        changes[f] = _keep(getattr(obj, f), cites, without)
+        changes[f + "_cites"] = tuple(c for c in cites if not (set(c) & without))
+    return dataclasses.replace(obj, **changes)
 
 
 def _compile_all(patterns: Iterable[str], where: str) -> tuple[re.Pattern, ...]:
@@ -471,18 +474,11 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
         keep = [i for i, m in enumerate(e.meta) if not (set(m.cites) & without)] if without else range(len(e.patterns))
         if without and len(keep) != len(e.patterns):
             e = dataclasses.replace(e, patterns=tuple(e.patterns[i] for i in keep), meta=tuple(e.meta[i] for i in keep))
-        if without and any(m.without(without) is not m for m in e.meta):
-            e = dataclasses.replace(e, meta=tuple(m.without(without) for m in e.meta))
-        if without and any(set(c) & without for c in (*e.support_cites, *e.requires_cites, *e.excludes_cites)):
-            e = dataclasses.replace(
-                e,
-                support=_keep(e.support, e.support_cites, without),
-                requires=_keep(e.requires, e.requires_cites, without),
-                excludes=_keep(e.excludes, e.excludes_cites, without),
-                support_cites=tuple(c for c in e.support_cites if not (set(c) & without)),
-                requires_cites=tuple(c for c in e.requires_cites if not (set(c) & without)),
-                excludes_cites=tuple(c for c in e.excludes_cites if not (set(c) & without)),
-            )
+        if without:
+            meta = tuple(m.without(without) for m in e.meta)
+            if any(a is not b for a, b in zip(meta, e.meta, strict=True)):
+                e = dataclasses.replace(e, meta=meta)
+            e = _drop_cited(e, ("support", "requires", "excludes"), without)
         entries.append(e)
     fact_pats, fact_cites = _cited(data.get("facts", {}).get("patterns", []), "facts")
     if without:

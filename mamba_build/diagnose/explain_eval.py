@@ -486,29 +486,24 @@ def _id_table(rows: list[tuple[str, Summary]]) -> list[str]:
     return out
 
 
+_CONDITIONS = ("requires", "excludes", "unless")  # a trigger's own conditions (PatternMeta)
+
+
 def _cited_regexes(cat, prefix: str) -> list[tuple[str, str, str, tuple[str, ...], str]]:
     """(entry id, kind, regex, citations, note) of every catalog regex that cites a ``prefix:`` log."""
     out = []
     for e in cat.entries:
+        # (kind, regexes, their citations, note): a trigger's own conditions, then the entry's lists
+        lists = []
         for p, m in zip(e.patterns, e.meta, strict=True):
             if any(c.startswith(prefix) for c in m.cites):
                 out.append((e.id, "trigger" + (" (weak)" if m.weak else ""), p.pattern, m.cites, m.note))
-            for kind, conds, cites in (
-                ("trigger's requires", m.requires, m.requires_cites),
-                ("trigger's excludes", m.excludes, m.excludes_cites),
-                ("trigger's unless", m.unless, m.unless_cites),
-            ):
-                for q, c in zip(conds, cites, strict=True):
-                    if any(x.startswith(prefix) for x in c):
-                        out.append((e.id, kind, q.pattern, c, m.note))
-        for kind, pats, cites in (
-            ("support", e.support, e.support_cites),
-            ("requires", e.requires, e.requires_cites),
-            ("excludes", e.excludes, e.excludes_cites),
-        ):
-            for p, c in zip(pats, cites, strict=True):
+            lists += [(f"trigger's {k}", getattr(m, k), getattr(m, k + "_cites"), m.note) for k in _CONDITIONS]
+        lists += [(k, getattr(e, k), getattr(e, k + "_cites"), "") for k in ("support", "requires", "excludes")]
+        for kind, pats, cites, note in lists:
+            for q, c in zip(pats, cites, strict=True):
                 if any(x.startswith(prefix) for x in c):
-                    out.append((e.id, kind, p.pattern, c, ""))
+                    out.append((e.id, kind, q.pattern, c, note))
     for p, c in zip(cat.facts, cat.fact_cites, strict=True):
         if any(x.startswith(prefix) for x in c):
             out.append(("(facts)", "fact", p.pattern, c, ""))
