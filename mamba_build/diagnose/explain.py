@@ -731,7 +731,11 @@ class _Scan:
         first = self.lines + 1
         self.lines += len(lines)
         blob = "\n".join(lines)
-        if cat.locale_re is not None and _may_be_localized(blob, cat) and cat.locale_re.search(blob):
+        # the patterns see normalize()'s view: colour codes (gcc/ninja/uv with colour forced, CI logs) split
+        # a message anywhere, localized tool messages are translated
+        if "\x1b" in blob or (
+            cat.locale_re is not None and _may_be_localized(blob, cat) and cat.locale_re.search(blob)
+        ):
             lines = [normalize(ln, cat) for ln in lines]
             blob = "\n".join(lines)
         present = [(k, owners) for k, owners in cat.keywords if k in blob]

@@ -394,6 +394,18 @@ def test_ansi_colours_and_crlf_are_tolerated():
     assert ex.explain_text(text).ids == ("arch-unsupported",)
 
 
+def test_colour_codes_inside_a_message_are_dropped_before_matching():
+    # gcc with -fdiagnostics-color=always (CI logs, FORCE_COLOR): the codes sit between "fatal error: " and the
+    # header's name, which the pattern needs next to each other; the evidence is shown without them
+    coloured = (
+        "\x1b[01m\x1b[Kcsrc/selective_scan/selective_scan.cpp:5:10:\x1b[m\x1b[K \x1b[01;31m\x1b[Kfatal error: "
+        "\x1b[m\x1b[Kcuda_runtime_api.h: No such file or directory\n"
+    )
+    expl = ex.explain_text(coloured)
+    assert expl.ids == ("headers-missing",)
+    assert all("\x1b" not in t for _, t in expl.findings[0].evidence)
+
+
 def test_very_long_lines_are_cut(tmp_path):
     long = "nvcc fatal   : Unsupported gpu architecture 'compute_70' " + "x" * 5_000_000 + "\nnext line\n"
     p = tmp_path / "long.log"
