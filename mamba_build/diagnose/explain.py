@@ -150,6 +150,12 @@ class Condition:
         return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[self.op]
 
 
+# the regex lists that may cite corpus logs item by item (each has a parallel ``<name>_cites`` tuple): a
+# trigger's own conditions (PatternMeta) and an entry's lists (CatalogEntry); explain_eval reports them too
+PATTERN_CONDITIONS = ("requires", "excludes", "unless")
+ENTRY_CONDITIONS = ("support", "requires", "excludes")
+
+
 @dataclass(frozen=True)
 class PatternMeta:
     """What a trigger pattern needs besides matching, and where it was learned (``cites``)."""
@@ -171,7 +177,7 @@ class PatternMeta:
 
     def without(self, refs: frozenset) -> PatternMeta:
         """This pattern's conditions less the ones that cite one of ``refs``."""
-        return _drop_cited(self, ("requires", "excludes", "unless"), refs)
+        return _drop_cited(self, PATTERN_CONDITIONS, refs)
 
 
 @dataclass(frozen=True)
@@ -365,18 +371,14 @@ def _pattern_spec(raw: Any, where: str) -> tuple[str, PatternMeta]:
     unknown = set(raw) - _META_KEYS
     if unknown:
         raise ValueError(f"failures.toml: unknown pattern keys {sorted(unknown)} in {where}")
-    requires, requires_cites = _cited(raw.get("requires", ()), f"{where} requires")
-    excludes, excludes_cites = _cited(raw.get("excludes", ()), f"{where} excludes")
-    unless, unless_cites = _cited(raw.get("unless", ()), f"{where} unless")
+    conditions: dict[str, Any] = {}  # <name> and <name>_cites per condition list
+    for k in PATTERN_CONDITIONS:
+        regexes, cites = _cited(raw.get(k, ()), f"{where} {k}")
+        conditions[k], conditions[k + "_cites"] = _compile_all(regexes, where), cites
     return raw["re"], PatternMeta(
         cites=tuple(raw.get("from", ())),
         weak=bool(raw.get("weak", False)),
-        requires=_compile_all(requires, where),
-        excludes=_compile_all(excludes, where),
-        unless=_compile_all(unless, where),
-        requires_cites=requires_cites,
-        excludes_cites=excludes_cites,
-        unless_cites=unless_cites,
+        **conditions,
         when=tuple(Condition.parse(c, where) for c in raw.get("when", ())),
         tail=bool(raw.get("tail", False)),
         note=raw.get("note", ""),
@@ -396,9 +398,10 @@ def _base_catalog() -> tuple[tuple[CatalogEntry, ...], dict]:
         seen.add(fid)
         specs = [_pattern_spec(p, fid) for p in raw.get("patterns", [])]
         pats = _compile_all([s for s, _ in specs], fid)
-        support, support_cites = _cited(raw.get("support", []), f"{fid} support")
-        requires, requires_cites = _cited(raw.get("requires", []), f"{fid} requires")
-        excludes, excludes_cites = _cited(raw.get("excludes", []), f"{fid} excludes")
+        lists: dict[str, Any] = {}  # <name> and <name>_cites per list
+        for k in ENTRY_CONDITIONS:
+            regexes, cites = _cited(raw.get(k, []), f"{fid} {k}")
+            lists[k], lists[k + "_cites"] = _compile_all(regexes, fid), cites
         entries.append(
             CatalogEntry(
                 id=fid,
@@ -407,16 +410,11 @@ def _base_catalog() -> tuple[tuple[CatalogEntry, ...], dict]:
                 cause=raw.get("cause", ""),
                 fix=raw.get("fix", ""),
                 patterns=pats,
-                support=_compile_all(support, fid),
-                requires=_compile_all(requires, fid),
-                excludes=_compile_all(excludes, fid),
                 defaults=tuple(sorted(raw.get("defaults", {}).items())),
                 source=raw.get("source", ""),
                 meta=tuple(m for _, m in specs),
                 doctor=tuple(raw.get("doctor", ())),
-                support_cites=support_cites,
-                requires_cites=requires_cites,
-                excludes_cites=excludes_cites,
+                **lists,
             )
         )
     entries.sort(key=lambda e: e.rank)
@@ -478,7 +476,7 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
             meta = tuple(m.without(without) for m in e.meta)
             if any(a is not b for a, b in zip(meta, e.meta, strict=True)):
                 e = dataclasses.replace(e, meta=meta)
-            e = _drop_cited(e, ("support", "requires", "excludes"), without)
+            e = _drop_cited(e, ENTRY_CONDITIONS, without)
         entries.append(e)
     fact_pats, fact_cites = _cited(data.get("facts", {}).get("patterns", []), "facts")
     if without:
@@ -559,12 +557,22 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     )
 
 
+def entry_cites(e: CatalogEntry) -> Iterator[tuple[str, ...]]:
+    """The citations of every regex of an entry: its triggers, their own conditions, the entry's lists."""
+    for m in e.meta:
+        yield m.cites
+        for k in PATTERN_CONDITIONS:
+            yield from getattr(m, k + "_cites")
+    for k in ENTRY_CONDITIONS:
+        yield from getattr(e, k + "_cites")
+
+
 def corpus_refs(catalog: Catalog | None = None) -> dict[str, list[str]]:
     """corpus reference -> the ids of the catalog entries whose patterns cite it."""
     out: dict[str, list[str]] = {}
     cat = catalog or load_catalog()
     for e in cat.entries:
-        for cites in (*(m.cites for m in e.meta), *e.support_cites, *e.requires_cites, *e.excludes_cites):
+        for cites in entry_cites(e):
             for ref in cites:
                 out.setdefault(ref, [])
                 if e.id not in out[ref]:

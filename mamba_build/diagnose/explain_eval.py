@@ -486,9 +486,6 @@ def _id_table(rows: list[tuple[str, Summary]]) -> list[str]:
     return out
 
 
-_CONDITIONS = ("requires", "excludes", "unless")  # a trigger's own conditions (PatternMeta)
-
-
 def _cited_regexes(cat, prefix: str) -> list[tuple[str, str, str, tuple[str, ...], str]]:
     """(entry id, kind, regex, citations, note) of every catalog regex that cites a ``prefix:`` log."""
     out = []
@@ -498,8 +495,10 @@ def _cited_regexes(cat, prefix: str) -> list[tuple[str, str, str, tuple[str, ...
         for p, m in zip(e.patterns, e.meta, strict=True):
             if any(c.startswith(prefix) for c in m.cites):
                 out.append((e.id, "trigger" + (" (weak)" if m.weak else ""), p.pattern, m.cites, m.note))
-            lists += [(f"trigger's {k}", getattr(m, k), getattr(m, k + "_cites"), m.note) for k in _CONDITIONS]
-        lists += [(k, getattr(e, k), getattr(e, k + "_cites"), "") for k in ("support", "requires", "excludes")]
+            lists += [
+                (f"trigger's {k}", getattr(m, k), getattr(m, k + "_cites"), m.note) for k in ex.PATTERN_CONDITIONS
+            ]
+        lists += [(k, getattr(e, k), getattr(e, k + "_cites"), "") for k in ex.ENTRY_CONDITIONS]
         for kind, pats, cites, note in lists:
             for q, c in zip(pats, cites, strict=True):
                 if any(x.startswith(prefix) for x in c):
