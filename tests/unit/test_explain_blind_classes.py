@@ -541,3 +541,101 @@ def test_pybind11_argument_mismatch_in_a_translated_wording():
     assert _found(tr) == ("package-version-mismatch", "high")
     # prose about parameters, no function called
     assert _root("The following parameter types are supported by this tool: int, float\n") != "package-version-mismatch"
+
+
+# ---- 608-637 ----
+
+
+def test_a_requirement_check_that_finds_the_distribution_absent():
+    # transformers' require_version() re-raising importlib.metadata's error with its own sentence
+    worded = (
+        "importlib.metadata.PackageNotFoundError: No package metadata was found for The 'peft>=0.7.1' "
+        "distribution was not found and is required by this application.\n"
+        "To fix: pip install peft>=0.7.1\n"
+    )
+    assert _found(worded) == ("dependency-missing", "high")
+    # pkg_resources' DistributionNotFound of a console script's requirement
+    assert _root("pkg_resources.DistributionNotFound: The 'einops' distribution was not found and is required by mylib\n") == "dependency-missing"
+    # importlib.metadata's bare message inside require_version's frame
+    framed = (
+        '  File "/opt/venv/lib/python3.12/site-packages/transformers/utils/versions.py", line 99, in require_version\n'
+        "    got_ver = importlib.metadata.version(pkg)\n"
+        "importlib.metadata.PackageNotFoundError: No package metadata was found for bitsandbytes\n"
+    )
+    assert _found(framed) == ("dependency-missing", "high")
+    # the same bare message from a packaging script's own version() lookup: not a requirement of the program
+    bare = (
+        '  File "<string>", line 1, in <module>\n'
+        "    from importlib.metadata import version; print(version('my-wheel'))\n"
+        "importlib.metadata.PackageNotFoundError: No package metadata was found for my-wheel\n"
+    )
+    assert _root(bare) != "dependency-missing"
+
+
+def test_pip_finding_no_release_while_it_skipped_releases_for_another_python():
+    base = (
+        "ERROR: Could not find a version that satisfies the requirement numpy>=3.0 (from versions: 1.24.0, 1.26.4)\n"
+        "ERROR: No matching distribution found for numpy>=3.0\n"
+    )
+    assert _root(base) == "dependency-missing"
+    skipped = "ERROR: Ignored the following versions that require a different python version: 2.3.0 Requires-Python >=3.11\n" + base
+    assert _root(skipped) != "dependency-missing"
+
+
+def test_compiled_modules_of_flash_attn_csrc_and_lmdeploy_turbomind():
+    for mod in ("dropout_layer_norm", "xentropy_cuda_lib", "rotary_emb"):
+        assert _found(f"ModuleNotFoundError: No module named '{mod}'\n") == ("extension-not-built", "high")
+    assert _root("    import _turbomind as _tm\nModuleNotFoundError: No module named '_turbomind'\n") == "extension-not-built"
+    warn = "2025-01-02 10:00:00,000 - lmdeploy - WARNING - archs.py:60 - Fallback to pytorch engine because turbomind engine is not installed correctly.\n"
+    assert _root(warn) == "extension-not-built"
+    # a Python package with a similar name is a distribution to install
+    assert _root("ModuleNotFoundError: No module named 'rotary_embedding_torch'\n") == "dependency-missing"
+    assert _root("ModuleNotFoundError: No module named 'turbomind_utils'\n") == "dependency-missing"
+
+
+def test_an_older_cuda_runtime_without_a_versioned_symbol():
+    old = (
+        "ImportError: /srv/env/lib/python3.9/site-packages/myops/_C.so: symbol cudaMallocAsync version "
+        "libcudart.so.11.0 not defined in file libcudart.so.11.0 with link time reference\n"
+    )
+    assert _found(old) == ("cuda-runtime-missing", "high")
+    new = "ImportError: /srv/env/lib/python3.12/site-packages/myops/_C.so: undefined symbol: cudaGraphInstantiateWithFlags, version libcudart.so.12\n"
+    assert _root(new) == "cuda-runtime-missing"
+    # glibc's own versioned symbol is another class
+    assert _root("/lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.34' not found (required by ./ext.so)\n") != "cuda-runtime-missing"
+
+
+def test_an_undefined_cuda_driver_api_symbol():
+    drv = "ImportError: /opt/py/lib/python3.11/site-packages/fastkern/_ops.abi3.so: undefined symbol: cuTensorMapEncodeIm2col\n"
+    assert _found(drv) == ("driver-too-old", "low")
+    # a runtime-API or cuBLAS symbol is not the driver's
+    assert _root("ImportError: /opt/py/lib/python3.11/site-packages/fastkern/_ops.so: undefined symbol: cublasLtMatmul\n") != "driver-too-old"
+    assert _root("ImportError: /opt/py/lib/python3.11/site-packages/fastkern/_ops.so: undefined symbol: cudaLaunchKernelExC\n") != "driver-too-old"
+
+
+def test_triton_has_no_release_for_macos_or_windows():
+    mac = (
+        "Requirement already satisfied: torch in /Users/ann/venv/lib/python3.11/site-packages (2.5.1)\n"
+        "ERROR: Could not find a version that satisfies the requirement triton==3.1.0 (from unsloth) (from versions: none)\n"
+        "ERROR: No matching distribution found for triton==3.1.0\n"
+    )
+    assert _found(mac) == ("platform-unsupported", "high")
+    win = (
+        "Collecting triton (from bitsandbytes)\n"
+        "ERROR: Could not find a version that satisfies the requirement triton (from versions: none)\n"
+        "C:\\Users\\bo\\AppData\\Local\\Programs\\Python\\Python311\\python.exe -m pip ...\n"
+    )
+    assert _root(win) == "platform-unsupported"
+    # the same on Linux: no platform claim
+    linux = "ERROR: Could not find a version that satisfies the requirement triton (from versions: none)\nERROR: No matching distribution found for triton\n"
+    assert _root(linux) != "platform-unsupported"
+
+
+def test_an_old_gcc_rejecting_a_constexpr_read_inside_a_lambda():
+    err = (
+        "csrc/kernels/launch.h: In lambda function:\n"
+        "csrc/kernels/launch.h:57:311: error: lambda capture of 'Is_even_K' is not a constant expression\n"
+    )
+    assert _found(err) == ("gcc-unsupported", "low")
+    # another constant-expression error of the code itself
+    assert _root("src/a.h:12:5: error: the value of 'n' is not usable in a constant expression\n") != "gcc-unsupported"
