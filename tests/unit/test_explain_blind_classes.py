@@ -723,3 +723,40 @@ def test_insufficient_driver_on_a_machine_with_only_intel_or_amd_graphics():
     both = intel + "GPU 0: NVIDIA GeForce MX450 (driver 460.91)\n"
     assert _root(both) == "driver-too-old"
     assert _root(err) == "driver-too-old"
+
+
+# ---- 638-666 ----
+
+
+def test_triton_launcher_link_without_libcuda_through_any_gnu_linker():
+    # a cross / conda toolchain's ld names itself by the path it was invoked as; gold adds 'error:'
+    cross = (
+        "/opt/miniforge/envs/llm/bin/../lib/gcc/aarch64-conda-linux-gnu/13.2.0/../../../../aarch64-conda-linux-gnu/bin/ld: "
+        "cannot find -lcuda: No such file or directory\n"
+        "collect2: error: ld returned 1 exit status\n"
+    )
+    assert _found(cross) == ("triton-libcuda-missing", "high")
+    assert _root("powerpc64le-conda-linux-gnu-ld: cannot find -lcuda\n") == "triton-libcuda-missing"
+    assert _root("/usr/local/bin/ld.gold: error: cannot find -lcuda\n") == "triton-libcuda-missing"
+    # another library missing at the same link, or a word merely ending in 'ld'
+    assert _root("../x86_64-conda-linux-gnu/bin/ld: cannot find -lcudart_static: No such file or directory\n") != (
+        "triton-libcuda-missing"
+    )
+    assert _root("/usr/bin/ld: cannot find -lcudnn\n") != "triton-libcuda-missing"
+    assert _root("build: cannot find -lcuda in the sandbox manifest\n") != "triton-libcuda-missing"
+
+
+def test_a_kernel_module_the_driver_cannot_load():
+    torch_err = (
+        "  File \"/srv/venv/lib/python3.11/site-packages/xformers/ops/fmha/cutlass.py\", line 202, in apply\n"
+        "RuntimeError: CUDA error: device kernel image is invalid\n"
+        "CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might be incorrect.\n"
+    )
+    assert _found(torch_err) == ("driver-too-old", "low")
+    assert _root("cuModuleLoadData failed: CUDA_ERROR_INVALID_IMAGE\n") == "driver-too-old"
+    # ROCm's HIP prints the same words for a gfx target the build lacks; a missing arch is no-kernel-image
+    rocm = "HIP_VISIBLE_DEVICES=0 python run.py\n" + torch_err.replace("xformers", "rocm_kernels")
+    assert _root(rocm) != "driver-too-old"
+    assert _root("RuntimeError: CUDA error: no kernel image is available for execution on the device\n") == (
+        "no-kernel-image"
+    )
