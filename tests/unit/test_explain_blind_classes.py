@@ -1,9 +1,10 @@
-"""The classes blind batches 13 and 14's misses revealed (docs/explain.md, "Batch 13", "Batch 14"), with other
+"""The classes blind batches 13-15's misses revealed (docs/explain.md, "Batch 13" to "Batch 15"), with other
 paths, packages and versions than the logs that revealed them: each class answered with its id, and a near miss
 that must not be (so a pattern written too broadly fails here); the snippets are not the blind logs. Sections
 follow the collectors' ranges (batch 13: 428-457 the six trackers searched by message, 458-486 non-English pages,
 488-517 installers and environments; batch 14: 518-547 the six trackers by hardware and version, 548-577 model
-and training repositories)."""
+and training repositories; batch 15: 578-607 forums, Q&A and blog pages, 608-637 the trackers of LLM tooling that
+installs these kernels, 638-666 failures after the install, at import or the first call)."""
 
 from __future__ import annotations
 
@@ -543,6 +544,90 @@ def test_pybind11_argument_mismatch_in_a_translated_wording():
     assert _root("The following parameter types are supported by this tool: int, float\n") != "package-version-mismatch"
 
 
+# ---- 578-607 ----
+
+
+def test_a_jit_built_module_missing_from_torchs_extensions_cache():
+    # the loader names the JIT module file itself (<root>/pyXY_cuNNN/<name>/<name>.so): the build left none there
+    gone = (
+        "    return _import_module_from_library(name, build_directory, is_python_module)\n"
+        "ImportError: /home/ci/.cache/torch_extensions/py311_cu124/cpu_lion/cpu_lion.so: "
+        "cannot open shared object file: No such file or directory\n"
+    )
+    assert _found(gone) == ("extension-not-built", "high")
+    # a CUDA runtime the JIT module links is missing: the loader names that library, another class
+    linked = "ImportError: libcudart.so.11.0: cannot open shared object file: No such file or directory\n"
+    assert _root(linked) != "extension-not-built"
+    # a library of the package's own directory (not torch's JIT cache) missing is not the JIT build's
+    other = "OSError: /opt/venv/lib/python3.12/site-packages/foo/lib/foo.so: cannot open shared object file\n"
+    assert _root(other) != "extension-not-built"
+
+
+def test_an_undefined_torch_symbol_broken_over_three_lines():
+    wrapped = (
+        "ImportError: /usr/local/lib/python3.10/dist-packages/apex_C.cpython-310-x86_64-linux-gnu.so: undefined\n"
+        "symbol:\n"
+        "_ZN3c106detail23torchInternalAssertFailEPKcS2_jS2_RKSs\n"
+    )
+    assert _found(wrapped) == ("abi-undefined-symbol", "high")
+    # a libstdc++ (std::) symbol broken the same way is not torch's
+    std = (
+        "ImportError: /srv/env/lib/python3.9/site-packages/ext_mod.so: undefined\n"
+        "symbol:\n"
+        "_ZNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEE9_M_createERmm\n"
+    )
+    assert _root(std) != "abi-undefined-symbol"
+    # 'undefined' at a line end with no symbol after it: no loader message
+    assert _root("/opt/lib/libfoo.so: undefined\nbehaviour was reported by the test suite\n") != "abi-undefined-symbol"
+
+
+def test_vllm_precompiled_wheel_metadata_not_found():
+    both = (
+        "  [stdout]\n"
+        "  Using precompiled wheel commit 0123456789abcdef0123456789abcdef01234567 with variant cu130\n"
+        "  Trying to fetch nightly build metadata from https://wheels.vllm.ai/0123456789abcdef0123456789abcdef01234567/cu130/vllm/metadata.json\n"
+        "  Trying the default variant from remote\n"
+        "  Trying to fetch nightly build metadata from https://wheels.vllm.ai/0123456789abcdef0123456789abcdef01234567/vllm/metadata.json\n"
+        "  [stderr]\n"
+        "  error: subprocess-exited-with-error\n"
+    )
+    assert _found(both) == ("prebuilt-download-failed", "low")
+    # the default variant's metadata was found: the download worked, the failure is elsewhere
+    found = both.replace(
+        "  [stderr]\n",
+        "  Found precompiled wheel metadata: {'package_name': 'vllm', 'platform_tag': 'manylinux1_x86_64'}\n  [stderr]\n",
+    )
+    assert _root(found) != "prebuilt-download-failed"
+    # the first fetch alone, without the fallback: nothing says it failed
+    first = "  Trying to fetch nightly build metadata from https://wheels.vllm.ai/nightly/cu129/vllm/metadata.json\n"
+    assert _root(first) != "prebuilt-download-failed"
+
+
+def test_flash_attn_setup_py_failing_on_windows_at_its_setup_call():
+    tb = (
+        '    File "D:\\Temp\\pip-install-abc123\\flash-attn_0f1e2d3c\\setup.py", line 201, in <module>\n'
+        "      setup(\n"
+        '    File "D:\\py\\envs\\x\\lib\\site-packages\\setuptools\\__init__.py", line 103, in setup\n'
+        "      return distutils.core.setup(**attrs)\n"
+        '    File "D:\\py\\envs\\x\\lib\\site-packages\\setuptools\\_distutils\\core.py", line 184, in setup\n'
+        "      return run_commands(dist)\n"
+    )
+    assert _found(tb) == ("platform-unsupported", "low")
+    # the same frames on Linux: not the platform
+    linux = tb.replace("D:\\Temp", "/tmp").replace("D:\\py\\envs\\x\\lib", "/opt/envs/x/lib/python3.10").replace("\\", "/")
+    assert _root(linux) != "platform-unsupported"
+
+
+def test_insufficient_driver_on_a_machine_with_only_intel_or_amd_graphics():
+    err = "RuntimeError: CUDA driver version is insufficient for CUDA runtime version\n"
+    intel = err + "My laptop has only an Intel UHD Graphics 630 (Intel(R) UHD Graphics 630), Linux Mint 21.\n"
+    assert _found(intel) == ("platform-unsupported", "high")
+    # the same error with an NVIDIA card in the log: an old driver
+    both = intel + "GPU 0: NVIDIA GeForce MX450 (driver 460.91)\n"
+    assert _root(both) == "driver-too-old"
+    assert _root(err) == "driver-too-old"
+
+
 # ---- 608-637 ----
 
 
@@ -639,90 +724,6 @@ def test_an_old_gcc_rejecting_a_constexpr_read_inside_a_lambda():
     assert _found(err) == ("gcc-unsupported", "low")
     # another constant-expression error of the code itself
     assert _root("src/a.h:12:5: error: the value of 'n' is not usable in a constant expression\n") != "gcc-unsupported"
-
-
-# ---- 578-607 ----
-
-
-def test_a_jit_built_module_missing_from_torchs_extensions_cache():
-    # the loader names the JIT module file itself (<root>/pyXY_cuNNN/<name>/<name>.so): the build left none there
-    gone = (
-        "    return _import_module_from_library(name, build_directory, is_python_module)\n"
-        "ImportError: /home/ci/.cache/torch_extensions/py311_cu124/cpu_lion/cpu_lion.so: "
-        "cannot open shared object file: No such file or directory\n"
-    )
-    assert _found(gone) == ("extension-not-built", "high")
-    # a CUDA runtime the JIT module links is missing: the loader names that library, another class
-    linked = "ImportError: libcudart.so.11.0: cannot open shared object file: No such file or directory\n"
-    assert _root(linked) != "extension-not-built"
-    # a library of the package's own directory (not torch's JIT cache) missing is not the JIT build's
-    other = "OSError: /opt/venv/lib/python3.12/site-packages/foo/lib/foo.so: cannot open shared object file\n"
-    assert _root(other) != "extension-not-built"
-
-
-def test_an_undefined_torch_symbol_broken_over_three_lines():
-    wrapped = (
-        "ImportError: /usr/local/lib/python3.10/dist-packages/apex_C.cpython-310-x86_64-linux-gnu.so: undefined\n"
-        "symbol:\n"
-        "_ZN3c106detail23torchInternalAssertFailEPKcS2_jS2_RKSs\n"
-    )
-    assert _found(wrapped) == ("abi-undefined-symbol", "high")
-    # a libstdc++ (std::) symbol broken the same way is not torch's
-    std = (
-        "ImportError: /srv/env/lib/python3.9/site-packages/ext_mod.so: undefined\n"
-        "symbol:\n"
-        "_ZNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEE9_M_createERmm\n"
-    )
-    assert _root(std) != "abi-undefined-symbol"
-    # 'undefined' at a line end with no symbol after it: no loader message
-    assert _root("/opt/lib/libfoo.so: undefined\nbehaviour was reported by the test suite\n") != "abi-undefined-symbol"
-
-
-def test_vllm_precompiled_wheel_metadata_not_found():
-    both = (
-        "  [stdout]\n"
-        "  Using precompiled wheel commit 0123456789abcdef0123456789abcdef01234567 with variant cu130\n"
-        "  Trying to fetch nightly build metadata from https://wheels.vllm.ai/0123456789abcdef0123456789abcdef01234567/cu130/vllm/metadata.json\n"
-        "  Trying the default variant from remote\n"
-        "  Trying to fetch nightly build metadata from https://wheels.vllm.ai/0123456789abcdef0123456789abcdef01234567/vllm/metadata.json\n"
-        "  [stderr]\n"
-        "  error: subprocess-exited-with-error\n"
-    )
-    assert _found(both) == ("prebuilt-download-failed", "low")
-    # the default variant's metadata was found: the download worked, the failure is elsewhere
-    found = both.replace(
-        "  [stderr]\n",
-        "  Found precompiled wheel metadata: {'package_name': 'vllm', 'platform_tag': 'manylinux1_x86_64'}\n  [stderr]\n",
-    )
-    assert _root(found) != "prebuilt-download-failed"
-    # the first fetch alone, without the fallback: nothing says it failed
-    first = "  Trying to fetch nightly build metadata from https://wheels.vllm.ai/nightly/cu129/vllm/metadata.json\n"
-    assert _root(first) != "prebuilt-download-failed"
-
-
-def test_flash_attn_setup_py_failing_on_windows_at_its_setup_call():
-    tb = (
-        '    File "D:\\Temp\\pip-install-abc123\\flash-attn_0f1e2d3c\\setup.py", line 201, in <module>\n'
-        "      setup(\n"
-        '    File "D:\\py\\envs\\x\\lib\\site-packages\\setuptools\\__init__.py", line 103, in setup\n'
-        "      return distutils.core.setup(**attrs)\n"
-        '    File "D:\\py\\envs\\x\\lib\\site-packages\\setuptools\\_distutils\\core.py", line 184, in setup\n'
-        "      return run_commands(dist)\n"
-    )
-    assert _found(tb) == ("platform-unsupported", "low")
-    # the same frames on Linux: not the platform
-    linux = tb.replace("D:\\Temp", "/tmp").replace("D:\\py\\envs\\x\\lib", "/opt/envs/x/lib/python3.10").replace("\\", "/")
-    assert _root(linux) != "platform-unsupported"
-
-
-def test_insufficient_driver_on_a_machine_with_only_intel_or_amd_graphics():
-    err = "RuntimeError: CUDA driver version is insufficient for CUDA runtime version\n"
-    intel = err + "My laptop has only an Intel UHD Graphics 630 (Intel(R) UHD Graphics 630), Linux Mint 21.\n"
-    assert _found(intel) == ("platform-unsupported", "high")
-    # the same error with an NVIDIA card in the log: an old driver
-    both = intel + "GPU 0: NVIDIA GeForce MX450 (driver 460.91)\n"
-    assert _root(both) == "driver-too-old"
-    assert _root(err) == "driver-too-old"
 
 
 # ---- 638-666 ----
