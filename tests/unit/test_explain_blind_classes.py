@@ -761,3 +761,96 @@ def test_a_kernel_module_the_driver_cannot_load():
     assert _root("RuntimeError: CUDA error: no kernel image is available for execution on the device\n") == (
         "no-kernel-image"
     )
+
+
+# ---- 667-696 ----
+
+
+def test_traceback_cut_inside_torchs_join_cuda_home():
+    # the call into _join_cuda_home, then its own frame (cut): the only thing it raises is CUDA_HOME = None
+    cut = (
+        '  File "/opt/venv/lib/python3.12/site-packages/torch/utils/cpp_extension.py", line 2051, in _write_ninja_file\n'
+        "    nvcc = _join_cuda_home('bin', 'nvcc')\n"
+        "           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        '  File "/opt/venv/lib/python3.12/site-pa\n'
+    )
+    assert _found(cut) == ("cuda-home-missing", "high")
+    # the same call line with the exception raised in that frame itself (no deeper frame): not _join_cuda_home's
+    own = (
+        '  File "/opt/venv/lib/python3.12/site-packages/torch/utils/cpp_extension.py", line 1290, in library_paths\n'
+        "    paths.append(_join_cuda_home(lib_dir))\n"
+        "AttributeError: 'NoneType' object has no attribute 'append'\n"
+    )
+    assert _root(own) != "cuda-home-missing"
+
+
+def test_torchs_cxx_standard_error_in_msvcs_words_or_quoted():
+    msvc = (
+        "D:\\libtorch\\include\\c10/util/C++17.h(24): fatal error C1189: #error:  You need C++17 to compile PyTorch\n"
+    )
+    assert _found(msvc) == ("cxx-standard", "high")
+    assert _root("my build stops with: you need C++17 to compile pytorch\n") == "cxx-standard"
+    # the same words about another project
+    assert _root("fatal error C1189: #error:  You need C++17 to compile this library\n") != "cxx-standard"
+
+
+def test_a_cxx17_std_name_unknown_inside_torchs_headers():
+    gcc = (
+        "In file included from /srv/env/lib/python3.9/site-packages/torch/include/ATen/core/Tensor.h:3,\n"
+        "/srv/env/lib/python3.9/site-packages/torch/include/c10/util/TypeList.h:58:14: error: "
+        "\u2018variant\u2019 in namespace \u2018std\u2019 does not name a template type\n"
+    )
+    assert _found(gcc) == ("cxx-standard", "high")
+    clang = "/usr/lib/libtorch/include/c10/core/SymInt.h:12:8: error: no template named 'optional' in namespace 'std'\n"
+    assert _root(clang) == "cxx-standard"
+    # a gcc the log shows to be older than 7 has no C++17 library at all: the compiler, not the flag
+    old = "gcc (GCC) 6.3.0\n" + gcc
+    assert _root(old) == "gcc-unsupported"
+    # the project's own file using std::optional without C++17 is its own code, not torch's headers
+    own = "src/ops/fused.cpp:41:8: error: \u2018optional\u2019 in namespace \u2018std\u2019 does not name a template type\n"
+    assert _root(own) != "cxx-standard"
+
+
+def test_a_module_imported_alone_with_python_dash_c():
+    alone = (
+        "$ python3 -c 'import fused_ops'\n"
+        "Traceback (most recent call last):\n"
+        '  File "<string>", line 1, in <module>\n'
+        "ImportError: /home/u/src/build/lib/fused_ops.cpython-39-x86_64-linux-gnu.so: undefined symbol: "
+        "_ZN3c106detail14torchCheckFailEPKcS2_jRKSs\n"
+    )
+    assert _found(alone) == ("torch-libs-not-loaded", "high")
+    th = alone.replace("_ZN3c106detail14torchCheckFailEPKcS2_jRKSs", "_THArgCheck")
+    assert _root(th) == "torch-libs-not-loaded"
+    # torch imported first in the same command: the symbol really is missing from this torch
+    first = alone.replace("'import fused_ops'", "'import torch; import fused_ops'")
+    assert _root(first) == "abi-undefined-symbol"
+    # another module imported than the one whose library fails (a package that may import torch itself)
+    pkg = alone.replace("'import fused_ops'", "'import fusedpkg'")
+    assert _root(pkg) == "abi-undefined-symbol"
+
+
+def test_old_torch_c_api_symbols_undefined():
+    th = "ImportError: /srv/det/_ext/roi_align/_roi_align.so: undefined symbol: THCudaTensor_resize4d\n"
+    assert _found(th) == ("abi-undefined-symbol", "high")
+    assert _root("undefined symbol: THDoubleStorage_newWithSize after upgrading\n") == "abi-undefined-symbol"
+    ffi = "OSError: /data/repo/lib/_ext/nms/_nms.so: undefined symbol: state\n"
+    assert _root(ffi) == "abi-undefined-symbol"
+    # torch's Python-binding globals stay torch-libs-not-loaded; a word 'state' in prose is no loader message
+    assert _root("ImportError: ./knn.so: undefined symbol: THPVariableClass\n") == "torch-libs-not-loaded"
+    assert _root("the undefined symbol: state of the parser\n") != "abi-undefined-symbol"
+
+
+def test_torchs_tensor_caster_undefined_is_no_torch_abi_mismatch():
+    # libtorch_python's pybind11 caster for at::Tensor, the same in every torch 2.x: not linked or not loaded
+    caster = (
+        "ImportError: /work/build/libgraph_ops.so: undefined symbol: "
+        "_ZN8pybind116detail11type_casterIN2at6TensorEvE4loadENS_6handleEb\n"
+    )
+    assert _root(caster) != "abi-undefined-symbol"
+    # another torch C++ symbol stays the ABI mismatch
+    other = caster.replace(
+        "_ZN8pybind116detail11type_casterIN2at6TensorEvE4loadENS_6handleEb",
+        "_ZN2at4_ops10zeros_like4callERKNS_6TensorE",
+    )
+    assert _root(other) == "abi-undefined-symbol"
