@@ -854,3 +854,57 @@ def test_torchs_tensor_caster_undefined_is_no_torch_abi_mismatch():
         "_ZN2at4_ops10zeros_like4callERKNS_6TensorE",
     )
     assert _root(other) == "abi-undefined-symbol"
+
+
+# ---- 697-711 ----
+
+
+def test_python_dash_m_of_a_module_the_interpreter_lacks():
+    # runpy's wording: the interpreter's path, then the module, with no exception type and no quotes
+    run = "$ /opt/py/bin/python3.12 -m poetry install\n/opt/py/bin/python3.12: No module named poetry\n"
+    assert _found(run) == ("dependency-missing", "high")
+    assert _root("C:\\Tools\\Python311\\python.exe: No module named build\n") == "dependency-missing"
+    # pip is its own class; a package without __main__ is found, only not runnable
+    assert _root("/srv/env/bin/python: No module named pip\n") == "pip-missing"
+    assert _root("/srv/env/bin/python: No module named mytool.__main__; 'mytool' is a package and cannot be directly executed\n") != (
+        "dependency-missing"
+    )
+    # another program's words about a module name
+    assert _root("lint.cfg: No module named helpers in the search path\n") != "dependency-missing"
+
+
+def test_pip_staying_at_the_start_of_its_source_builds():
+    quoted = "The install hangs at `Building wheels for collected packages: xformers` for two hours now\n"
+    assert _found(quoted) == ("build-too-slow", "low")
+    assert _root('Stuck on "Building wheels for collected packages:" on a 2-core VM\n') == "build-too-slow"
+    # the builds went on to their end: a failure or a success, not a build still running
+    failed = (
+        "Building wheels for collected packages: apex\n"
+        "  Building wheel for apex (setup.py) ... error\n"
+        "  error: subprocess-exited-with-error\n"
+        "  Failed to build apex\n"
+    )
+    assert _root(failed) != "build-too-slow"
+    done = (
+        "Building wheels for collected packages: xformers\n"
+        "  Building wheel for xformers (pyproject.toml) ... done\n"
+        "Successfully built xformers\n"
+    )
+    assert _root(done) != "build-too-slow"
+
+
+def test_a_build_command_killed_by_sigkill_under_a_python_build_script():
+    cmake = (
+        "    File \"/usr/lib/python3.10/subprocess.py\", line 369, in check_call\n"
+        "      raise CalledProcessError(retcode, cmd)\n"
+        "  subprocess.CalledProcessError: Command '['cmake', '--build', '.', '-j', '32', '--target', '_C']' "
+        "returned non-zero exit status 137.\n"
+    )
+    assert _found(cmake) == ("oom-killed", "high")
+    make = "subprocess.CalledProcessError: Command '['make', '-j64']' died with <Signals.SIGKILL: 9>.\n"
+    assert _root(make) == "oom-killed"
+    # another exit status of the same build, or exit 137 of a command that compiles nothing
+    assert _root(cmake.replace("137", "2")) != "oom-killed"
+    assert _root("subprocess.CalledProcessError: Command '['git', 'clone', 'x']' returned non-zero exit status 137.\n") != (
+        "oom-killed"
+    )
