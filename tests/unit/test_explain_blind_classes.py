@@ -1,10 +1,10 @@
-"""The classes blind batches 13-15's misses revealed (docs/explain.md, "Batch 13" to "Batch 15"), with other
+"""The classes blind batches 13-16's misses revealed (docs/explain.md, "Batch 13" onwards), with other
 paths, packages and versions than the logs that revealed them: each class answered with its id, and a near miss
 that must not be (so a pattern written too broadly fails here); the snippets are not the blind logs. Sections
 follow the collectors' ranges (batch 13: 428-457 the six trackers searched by message, 458-486 non-English pages,
 488-517 installers and environments; batch 14: 518-547 the six trackers by hardware and version, 548-577 model
 and training repositories; batch 15: 578-607 forums, Q&A and blog pages, 608-637 the trackers of LLM tooling that
-installs these kernels, 638-666 failures after the install, at import or the first call)."""
+installs these kernels, 638-666 failures after the install, at import or the first call; batch 16: 727-756)."""
 
 from __future__ import annotations
 
@@ -908,3 +908,65 @@ def test_a_build_command_killed_by_sigkill_under_a_python_build_script():
     assert _root("subprocess.CalledProcessError: Command '['git', 'clone', 'x']' returned non-zero exit status 137.\n") != (
         "oom-killed"
     )
+
+
+# ---- 727-756 ----
+
+
+def test_import_order_fixed_but_the_module_still_misses_a_torch_symbol():
+    # the same module imported without torch (torch's libraries not found), then after `import torch`: an undefined
+    # torch C++ symbol, which the loader looks up only once every needed library was found
+    both = (
+        "$ python -c 'import selective_scan_cuda'\n"
+        "ImportError: libtorch_cpu.so: cannot open shared object file: No such file or directory\n"
+        "$ python -c 'import torch, selective_scan_cuda'\n"
+        "ImportError: /opt/env/lib/python3.12/site-packages/selective_scan_cuda.cpython-312-x86_64-linux-gnu.so: "
+        "undefined symbol: _ZN2at4_ops10zeros_like4callERKNS_6TensorE\n"
+    )
+    assert _found(both) == ("abi-undefined-symbol", "high")
+    # the import-order failure alone stays what it is, and so does a std:: symbol beside it (libstdc++, not torch)
+    alone = "ImportError: libtorch_cpu.so: cannot open shared object file: No such file or directory\n"
+    assert _root(alone) == "torch-libs-not-loaded"
+    std = alone + "ImportError: /opt/x/other.so: undefined symbol: _ZNSt15__exception_ptr13exception_ptr9_M_addrefEv\n"
+    assert _root(std) != "abi-undefined-symbol"
+
+
+def test_cuda_home_whose_nvcc_could_not_run_the_error_cut():
+    cut = (
+        "  Preparing metadata (setup.py) ... error\n"
+        "      Traceback (most recent call last):\n"
+        '        File "/var/tmp/pip-install-k2/apex_31/setup.py", line 140, in <module>\n'
+        "          _, bare_metal_version = get_cuda_bare_metal_version(CUDA_HOME)\n"
+        '        File "/var/tmp/pip-install-k2/apex_31/setup.py", line 30, in get_cuda_bare_metal_version\n'
+        '          raw_output = subprocess.check_output([cuda_dir + "/bin/nvcc", "-V"], universal_newlines=True)\n'
+        '        File "/srv/py/lib/python3.10/subprocess.py", line 421, in check_output\n'
+        "          return run(*popenargs, stdout=PIPE, timeout=timeout, check=True,\n"
+    )
+    assert _found(cut) == ("cuda-home-wrong", "low")
+    # CUDA_HOME None fails in setup.py itself (no toolkit found); a Windows frame is not this class either
+    none = cut.split('        File "/srv/py/lib')[0] + "TypeError: unsupported operand type(s) for +: 'NoneType' and 'str'\n"
+    assert _root(none) == "cuda-home-missing"
+    win = cut.replace('File "/srv/py/lib/python3.10/subprocess.py"', 'File "D:\\\\conda\\\\envs\\\\b\\\\lib\\\\subprocess.py"')
+    assert _root(win) != "cuda-home-wrong"
+    # a subprocess frame without that nvcc call
+    other = '  File "/srv/py/lib/python3.10/subprocess.py", line 421, in check_output\n'
+    assert _root("Traceback (most recent call last):\n" + other) != "cuda-home-wrong"
+
+
+def test_missing_pkg_resources_quoted_without_the_exception_name():
+    assert _found("Build fails: No module named 'pkg_resources'\n") == ("pkg-resources-missing", "high")
+    assert _root("安装时报错：No module named 'pkg_resources'\n") == "pkg-resources-missing"
+    # another module whose name only begins the same
+    assert _root("Build fails: No module named 'pkg_resources_ext'\n") != "pkg-resources-missing"
+
+
+def test_reporter_naming_an_oom_of_the_build_above_a_pasted_compile():
+    text = (
+        "Our CI gets an OOM error during compilation of the kernels:\n"
+        "[112/240] /usr/local/cuda-12.4/bin/nvcc -c csrc/fwd_split_hdim64_fp16.cu -o build/fwd_split_hdim64_fp16.o\n"
+        "FAILED: build/fwd_split_hdim64_fp16.o\n"
+    )
+    assert _found(text) == ("oom-killed", "low")
+    # GPU memory at run time, and the same words with no compile in the log
+    assert _root("torch.OutOfMemoryError: CUDA out of memory during the build of the KV cache\n") != "oom-killed"
+    assert _root("We saw an OOM error while building the index for the dataset.\n") != "oom-killed"
