@@ -4,7 +4,8 @@ that must not be (so a pattern written too broadly fails here); the snippets are
 follow the collectors' ranges (batch 13: 428-457 the six trackers searched by message, 458-486 non-English pages,
 488-517 installers and environments; batch 14: 518-547 the six trackers by hardware and version, 548-577 model
 and training repositories; batch 15: 578-607 forums, Q&A and blog pages, 608-637 the trackers of LLM tooling that
-installs these kernels, 638-666 failures after the install, at import or the first call; batch 16: 727-756)."""
+installs these kernels, 638-666 failures after the install, at import or the first call; batch 16: 667-696 pytorch's tracker and its extension trackers, 697-711 containers, CI and hosted
+notebooks, 727-756 new hardware and new stacks)."""
 
 from __future__ import annotations
 
