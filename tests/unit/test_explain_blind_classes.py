@@ -971,3 +971,77 @@ def test_reporter_naming_an_oom_of_the_build_above_a_pasted_compile():
     # GPU memory at run time, and the same words with no compile in the log
     assert _root("torch.OutOfMemoryError: CUDA out of memory during the build of the KV cache\n") != "oom-killed"
     assert _root("We saw an OOM error while building the index for the dataset.\n") != "oom-killed"
+
+
+# ---- 757-779 ----
+
+
+def test_windows_isolated_build_env_torch_frame():
+    # pip's isolated env under Windows' install scheme: PyPI's CPU torch ran the build, the excerpt cut or not
+    frame = (
+        "  Getting requirements to build wheel ... error\n"
+        "  × Getting requirements to build wheel did not run successfully.\n"
+        "      D:\\Temp\\pip-build-env-q7w2xk1a\\normal\\Lib\\site-packages\\torch\\cuda\\__init__.py:61: UserWarning: x\n"
+    )
+    assert _found(frame) == ("build-isolation-no-torch", "high")
+    # with the no-toolkit message that follows from it, still the isolated env's torch
+    raised = (
+        '  File "D:\\Temp\\pip-build-env-q7w2xk1a\\overlay\\Lib\\site-packages\\torch\\utils\\cpp_extension.py",'
+        " line 2101, in _join_cuda_home\n"
+        "  OSError: CUDA_HOME environment variable is not set. Please set it to your CUDA install root.\n"
+    )
+    assert _root(raised) == "build-isolation-no-torch"
+    # the user's own torch on Windows, and the env's torch headers handed to a compiler
+    own = raised.replace("D:\\Temp\\pip-build-env-q7w2xk1a\\overlay", "D:\\conda\\envs\\dev")
+    assert _root(own) == "cuda-home-missing"
+    inc = "cl /c -ID:\\Temp\\pip-build-env-q7w2xk1a\\overlay\\Lib\\site-packages\\torch\\include src\\ops.cpp\n"
+    assert _root(inc) != "build-isolation-no-torch"
+
+
+def test_windows_isolated_build_step_without_a_toolkit_found():
+    text = (
+        "PS D:\\work\\gsplat-fork> pip install .\n"
+        "  Getting requirements to build wheel ... error\n"
+        "      OSError: CUDA_HOME environment variable is not set. Please set it to your CUDA install root.\n"
+        "PS C:\\Users\\ana\\src> echo $Env:CUDA_PATH\n"
+    )
+    assert _root(text) == "build-isolation-no-torch"
+    # the same with build isolation off, and on Linux
+    assert _root(text.replace("pip install .", "pip install --no-build-isolation .")) == "cuda-home-missing"
+    linux = text.replace("PS D:\\work\\gsplat-fork>", "$").replace("PS C:\\Users\\ana\\src>", "$")
+    assert _root(linux) == "cuda-home-missing"
+
+
+def test_old_cpython_dll_load_failed_procedure_not_found():
+    text = (
+        '  File "D:\\envs\\p37\\lib\\site-packages\\kaolin\\ops\\mesh.py", line 3, in <module>\n'
+        "    from kaolin import _C\n"
+        "ImportError: DLL load failed: The specified procedure could not be found.\n"
+    )
+    assert _found(text) == ("abi-undefined-symbol", "low")
+    # the module itself or a DLL it links missing (ERROR_MOD_NOT_FOUND) is not an undefined symbol
+    missing = text.replace("procedure", "module")
+    assert _root(missing) != "abi-undefined-symbol"
+
+
+def test_localized_msvc_cannot_open_include_file():
+    text = (
+        "D:\\VS\\2022\\VC\\Tools\\MSVC\\14.38.33130\\include\\yvals.h(20): fatal error C1083: "
+        "Nie można otworzyć pliku dołączanego: crtdbg.h: No such file or directory\n"
+    )
+    assert _root(text) == "headers-missing"
+    # C1083 for a source file that is not a header
+    src = "cl : fatal error C1083: Nie można otworzyć pliku źródłowego: kernels\\scan.cu: No such file or directory\n"
+    assert _root(src) != "headers-missing"
+
+
+def test_gcc_only_setup_py_on_windows_msvc_compiler():
+    text = (
+        '  File "setup.py", line 64, in customize_compiler_for_nvcc\n'
+        "    default_compiler_so = self.compiler_so\n"
+        "AttributeError: 'MSVCCompiler' object has no attribute 'compiler_so'\n"
+    )
+    assert _root(text) == "platform-unsupported"
+    # the Unix compiler lacking another attribute is not the platform
+    other = "AttributeError: 'UnixCCompiler' object has no attribute 'compiler_so'\n"
+    assert _root(other) != "platform-unsupported"
