@@ -1045,3 +1045,61 @@ def test_gcc_only_setup_py_on_windows_msvc_compiler():
     # the Unix compiler lacking another attribute is not the platform
     other = "AttributeError: 'UnixCCompiler' object has no attribute 'compiler_so'\n"
     assert _root(other) != "platform-unsupported"
+
+
+# ---- 787-807 ----
+
+
+def test_flash_attn_1x_module_missing_beside_a_flash_attn_2x():
+    text = (
+        "  File \"/opt/venv/lib/python3.11/site-packages/mylib/attention.py\", line 9, in <module>\n"
+        "    import flash_attn_cuda\n"
+        "ModuleNotFoundError: No module named 'flash_attn_cuda'\n"
+        "$ pip list | grep flash\n"
+        "flash_attn                2.6.3\n"
+    )
+    assert _root(text) == "dependency-missing"
+    # without a flash-attn 2.x in the log: its own module missing, the extension was not built
+    assert _root(text.split("$ pip list")[0]) == "extension-not-built"
+
+
+def test_mamba_kernel_using_a_math_constant_msvc_does_not_define():
+    text = (
+        "      selective_scan_fwd_fp16.cu\n"
+        '      E:\\src\\mamba\\csrc\\selective_scan\\selective_scan_fwd_kernel.cuh(118): error: identifier "M_PI" is undefined\n'
+        '      1 error detected in the compilation of "csrc/selective_scan/selective_scan_fwd_fp16.cu".\n'
+    )
+    assert _root(text) == "platform-unsupported"
+    # a Linux path, and a package that builds on Windows: not the platform class
+    assert _root(text.replace("E:\\src\\mamba\\csrc\\", "/home/u/mamba/csrc/")) != "platform-unsupported"
+    other = text.replace("mamba\\csrc\\selective_scan\\selective_scan_fwd_kernel", "xops\\csrc\\attn\\attn_kernel").replace(
+        "selective_scan/selective_scan_fwd_fp16", "attn/attn_fwd"
+    ).replace("selective_scan_fwd_fp16.cu\n", "attn_fwd.cu\n")
+    assert _root(other) != "platform-unsupported"
+
+
+def test_distutils_cannot_execute_nvcc_under_a_cuda_home_without_it():
+    text = "unable to execute '/opt/cuda-12.1/bin/nvcc': No such file or directory\nerror: command failed with exit status 1\n"
+    assert _root(text) == "cuda-home-wrong"
+    # the head dropped, as in a title
+    assert _root("/opt/nvidia/cuda-10.2/bin/nvcc': No such file or directory\n") == "cuda-home-wrong"
+    # torch's fallback /usr/local/cuda is no toolkit at all; a shell's unquoted form is someone typing a path
+    assert _root("unable to execute '/usr/local/cuda/bin/nvcc': No such file or directory\n") == "cuda-home-missing"
+    assert _root("bash: /opt/cuda-12.1/bin/nvcc: No such file or directory\n") != "cuda-home-wrong"
+
+
+def test_pip_write_failing_on_the_users_disk_quota():
+    text = "Installing collected packages: numpy, torch\nERROR: Could not install packages due to an OSError: [Errno 122] Disk quota exceeded\n"
+    assert _root(text) == "disk-full"
+    # another OSError of pip's
+    assert _root("ERROR: Could not install packages due to an OSError: [Errno 13] Permission denied: '/usr/lib/python3'\n") != "disk-full"
+
+
+def test_nvcc_ignoring_a_cxx_standard_the_host_compiler_lacks():
+    text = (
+        "/usr/local/cuda-11.3/bin/nvcc -I/opt/conda/include -c ops/roi.cu -o build/roi.o -std=c++14\n"
+        "nvcc warning : The -std=c++14 flag is not supported with the configured host compiler. Flag will be ignored.\n"
+    )
+    assert _root(text) == "gcc-unsupported"
+    # another nvcc warning about a flag
+    assert _root("nvcc warning : The 'compute_35' architectures are deprecated, and may be removed in a future release\n") != "gcc-unsupported"
