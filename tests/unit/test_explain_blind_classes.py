@@ -1103,3 +1103,22 @@ def test_nvcc_ignoring_a_cxx_standard_the_host_compiler_lacks():
     assert _root(text) == "gcc-unsupported"
     # another nvcc warning about a flag
     assert _root("nvcc warning : The 'compute_35' architectures are deprecated, and may be removed in a future release\n") != "gcc-unsupported"
+
+
+# ---- 817-828 ----
+
+
+def test_compiler_driver_given_a_source_file_the_tree_lacks():
+    old_gcc = "x86_64-linux-gnu-gcc: error: src/roi_align_cuda.cpp: No such file or directory\n"
+    assert _found(old_gcc) == ("sdist-missing-sources", "high")
+    gcc12 = (
+        "g++-11: error: ops/csrc/deform_conv.cu: linker input file not found: No such file or directory\n"
+        "g++-11: fatal error: no input files\n"
+    )
+    assert _root(gcc12) == "sdist-missing-sources"
+    # zh_CN gcc: the colon before the errno text is full-width
+    assert _root("gcc: 错误：layers/dcn_kernel.cu：没有那个文件或目录\n编译中断。\n") == "sdist-missing-sources"
+    assert _root("cc1plus: fatal error: kernels/gather.cpp: No such file or directory\n") == "sdist-missing-sources"
+    # an object file of a failed earlier step, and a missing linker script: not a source the tree lacks
+    assert _root("gcc: error: build/temp.linux-x86_64-3.9/roi_align.o: No such file or directory\n") != "sdist-missing-sources"
+    assert _root("g++: error: /opt/sdk/version.lds: No such file or directory\n") != "sdist-missing-sources"
