@@ -1,11 +1,12 @@
-"""The classes blind batches 13-16's misses revealed (docs/explain.md, "Batch 13" onwards), with other
-paths, packages and versions than the logs that revealed them: each class answered with its id, and a near miss
-that must not be (so a pattern written too broadly fails here); the snippets are not the blind logs. Sections
-follow the collectors' ranges (batch 13: 428-457 the six trackers searched by message, 458-486 non-English pages,
-488-517 installers and environments; batch 14: 518-547 the six trackers by hardware and version, 548-577 model
-and training repositories; batch 15: 578-607 forums, Q&A and blog pages, 608-637 the trackers of LLM tooling that
-installs these kernels, 638-666 failures after the install, at import or the first call; batch 16: 667-696 pytorch's tracker and its extension trackers, 697-711 containers, CI and hosted
-notebooks, 727-756 new hardware and new stacks)."""
+"""The classes blind batches 13-17's misses revealed (docs/explain.md, "Batch 13" onwards), with other paths,
+packages and versions than the logs that revealed them: each class answered with its id, and a near miss that must
+not be (so a pattern written too broadly fails here); the snippets are not the blind logs. Sections follow the
+collectors' ranges (batch 13: 428-457 the six trackers searched by message, 458-486 non-English pages, 488-517
+installers and environments; batch 14: 518-547 the six trackers by hardware and version, 548-577 model and training
+repositories; batch 15: 578-607 forums, Q&A and blog pages, 608-637 the trackers of LLM tooling that installs these
+kernels, 638-666 failures after the install, at import or the first call; batch 16: 667-696 pytorch's tracker and
+its extension trackers, 697-711 containers, CI and hosted notebooks, 727-756 new hardware and new stacks; batch 17:
+757-779 native Windows, 787-807 shared clusters and old systems, 817-828 other languages' pages)."""
 
 from __future__ import annotations
 
