@@ -557,14 +557,25 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     )
 
 
+def entry_cited_lists(
+    e: CatalogEntry,
+) -> Iterator[tuple[str, tuple[re.Pattern, ...], tuple[tuple[str, ...], ...], str]]:
+    """Every regex list of an entry that may cite corpus logs, as (kind, regexes, their citations, note): each
+    trigger (a list of one; kind "trigger" or "trigger (weak)") followed by its own conditions ("trigger's
+    requires" ...), then the entry's lists ("support", "requires", "excludes"). The one walk of that structure:
+    ``entry_cites`` and explain_eval's report of cited regexes read it."""
+    for p, m in zip(e.patterns, e.meta, strict=True):
+        yield "trigger" + (" (weak)" if m.weak else ""), (p,), (m.cites,), m.note
+        for k in PATTERN_CONDITIONS:
+            yield f"trigger's {k}", getattr(m, k), getattr(m, k + "_cites"), m.note
+    for k in ENTRY_CONDITIONS:
+        yield k, getattr(e, k), getattr(e, k + "_cites"), ""
+
+
 def entry_cites(e: CatalogEntry) -> Iterator[tuple[str, ...]]:
     """The citations of every regex of an entry: its triggers, their own conditions, the entry's lists."""
-    for m in e.meta:
-        yield m.cites
-        for k in PATTERN_CONDITIONS:
-            yield from getattr(m, k + "_cites")
-    for k in ENTRY_CONDITIONS:
-        yield from getattr(e, k + "_cites")
+    for _kind, _regexes, cites, _note in entry_cited_lists(e):
+        yield from cites
 
 
 def corpus_refs(catalog: Catalog | None = None) -> dict[str, list[str]]:

@@ -491,15 +491,8 @@ def _cited_regexes(cat, prefix: str) -> list[tuple[str, str, str, tuple[str, ...
     """(entry id, kind, regex, citations, note) of every catalog regex that cites a ``prefix:`` log."""
     out = []
     for e in cat.entries:
-        # (kind, regexes, their citations, note): a trigger's own conditions, then the entry's lists
-        lists = []
-        for p, m in zip(e.patterns, e.meta, strict=True):
-            if any(c.startswith(prefix) for c in m.cites):
-                out.append((e.id, "trigger" + (" (weak)" if m.weak else ""), p.pattern, m.cites, m.note))
-            lists += [
-                (f"trigger's {k}", getattr(m, k), getattr(m, k + "_cites"), m.note) for k in ex.PATTERN_CONDITIONS
-            ]
-        lists += [(k, getattr(e, k), getattr(e, k + "_cites"), "") for k in ex.ENTRY_CONDITIONS]
+        # the triggers first, then the conditions and lists, each in the walk's order (sorted is stable)
+        lists = sorted(ex.entry_cited_lists(e), key=lambda item: item[0] not in ("trigger", "trigger (weak)"))
         for kind, pats, cites, note in lists:
             for q, c in zip(pats, cites, strict=True):
                 if any(x.startswith(prefix) for x in c):
