@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import inspect
 import io
 import json
 import os
@@ -415,8 +416,7 @@ def test_very_long_lines_are_cut(tmp_path):
     assert all(len(t) <= ex.EVIDENCE_CHARS for _, t in expl.findings[0].evidence)
 
 
-def test_200_mb_log_is_bounded(tmp_path):
-    """A 200 MB log: read up to MAX_BYTES only, streamed; the root near the top is still found."""
+def _huge_log(tmp_path) -> Path:
     head = (SHARED_LOGS / "02-cuda-home-wrong.log").read_bytes() if SHARED_LOGS.exists() \
         else SNIPPETS["cuda-home-wrong"].encode()
     filler = (b"  copying mamba_ssm/ops/triton/layer_norm.py -> build/lib.linux-x86_64-cpython-311/mamba_ssm/ops\n"
@@ -430,10 +430,31 @@ def test_200_mb_log_is_bounded(tmp_path):
             fh.write(filler)
             written += len(filler)
     assert p.stat().st_size >= 200 * 1024 * 1024
-    expl = ex.explain_file(p)
+    return p
+
+
+def test_200_mb_log_is_bounded(tmp_path, monkeypatch):
+    """A 200 MB log: read up to the byte bound only, streamed; the root near the top is still found. The time
+    budget is taken out of the way (its own test is below), so the count of lines read does not depend on how
+    fast this machine scans: 4 MiB of ~100-byte lines."""
+    monkeypatch.setattr(ex, "TIME_BUDGET_S", 3600.0)
+    p = _huge_log(tmp_path)
+    expl = ex.explain_file(p, max_bytes=4 * 1024 * 1024)
     assert expl.truncated is True
     assert expl.ids[0] == "cuda-home-wrong"
-    assert 100_000 < expl.lines_read < 1_000_000  # about 64 MiB worth of lines, not 200 MB
+    assert 35_000 < expl.lines_read < 45_000  # 4 MiB worth of lines, not 200 MB
+    assert "cut" in ex.render_text(expl)
+    assert inspect.signature(ex.explain_file).parameters["max_bytes"].default == ex.MAX_BYTES == 64 * 1024 * 1024
+
+
+def test_time_budget_stops_a_slow_scan_and_keeps_the_root(tmp_path, monkeypatch):
+    """The scan's time budget: with none left after the first batch, explain stops there, says the log was cut,
+    and still names the root cause it read before."""
+    monkeypatch.setattr(ex, "TIME_BUDGET_S", 0.0)
+    expl = ex.explain_file(_huge_log(tmp_path))
+    assert expl.truncated is True
+    assert expl.ids[0] == "cuda-home-wrong"
+    assert expl.lines_read <= 2 * ex.BATCH_LINES
     assert "cut" in ex.render_text(expl)
 
 
