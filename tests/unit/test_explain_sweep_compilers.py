@@ -6,18 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mamba_build.diagnose import explain as ex
-
-
-def _found(text: str) -> tuple[str, str]:
-    """(root id, confidence) of a log, ("unknown", "") when explain names nothing."""
-    expl = ex.explain_text(text)
-    return (expl.root.id, expl.root.confidence) if expl.root else ("unknown", "")
-
-
-def _root(text: str) -> str:
-    return _found(text)[0]
-
+from tests.unit.test_explain_blind_classes import _root
 
 # (id, a snippet in the tool's format, a near miss that must not be answered with that id)
 CASES = [

@@ -6,17 +6,7 @@ are written from the format strings, with made-up paths, packages and versions."
 from __future__ import annotations
 
 from mamba_build.diagnose import explain as ex
-
-
-def _found(text: str, catalog: ex.Catalog | None = None) -> tuple[str, str]:
-    """(root id, confidence) of a log, ("unknown", "") when explain names nothing."""
-    expl = ex.explain_text(text, catalog=catalog)
-    return (expl.root.id, expl.root.confidence) if expl.root else ("unknown", "")
-
-
-def _root(text: str) -> str:
-    return _found(text)[0]
-
+from tests.unit.test_explain_blind_classes import _found, _root
 
 GUESS = (
     "Guessing wheel URL:  https://github.com/Dao-AILab/causal-conv1d/releases/download/v1.4.0/"
