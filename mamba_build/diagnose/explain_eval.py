@@ -55,17 +55,16 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # grow beyond MAX_WRONG on the public corpus, nor beyond MAX_WRONG_BLIND on the blind set. GOAL_ACCURACY
 # is issue 16's goal. MIN_ACCURACY, the floor, is the level measured after the changes made from blind
 # batch FLOOR_BATCH (rounded down), and the MAX_WRONG_* are the wrong answers measured then; each batch's
-# level is recorded as gate_after in FIRST_CONTACT.toml. After batch 17: 647/925 = 69.9 %, wrong public
-# 0 / blind 55 (no fix made from batches 15-17 answered a log of another thread held-out; a batch's
-# first-contact wrong answers stay wrong held-out where the patterns and exclusions that fix them cite them;
-# blind:212's libstdc++ symbol, labelled abi-undefined-symbol by its collector, is answered glibcxx-missing as
-# batch 12's collectors labelled the same symbol), so the gate catches any drop while the report shows the goal
-# not met.
+# level is recorded as gate_after in FIRST_CONTACT.toml. After batch 18 (no fix written from it): 662/958 = 69.1 %,
+# wrong public 0 / blind 66 (its 11 first-contact wrong answers stay wrong held-out: no pattern cites them; no fix
+# made from batches 15-17 answered a log of another thread held-out; blind:212's libstdc++ symbol, labelled
+# abi-undefined-symbol by its collector, is answered glibcxx-missing as batch 12's collectors labelled the same
+# symbol), so the gate catches any drop while the report shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.699
+MIN_ACCURACY = 0.691
 MAX_WRONG = 0
-MAX_WRONG_BLIND = 55
-FLOOR_BATCH = 17  # the blind batch after whose changes MIN_ACCURACY was measured
+MAX_WRONG_BLIND = 66
+FLOOR_BATCH = 18  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
