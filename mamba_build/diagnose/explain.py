@@ -557,15 +557,18 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     )
 
 
+TRIGGER_KINDS = ("trigger", "trigger (weak)")  # entry_cited_lists' kind of a trigger: plain, weak
+
+
 def entry_cited_lists(
     e: CatalogEntry,
 ) -> Iterator[tuple[str, tuple[re.Pattern, ...], tuple[tuple[str, ...], ...], str]]:
     """Every regex list of an entry that may cite corpus logs, as (kind, regexes, their citations, note): each
-    trigger (a list of one; kind "trigger" or "trigger (weak)") followed by its own conditions ("trigger's
+    trigger (a list of one; kind one of TRIGGER_KINDS) followed by its own conditions ("trigger's
     requires" ...), then the entry's lists ("support", "requires", "excludes"). The one walk of that structure:
     ``entry_cites`` and explain_eval's report of cited regexes read it."""
     for p, m in zip(e.patterns, e.meta, strict=True):
-        yield "trigger" + (" (weak)" if m.weak else ""), (p,), (m.cites,), m.note
+        yield TRIGGER_KINDS[m.weak], (p,), (m.cites,), m.note
         for k in PATTERN_CONDITIONS:
             yield f"trigger's {k}", getattr(m, k), getattr(m, k + "_cites"), m.note
     for k in ENTRY_CONDITIONS:

@@ -491,7 +491,7 @@ def _cited_regexes(cat, prefix: str) -> list[tuple[str, str, str, tuple[str, ...
     out = []
     for e in cat.entries:
         # the triggers first, then the conditions and lists, each in the walk's order (sorted is stable)
-        lists = sorted(ex.entry_cited_lists(e), key=lambda item: item[0] not in ("trigger", "trigger (weak)"))
+        lists = sorted(ex.entry_cited_lists(e), key=lambda item: item[0] not in ex.TRIGGER_KINDS)
         for kind, pats, cites, note in lists:
             for q, c in zip(pats, cites, strict=True):
                 if any(x.startswith(prefix) for x in c):
