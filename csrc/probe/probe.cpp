@@ -1,11 +1,12 @@
 // mamba-build toolchain probe: the host half and the Python binding (TORCH_EXTENSION_NAME).
 //
-// Compiled by the host compiler (CXX), like the Mamba bindings.  It includes <torch/python.h>
-// (pybind11 + torch's Tensor casters) rather than the all-in-one <torch/extension.h>: same
-// binding machinery, half the compile time, and compile time is what the probe is for.
+// Compiled by the host compiler (CXX), like the Mamba bindings.  It includes torch's pybind11
+// header (pybind11 + Python.h + torch's Tensor casters) rather than the all-in-one
+// <torch/extension.h> or <torch/python.h> (which pulls in torch::nn): same binding machinery, a
+// third of the compile time, and compile time is what the probe is for.
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>  // like the Mamba bindings: the host unit needs the CUDA runtime headers too
-#include <torch/python.h>
+#include <torch/csrc/utils/pybind.h>
 #include <torch/version.h>
 
 #include <string>

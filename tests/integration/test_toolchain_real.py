@@ -126,17 +126,25 @@ def test_install_12x_and_compile(toolkit_12x, tmp_path):
     assert link.returncode == 0, link.stderr[-3000:]
 
 
+# Two units as in the Mamba packages: the kernel's unit includes CUDAContext.h (which pulls in the cuBLAS/cuSPARSE/
+# cuSOLVER headers the toolkit must provide), the binding is a host unit. One .cu with <torch/extension.h> took 116 s
+# of CI here (nvcc parses libtorch's whole C++ API twice); these two ~20 s each, side by side.
 EXT_CU = textwrap.dedent("""\
-    #include <torch/extension.h>
+    #include <ATen/core/Tensor.h>
     #include <ATen/cuda/CUDAContext.h>
     #include <cub/cub.cuh>
     #include <cuda_bf16.h>
     __global__ void twice(float* x, int n) { int i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) x[i] *= 2.f; }
-    torch::Tensor run(torch::Tensor x) {
-      auto y = x.clone();
+    void twice_cuda(at::Tensor& y) {
       twice<<<(y.numel() + 255) / 256, 256, 0, at::cuda::getCurrentCUDAStream()>>>(y.data_ptr<float>(), y.numel());
-      return y;
     }
+    """)
+
+EXT_CPP = textwrap.dedent("""\
+    #include <ATen/core/Tensor.h>
+    #include <torch/csrc/utils/pybind.h>
+    void twice_cuda(at::Tensor& y);
+    at::Tensor run(const at::Tensor& x) { auto y = x.clone(); twice_cuda(y); return y; }
     PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("run", &run); }
     """)
 
@@ -144,8 +152,8 @@ BUILD_PY = textwrap.dedent("""\
     import sys
     from torch.utils import cpp_extension as ce
     assert ce.CUDA_HOME == sys.argv[2], (ce.CUDA_HOME, sys.argv[2])
-    ce.load("mbtcext", [sys.argv[1] + "/ext.cu"], build_directory=sys.argv[1] + "/build", verbose=True,
-            extra_cuda_cflags=["-gencode=arch=compute_80,code=sm_80"])
+    ce.load("mbtcext", [sys.argv[1] + "/ext.cpp", sys.argv[1] + "/ext.cu"], build_directory=sys.argv[1] + "/build",
+            verbose=True, extra_cuda_cflags=["-gencode=arch=compute_80,code=sm_80"])
     print("BUILT")
     """)
 
@@ -158,6 +166,7 @@ def test_torch_extension_builds_against_130(toolkit_130, tmp_path):
     if not toolkit_130.has_math_headers:
         pytest.skip("no cuBLAS/cuSPARSE/cuSOLVER headers were found next to torch to copy into the toolkit")
     (tmp_path / "ext.cu").write_text(EXT_CU)
+    (tmp_path / "ext.cpp").write_text(EXT_CPP)
     (tmp_path / "build").mkdir()
     (tmp_path / "build.py").write_text(BUILD_PY)
     env = dict(os.environ, CUDA_HOME=str(toolkit_130.path), TORCH_CUDA_ARCH_LIST="8.0",

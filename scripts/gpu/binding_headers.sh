@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The probe and the fixture with their lighter host headers (torch/csrc/utils/pybind.h instead of
+# torch/extension.h / torch/python.h) on a real GPU: `doctor --probe` (the probe's kernel and its arch),
+# then the fixture built for the device's arch and called on CUDA tensors of every dtype it dispatches.
+# Run from the repo root:  bash scripts/gpu/binding_headers.sh   (OUT=<dir> collects the results)
+set -u
+OUT=${OUT:-/tmp/mb-out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 MAMBA_BUILD_CACHE=/tmp/mb-cache
+PY=${PY:-python3}
+{ echo "## $(date -u '+%F %T UTC') $(nvidia-smi -L | head -1)"; nproc
+  "$PY" -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'; } > "$OUT/machine.txt" 2>&1
+( time "$PY" -m mamba_build doctor --probe --json ) > "$OUT/probe.json" 2> "$OUT/probe.time"
+echo "probe exit $?" >> "$OUT/probe.time"
+( time "$PY" -m mamba_build compile --package mb-fixture --source csrc/fixture --arch 9.0 --no-install \
+    --keep-build --wheel-dir /tmp/mb-fx ) > "$OUT/fixture.txt" 2>&1
+echo "compile exit $?" >> "$OUT/fixture.txt"
+# exit 7 is expected on a GPU: the smoke test has no numerical reference for the fixture (import only is no pass),
+# and a wheel that did not pass is not copied out; the numbers are checked here, from the kept build tree
+SO=$(find "$MAMBA_BUILD_CACHE"/builds -name 'mb_fixture_cuda*.so' -path '*build/lib*' | tail -1); echo "$SO" >> "$OUT/fixture.txt"
+STAGE=$(dirname "$SO")
+PYTHONPATH="$STAGE" "$PY" - > "$OUT/fixture-call.txt" 2>&1 <<'PYEOF'
+import torch, mb_fixture_cuda as m
+for dt in (torch.float32, torch.float16, torch.bfloat16):
+    x = torch.randn(10001, device="cuda", dtype=dt); y = torch.randn_like(x)
+    out = m.scale_add(x, y, 0.5)
+    ref = (x.float() + 0.5 * y.float()).to(dt)
+    print(dt, "max abs diff", (out.float() - ref.float()).abs().max().item(), "equal" if torch.equal(out, ref) else "differs")
+try:
+    m.scale_add(torch.ones(3), torch.ones(3), 1.0)
+except RuntimeError as e:
+    print("cpu refused:", str(e).splitlines()[0])
+PYEOF
+echo "call exit $?" >> "$OUT/fixture-call.txt"
