@@ -416,12 +416,20 @@ def test_very_long_lines_are_cut(tmp_path):
     assert all(len(t) <= ex.EVIDENCE_CHARS for _, t in expl.findings[0].evidence)
 
 
-def _huge_log(tmp_path) -> Path:
-    head = (SHARED_LOGS / "02-cuda-home-wrong.log").read_bytes() if SHARED_LOGS.exists() \
+# two lines of build output that name no cause: the noise after the root of the long logs below
+_NOISE = (b"  copying mamba_ssm/ops/triton/layer_norm.py -> build/lib.linux-x86_64-cpython-311/mamba_ssm/ops\n"
+          b"[3/40] /usr/local/cuda-13.0/bin/nvcc -c csrc/k.cu -o k.o -O3 --use_fast_math -I/usr/local/cuda/include\n")
+
+
+def _root_head() -> bytes:
+    """The top of a long log: a cuda-home-wrong failure."""
+    return (SHARED_LOGS / "02-cuda-home-wrong.log").read_bytes() if SHARED_LOGS.exists() \
         else SNIPPETS["cuda-home-wrong"].encode()
-    filler = (b"  copying mamba_ssm/ops/triton/layer_norm.py -> build/lib.linux-x86_64-cpython-311/mamba_ssm/ops\n"
-              b"[3/40] /usr/local/cuda-13.0/bin/nvcc -c csrc/k.cu -o k.o -O3 --use_fast_math -I/usr/local/cuda/include\n"
-              ) * 4096
+
+
+def _huge_log(tmp_path) -> Path:
+    head = _root_head()
+    filler = _NOISE * 4096
     p = tmp_path / "huge.log"
     with open(p, "wb") as fh:
         fh.write(head)
@@ -447,11 +455,20 @@ def test_200_mb_log_is_bounded(tmp_path, monkeypatch):
     assert inspect.signature(ex.explain_file).parameters["max_bytes"].default == ex.MAX_BYTES == 64 * 1024 * 1024
 
 
+def _batches_log(tmp_path) -> Path:
+    """_huge_log's shape (the root at the top, then noise) at about 3 scan batches of lines, not 200 MB: a scan that
+    did not stop would read past the 2 batches the time budget's test allows."""
+    p = tmp_path / "batches.log"
+    p.write_bytes(_root_head() + _NOISE * (3 * ex.BATCH_LINES // 2))
+    assert p.read_bytes().count(b"\n") >= 3 * ex.BATCH_LINES
+    return p
+
+
 def test_time_budget_stops_a_slow_scan_and_keeps_the_root(tmp_path, monkeypatch):
     """The scan's time budget: with none left after the first batch, explain stops there, says the log was cut,
     and still names the root cause it read before."""
     monkeypatch.setattr(ex, "TIME_BUDGET_S", 0.0)
-    expl = ex.explain_file(_huge_log(tmp_path))
+    expl = ex.explain_file(_batches_log(tmp_path))
     assert expl.truncated is True
     assert expl.ids[0] == "cuda-home-wrong"
     assert expl.lines_read <= 2 * ex.BATCH_LINES
