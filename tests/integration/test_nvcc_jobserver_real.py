@@ -3,8 +3,8 @@
 The plan gives every unit `nvcc --threads <archs> --jobserver` when the pool's jobserver can pace them: each arch
 beyond a unit's first compiles only on a free slot. That is safe only if nvcc really waits for a slot instead of
 starting its threads anyway; checked here with the project's own JobServer and the provisioned toolkit: no free
-slot -> the archs compile one at a time (and nvcc still finishes); one free slot -> two at once, never three; the
-slot it took comes back. And the threads change when an arch compiles, not what: each arch's SASS is the same as
+slot -> the archs compile one at a time (and nvcc still finishes); one free slot -> two at once (in one of a few
+tries: nvcc sometimes leaves a free token unused), never three; the slot it took comes back. And the threads change when an arch compiles, not what: each arch's SASS is the same as
 with `--threads 1`. About 30 s on 2 cores."""
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ template __global__ void kern<16, 20, float>(float*, const float*, int);
 ARCHS = ("80", "90", "120")
 GENCODE = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS]
 DEVICE_TOOLS = {"cicc", "ptxas"}
+ONE_FREE_SLOT_ATTEMPTS = 6  # nvcc left a free token unused in 5 of 16 compiles (below): 6 misses in a row ~ 1e-3
 
 
 def _device_compilers_under(root: int) -> int:
@@ -113,9 +114,19 @@ def test_nvcc_threads_wait_for_a_free_slot_and_give_it_back(cuda_home, tmp_path)
     peak, back = _compile(cuda_home, tmp_path, slots=1)  # nvcc's own slot only
     assert peak == 1, f"with no free slot nvcc ran {peak} device compilers at once"
     assert back == 0
-    peak, back = _compile(cuda_home, tmp_path, slots=2)  # its own slot + 1 token in the fifo
-    assert peak == 2, f"with one free slot nvcc ran at most {peak} device compilers at once (expected 2)"
-    assert back == 1, "nvcc kept a slot it had taken"
+    # its own slot + 1 token in the fifo. nvcc 13.0 does not always take a free token: 5 of 16 such compiles here
+    # (2026-12-03, idle 2-core machine) ran their archs one after the other, the token left in the fifo (a timeline of
+    # the cicc/ptxas processes shows no overlap at all, and those compiles took 7.5-9 s against 4.3-5 s). So each
+    # attempt must stay within the pool and give the slot back, and one of a few must use the slot.
+    peaks = []
+    for _ in range(ONE_FREE_SLOT_ATTEMPTS):
+        peak, back = _compile(cuda_home, tmp_path, slots=2)
+        peaks.append(peak)
+        assert peak <= 2, f"with one free slot nvcc ran {peak} device compilers at once (the pool has 2)"
+        assert back == 1, "nvcc kept a slot it had taken"
+        if peak == 2:
+            break
+    assert peaks[-1] == 2, f"with one free slot nvcc never ran two device compilers at once (peaks {peaks})"
     # the same kernels, arch for arch, as one thread compiles them
     plain = tmp_path / "plain.o"
     subprocess.run([str(cuda_home / "bin" / "nvcc"), "-c", str(tmp_path / "k.cu"), "-o", str(plain), "-O3",
