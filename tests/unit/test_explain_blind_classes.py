@@ -23,6 +23,18 @@ def _root(text: str) -> str:
     return _found(text)[0]
 
 
+def _answered_not_near(fid: str, snippet: str, *nears: str) -> None:
+    """The source sweeps' check of one row: the snippet is answered with ``fid``, each near miss is not."""
+    assert _root(snippet) == fid
+    for near in nears:
+        assert _root(near) != fid, near
+
+
+def _case_ids(cases: list[tuple]) -> list[str]:
+    """pytest ids of a sweep's rows: the id and the row's index, so a failure names its case."""
+    return [f"{c[0]}-{i}" for i, c in enumerate(cases)]
+
+
 # ---- 428-457 ----
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_explain_blind_classes import _root
+from tests.unit.test_explain_blind_classes import _answered_not_near, _case_ids, _root
 
 # (id, a snippet in the tool's format, a near miss that must not be answered with that id)
 CASES = [
@@ -216,10 +216,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("fid", "snippet", "near"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(("fid", "snippet", "near"), CASES, ids=_case_ids(CASES))
 def test_sweep_format_is_answered_and_near_miss_is_not(fid: str, snippet: str, near: str) -> None:
-    assert _root(snippet) == fid
-    assert _root(near) != fid
+    _answered_not_near(fid, snippet, near)
 
 
 def test_a_sigkill_of_the_build_backend_alone_is_no_oom_finding() -> None:

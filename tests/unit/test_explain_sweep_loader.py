@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_explain_blind_classes import _found, _root
+from tests.unit.test_explain_blind_classes import _answered_not_near, _case_ids, _found, _root
 
 _SO = "/srv/env/lib/python3.12/site-packages/kern/_ops.cpython-312-x86_64-linux-gnu.so"
 
@@ -169,11 +169,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("fid", "snippet", "nears"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(("fid", "snippet", "nears"), CASES, ids=_case_ids(CASES))
 def test_sweep_format_is_answered_and_near_miss_is_not(fid: str, snippet: str, nears: tuple[str, ...]) -> None:
-    assert _root(snippet) == fid
-    for near in nears:
-        assert _root(near) != fid, near
+    _answered_not_near(fid, snippet, *nears)
 
 
 # ---- Windows through ctypes ----

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from mamba_build.diagnose import explain as ex
-from tests.unit.test_explain_blind_classes import _found, _root
+from tests.unit.test_explain_blind_classes import _answered_not_near, _case_ids, _found, _root
 
 GUESS = (
     "Guessing wheel URL:  https://github.com/Dao-AILab/causal-conv1d/releases/download/v1.4.0/"
@@ -136,11 +136,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("fid", "snippet", "nears"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(("fid", "snippet", "nears"), CASES, ids=_case_ids(CASES))
 def test_sweep_format_is_answered_and_near_miss_is_not(fid: str, snippet: str, nears: tuple[str, ...]) -> None:
-    assert _root(snippet) == fid
-    for near in nears:
-        assert _root(near) != fid, near
+    _answered_not_near(fid, snippet, *nears)
 
 
 # ---- build-isolation-no-torch ----
