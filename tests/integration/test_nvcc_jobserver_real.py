@@ -4,8 +4,8 @@ The plan gives every unit `nvcc --threads <archs> --jobserver` when the pool's j
 beyond a unit's first compiles only on a free slot. That is safe only if nvcc really waits for a slot instead of
 starting its threads anyway; checked here with the project's own JobServer and the provisioned toolkit: no free
 slot -> the archs compile one at a time (and nvcc still finishes); one free slot -> two at once (in one of a few
-tries: nvcc sometimes leaves a free token unused), never three; the slot it took comes back. And the threads change when an arch compiles, not what: each arch's SASS is the same as
-with `--threads 1`. About 30 s on 2 cores."""
+tries: nvcc sometimes leaves a free token unused), never three; the slot it took comes back. And the threads
+change when an arch compiles, not what: each arch's SASS is the same as with `--threads 1`. About 30 s on 2 cores."""
 
 from __future__ import annotations
 
