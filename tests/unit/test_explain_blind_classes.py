@@ -1135,3 +1135,62 @@ def test_compiler_driver_given_a_source_file_the_tree_lacks():
     # an object file of a failed earlier step, and a missing linker script: not a source the tree lacks
     assert _root("gcc: error: build/temp.linux-x86_64-3.9/roi_align.o: No such file or directory\n") != "sdist-missing-sources"
     assert _root("g++: error: /opt/sdk/version.lds: No such file or directory\n") != "sdist-missing-sources"
+
+
+# ---- batch 19: 871-888 resolved threads of the six trackers, 891-896 Q&A pages, 911-929 other extensions ----
+
+
+def test_torchs_driver_sentence_quoted_without_its_version():
+    assert _root("Building the wheel failed: RuntimeError: The NVIDIA driver on your system is too old\n") == (
+        "driver-too-old"
+    )
+    # the full sentence still gives the driver version
+    full = "RuntimeError: The NVIDIA driver on your system is too old (found version 10010). Please update your GPU driver\n"
+    assert ex.explain_text(full).root.evidence  # matched by the versioned pattern
+    assert _root("warning: the firmware on your system is too old\n") != "driver-too-old"
+
+
+def test_pkg_resources_packaging_import_with_its_closing_quote_lost():
+    assert _root("pip install fails: cannot import name 'packaging' from 'pkg_resources\n") == "pkg-resources-missing"
+    # another name from pkg_resources is not the removal of packaging
+    assert _root("cannot import name 'packagingx' from 'pkg_resources\n") != "pkg-resources-missing"
+
+
+def test_a_setup_py_splitting_torch_version_cuda_of_a_cpu_only_torch():
+    log = (
+        "Traceback (most recent call last):\n"
+        '  File "/tmp/pip-req-build-x1/setup.py", line 40, in <module>\n'
+        "    major = torch.version.cuda.split('.')[0]\n"
+        "AttributeError: 'NoneType' object has no attribute 'split'\n"
+    )
+    assert _root(log) == "torch-cpu-only"
+    # the same AttributeError from another None: not torch's CUDA version
+    other = log.replace("torch.version.cuda.split('.')", "os.environ.get('ARCHS').split(',')")
+    assert _root(other) != "torch-cpu-only"
+
+
+def test_bitsandbytes_finding_no_cuda_runtime():
+    log = (
+        "CUDA_SETUP: WARNING! libcudart.so not found in any environmental path. Searching /usr/local/cuda/lib64...\n"
+        "WARNING: No libcudart.so found! Install CUDA or the cudatoolkit package (anaconda)!\n"
+        "CUDA SETUP: Loading binary /opt/venv/lib/python3.10/site-packages/bitsandbytes/libbitsandbytes_cpu.so...\n"
+    )
+    assert _root(log) == "cuda-runtime-missing"
+    # only the first warning: the search goes on and may find it
+    assert _root(log.splitlines()[0] + "\n") != "cuda-runtime-missing"
+
+
+def test_torchs_default_cuda_home_without_nvcc_is_missing_not_wrong():
+    default = "FileNotFoundError: [Errno 2] No such file or directory: '/usr/local/cuda/bin/nvcc'\n"
+    assert _root(default) == "cuda-home-missing"
+    # a CUDA_HOME the user set elsewhere, without nvcc: that root is wrong
+    assert _root("FileNotFoundError: [Errno 2] No such file or directory: '/opt/cuda-12.1/bin/nvcc'\n") == (
+        "cuda-home-wrong"
+    )
+
+
+def test_a_librarys_own_kernel_stub_undefined_is_no_torch_abi_mismatch():
+    stub = "ImportError: /x/libfoo_cuda.so: undefined symbol: _Z27__device_stub__scale_kernelPfS_i\n"
+    assert _root(stub) != "abi-undefined-symbol"
+    torch_symbol = "ImportError: /x/foo_cuda.so: undefined symbol: _ZN3c104cuda9SetDeviceEa\n"
+    assert _root(torch_symbol) == "abi-undefined-symbol"
