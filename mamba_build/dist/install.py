@@ -539,14 +539,13 @@ def execute_install(plan: InstallPlan, *, log: Callable[[str], None] = print, ke
             log(f"smoke   {smoke.summary()}")
             if not smoke.passed:
                 from mamba_build.errors import SmokeTestError
-                from mamba_build.build.pipeline import explain_failure
+                from mamba_build.build.pipeline import smoke_failure_cause
 
-                detail = "\n".join(f"  {c.name}: {c.detail}" for c in smoke.failed) or str(smoke)
-                cause, fix, _ = explain_failure(detail)
+                cause, fix = smoke_failure_cause(smoke)
                 raise SmokeTestError(
                     f"the index's wheels failed their smoke test here ({cause}); nothing was installed",
                     fix or f"see {smoke.log_path}",
-                    details=detail,
+                    details=smoke.failure_details(),
                 )
             if installed_identical(plan.target.python, wheels):
                 report.already = True

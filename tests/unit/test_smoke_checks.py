@@ -167,7 +167,7 @@ def test_tolerances_are_upstreams():
     assert checks.scan_tol("float16", "dA") == (3e-3, 5 * 5e-3)
     assert checks.scan_tol("float32", "dD") == (1e-3, 2e-3)
     rows = checks.tolerance_table()
-    assert {r["direction"] for r in rows} == {"fwd", "bwd"} and len(rows) == 9 * 4 + 3 * 10 + 4
+    assert {r["direction"] for r in rows} == {"fwd", "bwd"} and len(rows) == 9 * 4 + 3 * 10 + 4 + 3
 
 
 def test_seed_configurations_parameter_counts():
@@ -244,3 +244,59 @@ def test_a_case_that_raises_fails_both_directions_and_says_why():
     res = run_conv(boom, dtypes=("float32",))
     assert failing(res) == ["causal_conv1d float32 bwd", "causal_conv1d float32 fwd"]
     assert "float32 weight, channel-first: RuntimeError: CUDA error: no kernel image" in res["causal_conv1d float32 fwd"]["detail"]
+
+
+class _Fixture:
+    """A stand-in for mb_fixture_cuda: scale_add as the kernel computes it (fp32, rounded once), or with a bug."""
+
+    __name__ = "mb_fixture_cuda"
+
+    def __init__(self, bug=None):
+        self.bug = bug
+
+    def scale_add(self, x, y, alpha):
+        if self.bug == "contiguous memory":  # reads the view's storage as if it were contiguous
+            x = torch.as_strided(x, x.shape, torch.empty(x.shape).stride(), x.storage_offset())
+        if self.bug == "sign":
+            alpha = -alpha
+        out = (x.float() + alpha * y.float()).to(x.dtype)
+        if self.bug == "tail":  # the last block not launched
+            out.view(-1)[-7:] = 0
+        return out
+
+
+def run_fixture(module):
+    report = checks.Report()
+    checks.check_scale_add(report, refs, torch, module, device="cpu")
+    (check,) = report.checks
+    return check
+
+
+def test_the_fixture_check_passes_the_kernels_rounding_in_every_dtype():
+    check = run_fixture(_Fixture())
+    assert check["name"] == "mb_fixture_cuda scale_add" and check["status"] == "ok", check["detail"]
+    assert check["detail"].startswith("6 cases ok") and "bfloat16, strided 64x99" in check["detail"]
+
+
+@pytest.mark.parametrize(
+    "bug, failing_case",
+    [("sign", "float32, 10001"), ("tail", "float16, 10001"), ("contiguous memory", "bfloat16, strided 64x99")],
+)
+def test_the_fixture_check_fails_a_broken_kernel_and_names_the_case(bug, failing_case):
+    check = run_fixture(_Fixture(bug))
+    assert check["status"] == "fail" and failing_case + ": out:" in check["detail"]
+
+
+def test_the_fixture_is_checked_only_on_a_gpu_and_other_modules_are_import_only(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    for name in ("mb_fixture_cuda", "some_other_ext"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    res = checks.run_checks([], None, ["mb_fixture_cuda", "some_other_ext"])
+    got = {c["name"]: (c["status"], c["detail"]) for c in res["checks"]}
+    assert got["mb_fixture_cuda numbers"] == ("skipped", "no GPU: import only, numbers not checked")
+    assert got["some_other_ext numbers"] == ("skipped", "no reference for this module: import only")
+    assert set(checks.MODULE_CHECKS) == {"mb_fixture_cuda"}
+

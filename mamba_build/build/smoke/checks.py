@@ -100,6 +100,10 @@ MAMBA_CONFIG = {"d_model": 16, "d_state": 64, "d_conv": 4, "expand": 2}
 MAMBA_PARAMS = 7_968
 MAMBA2_CONFIG = {"d_model": 1024, "d_state": 64, "d_conv": 4, "expand": 2}
 MAMBA2_PARAMS = 6_468_320
+# The fixture's kernel rounds x + alpha*y (fp32) once to its dtype; the reference rounds the exact value once:
+# they may differ by the fp32 sum's own rounding, which a 16-bit rounding can turn into one unit in the last place
+# (fp16 2**-10, bf16 2**-7 of the value). A wrong alpha, a dropped term or an index shift is O(1).
+SCALE_ADD_TOL = {"float32": (1e-6, 1e-6), "float16": (1e-3, 1e-3), "bfloat16": (8e-3, 8e-3)}
 
 
 def conv_tol(itype: str, wtype: str, tensor: str) -> tuple[float, float]:
@@ -153,6 +157,16 @@ def tolerance_table() -> list[dict]:
     for (block, direction), tol in BLOCK_TOL.items():
         rows.append(
             {"check": f"{block} block", "dtype": "float32", "direction": direction, "tensor": "all", "rtol_atol": tol}
+        )
+    for dtype, tol in SCALE_ADD_TOL.items():
+        rows.append(
+            {
+                "check": "mb_fixture_cuda scale_add",
+                "dtype": dtype,
+                "direction": "fwd",
+                "tensor": "out",
+                "rtol_atol": tol,
+            }
         )
     return rows
 
@@ -580,6 +594,43 @@ def check_mamba2_block(report: Report, refs, torch, cls=None, device: str = "cud
         report.add(f"{name} fwd+bwd", "fail", _short_exc(exc))
 
 
+def check_scale_add(report: Report, refs, torch, module, device: str = "cuda") -> None:
+    """mamba-build's fixture extension (csrc/fixture; the integration tests' package): ``scale_add(x, y, alpha)``
+    in every dtype it dispatches against x + alpha*y, on an odd length (a tail block) and a non-contiguous input
+    (the binding makes it contiguous); and CPU tensors must be refused (its TORCH_CHECK), not read as device
+    memory."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    group = CheckGroup(f"{module.__name__} scale_add")
+    for dtype in DTYPES:
+        for shape in ("10001", "strided 64x99"):
+            label = f"{dtype}, {shape}"
+            try:
+                dt = getattr(torch, dtype)
+                if shape == "10001":
+                    x = torch.randn(10001, generator=gen).to(device, dt)
+                else:  # every other column of a (64, 198): a non-contiguous view
+                    x = torch.randn(64, 198, generator=gen).to(device, dt)[:, ::2]
+                y = torch.randn(tuple(x.shape), generator=gen).to(device, dt)
+                out = module.scale_add(x, y, -0.75)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                ref = refs.scale_add_ref(x, y, -0.75)
+                group.case(label, *compare([("out", out, ref, SCALE_ADD_TOL[dtype])]))
+            except BaseException as exc:  # noqa: BLE001
+                _errored(label, exc, group)
+    if device == "cuda":  # a CPU pointer handed to the kernel would be an illegal address, not an error message
+        try:
+            module.scale_add(torch.ones(3), torch.ones(3), 1.0)
+            group.case("cpu tensors refused", False, None, None, "accepted CPU tensors")
+        except RuntimeError:
+            group.case("cpu tensors refused", True, None, None, "")
+    group.emit(report)
+
+
+# extension modules that belong to no Mamba package but have a reference here: module name -> check
+MODULE_CHECKS: dict[str, Callable[..., None]] = {"mb_fixture_cuda": check_scale_add}
+
+
 def run_checks(
     expect: list[str],
     staging: Path | None,
@@ -624,9 +675,17 @@ def run_checks(
         py_ok = check_import(report, py_mod, staging) is not None
         imported[pkg] = ext_ok and py_ok
 
-    for mod in extra_imports or []:  # extension modules we hold no reference for: import only
-        if check_import(report, mod, staging) is not None:
+    for mod in extra_imports or []:  # extension modules of no Mamba package: numbers where we hold a reference
+        module = check_import(report, mod, staging)
+        if module is None:
+            continue
+        if mod not in MODULE_CHECKS:
             report.add(f"{mod} numbers", "skipped", "no reference for this module: import only")
+        elif not gpu:
+            report.add(f"{mod} numbers", "skipped", "no GPU: import only, numbers not checked")
+        else:
+            report.running(f"{mod} numbers")
+            MODULE_CHECKS[mod](report, refs, torch, module)
 
     suites: dict[str, list[Callable[..., Any]]] = {
         "causal_conv1d": [check_causal_conv1d],

@@ -54,6 +54,7 @@ __all__ = [
     "mamba_param_count",
     "mamba2_block_ref",
     "mamba2_param_count",
+    "scale_add_ref",
 ]
 
 
@@ -276,3 +277,9 @@ def mamba2_block_ref(block, hidden_states: torch.Tensor) -> torch.Tensor:
     y = (yg * torch.rsqrt(yg.square().mean(-1, keepdim=True) + block.norm.eps)).reshape(batch, seqlen, d_ssm)
     y = y * block.norm.weight
     return F.linear(y, block.out_proj.weight, block.out_proj.bias)
+
+
+def scale_add_ref(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
+    """mamba-build's own fixture extension (csrc/fixture, ``mb_fixture_cuda.scale_add``): x + alpha * y,
+    computed in float64 and rounded once to the inputs' dtype."""
+    return (x.double() + alpha * y.double()).to(x.dtype)

@@ -77,12 +77,27 @@ class SmokeReport:
     def failed(self) -> list[SmokeCheck]:
         return [c for c in self.checks if c.status == FAIL]
 
+    @property
+    def unchecked(self) -> list[SmokeCheck]:
+        """Checks a GPU run skipped that may not be skipped there (no reference, a package that did not
+        import): the run proves nothing about them, so it is no pass even when nothing failed."""
+        return [c for c in self.checks if self.gpu and c.status == SKIPPED and not c.optional]
+
+    def failure_details(self) -> str:
+        """What a failed smoke test reports: each failing check, else each check the GPU run skipped."""
+        rows = [f"  {c.name}: {c.detail}" for c in self.failed]
+        rows = rows or [f"  {c.name}: skipped on the GPU ({c.detail})" for c in self.unchecked]
+        return "\n".join(rows) or str(self)
+
     def summary(self) -> str:
         if self.verdict == "pass":
             n = sum(c.status == OK for c in self.checks)
             return f"smoke test passed on {self.device or 'the GPU'} ({n} checks)"
         if self.verdict == "import-only":
             return "import only (no GPU): the modules import, kernels NOT run -- this is not a pass"
+        if not self.failed and self.unchecked:
+            names = ", ".join(c.name for c in self.unchecked)
+            return f"smoke test INCOMPLETE on {self.device or 'the GPU'}: {names} not checked -- this is not a pass"
         names = ", ".join(c.name for c in self.failed) or "no result"
         return f"smoke test FAILED: {names}"
 
@@ -90,13 +105,12 @@ class SmokeReport:
         """Raise SmokeTestError (exit code 7) when the smoke test failed."""
         if self.passed:
             return
-        lines = [f"  {c.name}: {c.detail}" for c in self.failed]
         raise SmokeTestError(
             self.summary(),
             "nothing was installed; read the failing checks below"
             + (f" and the log {self.log_path}" if self.log_path else "")
             + ", fix the build, and rebuild",
-            details="\n".join(lines) or None,
+            details=self.failure_details() if (self.failed or self.unchecked) else None,
         )
 
 
