@@ -1194,3 +1194,29 @@ def test_a_librarys_own_kernel_stub_undefined_is_no_torch_abi_mismatch():
     assert _root(stub) != "abi-undefined-symbol"
     torch_symbol = "ImportError: /x/foo_cuda.so: undefined symbol: _ZN3c104cuda9SetDeviceEa\n"
     assert _root(torch_symbol) == "abi-undefined-symbol"
+
+
+# ---- batch 20: 931-936 Mamba-based model repositories, 951-953 pytorch's tracker, 971-983 LLM stacks ----
+
+
+def test_sglangs_own_check_of_a_required_package():
+    assert _root("Exception: sgl-kernel with minimum required version 0.1.0 is not installed. Please install\n") == (
+        "dependency-missing"
+    )
+    older = (
+        "Exception: flashinfer_python is installed with version 0.2.3, which is less than the minimum required "
+        "version 0.2.5. Please reinstall\n"
+    )
+    assert _root(older) == "dependency-missing"
+    assert _root("note: the minimum required version is not installed on this mirror yet\n") != "dependency-missing"
+
+
+def test_llm_awqs_kernels_never_built():
+    log = (
+        '  File "/work/llm-awq/awq/quantize/qmodule.py", line 4, in <module>\n'
+        "    import awq_inference_engine  # with CUDA kernels\n"
+        "ModuleNotFoundError: No module named 'awq_inference_engine'\n"
+    )
+    assert _root(log) == "extension-not-built"
+    # AutoAWQ's own package name missing is a dependency, not these kernels
+    assert _root("ModuleNotFoundError: No module named 'awq'\n") == "dependency-missing"
