@@ -4,11 +4,7 @@
 # in its kernel (x - alpha*y) must fail that check (exit 7, nothing copied out).
 # Run from the repo root:  bash scripts/gpu/fixture_smoke.sh   (OUT=<dir> collects the results)
 set -u
-OUT=${OUT:-/tmp/mb-out}; mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 MAMBA_BUILD_CACHE=/tmp/mb-cache
-PY=${PY:-python3}
-{ echo "## $(date -u '+%F %T UTC') $(nvidia-smi -L | head -1)"; nproc
-  "$PY" -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'; } > "$OUT/machine.txt" 2>&1
+. "$(dirname "$0")/machine.sh"  # OUT, MAMBA_BUILD_CACHE, PY, $OUT/machine.txt
 ( time "$PY" -m mamba_build compile --package mb-fixture --source csrc/fixture --arch 9.0 --no-install \
     --wheel-dir /tmp/mb-fx --json ) > "$OUT/fixture.json" 2> "$OUT/fixture.txt"
 echo "compile exit $?" >> "$OUT/fixture.txt"
