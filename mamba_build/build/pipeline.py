@@ -128,17 +128,18 @@ def smoke_failure_cause(smoke, plan: BuildPlan | None = None) -> tuple[str, str 
         return (
             f"the GPU run skipped {names}, so the kernels were not checked",
             "the smoke test holds numerical references only for causal-conv1d, mamba-ssm and mamba-build's "
-            "fixture, and a module without one cannot pass on a GPU: check its kernels yourself (--keep-build "
-            "keeps the build folder and its wheels)",
+            "fixture, and a module without one cannot pass on a GPU: check its kernels yourself before you "
+            "install its wheel by hand",
         )
     cause, fix, _ = explain_failure(smoke.failure_details(), plan)
     if fix is None and smoke.failed and all(WRONG_NUMBERS.search(c.detail) for c in smoke.failed):
         names = ", ".join(c.name for c in smoke.failed)
         return (
             f"the kernels ran but computed wrong numbers in {names}",
-            "the build, not the environment, is at fault (the modules imported and ran): read the failing cases "
-            "below (each names its worst element); rebuild from unmodified sources (--keep-build keeps the build "
-            "tree to inspect), and if those give the same, report it upstream with the smoke log",
+            "the wheels, not the environment, are at fault (the modules imported and ran): read the failing cases "
+            "below (each names its worst element); build them again from unmodified sources (`mamba-build compile "
+            "--keep-build` keeps the build tree to inspect), and if those give the same, report it upstream with "
+            "the smoke log",
         )
     return cause, fix
 
