@@ -136,6 +136,20 @@ def _pip_download(
     )
 
 
+def _checked_download(path: Path, sha256: str, if_again: str) -> Path:
+    """``path`` when its sha256 is the pinned one; else the file is set aside (``.bad-sha256``, so a rerun
+    downloads it again and nothing is lost) and a SourceError says what to do if it differs again."""
+    actual = sha256_file(path)
+    if actual == sha256:
+        return path
+    bad = path.with_name(path.name + ".bad-sha256")
+    os.replace(path, bad)
+    raise SourceError(
+        f"sha256 of {path.name} is {actual}, the pin says {sha256}",
+        f"the file was moved to {bad.name}; rerun to download it again. If it differs again, {if_again}",
+    )
+
+
 def _verify_downloaded(pin: WheelPin, store: Path) -> Path:
     stem = pin.name.replace("-", "_") + "-" + pin.version + "-"
     candidates = sorted(p for p in store.glob("*.whl") if p.name.lower().startswith(stem.lower()))
@@ -148,14 +162,9 @@ def _verify_downloaded(pin: WheelPin, store: Path) -> Path:
         expected = pin.matching_file(path.name)
         if expected is None:
             continue
-        actual = sha256_file(path)
-        if actual == expected.sha256:
-            return path
-        bad = path.with_name(path.name + ".bad-sha256")
-        os.replace(path, bad)
-        raise SourceError(
-            f"sha256 of {path.name} is {actual}, the pin says {expected.sha256}",
-            f"the file was moved to {bad.name}; rerun to download it again. If it differs again, "
+        return _checked_download(
+            path,
+            expected.sha256,
             "your index or mirror serves a different file: use --index-url https://pypi.org/simple "
             "or --find-links with the wheel downloaded from PyPI",
         )
@@ -336,14 +345,9 @@ def _verify_deb(pin: DebPin, store: Path) -> Path:
             f"apt-get reported success but {pin.filename} is not in {store}",
             "rerun; if it persists, pass --find-links with the pinned .deb files",
         )
-    actual = sha256_file(path)
-    if actual == pin.sha256:
-        return path
-    bad = path.with_name(path.name + ".bad-sha256")
-    os.replace(path, bad)
-    raise SourceError(
-        f"sha256 of {path.name} is {actual}, the pin says {pin.sha256}",
-        f"the file was moved to {bad.name}; rerun to download it again. If it differs again, the archive "
-        "serves a different build of the package: download the pinned file from "
-        f"https://snapshot.debian.org and pass --find-links",
+    return _checked_download(
+        path,
+        pin.sha256,
+        "the archive serves a different build of the package: download the pinned file from "
+        "https://snapshot.debian.org and pass --find-links",
     )
