@@ -93,6 +93,7 @@ BLOCK_TOL = {
     ("mamba2", "bwd"): (5e-2, 5e-2),
 }
 DTYPES = ("float32", "float16", "bfloat16")
+NO_GPU_SKIP = "no GPU: import only, numbers not checked"  # why a numerical check is skipped on a machine without GPU
 CONV_SEQLEN, CONV_WIDTH = 600, 4
 # bwd launch shape (kNThreads x kNItems) of selective_scan's dispatch per L (selective_scan_bwd_kernel.cuh)
 SCAN_SEQLENS = {100: "32x4", 256: "32x8", 512: "32x16", 1000: "64x16", 2100: "128x16, 2 chunks"}
@@ -682,7 +683,7 @@ def run_checks(
         if mod not in MODULE_CHECKS:
             report.add(f"{mod} numbers", "skipped", "no reference for this module: import only")
         elif not gpu:
-            report.add(f"{mod} numbers", "skipped", "no GPU: import only, numbers not checked")
+            report.add(f"{mod} numbers", "skipped", NO_GPU_SKIP)
         else:
             report.running(f"{mod} numbers")
             MODULE_CHECKS[mod](report, refs, torch, module)
@@ -697,7 +698,7 @@ def run_checks(
             if not imported.get(pkg):
                 report.add(label, "skipped", f"{pkg} did not import")
             elif not gpu:
-                report.add(label, "skipped", "no GPU: import only, numbers not checked")
+                report.add(label, "skipped", NO_GPU_SKIP)
             else:
                 report.running(label)
                 fn(report, refs, torch)
