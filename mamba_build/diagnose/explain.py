@@ -928,7 +928,7 @@ def _split_paths(value: str) -> list[str]:
 
 
 def derive_facts(values: dict[str, str]) -> None:
-    """Facts computed from others (only where not already known): platform, majors, CUDA tags."""
+    """Facts computed from others (only where not already known): platform, majors, torch's CUDA, CUDA tags."""
     if "platform" not in values:
         for key, name in (("os_windows", "windows"), ("os_macos", "macos")):
             if key in values:
@@ -945,15 +945,20 @@ def derive_facts(values: dict[str, str]) -> None:
     pt = values.get("python_tag", "")
     if pt and "python_version" not in values and len(pt) >= 2:
         values["python_version"] = f"{pt[0]}.{pt[1:]}"
+    m = re.search(r"\+cu(\d+)(\d)\b", values.get("torch_version", ""))
+    if m and "torch_cuda" not in values:
+        values["torch_cuda"] = f"{m.group(1)}.{m.group(2)}"
+    # the toolkit a build would use (nvcc's release) against torch's own CUDA: torch's cpp_extension refuses
+    # to build across CUDA majors (_check_cuda_version), so "differ" is that refusal waiting to happen
+    nvcc = re.match(r"(\d+)\.", values.get("nvcc_version", "") or values.get("nvcc_cuda", ""))
+    torch_cuda = re.match(r"(\d+)\.", values.get("torch_cuda", ""))
+    if nvcc and torch_cuda and "cuda_majors" not in values:
+        values["cuda_majors"] = "agree" if nvcc.group(1) == torch_cuda.group(1) else "differ"
 
 
 def _derive(values: dict[str, str]) -> None:
     """Values computed from others (only where not already known)."""
     derive_facts(values)
-    tv = values.get("torch_version", "")
-    m = re.search(r"\+cu(\d+)(\d)\b", tv)
-    if m and "torch_cuda" not in values:
-        values["torch_cuda"] = f"{m.group(1)}.{m.group(2)}"
     for src, dst in (("cuda_version", "nvcc_version"), ("nvcc_version", "nvcc_cuda"), ("nvcc_cuda", "nvcc_version")):
         if src in values and dst not in values:
             values[dst] = values[src]
