@@ -1223,3 +1223,19 @@ def test_llm_awqs_kernels_never_built():
     assert _root(log) == "extension-not-built"
     # AutoAWQ's own package name missing is a dependency, not these kernels
     assert _root("ModuleNotFoundError: No module named 'awq'\n") == "dependency-missing"
+
+
+# ---- batch 21: 984-986 the six trackers, 1004-1023 other CUDA-extension projects, 1024-1026 blog summaries ----
+
+
+def test_pyg_extension_built_without_cuda_reports_cuda_version_zero():
+    """torch_scatter/torch_sparse < 0.6.9 map a module compiled without CUDA (cuda_version() == -1) to 'CUDA
+    version 0.0' in their mismatch check: a build that left CUDA out, not a module built for another torch."""
+    built_without = (
+        "RuntimeError: Detected that PyTorch and torch_scatter were compiled with different CUDA versions. "
+        "PyTorch has CUDA version 11.3 and torch_scatter has CUDA version 0.0. Please reinstall the torch_scatter "
+        "that matches your PyTorch install.\n"
+    )
+    other_cuda = built_without.replace("version 0.0.", "version 10.2.")
+    _answered_not_near("extension-missing-from-wheel", built_without, other_cuda)
+    assert _root(other_cuda) == "abi-undefined-symbol"
