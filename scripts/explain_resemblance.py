@@ -67,7 +67,7 @@ def _cos(a: dict[str, float], b: dict[str, float]) -> float:
 
 
 def _label(r: ev.Result) -> str:
-    return "unknown" if r.case.label in ("unknown", "none") else r.case.label
+    return "unknown" if r.case.label in ev.NO_CAUSE_LABELS else r.case.label
 
 
 def main() -> int:

@@ -31,30 +31,26 @@ def _collect_env(torch_cuda: str, nvcc: str, os_name: str = "Ubuntu 22.04.4 LTS 
     )
 
 
-def _explain(text: str) -> ex.Explanation:
-    return ex.explain_text(text)
-
-
 def test_collect_env_versions_become_facts() -> None:
-    facts = dict(_explain(_collect_env("12.1", "12.1.105")).facts)
+    facts = dict(ex.explain_text(_collect_env("12.1", "12.1.105")).facts)
     assert facts["torch_cuda"] == "12.1"
     assert facts["nvcc_version"] == "12.1"
     assert facts["gcc_version"] == "11.4.0"
     assert facts["glibc_version"] == "2.35"
     assert facts["driver_version"] == "550.54.15"
-    windows = dict(_explain(_collect_env("12.1", "12.1.105", "Microsoft Windows 11 Pro (10.0.22631 64-bit)")).facts)
+    windows = dict(ex.explain_text(_collect_env("12.1", "12.1.105", "Microsoft Windows 11 Pro (10.0.22631 64-bit)")).facts)
     assert windows["platform"] == "windows"
-    mac = dict(_explain(_collect_env("12.1", "12.1.105", "macOS 14.4.1 (arm64)")).facts)
+    mac = dict(ex.explain_text(_collect_env("12.1", "12.1.105", "macOS 14.4.1 (arm64)")).facts)
     assert mac["platform"] == "macos"
 
 
 def test_collect_env_with_nvcc_of_another_major_is_the_mismatch() -> None:
-    expl = _explain(_collect_env("12.1", "11.5.119"))
+    expl = ex.explain_text(_collect_env("12.1", "11.5.119"))
     assert expl.root is not None and expl.root.id == "cuda-major-mismatch"
     assert expl.root.confidence == "low"
     assert "CUDA 11.5" in expl.root.cause and "CUDA 12.1" in expl.root.cause
     # the near miss: the same report with nvcc of torch's major names nothing (a minor difference only warns)
-    assert _explain(_collect_env("12.1", "12.4.131")).root is None
+    assert ex.explain_text(_collect_env("12.1", "12.4.131")).root is None
 
 
 def test_a_torch_1x_config_with_an_older_nvcc_is_the_mismatch() -> None:
@@ -67,10 +63,10 @@ def test_a_torch_1x_config_with_an_older_nvcc_is_the_mismatch() -> None:
         "  - CUDA Runtime 11.1\n"
         "  - CuDNN 8.0.5\n"
     )
-    expl = _explain(report)
+    expl = ex.explain_text(report)
     assert expl.root is not None and expl.root.id == "cuda-major-mismatch"
     assert "CUDA 10.1" in expl.root.cause and "CUDA 11.1" in expl.root.cause
-    assert _explain(report.replace("CUDA Runtime 11.1", "CUDA Runtime 10.2")).root is None
+    assert ex.explain_text(report.replace("CUDA Runtime 11.1", "CUDA Runtime 10.2")).root is None
 
 
 def test_an_error_of_its_own_outranks_the_reports_mismatch() -> None:
@@ -78,5 +74,5 @@ def test_an_error_of_its_own_outranks_the_reports_mismatch() -> None:
     log = _collect_env("12.1", "11.5.119") + (
         "csrc/selective_scan/selective_scan.cpp:5:10: fatal error: cuda_runtime_api.h: No such file or directory\n"
     )
-    expl = _explain(log)
+    expl = ex.explain_text(log)
     assert expl.root is not None and expl.root.id != "cuda-major-mismatch"
