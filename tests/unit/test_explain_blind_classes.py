@@ -1239,3 +1239,22 @@ def test_pyg_extension_built_without_cuda_reports_cuda_version_zero():
     other_cuda = built_without.replace("version 0.0.", "version 10.2.")
     _answered_not_near("extension-missing-from-wheel", built_without, other_cuda)
     assert _root(other_cuda) == "abi-undefined-symbol"
+
+
+# ---- batch 22: 1027-1036 the six trackers, 1047-1061 other CUDA-extension projects, 1067-1076 Q&A and threads ----
+
+
+def test_thc_headers_torch_removed_are_not_a_header_to_install():
+    """torch 1.11 removed THC/THC.h (and the THC API): an extension including it was written for an older torch,
+    and no package provides the header, so headers-missing's fix (install its provider) does not apply; the two THC
+    headers torch still ships, and any other header, stay headers-missing."""
+    removed = (
+        "/work/pcdet/ops/roiaware_pool3d/src/roiaware_pool3d.cpp:11:10: fatal error: THC/THC.h: No such file or "
+        "directory\n   11 | #include <THC/THC.h>\ncompilation terminated.\n"
+    )
+    assert _root(removed) == "unknown"
+    assert _root(removed.replace("THC/THC.h", "THC/THCAtomics.cuh")) == "headers-missing"
+    assert _root(removed.replace("THC/THC.h", "cusparse.h")) == "headers-missing"
+    nvcc = 'ops/src/nms_kernel.cu(3): catastrophic error: cannot open source file "THC/THCGeneral.h"\n'
+    assert _root(nvcc) == "unknown"
+    assert _root(nvcc.replace("THC/THCGeneral.h", "cub/cub.cuh")) == "headers-missing"
