@@ -1258,3 +1258,70 @@ def test_thc_headers_torch_removed_are_not_a_header_to_install():
     nvcc = 'ops/src/nms_kernel.cu(3): catastrophic error: cannot open source file "THC/THCGeneral.h"\n'
     assert _root(nvcc) == "unknown"
     assert _root(nvcc.replace("THC/THCGeneral.h", "cub/cub.cuh")) == "headers-missing"
+
+
+# ---- batch 23: 1087-1088 WSL/ARM/locales, 1107-1115 applications and tooling, 1127-1133 managed settings ----
+
+
+def test_cudnn_loader_cannot_find_its_libraries():
+    """cuDNN dlopens its sub-libraries at the first call and says so in its own words (8: 'Could not load library',
+    Windows 'Could not locate ...dll', 9: 'Unable to load any of {...}'): a cuDNN not on the library path."""
+    cudnn8 = (
+        "Could not load library libcudnn_cnn_infer.so.8. Error: libcudnn_cnn_infer.so.8: cannot open shared object "
+        "file: No such file or directory\nAborted (core dumped)\n"
+    )
+    windows = "Could not locate cudnn_ops_infer64_8.dll. Please make sure it is in your library path!\n"
+    cudnn9 = (
+        "Unable to load any of {libcudnn_ops.so.9.1.0, libcudnn_ops.so.9.1, libcudnn_ops.so.9, libcudnn_ops.so}\n"
+        "Invalid handle. Cannot load symbol cudnnCreateTensorDescriptor\n"
+    )
+    for log in (cudnn8, windows, cudnn9):
+        assert _root(log) == "cuda-runtime-missing", log
+    # a library of another vendor that the same words name is not cuDNN's
+    assert _root("Could not load library libonnxruntime_providers_cuda.so. Error: no such file\n") != (
+        "cuda-runtime-missing"
+    )
+
+
+def test_torchao_skips_its_kernels_built_for_another_torch():
+    for log in (
+        "Skipping import of cpp extensions due to incompatible torch version 2.9.1+cu128 for torchao version 0.14.1\n",
+        "Skipping import of cpp extensions due to incompatible torch version. Please upgrade to torch >= 2.11.0 "
+        "(found 2.9.1+cu130).\n",
+    ):
+        assert _found(log) == ("abi-undefined-symbol", "low"), log
+    # weak: an error of the log's own outranks the warning
+    both = (
+        "Skipping import of cpp extensions due to incompatible torch version 2.9.0 for torchao version 0.13.0\n"
+        "ImportError: libcudart.so.12: cannot open shared object file: No such file or directory\n"
+    )
+    assert _root(both) == "cuda-runtime-missing"
+
+
+def test_apex_fused_optimizers_without_its_cuda_modules():
+    _answered_not_near(
+        "extension-not-built",
+        '  File "/opt/conda/lib/python3.11/site-packages/apex/optimizers/fused_lamb.py", line 92, in __init__\n'
+        "    raise RuntimeError('apex.optimizers.FusedLAMB requires cuda extensions')\n"
+        "RuntimeError: apex.optimizers.FusedLAMB requires cuda extensions\n",
+        "RuntimeError: MyOptimizer requires cuda extensions\n",
+    )
+
+
+def test_tinycc_missing_include_of_triton_on_windows():
+    log = (
+        "C:\\Users\\me\\AppData\\Local\\Temp\\tmpq1w2e3\\main.c:5: error: include file 'Python.h' not found\n"
+        "Failed to compile. cc_cmd: ['D:\\\\ComfyUI\\\\python_embeded\\\\Lib\\\\site-packages\\\\triton\\\\runtime\\\\tcc\\\\"
+        "tcc.exe', ...]\n"
+    )
+    expl = ex.explain_text(log)
+    assert expl.root is not None and expl.root.id == "headers-missing"
+    assert "Python.h" in expl.root.cause
+    assert _root("note: the include file 'Python.h' not found in the docs index\n") != "headers-missing"
+
+
+def test_cuda_mismatch_message_quoted_without_its_first_words():
+    title = "Build fails: CUDA version (12.4) mismatches the version that was used to compile PyTorch (11.8)\n"
+    expl = ex.explain_text(title)
+    assert expl.root is not None and expl.root.id == "cuda-major-mismatch"
+    assert "12.4" in expl.root.cause and "11.8" in expl.root.cause
