@@ -939,7 +939,9 @@ def derive_facts(values: dict[str, str]) -> None:
     if m and "gcc_major" not in values:
         values["gcc_major"] = m.group(1)
     lib = values.get("library", "")
-    m = re.search(r"lib(?:cudart|cublas|cublasLt|cusparse|cusolver|cufft|curand|nvrtc|nvJitLink)\.so\.(\d+)", lib)
+    # only these libraries' soname major is the CUDA major (CUDA 13.0's lib64: libcudart/libcublas/libcublasLt/
+    # libnvrtc/libnvJitLink .so.13, but libcufft.so.12, libcusolver.so.12, libcusparse.so.12, libcurand.so.10)
+    m = re.search(r"lib(?:cudart|cublas|cublasLt|nvrtc|nvJitLink)\.so\.(\d+)", lib)
     if m and "cuda_major" not in values:
         values["cuda_major"] = m.group(1)
     pt = values.get("python_tag", "")

@@ -1275,7 +1275,12 @@ def test_cudnn_loader_cannot_find_its_libraries():
         "Unable to load any of {libcudnn_ops.so.9.1.0, libcudnn_ops.so.9.1, libcudnn_ops.so.9, libcudnn_ops.so}\n"
         "Invalid handle. Cannot load symbol cudnnCreateTensorDescriptor\n"
     )
-    for log in (cudnn8, windows, cudnn9):
+    loader = "ImportError: libcudnn.so.9: cannot open shared object file: No such file or directory\n"
+    preload = (
+        '  File "/srv/env/lib/python3.12/site-packages/torch/__init__.py", line 346, in _preload_cuda_lib\n'
+        "ValueError: libcudnn.so.*[0-9] not found in the system path ['/srv/app', '/srv/env/lib/python3.12/site-packages']\n"
+    )
+    for log in (cudnn8, windows, cudnn9, loader, preload):
         assert _root(log) == "cuda-runtime-missing", log
     # a library of another vendor that the same words name is not cuDNN's
     assert _root("Could not load library libonnxruntime_providers_cuda.so. Error: no such file\n") != (

@@ -153,7 +153,12 @@ def test_msvc_heap_and_include_errors_and_windows_disk_full() -> None:
 def test_other_cuda_runtime_libraries_carry_the_major() -> None:
     expl = ex.explain_text("ImportError: libcublas.so.11: cannot open shared object file: No such file or directory\n")
     assert expl.root is not None and expl.root.id == "cuda-runtime-missing"
-    assert "CUDA 11" in expl.root.cause
+    # the cause names the library (its soname carries the major); the fix names the wheel of that major
+    assert "libcublas.so.11" in expl.root.cause and "nvidia-cuda-runtime-cu11" in expl.root.fix
+    # the math libraries' sonames are not the CUDA major (CUDA 13.0: libcufft.so.12, libcurand.so.10): no major claimed
+    other = ex.explain_text("ImportError: libcufft.so.11: cannot open shared object file: No such file or directory\n")
+    assert other.root is not None and other.root.id == "cuda-runtime-missing"
+    assert "cu11" not in other.root.fix
 
 
 # --- uv: the wheel it cannot use, and its open build line

@@ -60,8 +60,9 @@ CASES = [
     (
         "cuda-runtime-missing",
         "ImportError: libcupti.so.13: cannot open shared object file: No such file or directory\n",
-        # cuDNN is versioned apart from the toolkit: not this class
-        ("ImportError: libcudnn.so.9: cannot open shared object file: No such file or directory\n",),
+        # (cuDNN, versioned apart from the toolkit, was this sweep's near miss; batch 23's threads resolved its missing
+        # libraries like the toolkit's, so it is this class too: tests/unit/test_explain_blind_classes.py, batch 23)
+        (),
     ),
     (
         "cuda-runtime-missing",
@@ -87,11 +88,7 @@ CASES = [
         "cuda-runtime-missing",
         '  File "/srv/env/lib/python3.12/site-packages/torch/__init__.py", line 346, in _preload_cuda_lib\n'
         "ValueError: libnvJitLink.so.*[0-9] not found in the system path ['/srv/app', '/srv/env/lib/python3.12/site-packages']\n",
-        # the same ValueError for cuDNN's wheel: not the toolkit's runtime
-        (
-            '  File "/srv/env/lib/python3.12/site-packages/torch/__init__.py", line 346, in _preload_cuda_lib\n'
-            "ValueError: libcudnn.so.*[0-9] not found in the system path ['/srv/app', '/srv/env/lib/python3.12/site-packages']\n",
-        ),
+        (),
     ),
     (
         "cuda-runtime-missing",
