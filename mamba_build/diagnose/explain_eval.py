@@ -61,10 +61,10 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 # abi-undefined-symbol by its collector, is answered glibcxx-missing as batch 12's collectors labelled the same
 # symbol), so the gate catches any drop while the report shows the goal not met.
 GOAL_ACCURACY = 0.90
-MIN_ACCURACY = 0.686
+MIN_ACCURACY = 0.685
 MAX_WRONG = 0
-MAX_WRONG_BLIND = 87
-FLOOR_BATCH = 23  # the blind batch after whose changes MIN_ACCURACY was measured
+MAX_WRONG_BLIND = 90
+FLOOR_BATCH = 24  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
