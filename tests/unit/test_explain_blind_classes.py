@@ -1330,3 +1330,42 @@ def test_cuda_mismatch_message_quoted_without_its_first_words():
     expl = ex.explain_text(title)
     assert expl.root is not None and expl.root.id == "cuda-major-mismatch"
     assert "12.4" in expl.root.cause and "11.8" in expl.root.cause
+
+
+# ---- batch 24: 1148-1156 the newest stacks, 1167-1178 JIT builds, 1187-1206 prebuilt binaries and indexes ----
+
+
+def test_prebuilt_fallback_line_broken_by_the_paste_is_not_a_failed_download():
+    """setup.py prints 'Precompiled wheel not found. Building from source...' in the except branch of its download:
+    the 404 was caught and a source build followed, even when a paste broke that line in two."""
+    head = (
+        "Guessing wheel URL:  https://github.com/Dao-AILab/flash-attention/releases/download/v2.8.2/"
+        "flash_attn-2.8.2+cu12torch2.8cxx11abiTRUE-cp312-cp312-linux_x86_64.whl\n"
+    )
+    broken = head + "  Precompiled wheel not found.\nBuilding from source...\nurllib.error.HTTPError: HTTP Error 404: Not Found\n"
+    assert _root(broken) != "prebuilt-download-failed"
+    # without the fallback line, the failed download is the cause
+    assert _root(head + "urllib.error.URLError: <urlopen error [Errno 110] Connection timed out>\n") == (
+        "prebuilt-download-failed"
+    )
+
+
+def test_msvc_cxx20_feature_errors_and_nvcc13_list_header_misparse():
+    msvc = (
+        "C:\\src\\ext\\torch_addon.cpp(12): error C7555: use of designated initializers requires at least "
+        "'/std:c++20'\n"
+    )
+    assert _found(msvc) == ("cxx-standard", "low")
+    assert _root("error C7555: use of designated initializers requires at least '/std:c++latest'\n") != "cxx-standard"
+    nvcc13 = (
+        "/env/lib/python3.12/site-packages/torch/include/ATen/core/List_inl.h:202:52: error: need 'typename' before "
+        "'decltype (((c10::List<T>*)this)->c10::List<T>::impl_->list)::difference_type'\n"
+    )
+    assert _found(nvcc13) == ("cxx-standard", "high")
+    assert _root(nvcc13.replace("ATen/core/List_inl.h", "mylib/list.h")) != "cxx-standard"
+
+
+def test_nvcc_older_than_torchs_dependency_flag():
+    log = "nvcc fatal   : Unknown option '--generate-dependencies-with-compile'\nninja: build stopped: subcommand failed.\n"
+    assert _root(log) == "cuda-major-mismatch"
+    assert _root("nvcc fatal   : Unknown option '--my-flag'\n") != "cuda-major-mismatch"
