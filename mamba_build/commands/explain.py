@@ -46,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
         json.dump(expl.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(engine.render_text(expl))
+        sys.stdout.write(engine.render_text(expl, here=context is not None))
     return int(ExitCode.OK if expl.findings else ExitCode.CHECK_FAILED)

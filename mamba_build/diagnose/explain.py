@@ -612,6 +612,8 @@ class Finding:
     rank: int
     confidence: str = "high"  # "high": a strong trigger matched; "low": weak evidence only
     doctor: tuple[str, ...] = ()  # `mamba-build doctor` checks that see this cause before a build
+    # placeholders of cause/fix that neither the log nor the context filled (the text shows the catalog's default)
+    not_in_log: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -623,6 +625,7 @@ class Finding:
             "evidence": [{"line": n, "text": t} for n, t in self.evidence],
             "confidence": self.confidence,
             "doctor_checks": list(self.doctor),
+            "not_in_log": list(self.not_in_log),
         }
 
 
@@ -907,8 +910,11 @@ class _Values(dict):
     def __init__(self, values: Mapping[str, str], defaults: Mapping[str, str]):
         super().__init__(values)
         self._defaults = defaults
+        self.missed: list[str] = []  # placeholders the values did not fill, in the order the text uses them
 
     def __missing__(self, key: str) -> str:
+        if key not in self.missed:
+            self.missed.append(key)
         if key in self._defaults:
             return self._defaults[key]
         return f"<{key.replace('_', ' ')}>"
@@ -916,11 +922,18 @@ class _Values(dict):
 
 def fill(template: str, values: Mapping[str, str], defaults: Mapping[str, str] | None = None) -> str:
     """Fill ``{name}`` placeholders; never raises (a malformed template is returned as is)."""
+    return fill_noting(template, values, defaults)[0]
+
+
+def fill_noting(
+    template: str, values: Mapping[str, str], defaults: Mapping[str, str] | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """``fill``, and the placeholders it had to fill from ``defaults`` (or readable text): not in ``values``."""
     mapping = _Values(values, defaults or {})
     try:
-        return string.Formatter().vformat(template, (), mapping)
+        return string.Formatter().vformat(template, (), mapping), tuple(mapping.missed)
     except (ValueError, IndexError, KeyError, AttributeError, TypeError):
-        return template
+        return template, ()
 
 
 def _split_paths(value: str) -> list[str]:
@@ -1075,12 +1088,15 @@ def _finish(scan: _Scan, context: Mapping[str, str] | None, max_findings: int, t
             if h.line_no not in seen:
                 seen.add(h.line_no)
                 evidence.append((h.line_no, _clip(h.text)))
+        cause, missed_cause = fill_noting(entry.cause, values, entry_defaults)
+        fix, missed_fix = fill_noting(entry.fix, values, entry_defaults)
         findings.append(
             Finding(
                 id=entry.id,
                 phase=entry.phase,
-                cause=fill(entry.cause, values, entry_defaults),
-                fix=fill(entry.fix, values, entry_defaults),
+                cause=cause,
+                fix=fix,
+                not_in_log=tuple(dict.fromkeys(missed_cause + missed_fix)),
                 evidence=tuple(evidence[:MAX_EVIDENCE]),
                 rank=entry.rank,
                 confidence=conf,
@@ -1344,7 +1360,33 @@ def _wrap(text: str, indent: str, width: int = 100) -> str:
     )
 
 
-def render_text(expl: Explanation, width: int = 100) -> str:
+# placeholders a reader fills in by hand when the log does not show them: what each stands for, and whether
+# `explain --here` (probe_context: this machine's toolkits and torch) fills it
+_PLACEHOLDER_NAMES = {
+    "torch_cuda": ("torch's CUDA version (`python -c 'import torch; print(torch.version.cuda)'`)", True),
+    "nvcc_cuda": ("nvcc's CUDA version (`nvcc --version`)", False),
+    "toolkit": ("a toolkit whose CUDA major matches torch's", True),
+    "cuda_tag": ("torch's CUDA tag (cu121 for CUDA 12.1)", True),
+}
+
+
+def _not_in_log_note(f: Finding, here: bool, defaults: Mapping[str, str]) -> str:
+    named = [k for k in f.not_in_log if k in _PLACEHOLDER_NAMES and k in defaults]
+    if not named:
+        return ""
+    parts = [f"{defaults[k]} is {_PLACEHOLDER_NAMES[k][0]}" for k in named]
+    note = "Not in the log: " + "; ".join(parts) + "."
+    filled_here = [defaults[k] for k in named if _PLACEHOLDER_NAMES[k][1]]
+    if not here and filled_here:
+        note += (
+            " On the machine that made the log, `mamba-build explain --here` fills in "
+            + " and ".join(filled_here)
+            + " from its torch and toolkits."
+        )
+    return note
+
+
+def render_text(expl: Explanation, width: int = 100, here: bool = False) -> str:
     """Plain-text report: cause, evidence (with line numbers) and fix of each finding."""
     out: list[str] = []
     scope = f"{expl.lines_read} line{'s' if expl.lines_read != 1 else ''} read"
@@ -1369,6 +1411,11 @@ def render_text(expl: Explanation, width: int = 100) -> str:
                 for no, text in f.evidence:
                     out.append(f"     line {no}: {text[: width + 60]}")
             out.append(_wrap(f"Fix: {f.fix}", "   ", width))
+            cat = load_catalog()
+            entry = next((e for e in cat.entries if e.id == f.id), None)
+            note = _not_in_log_note(f, here, {**dict(cat.defaults), **dict(entry.defaults if entry else ())})
+            if note:
+                out.append(_wrap(note, "   ", width))
             if f.doctor:
                 out.append(
                     _wrap(

@@ -298,6 +298,26 @@ def test_major_mismatch_formatted_message_of_older_torch():
     assert f.id == "cuda-major-mismatch" and "CUDA 11.8" in f.fix and "12.4" in f.fix
 
 
+def test_major_mismatch_without_versions_reads_as_a_template_and_says_how_to_fill_it():
+    # nvcc older than CUDA 10.2 names no version (blind:1177); the text used to read "CUDA another CUDA version"
+    text = "nvcc fatal   : Unknown option '-generate-dependencies-with-compile'\n"
+    expl = ex.explain_text(text)
+    f = expl.findings[0]
+    assert f.id == "cuda-major-mismatch"
+    assert "is CUDA A.B but your torch was built with CUDA X.Y" in f.cause
+    assert "`mamba-build toolchain install --cuda X.Y`" in f.fix and "another CUDA version" not in f.fix
+    assert {"nvcc_cuda", "torch_cuda", "toolkit"} <= set(f.not_in_log)
+    assert expl.to_dict()["findings"][0]["not_in_log"] == list(f.not_in_log)
+    out = " ".join(ex.render_text(expl).split())
+    assert "Not in the log: A.B is nvcc's CUDA version (`nvcc --version`)" in out
+    assert "`mamba-build explain --here` fills in X.Y and /usr/local/cuda-X.Y" in out
+    assert "--here" not in " ".join(ex.render_text(expl, here=True).split())
+    # the log states both versions: nothing to fill by hand but the toolkit's path
+    f = ex.explain_text("RuntimeError: The detected CUDA version (12.4) mismatches the version that was used to "
+                        "compile PyTorch (11.8). Please make sure to use the same CUDA versions.\n").findings[0]
+    assert "nvcc_cuda" not in f.not_in_log and "torch_cuda" not in f.not_in_log and "toolkit" in f.not_in_log
+
+
 def test_cuda_home_wrong_fix_names_the_guess_and_the_real_toolkit():
     f = ex.explain_text(SNIPPETS["cuda-home-wrong"], {"toolkits": "/usr/local/cuda-13.0"}).findings[0]
     assert "CUDA_HOME is /usr/local," in f.cause
