@@ -1004,6 +1004,8 @@ def _derive(values: dict[str, str]) -> None:
     mf = values.get("missing_file")
     if mf and "csrc/" in mf:
         values["missing_file"] = "csrc/" + mf.split("csrc/", 1)[1]
+    if values.get("package") and "package_spec" not in values:  # the package as a pip argument
+        values["package_spec"] = values["package"]
     mod = values.get("module")
     if mod and "module_dist" not in values:
         values["module_dist"] = mod.split(".")[0]
@@ -1367,6 +1369,8 @@ _PLACEHOLDER_NAMES = {
     "nvcc_cuda": ("nvcc's CUDA version (`nvcc --version`)", False),
     "toolkit": ("a toolkit whose CUDA major matches torch's", True),
     "cuda_tag": ("torch's CUDA tag (cu121 for CUDA 12.1)", True),
+    "gcc_max": ("the newest gcc major the toolkit accepts (the #error line of its host_config.h names it)", False),
+    "package_spec": ("the package pip was building (the name in its 'Building wheel for' line)", False),
 }
 
 

@@ -318,6 +318,25 @@ def test_major_mismatch_without_versions_reads_as_a_template_and_says_how_to_fil
     assert "nvcc_cuda" not in f.not_in_log and "torch_cuda" not in f.not_in_log and "toolkit" in f.not_in_log
 
 
+def test_defaults_never_put_prose_inside_a_command():
+    # a value the log does not state must not leave a sentence inside a shell command or a package name
+    f = ex.explain_text(SNIPPETS["build-isolation-no-torch"]).findings[0]
+    assert "`pip install --no-build-isolation <package>`" in f.fix and "package_spec" in f.not_in_log
+    named = SNIPPETS["build-isolation-no-torch"].replace(
+        "  Installing", "Building wheels for collected packages: mamba-ssm\n  Installing")
+    f = ex.explain_text("Collecting mamba-ssm\n" + named).findings[0]  # the log names it: the command too
+    assert "`pip install --no-build-isolation mamba-ssm`" in f.fix and f.not_in_log == ()
+    host_config = "/usr/local/cuda/include/crt/host_config.h:132:2: error: #error -- unsupported GNU version!\n"
+    f = ex.explain_text(host_config).findings[0]
+    assert f.id == "gcc-unsupported"
+    assert "`CC=gcc-N CXX=g++-N`" in f.fix and "see the #error line)/" not in f.fix
+    out = " ".join(ex.render_text(ex.explain_text(host_config)).split())
+    assert "N is the newest gcc major the toolkit accepts" in out
+    f = ex.explain_text("CUDA driver version is insufficient for CUDA runtime version\n").findings[0]
+    assert f.id == "driver-too-old"
+    assert f.cause == "The NVIDIA driver (its version not shown in the log) is too old for the CUDA runtime these binaries use."
+
+
 def test_cuda_home_wrong_fix_names_the_guess_and_the_real_toolkit():
     f = ex.explain_text(SNIPPETS["cuda-home-wrong"], {"toolkits": "/usr/local/cuda-13.0"}).findings[0]
     assert "CUDA_HOME is /usr/local," in f.cause
