@@ -1423,7 +1423,12 @@ def render_text(expl: Explanation, width: int = 100, here: bool = False) -> str:
             if f.doctor:
                 out.append(
                     _wrap(
-                        "Seen before a build by `mamba-build doctor` (check " + ", ".join(f.doctor) + ").", "   ", width
+                        # a name ending in ':' is a family of checks, one per module/toolkit (archs:<module>)
+                        f"Seen before a build by `mamba-build doctor` (check{'s' if len(f.doctor) > 1 else ''} "
+                        + ", ".join(c + "*" if c.endswith(":") else c for c in f.doctor)
+                        + ").",
+                        "   ",
+                        width,
                     )
                 )
         if expl.follow_on_lines:

@@ -337,6 +337,13 @@ def test_defaults_never_put_prose_inside_a_command():
     assert f.cause == "The NVIDIA driver (its version not shown in the log) is too old for the CUDA runtime these binaries use."
 
 
+def test_doctor_check_families_are_shown_as_families():
+    out = " ".join(ex.render_text(ex.explain_text(SNIPPETS["no-kernel-image"])).split())
+    assert "(checks archs:*, gpu-arch)" in out
+    out = " ".join(ex.render_text(ex.explain_text(SNIPPETS["cuda-major-mismatch"])).split())
+    assert "(check torch-vs-nvcc)" in out
+
+
 def test_cuda_home_wrong_fix_names_the_guess_and_the_real_toolkit():
     f = ex.explain_text(SNIPPETS["cuda-home-wrong"], {"toolkits": "/usr/local/cuda-13.0"}).findings[0]
     assert "CUDA_HOME is /usr/local," in f.cause
