@@ -63,8 +63,8 @@ DOC = REPO / "docs" / "explain-evaluation.md"
 GOAL_ACCURACY = 0.90
 MIN_ACCURACY = 0.685
 MAX_WRONG = 0
-MAX_WRONG_BLIND = 89
-FLOOR_BATCH = 24  # the blind batch after whose changes MIN_ACCURACY was measured
+MAX_WRONG_BLIND = 93
+FLOOR_BATCH = 25  # the blind batch after whose changes MIN_ACCURACY was measured
 
 
 @dataclass(frozen=True)
