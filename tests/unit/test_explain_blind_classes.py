@@ -1369,3 +1369,64 @@ def test_nvcc_older_than_torchs_dependency_flag():
     log = "nvcc fatal   : Unknown option '--generate-dependencies-with-compile'\nninja: build stopped: subcommand failed.\n"
     assert _root(log) == "cuda-major-mismatch"
     assert _root("nvcc fatal   : Unknown option '--my-flag'\n") != "cuda-major-mismatch"
+
+
+# ---- batch 25: 1207-1222 Q&A-found threads, 1227-1242 research repositories' ops, 1247-1249 older stacks ----
+
+
+def test_shell_not_found_for_nvcc_under_cuda_home():
+    """ninja runs torch's `<CUDA_HOME>/bin/nvcc ...` rule through /bin/sh -c, which dash (Debian's /bin/sh) answers
+    with '<cmd>: not found'. A CUDA_HOME without bin/nvcc is wrong; torch's /usr/local/cuda fallback without a
+    toolkit is a missing one."""
+    conda = "`/home/u/miniconda3/pkgs/cudatoolkit-11.0.221-h6bb024c_0/bin/nvcc: not found`\n"
+    assert _root(conda) == "cuda-home-wrong"
+    assert _root("/bin/sh: 1: /opt/cuda-11.8/bin/nvcc: not found\nninja: build stopped: subcommand failed.\n") == (
+        "cuda-home-wrong"
+    )
+    assert _root("/bin/sh: 1: /usr/local/cuda/bin/nvcc: not found\n") == "cuda-home-missing"
+    # near misses: a PATH-style CUDA_HOME (':/usr/local/cuda') stays the wrong CUDA_HOME, and another program's
+    # 'not found' is not about the toolkit
+    assert _root("/bin/sh: 1: :/usr/local/cuda/bin/nvcc: not found\n") == "cuda-home-wrong"
+    assert _root("/bin/sh: 1: /opt/tools/bin/nvcc-wrapper: not found\n") not in ("cuda-home-wrong", "cuda-home-missing")
+
+
+def test_mask2former_family_deformable_attention_op_not_compiled():
+    """Mask2Former's (MaskDINO's, OneFormer's) ms_deform_attn_func.py turns the failed import of the op its
+    ops/setup.py builds into 'Please compile MultiScaleDeformableAttention CUDA op ...'."""
+    log = (
+        "    raise ModuleNotFoundError(info_string)\n"
+        "ModuleNotFoundError: \n\nPlease compile MultiScaleDeformableAttention CUDA op with the following commands:\n"
+        "\t`cd mask2former/modeling/pixel_decoder/ops`\n\t`sh make.sh`\n"
+    )
+    assert _root(log) == "extension-not-built"
+    assert _root("ModuleNotFoundError: No module named 'MultiScaleDeformableAttention'\n") == "extension-not-built"
+    # near miss: another module of the same repository is a dependency like any other
+    assert _root("ModuleNotFoundError: No module named 'detectron2'\n") == "dependency-missing"
+
+
+def test_removed_th_headers_are_not_a_missing_package():
+    """torch 1.11 removed include/TH/ (PyPI wheels: 1.10.2 ships 30 TH/ headers, 1.11.0 none; see
+    scripts/torch_wheel_headers.py): no package provides TH/TH.h any more, so headers-missing's fix cannot apply."""
+    th = "src/cpu/dcn_v2_im2col_cpu.cpp:9:10: fatal error: TH/TH.h: No such file or directory\ncompilation terminated.\n"
+    assert _root(th) == "unknown"
+    # near misses: the two THC headers torch kept, and another missing header, stay headers-missing
+    assert _root(th.replace("TH/TH.h", "THC/THCAtomics.cuh")) == "headers-missing"
+    assert _root(th.replace("TH/TH.h", "cusparse.h")) == "headers-missing"
+
+
+def test_python_h_missing_in_an_isolated_build_is_the_missing_header():
+    """pip's isolated build env is the same base interpreter with extra sys.path prefixes: Python.h comes from the
+    base install either way, so its absence is not explained by the isolated env's torch."""
+    frame = (
+        '  File "/tmp/pip-build-env-q365kpnw/overlay/lib/python3.9/site-packages/torch/utils/cpp_extension.py", '
+        "line 1893, in _run_ninja_build\n"
+    )
+    missing = (
+        "/tmp/pip-build-env-q365kpnw/overlay/lib/python3.9/site-packages/torch/include/torch/csrc/python_headers.h:12:10: "
+        "fatal error: Python.h: No such file or directory\n"
+    )
+    assert _root(missing + frame) == "headers-missing"
+    # near miss: the isolated env's torch in the traceback with no other failure stays build isolation
+    assert _root(frame + "subprocess.CalledProcessError: Command '['ninja', '-v']' returned non-zero exit status 1.\n") == (
+        "build-isolation-no-torch"
+    )
