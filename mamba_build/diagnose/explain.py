@@ -205,6 +205,8 @@ class CatalogEntry:
 class Catalog:
     entries: tuple[CatalogEntry, ...]
     defaults: tuple[tuple[str, str], ...]
+    # [placeholder_help]: placeholder -> (what its template value stands for, whether `explain --here` fills it)
+    placeholder_help: tuple[tuple[str, tuple[str, bool]], ...]
     facts: tuple[re.Pattern, ...]
     cascade: tuple[re.Pattern, ...]
     suspicious: tuple[re.Pattern, ...]
@@ -536,6 +538,11 @@ def load_catalog(without: frozenset = frozenset()) -> Catalog:
     return Catalog(
         entries=tuple(entries),
         defaults=tuple(sorted(data.get("defaults", {}).items())),
+        placeholder_help=tuple(
+            sorted(
+                (k, (str(v["means"]), bool(v.get("here", False)))) for k, v in data.get("placeholder_help", {}).items()
+            )
+        ),
         facts=facts,
         cascade=cascade,
         suspicious=suspicious,
@@ -1362,25 +1369,18 @@ def _wrap(text: str, indent: str, width: int = 100) -> str:
     )
 
 
-# placeholders a reader fills in by hand when the log does not show them: what each stands for, and whether
-# `explain --here` (probe_context: this machine's toolkits and torch) fills it
-_PLACEHOLDER_NAMES = {
-    "torch_cuda": ("torch's CUDA version (`python -c 'import torch; print(torch.version.cuda)'`)", True),
-    "nvcc_cuda": ("nvcc's CUDA version (`nvcc --version`)", False),
-    "toolkit": ("a toolkit whose CUDA major matches torch's", True),
-    "cuda_tag": ("torch's CUDA tag (cu121 for CUDA 12.1)", True),
-    "gcc_max": ("the newest gcc major the toolkit accepts (the #error line of its host_config.h names it)", False),
-    "package_spec": ("the package pip was building (the name in its 'Building wheel for' line)", False),
-}
-
-
-def _not_in_log_note(f: Finding, here: bool, defaults: Mapping[str, str]) -> str:
-    named = [k for k in f.not_in_log if k in _PLACEHOLDER_NAMES and k in defaults]
+def _not_in_log_note(f: Finding, here: bool) -> str:
+    """What the template values in a finding's text stand for (the catalog's [placeholder_help])."""
+    cat = load_catalog()
+    entry = next((e for e in cat.entries if e.id == f.id), None)
+    defaults = {**dict(cat.defaults), **dict(entry.defaults if entry else ())}
+    helps = dict(cat.placeholder_help)
+    named = [k for k in f.not_in_log if k in helps and k in defaults]
     if not named:
         return ""
-    parts = [f"{defaults[k]} is {_PLACEHOLDER_NAMES[k][0]}" for k in named]
+    parts = [f"{defaults[k]} is {helps[k][0]}" for k in named]
     note = "Not in the log: " + "; ".join(parts) + "."
-    filled_here = [defaults[k] for k in named if _PLACEHOLDER_NAMES[k][1]]
+    filled_here = [defaults[k] for k in named if helps[k][1]]
     if not here and filled_here:
         note += (
             " On the machine that made the log, `mamba-build explain --here` fills in "
@@ -1415,9 +1415,7 @@ def render_text(expl: Explanation, width: int = 100, here: bool = False) -> str:
                 for no, text in f.evidence:
                     out.append(f"     line {no}: {text[: width + 60]}")
             out.append(_wrap(f"Fix: {f.fix}", "   ", width))
-            cat = load_catalog()
-            entry = next((e for e in cat.entries if e.id == f.id), None)
-            note = _not_in_log_note(f, here, {**dict(cat.defaults), **dict(entry.defaults if entry else ())})
+            note = _not_in_log_note(f, here)
             if note:
                 out.append(_wrap(note, "   ", width))
             if f.doctor:

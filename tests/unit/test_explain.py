@@ -337,6 +337,16 @@ def test_defaults_never_put_prose_inside_a_command():
     assert f.cause == "The NVIDIA driver (its version not shown in the log) is too old for the CUDA runtime these binaries use."
 
 
+def test_every_placeholder_help_names_a_default_used_by_some_text():
+    cat = ex.load_catalog()
+    texts = " ".join(e.cause + " " + e.fix for e in cat.entries)
+    assert cat.placeholder_help
+    for key, (means, _here) in cat.placeholder_help:
+        assert key in dict(cat.defaults), key  # the template value the help explains
+        assert "{" + key + "}" in texts, key  # and some cause or fix shows it
+        assert means.strip(), key
+
+
 def test_doctor_check_families_are_shown_as_families():
     out = " ".join(ex.render_text(ex.explain_text(SNIPPETS["no-kernel-image"])).split())
     assert "(checks archs:*, gpu-arch)" in out
