@@ -1043,10 +1043,14 @@ def _valid(entry: CatalogEntry, hit: _Hit, conds_hit: set[int], cat: Catalog, fa
     return all(c.holds(facts) for c in meta.when)
 
 
+def _entry_defaults(cat: Catalog, entry: CatalogEntry | None) -> dict[str, str]:
+    """The text for placeholders nothing filled: the catalog's [defaults], overridden by the entry's own."""
+    return {**dict(cat.defaults), **dict(entry.defaults if entry else ())}
+
+
 def _finish(scan: _Scan, context: Mapping[str, str] | None, max_findings: int, truncated: bool) -> Explanation:
     cat = scan.cat
     scan.finish_tail()
-    defaults = dict(cat.defaults)
     facts = dict(scan.facts)
     derive_facts(facts)
     candidates = []
@@ -1089,7 +1093,7 @@ def _finish(scan: _Scan, context: Mapping[str, str] | None, max_findings: int, t
             if v is not None and str(v).strip():
                 values.setdefault(str(k), str(v))
         _derive(values)
-        entry_defaults = {**defaults, **dict(entry.defaults)}
+        entry_defaults = _entry_defaults(cat, entry)
         ev_hits = fresh[:3] + st.support[:2] + ([st.requires_hit] if st.requires_hit else [])
         seen: set[int] = set()
         evidence = []
@@ -1372,8 +1376,7 @@ def _wrap(text: str, indent: str, width: int = 100) -> str:
 def _not_in_log_note(f: Finding, here: bool) -> str:
     """What the template values in a finding's text stand for (the catalog's [placeholder_help])."""
     cat = load_catalog()
-    entry = next((e for e in cat.entries if e.id == f.id), None)
-    defaults = {**dict(cat.defaults), **dict(entry.defaults if entry else ())}
+    defaults = _entry_defaults(cat, next((e for e in cat.entries if e.id == f.id), None))
     helps = dict(cat.placeholder_help)
     named = [k for k in f.not_in_log if k in helps and k in defaults]
     if not named:
