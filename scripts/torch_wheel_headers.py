@@ -21,7 +21,9 @@ import sys
 
 import requests
 
-SIMPLE = "https://pypi.org/simple/torch/"
+from mamba_build.build.sources import list_project_files
+
+INDEX = "https://pypi.org/simple"
 
 
 def central_directory(url: str, size: int) -> bytes:
@@ -34,25 +36,17 @@ def central_directory(url: str, size: int) -> bytes:
 
 
 def main(versions: list[str]) -> int:
-    index = requests.get(SIMPLE, headers={"Accept": "application/vnd.pypi.simple.v1+json"}, timeout=60).json()
+    files = list_project_files("torch", INDEX)  # PEP 691 JSON: filename, url, size
     for ver in versions:
-        wheel = next(
-            (
-                f
-                for f in index["files"]
-                if re.match(rf"torch-{re.escape(ver)}-cp39-cp39-manylinux\w*x86_64\.whl$", f["filename"])
-            ),
-            None,
-        )
+        pattern = rf"torch-{re.escape(ver)}-cp39-cp39-manylinux\w*x86_64\.whl$"
+        wheel = next((f for f in files if re.match(pattern, f.filename) and f.size), None)
         if wheel is None:
-            print(f"{ver}: no cp39 manylinux x86_64 wheel on PyPI")
+            print(f"{ver}: no cp39 manylinux x86_64 wheel (with its size) on {INDEX}")
             continue
-        names = set(
-            re.findall(rb"torch/include/(THC?/[\w./-]*?\.(?:h|cuh))", central_directory(wheel["url"], wheel["size"]))
-        )
+        names = set(re.findall(rb"torch/include/(THC?/[\w./-]*?\.(?:h|cuh))", central_directory(wheel.url, wheel.size)))
         th = sorted(n.decode() for n in names if n.startswith(b"TH/"))
         thc = sorted(n.decode() for n in names if n.startswith(b"THC/"))
-        print(f"{ver}  {wheel['filename']}: TH/ {len(th)} headers {th[:3]}, THC/ {len(thc)} {thc[:6]}")
+        print(f"{ver}  {wheel.filename}: TH/ {len(th)} headers {th[:3]}, THC/ {len(thc)} {thc[:6]}")
     return 0
 
 
